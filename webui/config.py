@@ -1,0 +1,62 @@
+"""Settings: the one typed object every part of the app reads its configuration from.
+
+Values flow command line > environment (``WEBUI_*``) > defaults, and are resolved once in
+:func:`webui.cli.parse_settings`; nothing else reads the environment for app settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things live and how the server and engine start."""
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+    models_dir: Path = Path("models")
+    data_dir: Path = Path("data")
+    model: str | None = None  # a path, a file name in models_dir, or "repo_id:filename"
+    offline: bool = False
+    n_gpu_layers: int | None = None  # None means "auto"
+    ctx_size: int = 4096
+    threads: int | None = None  # None means the physical core count
+    insecure_no_auth: bool = False
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    embedding_model: str | None = None  # None means the packaged all-MiniLM-L6-v2
+    max_upload_mb: int = 100
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def listens_on_network(self) -> bool:
+        """True when the server is reachable from other machines, which requires login."""
+        return self.host not in LOOPBACK_HOSTS
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def history_db(self) -> Path:
+        return self.data_dir / "history.sqlite3"
+
+    @property
+    def presets_dir(self) -> Path:
+        return self.data_dir / "presets"
+
+    @property
+    def users_file(self) -> Path:
+        return self.data_dir / "users.json"
+
+    @property
+    def model_settings_file(self) -> Path:
+        return self.data_dir / "model-settings.json"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
