@@ -1,0 +1,313 @@
+"""Users file: hashing, login checks, file safety and the ``users`` command."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from argon2.profiles import CHEAPEST, RFC_9106_LOW_MEMORY
+
+from webui.auth import (
+    InvalidPassword,
+    InvalidUserName,
+    UnknownUser,
+    User,
+    UserExists,
+    UsersFileError,
+    UserStore,
+    run_users_command,
+)
+
+PASSWORD = "correct horse battery"
+# argon2's test-only parameters: the same code path, microseconds instead of ~0.2 s per hash.
+CHEAP = PasswordHasher.from_parameters(CHEAPEST)
+
+
+@pytest.fixture()
+def cheap_hasher() -> PasswordHasher:
+    return CHEAP
+
+
+@pytest.fixture()
+def store(data_dir: Path, cheap_hasher: PasswordHasher) -> UserStore:
+    return UserStore(data_dir / "users.json", hasher=cheap_hasher)
+
+
+def test_add_verify_list_passwd_remove_round_trip(store: UserStore) -> None:
+    assert not store.exists()
+    assert store.add("alice", PASSWORD, admin=True) == User("alice", is_admin=True)
+    store.add("bob", "bobs password")
+
+    assert store.exists()
+    assert store.list() == [User("alice", True), User("bob", False)]
+    assert store.get("bob") == User("bob", False)
+    assert store.get("carol") is None
+    assert store.verify("alice", PASSWORD) == User("alice", True)
+    assert store.check("bob", "bobs password") is True
+
+    store.set_password("bob", "a new password")
+    assert store.verify("bob", "bobs password") is None
+    assert store.verify("bob", "a new password") == User("bob", False)
+
+    store.remove("bob")
+    assert store.list() == [User("alice", True)]
+    assert store.verify("bob", "a new password") is None
+
+
+def test_wrong_password_and_unknown_user_give_none(store: UserStore) -> None:
+    store.add("alice", PASSWORD)
+    assert store.verify("alice", PASSWORD + "!") is None
+    assert store.verify("alice", "") is None
+    assert store.verify("Alice", PASSWORD) is None  # names are case-sensitive
+    assert store.verify("mallory", PASSWORD) is None
+    assert store.check("mallory", PASSWORD) is False
+
+
+def test_unknown_user_still_costs_a_hash(data_dir: Path) -> None:
+    """Without a dummy hash, an unknown name would answer at once and reveal who exists."""
+    calls: list[str] = []
+
+    class CountingHasher(PasswordHasher):
+        def verify(self, hash, password):  # noqa: A002 - argon2's own parameter name
+            calls.append(hash)
+            return super().verify(hash, password)
+
+    store = UserStore(data_dir / "users.json", hasher=CountingHasher.from_parameters(CHEAPEST))
+    store.add("alice", PASSWORD)
+    assert store.verify("nobody", PASSWORD) is None
+    assert len(calls) == 1 and calls[0].startswith("$argon2id$")
+
+
+def test_file_holds_argon2_hashes_no_plaintext_and_is_private(store: UserStore) -> None:
+    store.add("alice", PASSWORD, admin=True)
+    text = store.users_file.read_text(encoding="utf-8")
+    assert PASSWORD not in text
+    record = json.loads(text)["users"]["alice"]
+    assert record["hash"].startswith("$argon2id$")
+    assert record["admin"] is True
+    if os.name == "posix":
+        assert stat.S_IMODE(store.users_file.stat().st_mode) == 0o600
+    # the atomic write leaves no temp file behind
+    assert [p.name for p in store.users_file.parent.iterdir()] == ["users.json"]
+
+
+def test_default_hasher_uses_rfc_9106_parameters(data_dir: Path) -> None:
+    """The production path: one real argon2id hash with 64 MiB memory cost."""
+    store = UserStore(data_dir / "users.json")
+    store.add("alice", PASSWORD)
+    stored = json.loads(store.users_file.read_text())["users"]["alice"]["hash"]
+    assert stored.startswith(f"$argon2id$v=19$m={RFC_9106_LOW_MEMORY.memory_cost},t=3,p=4$")
+    assert store.verify("alice", PASSWORD) == User("alice", False)
+
+
+def test_login_rehashes_a_hash_made_with_older_parameters(
+    data_dir: Path, cheap_hasher: PasswordHasher
+) -> None:
+    path = data_dir / "users.json"
+    UserStore(path, hasher=cheap_hasher).add("alice", PASSWORD)
+    old_hash = json.loads(path.read_text())["users"]["alice"]["hash"]
+
+    stronger = PasswordHasher(time_cost=2, memory_cost=64, parallelism=1)
+    upgraded = UserStore(path, hasher=stronger)
+    assert upgraded.verify("alice", "wrong password") is None
+    assert json.loads(path.read_text())["users"]["alice"]["hash"] == old_hash  # not on failure
+
+    assert upgraded.verify("alice", PASSWORD) == User("alice", False)
+    new_hash = json.loads(path.read_text())["users"]["alice"]["hash"]
+    assert new_hash != old_hash and not stronger.check_needs_rehash(new_hash)
+    assert upgraded.verify("alice", PASSWORD) == User("alice", False)
+
+
+def test_duplicate_user_is_refused(store: UserStore) -> None:
+    store.add("alice", PASSWORD)
+    with pytest.raises(UserExists, match="'alice' already exists"):
+        store.add("alice", "another password")
+    assert store.verify("alice", PASSWORD) is not None
+
+
+@pytest.mark.parametrize("name", ["", "a" * 65, "al ice", "alice/../x", "..", ".", "émile", "a:b"])
+def test_bad_names_are_refused(store: UserStore, name: str) -> None:
+    with pytest.raises(InvalidUserName, match="letters, digits"):
+        store.add(name, PASSWORD)
+    assert not store.exists()
+
+
+@pytest.mark.parametrize("name", ["a", "a" * 64, "Alice.Smith-2_x", "..a"])
+def test_good_names_are_accepted(store: UserStore, name: str) -> None:
+    assert store.add(name, PASSWORD).name == name
+
+
+@pytest.mark.parametrize(("password", "why"), [("", "empty"), ("seven!!", "only 7 characters")])
+def test_short_passwords_are_refused(store: UserStore, password: str, why: str) -> None:
+    with pytest.raises(InvalidPassword, match=f"{why}.*at least 8 characters"):
+        store.add("alice", password)
+    store.add("alice", PASSWORD)
+    with pytest.raises(InvalidPassword):
+        store.set_password("alice", password)
+    assert store.verify("alice", PASSWORD) is not None
+
+
+def test_unknown_user_errors(store: UserStore) -> None:
+    with pytest.raises(UnknownUser, match="no user named 'ghost'"):
+        store.remove("ghost")
+    with pytest.raises(UnknownUser):
+        store.set_password("ghost", PASSWORD)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "no 'users' object"),
+        ('{"users": {"alice": {"admin": true}}}', "malformed entry for 'alice'"),
+        ('{"users": {"alice": "hunter2"}}', "malformed entry for 'alice'"),
+    ],
+)
+def test_corrupt_users_file_gives_a_clear_error(
+    store: UserStore, content: str, message: str
+) -> None:
+    store.users_file.write_text(content)
+    with pytest.raises(UsersFileError, match=message):
+        store.verify("alice", PASSWORD)
+    with pytest.raises(UsersFileError, match=message):
+        store.add("bob", PASSWORD)
+    assert store.users_file.read_text() == content  # never overwritten with a guess
+
+
+def test_hash_that_is_not_argon2_gives_a_clear_error(store: UserStore) -> None:
+    store.users_file.write_text('{"users": {"alice": {"hash": "plaintext!", "admin": false}}}')
+    with pytest.raises(UsersFileError, match="not an argon2 hash"):
+        store.verify("alice", "plaintext!")
+
+
+# -- the `users` command ----------------------------------------------------------------------
+
+
+class FakeGetpass:
+    """Answers prompts from a list, recording them, as a person at the terminal would."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.prompts: list[str] = []
+
+    def __call__(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        return self.answers.pop(0)
+
+
+def run(argv: list[str], *, stdin: str = "", getpass=None, environ=None) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run_users_command(
+        argv,
+        stdin=io.StringIO(stdin),
+        stdout=out,
+        stderr=err,
+        getpass=getpass or FakeGetpass(),
+        environ=environ or {},
+        hasher=CHEAP,
+    )
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_users_command_end_to_end_with_password_stdin(data_dir: Path) -> None:
+    d = str(data_dir)
+    argv = ["add", "alice", "--admin", "--password-stdin", "--data-dir", d]
+    code, out, err = run(argv, stdin=PASSWORD + "\n")
+    assert (code, err) == (0, "")
+    assert "Added admin alice" in out
+
+    argv = ["--data-dir", d, "add", "bob", "--password-stdin"]
+    code, out, _ = run(argv, stdin="bobs password\r\n")
+    assert code == 0
+
+    code, out, _ = run(["list", "--data-dir", d])
+    assert (code, out.splitlines()) == (0, ["alice  (admin)", "bob"])
+
+    argv = ["passwd", "bob", "--password-stdin", "--data-dir", d]
+    code, out, _ = run(argv, stdin="new password 1\n")
+    assert code == 0 and "Changed the password of bob" in out
+
+    store = UserStore(data_dir / "users.json", hasher=CHEAP)
+    assert store.verify("bob", "new password 1") == User("bob", False)
+    assert store.verify("alice", PASSWORD) == User("alice", True)
+
+    code, out, _ = run(["remove", "bob", "--data-dir", d])
+    assert code == 0 and "Removed user bob" in out
+    assert [u.name for u in store.list()] == ["alice"]
+
+
+def test_users_command_prompts_twice_with_getpass(data_dir: Path) -> None:
+    getpass = FakeGetpass(PASSWORD, PASSWORD)
+    code, _, err = run(["add", "carol"], getpass=getpass, environ={"WEBUI_DATA_DIR": str(data_dir)})
+    assert (code, err) == (0, "")
+    assert len(getpass.prompts) == 2 and "carol" in getpass.prompts[0]
+    assert UserStore(data_dir / "users.json", hasher=CHEAP).verify("carol", PASSWORD) is not None
+
+    mismatch = FakeGetpass("first password", "second password")
+    code, _, err = run(["passwd", "carol", "--data-dir", str(data_dir)], getpass=mismatch)
+    assert code == 1 and "passwords differ" in err
+    assert UserStore(data_dir / "users.json", hasher=CHEAP).verify("carol", PASSWORD) is not None
+
+
+def test_users_command_errors_are_clear_and_non_zero(data_dir: Path) -> None:
+    d = str(data_dir)
+    assert run(["add", "alice", "--password-stdin", "--data-dir", d], stdin=PASSWORD)[0] == 0
+
+    code, _, err = run(["add", "alice", "--password-stdin", "--data-dir", d], stdin=PASSWORD)
+    assert code == 1 and "users add: error: user 'alice' already exists" in err
+
+    code, _, err = run(["add", "bad name", "--password-stdin", "--data-dir", d], stdin=PASSWORD)
+    assert code == 1 and "invalid user name" in err
+
+    code, _, err = run(["add", "dave", "--password-stdin", "--data-dir", d], stdin="short\n")
+    assert code == 1 and "at least 8 characters" in err
+
+    code, _, err = run(["remove", "ghost", "--data-dir", d])
+    assert code == 1 and "no user named 'ghost'" in err
+
+    # passwd on an unknown user fails before asking for a password
+    getpass = FakeGetpass()
+    code, _, err = run(["passwd", "ghost", "--data-dir", d], getpass=getpass)
+    assert code == 1 and "no user named 'ghost'" in err and getpass.prompts == []
+
+    code, _, err = run(["frobnicate"])
+    assert code == 2 and "invalid choice" in err
+    code, _, err = run([])
+    assert code == 2 and "required" in err
+
+    code, out, _ = run(["--help"])
+    assert code == 0 and "add" in out and "passwd" in out
+
+
+def test_users_command_reports_a_corrupt_file(data_dir: Path) -> None:
+    (data_dir / "users.json").write_text("{oops")
+    code, _, err = run(["list", "--data-dir", str(data_dir)])
+    assert code == 1 and "not valid JSON" in err
+
+
+def test_users_command_creates_a_missing_data_dir(tmp_path: Path) -> None:
+    target = tmp_path / "fresh" / "data"
+    argv = ["add", "alice", "--password-stdin", "--data-dir", str(target)]
+    code, _, _ = run(argv, stdin=PASSWORD)
+    assert code == 0 and (target / "users.json").is_file()
+    code, out, _ = run(["list", "--data-dir", str(tmp_path / "empty")])
+    assert code == 0 and "No users" in out
+
+
+def test_users_command_defaults_to_real_streams(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Streams are looked up at call time, so pytest's capture (or a redirect) is honoured."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+    monkeypatch.setenv("WEBUI_DATA_DIR", str(data_dir))
+    assert run_users_command(["add", "alice", "--password-stdin"], hasher=CHEAP) == 0
+    assert run_users_command(["remove", "zed"]) == 1
+    captured = capsys.readouterr()
+    assert "Added user alice" in captured.out
+    assert "no user named 'zed'" in captured.err

@@ -1,0 +1,378 @@
+"""Users with argon2 password hashes in one JSON file; the login check; the ``users`` command.
+
+The file (``Settings.users_file``, mode 0600) holds no plaintext, only argon2id hashes with their
+salts and parameters. It is re-read on every call, so users added with ``users add`` while the
+server runs can log in at once; it is rewritten atomically so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+import contextlib
+import getpass as getpass_module
+import json
+import os
+import re
+import secrets
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TextIO
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+MIN_PASSWORD_LENGTH = 8
+_FILE_VERSION = 1
+# ASCII only: names end up in logs, history rows and possibly folder names, where look-alike
+# Unicode letters would let two different users appear to be the same person.
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+@dataclass(frozen=True)
+class User:
+    """A user as the rest of the app sees one: never the hash."""
+
+    name: str
+    is_admin: bool
+
+
+class AuthError(Exception):
+    """Base class for user-management errors; the message is meant for the person typing."""
+
+
+class UserExists(AuthError):
+    """A user of that name is already in the users file."""
+
+
+class UnknownUser(AuthError):
+    """No user of that name is in the users file."""
+
+
+class InvalidUserName(AuthError):
+    """The name is empty, too long, or holds other than letters, digits, '.', '_', '-'."""
+
+
+class InvalidPassword(AuthError):
+    """The password is too short to be worth hashing."""
+
+
+class UsersFileError(AuthError):
+    """The users file exists but is not a readable users file (corrupt, hand-edited, wrong type)."""
+
+
+def validate_user_name(name: str) -> str:
+    """Return *name* unchanged when it is a valid user name, else raise :class:`InvalidUserName`."""
+    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name) or set(name) == {"."}:
+        raise InvalidUserName(
+            f"invalid user name {name!r}: use 1 to 64 letters, digits, '.', '_' or '-' "
+            "(and not only dots)"
+        )
+    return name
+
+
+def validate_password(password: str) -> str:
+    """Return *password* when it is long enough, else raise :class:`InvalidPassword`."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        what = "empty" if not password else f"only {len(password)} characters long"
+        raise InvalidPassword(
+            f"the password is {what}: use at least {MIN_PASSWORD_LENGTH} characters"
+        )
+    return password
+
+
+class UserStore:
+    """The users file: add, remove, list, change passwords and check logins.
+
+    A lock serialises this process's read-modify-write cycles (Gradio calls :meth:`verify` from
+    worker threads, and a rehash writes). The ``users`` command in another process may write at
+    the same moment; the atomic rename keeps the file whole either way.
+    """
+
+    def __init__(self, users_file: Path, *, hasher: PasswordHasher | None = None) -> None:
+        self.users_file = Path(users_file)
+        # argon2-cffi's defaults are RFC 9106's low-memory profile (argon2id, 64 MiB, t=3).
+        self.hasher = hasher or PasswordHasher()
+        self._lock = threading.Lock()
+
+    # -- public API -------------------------------------------------------------------------
+
+    def add(self, name: str, password: str, *, admin: bool = False) -> User:
+        """Create a user; raises :class:`UserExists` if the name is taken."""
+        validate_user_name(name)
+        validate_password(password)
+        password_hash = self.hasher.hash(password)
+        with self._lock:
+            users = self._load()
+            if name in users:
+                raise UserExists(f"user {name!r} already exists")
+            users[name] = {
+                "hash": password_hash,
+                "admin": bool(admin),
+                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+            self._save(users)
+        return User(name=name, is_admin=bool(admin))
+
+    def remove(self, name: str) -> None:
+        """Delete a user; raises :class:`UnknownUser` if there is none of that name."""
+        with self._lock:
+            users = self._load()
+            if name not in users:
+                raise UnknownUser(f"no user named {name!r}")
+            del users[name]
+            self._save(users)
+
+    def list(self) -> builtins.list[User]:  # builtins: `list` here names this method
+        """All users, sorted by name."""
+        users = self._load()
+        return [_to_user(name, record) for name, record in sorted(users.items())]
+
+    def get(self, name: str) -> User | None:
+        """The user of that name, or None."""
+        record = self._load().get(name)
+        return None if record is None else _to_user(name, record)
+
+    def exists(self) -> bool:
+        """True when the users file exists and holds at least one user."""
+        return bool(self._load())
+
+    def set_password(self, name: str, password: str) -> None:
+        """Replace a user's password; raises :class:`UnknownUser` if there is none of that name."""
+        validate_password(password)
+        password_hash = self.hasher.hash(password)
+        with self._lock:
+            users = self._load()
+            if name not in users:
+                raise UnknownUser(f"no user named {name!r}")
+            users[name]["hash"] = password_hash
+            self._save(users)
+
+    def verify(self, name: str, password: str) -> User | None:
+        """The user when *password* is theirs, else None.
+
+        An unknown name is checked against a dummy hash so that it costs as long as a wrong
+        password: response time does not tell which names exist. A hash made with older
+        parameters is replaced on success, the one moment the plaintext is at hand.
+        """
+        record = self._load().get(name) if isinstance(name, str) else None
+        if record is None:
+            self._verify_hash(self._dummy_hash, password)
+            return None
+        if not self._verify_hash(record["hash"], password):
+            return None
+        if self.hasher.check_needs_rehash(record["hash"]):
+            self._rehash(name, old_hash=record["hash"], password=password)
+        return _to_user(name, record)
+
+    def check(self, name: str, password: str) -> bool:
+        """Gradio's ``auth=`` callback: True when the login is valid."""
+        return self.verify(name, password) is not None
+
+    # -- internals --------------------------------------------------------------------------
+
+    @cached_property
+    def _dummy_hash(self) -> str:
+        return self.hasher.hash(secrets.token_urlsafe(16))
+
+    def _verify_hash(self, password_hash: str, password: str) -> bool:
+        try:
+            return self.hasher.verify(password_hash, password)
+        except VerificationError:
+            return False
+        except InvalidHashError as error:
+            raise UsersFileError(
+                f"{self.users_file} holds a password hash that is not an argon2 hash; "
+                "set a new password with 'users passwd NAME'"
+            ) from error
+
+    def _rehash(self, name: str, *, old_hash: str, password: str) -> None:
+        new_hash = self.hasher.hash(password)
+        with self._lock:
+            users = self._load()
+            # Someone may have changed the password since we read the file: keep theirs.
+            if name in users and users[name]["hash"] == old_hash:
+                users[name]["hash"] = new_hash
+                self._save(users)
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        """The users as ``{name: {"hash", "admin", ...}}``; an absent file means no users."""
+        try:
+            text = self.users_file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except OSError as error:
+            message = f"cannot read the users file {self.users_file}: {error}"
+            raise UsersFileError(message) from error
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise UsersFileError(
+                f"the users file {self.users_file} is not valid JSON ({error}); "
+                "restore it from a backup or delete it and add the users again"
+            ) from error
+        return _parse_users(data, self.users_file)
+
+    def _save(self, users: Mapping[str, Mapping[str, Any]]) -> None:
+        """Write the file atomically with mode 0600: a temp file in the same folder, then rename."""
+        self.users_file.parent.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps({"version": _FILE_VERSION, "users": users}, indent=2, sort_keys=True)
+        # mkstemp creates the file with mode 0600, so the hashes are never readable by others,
+        # not even for the moment between writing and renaming.
+        fd, temp_name = tempfile.mkstemp(
+            prefix=f".{self.users_file.name}.", suffix=".tmp", dir=self.users_file.parent
+        )
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(payload + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temp_name, 0o600)
+            os.replace(temp_name, self.users_file)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp_name)
+            raise
+
+
+def _parse_users(data: object, path: Path) -> dict[str, dict[str, Any]]:
+    """Check the file's shape so a hand-edited file fails with a clear message, not a KeyError."""
+    if not isinstance(data, dict) or not isinstance(data.get("users"), dict):
+        raise UsersFileError(f"the users file {path} has no 'users' object; it is not a users file")
+    users: dict[str, dict[str, Any]] = {}
+    for name, record in data["users"].items():
+        if (
+            not isinstance(record, dict)
+            or not isinstance(record.get("hash"), str)
+            or not isinstance(record.get("admin", False), bool)
+        ):
+            raise UsersFileError(f"the users file {path} has a malformed entry for {name!r}")
+        users[name] = dict(record)
+    return users
+
+
+def _to_user(name: str, record: Mapping[str, Any]) -> User:
+    return User(name=name, is_admin=bool(record.get("admin", False)))
+
+
+# -- the `users` command ----------------------------------------------------------------------
+
+
+class _PasswordsDiffer(AuthError):
+    """The two typed passwords were not the same."""
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    # --data-dir is accepted before or after the sub-command; SUPPRESS keeps a sub-command's
+    # absent flag from overwriting one given before it.
+    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument(
+        "--data-dir",
+        default=argparse.SUPPRESS,
+        help="folder holding users.json (default: $WEBUI_DATA_DIR or ./data)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="users", description="Manage who may log in to the web UI.", parents=[data_dir]
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    add = commands.add_parser("add", parents=[data_dir], help="add a user")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="let the user manage models and users")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+
+    remove = commands.add_parser("remove", parents=[data_dir], help="remove a user")
+    remove.add_argument("name")
+
+    commands.add_parser("list", parents=[data_dir], help="list users")
+
+    passwd = commands.add_parser("passwd", parents=[data_dir], help="change a user's password")
+    passwd.add_argument("name")
+    passwd.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    return parser
+
+
+def _read_password(
+    args: argparse.Namespace, stdin: TextIO, getpass: Callable[[str], str], name: str
+) -> str:
+    if args.password_stdin:
+        return stdin.readline().rstrip("\r\n")
+    first = getpass(f"Password for {name}: ")
+    second = getpass("Repeat the password: ")
+    if first != second:
+        raise _PasswordsDiffer("the two passwords differ; nothing was changed")
+    return first
+
+
+def run_users_command(
+    argv: list[str],
+    *,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    getpass: Callable[[str], str] = getpass_module.getpass,
+    environ: Mapping[str, str] | None = None,
+    hasher: PasswordHasher | None = None,
+) -> int:
+    """Run ``users add|remove|list|passwd`` (*argv* without ``users``); return the exit status.
+
+    Streams default to the process's own at call time; tests pass their own, and a cheap *hasher*.
+    """
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    environ = os.environ if environ is None else environ
+    parser = _build_parser()
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse exits on --help (0) and on usage errors (2)
+        return exit_.code if isinstance(exit_.code, int) else 2
+
+    data_dir = Path(getattr(args, "data_dir", None) or environ.get("WEBUI_DATA_DIR") or "data")
+    store = UserStore(data_dir / "users.json", hasher=hasher)
+    try:
+        if args.command == "add":
+            validate_user_name(args.name)
+            if store.get(args.name) is not None:  # before asking for a password in vain
+                raise UserExists(f"user {args.name!r} already exists")
+            user = store.add(
+                args.name, _read_password(args, stdin, getpass, args.name), admin=args.admin
+            )
+            role = "admin" if user.is_admin else "user"
+            print(f"Added {role} {user.name} to {store.users_file}", file=stdout)
+        elif args.command == "remove":
+            store.remove(args.name)
+            print(f"Removed user {args.name}", file=stdout)
+        elif args.command == "list":
+            users = store.list()
+            if not users:
+                print(f"No users in {store.users_file}", file=stdout)
+            for user in users:
+                print(f"{user.name}{'  (admin)' if user.is_admin else ''}", file=stdout)
+        elif args.command == "passwd":
+            if store.get(args.name) is None:
+                raise UnknownUser(f"no user named {args.name!r}")
+            store.set_password(args.name, _read_password(args, stdin, getpass, args.name))
+            print(f"Changed the password of {args.name}", file=stdout)
+    except AuthError as error:
+        print(f"users {args.command}: error: {error}", file=stderr)
+        return 1
+    except (EOFError, KeyboardInterrupt):
+        print(f"users {args.command}: cancelled; nothing was changed", file=stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # python -m webui.auth add NAME ... (the same as the app's `users`)
+    sys.exit(run_users_command(sys.argv[1:]))

@@ -1,0 +1,409 @@
+"""Conversations per user in SQLite: numbered migrations, WAL, one transaction per write.
+
+A message is committed the moment it is complete, so a crash or ``kill -9`` loses at most the
+reply being generated. Every query names the owner: another user's conversation is reported as
+not found, never as forbidden, so its existence does not leak.
+
+Threads: each call opens its own connection and closes it. sqlite3 connections must not cross
+threads, and a per-thread cache would keep connections (and their WAL read snapshots) alive in
+Gradio's worker pool with no moment to close them; opening a local file costs well under a
+millisecond, nothing next to a model reply. WAL lets readers proceed while one writer commits;
+writers take the lock up front (``BEGIN IMMEDIATE``) and wait up to ``busy_timeout`` for it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import re
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROLES = ("system", "user", "assistant")
+DEFAULT_TITLE = "New chat"
+_BUSY_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One chat as listed in the sidebar; ``updated_at`` moves when a message changes."""
+
+    id: str
+    owner: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    model: str | None
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """One committed message; ``meta`` holds what the UI shows beside it (tokens, tok/s, ...)."""
+
+    id: int
+    role: str
+    content: str
+    created_at: datetime
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class HistoryError(Exception):
+    """Base class for history errors."""
+
+
+class ConversationNotFound(HistoryError):
+    """No conversation with that id belongs to that user (it may belong to someone else)."""
+
+
+class MessageNotFound(HistoryError):
+    """No message with that id is in that conversation."""
+
+
+# -- migrations -------------------------------------------------------------------------------
+# Each migration runs once, in its own transaction together with the row that records it, so a
+# crash during an upgrade leaves the database either before or after that step. Never edit one
+# that has shipped: add the next number.
+
+
+def m001_initial(db: sqlite3.Connection) -> None:
+    db.execute(
+        """
+        CREATE TABLE conversations (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            title TEXT NOT NULL,
+            model TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            -- a counter bumped with updated_at: orders the list even when two updates share a
+            -- clock reading (Windows ticks in ~15 ms) or the clock is set back
+            activity INTEGER NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX conversations_owner_activity ON conversations (owner, activity)")
+    db.execute("CREATE INDEX conversations_activity ON conversations (activity)")
+    db.execute(
+        """
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            meta TEXT NOT NULL DEFAULT '{}'
+        )
+        """
+    )
+    db.execute("CREATE INDEX messages_conversation ON messages (conversation_id, id)")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (m001_initial,)
+
+
+def migrate(db: sqlite3.Connection) -> list[str]:
+    """Apply the migrations not yet recorded in ``_migrations``; return the names applied now."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    applied_now = []
+    for migration in MIGRATIONS:
+        with _transaction(db):
+            # Checked inside the write lock, so two processes starting together apply it once.
+            done = db.execute(
+                "SELECT 1 FROM _migrations WHERE name = ?", (migration.__name__,)
+            ).fetchone()
+            if done:
+                continue
+            migration(db)
+            db.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                (migration.__name__, _now().isoformat()),
+            )
+            applied_now.append(migration.__name__)
+    return applied_now
+
+
+# -- the store --------------------------------------------------------------------------------
+
+
+class HistoryStore:
+    """Conversations and their messages, always scoped to one owner."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = Path(db_path)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        is_new = not self.db_path.exists()
+        with closing(self._connect()) as db:
+            if is_new and os.name == "posix":
+                # History is private: SQLite creates its -wal and -shm files with the same mode.
+                os.chmod(self.db_path, 0o600)
+            # WAL is a property of the file, so setting it once here holds for every connection.
+            db.execute("PRAGMA journal_mode = WAL")
+            migrate(db)
+
+    def create(
+        self, owner: str, title: str = DEFAULT_TITLE, *, model: str | None = None
+    ) -> Conversation:
+        """Start an empty conversation."""
+        title = _clean_title(title)
+        now = _now().isoformat()
+        conversation_id = uuid.uuid4().hex
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO conversations"
+                " (id, owner, title, model, created_at, updated_at, activity)"
+                " VALUES (?, ?, ?, ?, ?, ?,"
+                " (SELECT COALESCE(MAX(activity), 0) + 1 FROM conversations))",
+                (conversation_id, owner, title, model, now, now),
+            )
+            return self._get(db, owner, conversation_id)
+
+    def list(self, owner: str) -> builtins.list[Conversation]:  # `list` is this method here
+        """The owner's conversations, the most recently updated first."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT * FROM conversations WHERE owner = ? ORDER BY activity DESC", (owner,)
+            ).fetchall()
+        return [_conversation(row) for row in rows]
+
+    def get(self, owner: str, conversation_id: str) -> Conversation:
+        """One conversation; raises :class:`ConversationNotFound` unless the owner has it."""
+        with self._read() as db:
+            return self._get(db, owner, conversation_id)
+
+    def rename(self, owner: str, conversation_id: str, title: str) -> Conversation:
+        """Change the title; the conversation keeps its place in the list."""
+        title = _clean_title(title)
+        with self._write() as db:
+            self._get(db, owner, conversation_id)
+            db.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
+            return self._get(db, owner, conversation_id)
+
+    def delete(self, owner: str, conversation_id: str) -> None:
+        """Delete a conversation and its messages."""
+        with self._write() as db:
+            cursor = db.execute(
+                "DELETE FROM conversations WHERE id = ? AND owner = ?", (conversation_id, owner)
+            )
+            if cursor.rowcount == 0:
+                raise ConversationNotFound(conversation_id)
+
+    def messages(self, owner: str, conversation_id: str) -> builtins.list[StoredMessage]:
+        """The conversation's messages, oldest first."""
+        with self._read() as db:
+            self._get(db, owner, conversation_id)
+            rows = db.execute(
+                "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
+            ).fetchall()
+        return [_message(row) for row in rows]
+
+    def append(
+        self,
+        owner: str,
+        conversation_id: str,
+        role: str,
+        content: str,
+        *,
+        meta: dict[str, Any] | None = None,
+    ) -> StoredMessage:
+        """Commit one complete message and move the conversation to the top of the list."""
+        _check_role(role)
+        meta_json = _meta_json(meta)
+        now = _now().isoformat()
+        with self._write() as db:
+            self._get(db, owner, conversation_id)
+            cursor = db.execute(
+                "INSERT INTO messages (conversation_id, role, content, created_at, meta)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (conversation_id, role, content, now, meta_json),
+            )
+            self._touch(db, conversation_id, now)
+            row = db.execute("SELECT * FROM messages WHERE id = ?", (cursor.lastrowid,)).fetchone()
+        return _message(row)
+
+    def replace_last_assistant(
+        self,
+        owner: str,
+        conversation_id: str,
+        content: str,
+        *,
+        meta: dict[str, Any] | None = None,
+    ) -> StoredMessage:
+        """Swap the last message's text when it is the assistant's (Regenerate), else append one."""
+        meta_json = _meta_json(meta)
+        now = _now().isoformat()
+        with self._write() as db:
+            self._get(db, owner, conversation_id)
+            last = db.execute(
+                "SELECT id, role FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT 1",
+                (conversation_id,),
+            ).fetchone()
+            if last is not None and last["role"] == "assistant":
+                message_id = last["id"]
+                db.execute(
+                    "UPDATE messages SET content = ?, meta = ?, created_at = ? WHERE id = ?",
+                    (content, meta_json, now, message_id),
+                )
+            else:
+                message_id = db.execute(
+                    "INSERT INTO messages (conversation_id, role, content, created_at, meta)"
+                    " VALUES (?, 'assistant', ?, ?, ?)",
+                    (conversation_id, content, now, meta_json),
+                ).lastrowid
+            self._touch(db, conversation_id, now)
+            row = db.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+        return _message(row)
+
+    def truncate_after(self, owner: str, conversation_id: str, message_id: int) -> int:
+        """Drop the messages after *message_id* (to edit or regenerate); return how many."""
+        with self._write() as db:
+            self._get(db, owner, conversation_id)
+            found = db.execute(
+                "SELECT 1 FROM messages WHERE id = ? AND conversation_id = ?",
+                (message_id, conversation_id),
+            ).fetchone()
+            if not found:
+                raise MessageNotFound(
+                    f"message {message_id} is not in conversation {conversation_id}"
+                )
+            cursor = db.execute(
+                "DELETE FROM messages WHERE conversation_id = ? AND id > ?",
+                (conversation_id, message_id),
+            )
+            if cursor.rowcount:
+                self._touch(db, conversation_id, _now().isoformat())
+            return cursor.rowcount
+
+    def clear(self, owner: str, conversation_id: str) -> None:
+        """Delete every message but keep the conversation (its title and model)."""
+        with self._write() as db:
+            self._get(db, owner, conversation_id)
+            db.execute("DELETE FROM messages WHERE conversation_id = ?", (conversation_id,))
+            self._touch(db, conversation_id, _now().isoformat())
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; _write and _read open them explicitly.
+        db = sqlite3.connect(self.db_path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys = ON")  # per connection, and needed for ON DELETE CASCADE
+        # FULL: a committed message survives a power cut too, not only a crash (WAL + NORMAL
+        # would). One fsync per finished message is cheap.
+        db.execute("PRAGMA synchronous = FULL")
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with closing(self._connect()) as db, _transaction(db):
+            yield db
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        # A read transaction gives one snapshot across the ownership check and the query.
+        with closing(self._connect()) as db:
+            db.execute("BEGIN")
+            try:
+                yield db
+            finally:
+                db.execute("ROLLBACK")
+
+    @staticmethod
+    def _get(db: sqlite3.Connection, owner: str, conversation_id: str) -> Conversation:
+        row = db.execute(
+            "SELECT * FROM conversations WHERE id = ? AND owner = ?", (conversation_id, owner)
+        ).fetchone()
+        if row is None:
+            raise ConversationNotFound(conversation_id)
+        return _conversation(row)
+
+    @staticmethod
+    def _touch(db: sqlite3.Connection, conversation_id: str, now: str) -> None:
+        db.execute(
+            "UPDATE conversations SET updated_at = ?,"
+            " activity = (SELECT MAX(activity) + 1 FROM conversations) WHERE id = ?",
+            (now, conversation_id),
+        )
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error.
+
+    IMMEDIATE takes the write lock at the start: a deferred transaction that reads and then
+    writes can fail with "database is locked" at once, without waiting for busy_timeout.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def title_from_first_message(text: str, limit: int = 48) -> str:
+    """A conversation title from the user's first message: one line, cut at a word, with '…'."""
+    words = " ".join(text.split())
+    if not words:
+        return DEFAULT_TITLE
+    if len(words) <= limit:
+        return words
+    cut = words[: limit - 1]
+    # Cut at the last word boundary unless that would throw away most of the text.
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,.;:-") + "…"
+
+
+def _clean_title(title: str) -> str:
+    title = re.sub(r"\s+", " ", title).strip()
+    if not title:
+        raise ValueError("a conversation title cannot be empty")
+    return title
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise ValueError(f"unknown message role {role!r}; expected one of {', '.join(ROLES)}")
+
+
+def _meta_json(meta: dict[str, Any] | None) -> str:
+    try:
+        return json.dumps(meta or {}, ensure_ascii=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"message meta must be JSON-serialisable: {error}") from error
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _conversation(row: sqlite3.Row) -> Conversation:
+    return Conversation(
+        id=row["id"],
+        owner=row["owner"],
+        title=row["title"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+        model=row["model"],
+    )
+
+
+def _message(row: sqlite3.Row) -> StoredMessage:
+    return StoredMessage(
+        id=row["id"],
+        role=row["role"],
+        content=row["content"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        meta=json.loads(row["meta"]),
+    )
