@@ -327,7 +327,7 @@ class Engine:
             architecture=architecture,
             name=metadata.get("general.name", path.stem),
             n_ctx=llm.n_ctx(),
-            n_ctx_train=llm.n_ctx_train(),
+            n_ctx_train=int(metadata.get(f"{architecture}.context_length", 0) or 0),
             n_layers=int(metadata.get(f"{architecture}.block_count", 0) or 0),
             n_gpu_layers=settings.n_gpu_layers,
             size_bytes=path.stat().st_size,
