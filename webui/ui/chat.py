@@ -134,4 +134,17 @@ def build_chat_tab(services: Services) -> ChatControls:
     regenerate.click(drop_last_reply, [conversation], [conversation, chatbot], queue=False).then(**generate_kwargs)
     clear.click(lambda: ([], [], ""), None, [conversation, chatbot, notice], queue=False)
     stop.click(stop_reply, None, None, queue=False)
+
+    def chat(message: str, system_prompt: str = "", max_tokens: int = 512, temperature: float = 0.7,
+             seed: int = -1, request: gr.Request = None) -> Iterator[str]:
+        """Stream a reply to one message, without history: the endpoint scripts and benchmarks call."""
+        sampling = SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
+        key = request.session_hash if request is not None and request.session_hash else "api"
+        for update in services.chat.reply(key, [{"role": "user", "content": message}],
+                                          system_prompt=system_prompt, sampling=sampling):
+            if update.error:
+                raise gr.Error(update.error)
+            yield update.text
+
+    gr.api(chat, api_name="chat", concurrency_id=GENERATE_QUEUE, concurrency_limit=1)
     return controls

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Chat speed, raw llama-cpp-python vs the running app, measured side by side in one run.
+
+Prints decode tokens/s and time to first token for both, and their ratio. Targets: the app's
+decode rate >= 0.95 x raw; the app's time to first token within 100 ms of raw.
+
+    .venv/bin/python scripts/bench.py [--model PATH] [--tokens 128] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+PROMPT = "Write a long, detailed essay about the history of computing, from the abacus to modern chips."
+SEED = 1234
+TEMPERATURE = 0.7
+
+
+@dataclass
+class Run:
+    tokens: int
+    ttft_s: float
+    decode_tok_s: float
+
+
+def decode_rate(tokens: int, first_at: float, last_at: float) -> float:
+    return (tokens - 1) / (last_at - first_at) if tokens > 1 and last_at > first_at else 0.0
+
+
+def raw_run(llm, max_tokens: int) -> Run:
+    """Straight llama-cpp-python: the GGUF's template, streamed, no app in between."""
+    started = time.perf_counter()
+    first_at = last_at = None
+    text = ""
+    for chunk in llm.create_chat_completion(
+        messages=[{"role": "user", "content": PROMPT}], max_tokens=max_tokens, temperature=TEMPERATURE,
+        top_p=0.95, top_k=40, min_p=0.05, repeat_penalty=1.1, seed=SEED, stream=True,
+    ):
+        piece = chunk["choices"][0]["delta"].get("content") or ""
+        if piece:
+            first_at = first_at or time.perf_counter()
+            last_at = time.perf_counter()
+            text += piece
+    tokens = len(llm.tokenize(text.encode(), add_bos=False, special=True))
+    return Run(tokens, (first_at or started) - started, decode_rate(tokens, first_at or 0, last_at or 0))
+
+
+def app_run(client, llm, max_tokens: int) -> Run:
+    """The same request through the running app's streaming `chat` endpoint, timed by the client."""
+    started = time.perf_counter()
+    job = client.submit(PROMPT, "", max_tokens, TEMPERATURE, SEED, api_name="/chat")
+    first_at = last_at = None
+    text = ""
+    for text_so_far in job:
+        if text_so_far and text_so_far != text:
+            now = time.perf_counter()
+            first_at = first_at or now
+            last_at = now
+            text = text_so_far
+    final = job.outputs()[-1] if job.outputs() else text
+    tokens = len(llm.tokenize(final.encode(), add_bos=False, special=True))
+    return Run(tokens, (first_at or started) - started, decode_rate(tokens, first_at or 0, last_at or 0))
+
+
+def main() -> int:
+    from gradio_client import Client
+    from llama_cpp import Llama
+
+    from tests.support.app_server import running_app
+    from webui.models.embedded import embedded_model_path
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None, help="GGUF file (default: the embedded SmolLM2)")
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--ctx-size", type=int, default=2048)
+    args = parser.parse_args()
+    model = (args.model or embedded_model_path()).resolve()
+
+    llm = Llama(model_path=str(model), n_ctx=args.ctx_size, n_threads=args.threads, verbose=False)
+    raw_runs: list[Run] = []
+    app_runs: list[Run] = []
+    with tempfile.TemporaryDirectory() as workdir, running_app(
+        Path(workdir),
+        ["--model", str(model), "--offline", "--threads", str(args.threads), "--ctx-size", str(args.ctx_size),
+         "--data-dir", str(Path(workdir) / "data"), "--models-dir", str(Path(workdir) / "models")],
+    ) as app:
+        client = Client(app.url, verbose=False)
+        raw_run(llm, 16), app_run(client, llm, 16)  # warm both up: page cache, first-call costs
+        for _ in range(args.rounds):  # interleaved, so drift in machine load hits both alike
+            raw_runs.append(raw_run(llm, args.tokens))
+            app_runs.append(app_run(client, llm, args.tokens))
+
+    def median(runs: list[Run], attr: str) -> float:
+        return statistics.median(getattr(r, attr) for r in runs)
+
+    raw_rate, app_rate = median(raw_runs, "decode_tok_s"), median(app_runs, "decode_tok_s")
+    raw_ttft, app_ttft = median(raw_runs, "ttft_s"), median(app_runs, "ttft_s")
+    print(f"model: {model.name}; {args.tokens} new tokens, seed {SEED}, {args.rounds} rounds (medians), "
+          f"{args.threads} threads")
+    print(f"tokens generated       raw {[r.tokens for r in raw_runs]}  app {[r.tokens for r in app_runs]}")
+    print(f"decode tokens/s        raw {raw_rate:8.1f}   app {app_rate:8.1f}   ratio app/raw {app_rate / raw_rate:.3f} (target >= 0.95)")
+    print(f"time to first token    raw {raw_ttft * 1000:6.0f} ms  app {app_ttft * 1000:6.0f} ms  "
+          f"difference {(app_ttft - raw_ttft) * 1000:+.0f} ms (target <= +100 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
