@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="context window in tokens [WEBUI_CTX_SIZE]")
     parser.add_argument("--threads", type=int, default=int(_env("THREADS", "0") or 0) or None,
                         help="CPU threads (default: physical cores) [WEBUI_THREADS]")
+    parser.add_argument("--prompt-cache-mb", type=int, default=int(_env("PROMPT_CACHE_MB", "1024") or 1024),
+                        help="RAM for cached conversation states, so users taking turns keep their prompt "
+                        "prefix; 0 turns it off [WEBUI_PROMPT_CACHE_MB]")
     parser.add_argument("--insecure-no-auth", action="store_true", default=_env_flag("INSECURE_NO_AUTH"),
                         help="allow serving on the network without login (not recommended) [WEBUI_INSECURE_NO_AUTH]")
     parser.add_argument("--ssl-certfile", type=Path, default=_env("SSL_CERTFILE"), help="HTTPS certificate [WEBUI_SSL_CERTFILE]")
@@ -90,6 +93,7 @@ def parse_settings(argv: Sequence[str]) -> Settings:
         ctx_size=args.ctx_size,
         threads=args.threads,
         insecure_no_auth=args.insecure_no_auth,
+        prompt_cache_mb=args.prompt_cache_mb,
         ssl_certfile=Path(args.ssl_certfile) if args.ssl_certfile else None,
         ssl_keyfile=Path(args.ssl_keyfile) if args.ssl_keyfile else None,
     )
@@ -119,12 +123,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     return serve(settings)
 
 
+def network_access_problem(settings: Settings, users_exist: bool) -> str | None:
+    """Why the app must not start as configured, or None; a LAN server without logins is refused."""
+    if not settings.listens_on_network or settings.insecure_no_auth or users_exist:
+        return None
+    return (
+        f"refusing to serve on {settings.host} without logins: anyone on the network could read every chat "
+        f"and document. Add a user first (python3 launcher.py users add NAME --admin --data-dir {settings.data_dir}), "
+        "or pass --insecure-no-auth if this network is truly private."
+    )
+
+
 def serve(settings: Settings) -> int:
     """Detect hardware, load the model and serve until interrupted."""
+    from webui.auth import AuthError, UserStore
+
+    try:
+        users_exist = UserStore(settings.users_file).exists()
+    except AuthError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problem = network_access_problem(settings, users_exist)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if settings.listens_on_network and settings.insecure_no_auth:
+        log.warning("serving on %s WITHOUT logins (--insecure-no-auth): anyone who can reach this port "
+                    "can read and use everything", settings.host)
     from webui import hardware
     from webui.engine import Engine, EngineError
     from webui.models import catalog
-    from webui.models.fit import load_settings_for
+    from webui.models.manager import ModelManager
     from webui.models.registry import ModelNotFound, resolve_model
 
     hw = hardware.detect()
@@ -143,9 +172,10 @@ def serve(settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"Model: {resolved.path} ({resolved.note})")
-    engine = Engine()
-    load = load_settings_for(resolved.path, hw, settings)
+    engine = Engine(prompt_cache_mb=settings.prompt_cache_mb)
     try:
+        # The settings remembered for this file in the Models tab, the flags for the rest.
+        load = ModelManager(settings, hw, engine).load_settings_for_path(resolved.path)
         info = engine.load(resolved.path, load)
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)

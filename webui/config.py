@@ -30,6 +30,7 @@ class Settings:
     ssl_keyfile: Path | None = None
     embedding_model: str | None = None  # None means the packaged all-MiniLM-L6-v2
     max_upload_mb: int = 100
+    prompt_cache_mb: int = 1024  # RAM for per-conversation llama.cpp states; 0 turns it off
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

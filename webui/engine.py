@@ -226,7 +226,10 @@ def choose_messages_to_keep(
 class Engine:
     """Owns the ``llama_cpp.Llama`` instance; every method is safe to call from any thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, prompt_cache_mb: int = 0) -> None:
+        """``prompt_cache_mb`` > 0 keeps model states of recent conversations in RAM, so users who
+        take turns do not wipe each other's prompt prefix (llama.cpp only keeps the last one)."""
+        self._prompt_cache_mb = prompt_cache_mb
         self._lock = FifoLock()
         self._llm: Any = None
         self._info: ModelInfo | None = None
@@ -308,6 +311,8 @@ class Engine:
                 f"llama.cpp could not load {path.name}: the file is damaged, incomplete, of an "
                 f"unsupported architecture, or too large for this machine's memory ({exc})."
             ) from exc
+        if self._prompt_cache_mb > 0:
+            llm.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=self._prompt_cache_mb * 2**20))
         metadata = dict(llm.metadata or {})
         architecture = metadata.get("general.architecture", "unknown")
         bos = llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "ignore") if llm.token_bos() >= 0 else ""

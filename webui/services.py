@@ -12,6 +12,10 @@ from webui import __version__
 from webui.config import Settings
 from webui.engine import Engine, EngineError, GenerationStats, Message, SamplingParams
 from webui.hardware import HardwareInfo
+from webui.history import Conversation, HistoryStore, StoredMessage, title_from_first_message
+from webui.auth import User, UserStore
+from webui.models.manager import ModelManager
+from webui.prompts.presets import PresetStore
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +66,61 @@ def dropped_notice(count: int) -> str | None:
 
 
 class ChatService:
-    """Turns a chat request into a streamed reply through the engine."""
+    """Chat turns through the engine, with every message saved to the user's history."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, history: HistoryStore) -> None:
         self._engine = engine
+        self._history = history
         self._cancels = CancelRegistry()
 
-    def reply(
+    # -- conversations -----------------------------------------------------------------------
+
+    def conversations(self, owner: str) -> list[Conversation]:
+        return self._history.list(owner)
+
+    def messages(self, owner: str, conversation_id: str) -> list[StoredMessage]:
+        return self._history.messages(owner, conversation_id)
+
+    def add_user_message(self, owner: str, conversation_id: str | None, text: str) -> str:
+        """Save the user's message (starting a conversation if needed); returns the conversation id."""
+        if conversation_id is None:
+            model = self._engine.info.file if self._engine.info else None
+            conversation_id = self._history.create(owner, title_from_first_message(text), model=model).id
+        self._history.append(owner, conversation_id, "user", text)
+        return conversation_id
+
+    def drop_last_reply(self, owner: str, conversation_id: str) -> None:
+        """Forget the assistant's last reply (for Regenerate); the question stays."""
+        stored = self._history.messages(owner, conversation_id)
+        users = [m for m in stored if m.role == "user"]
+        if users:
+            self._history.truncate_after(owner, conversation_id, users[-1].id)
+
+    def rename(self, owner: str, conversation_id: str, title: str) -> Conversation:
+        return self._history.rename(owner, conversation_id, title)
+
+    def delete(self, owner: str, conversation_id: str) -> None:
+        self._history.delete(owner, conversation_id)
+
+    def clear(self, owner: str, conversation_id: str) -> None:
+        self._history.clear(owner, conversation_id)
+
+    # -- replies -----------------------------------------------------------------------------
+
+    def reply_in(
+        self, owner: str, session_key: str, conversation_id: str, *, system_prompt: str, sampling: SamplingParams,
+    ) -> Iterator[ReplyUpdate]:
+        """Stream the reply to a saved conversation and save it once complete (or stopped)."""
+        stored = self._history.messages(owner, conversation_id)
+        conversation = [{"role": m.role, "content": m.content} for m in stored]
+        last: ReplyUpdate | None = None
+        for last in self.stream(session_key, conversation, system_prompt=system_prompt, sampling=sampling):
+            yield last
+        if last is not None and last.done and not last.error and last.text:
+            meta = {"stats": last.stats.as_dict()} if last.stats else {}
+            self._history.append(owner, conversation_id, "assistant", last.text, meta=meta)
+
+    def stream(
         self,
         session_key: str,
         conversation: Sequence[Message],
@@ -99,9 +151,27 @@ class ChatService:
         finally:
             self._cancels.finish(session_key, cancel)
 
+    def exact_prompt(self, owner: str, conversation_id: str | None, system_prompt: str, draft: str = "") -> str:
+        """The text the model would receive for this conversation plus ``draft``, special tokens included."""
+        messages: list[Message] = []
+        if system_prompt.strip():
+            messages.append({"role": "system", "content": system_prompt.strip()})
+        if conversation_id:
+            messages += [{"role": m.role, "content": m.content} for m in self._history.messages(owner, conversation_id)]
+        if draft.strip():
+            messages.append({"role": "user", "content": draft.strip()})
+        return self._engine.render(messages).text
+
     def stop(self, session_key: str) -> bool:
         """Ask the running reply of this session to stop; True if one was running."""
         return self._cancels.stop(session_key)
+
+
+LOCAL_USER = User(name="local", is_admin=True)
+
+
+class NotAuthorized(PermissionError):
+    """The signed-in user may not do this (or nobody is signed in)."""
 
 
 class Services:
@@ -111,7 +181,33 @@ class Services:
         self.settings = settings
         self.hardware = hardware
         self.engine = engine
-        self.chat = ChatService(engine)
+        self.history = HistoryStore(settings.history_db)
+        self.users = UserStore(settings.users_file)
+        self.chat = ChatService(engine, self.history)
+        self.models = ModelManager(settings, hardware, engine)
+        self.presets = PresetStore(settings.presets_dir)
+        self.preset_actions = PresetService(self.presets, engine)  # the Presets tab's actions
+        self.notebook = NotebookService(engine)
+
+    @property
+    def auth_required(self) -> bool:
+        """Login is required whenever the app is reachable from the network (unless explicitly waived)."""
+        return self.settings.listens_on_network and not self.settings.insecure_no_auth
+
+    def user(self, username: str | None) -> User:
+        """The signed-in user; in single-user mode, the one implicit local user (an admin)."""
+        if not self.auth_required:
+            return LOCAL_USER
+        user = self.users.get(username) if username else None
+        if user is None:
+            raise NotAuthorized("Please log in again.")
+        return user
+
+    def require_admin(self, username: str | None) -> User:
+        user = self.user(username)
+        if not user.is_admin:
+            raise NotAuthorized("Only an admin can do this.")
+        return user
 
     def status(self) -> dict[str, Any]:
         """The JSON served at GET /status."""
@@ -122,3 +218,290 @@ class Services:
             "hardware": self.hardware.as_dict(),
             "queue": {"waiting": self.engine.queue_length},
         }
+
+
+# --- presets and the notebook (issue 4) ---------------------------------------------------------
+# Imported here rather than at the top so this section can be read (and moved) as one piece.
+import dataclasses  # noqa: E402
+import tempfile  # noqa: E402
+from collections.abc import Iterable, Mapping  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from webui.engine import ModelInfo  # noqa: E402
+from webui.prompts.presets import (  # noqa: E402
+    Preset,
+    PresetError,
+    SamplingSettings,
+    file_stem,
+    parse_preset,
+)
+from webui.prompts.templates import FAMILY_FORMATS, family_from_metadata  # noqa: E402
+
+SAMPLING_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(SamplingSettings))
+_WHOLE_NUMBER_FIELDS = frozenset({"top_k", "max_tokens"})
+MAX_PRESET_IMPORT_BYTES = 256 * 1024  # a preset is a few hundred bytes; anything this big is not one
+
+
+def model_family(info: ModelInfo | None) -> str | None:
+    """The family a preset's variants are matched against for the loaded model.
+
+    The chat format in use wins when it names a family (the user's override, or the family the
+    engine picked); a file with its own template gets the family of its metadata and name.
+    """
+    if info is None:
+        return None
+    if info.chat_format in FAMILY_FORMATS:
+        return info.chat_format
+    return family_from_metadata(info.metadata, info.file)
+
+
+def copy_name(name: str, taken: Iterable[str]) -> str:
+    """'X (copy)', then 'X (copy 2)', ...: the first name that no preset uses yet."""
+    used = {t.casefold() for t in taken}
+    candidate = f"{name} (copy)"
+    number = 2
+    while candidate.casefold() in used:
+        candidate = f"{name} (copy {number})"
+        number += 1
+    return candidate
+
+
+def sampling_from_fields(values: Mapping[str, float | int | None]) -> SamplingSettings:
+    """Editor fields to settings: a blank field stays unset; top-k and max tokens become ints.
+
+    A fractional top-k is passed through unchanged so the store's validation names the problem.
+    """
+    settings: dict[str, float | int] = {}
+    for name in SAMPLING_FIELDS:
+        value = values.get(name)
+        if value is None:
+            continue
+        if name in _WHOLE_NUMBER_FIELDS and float(value).is_integer():
+            value = int(value)
+        settings[name] = value
+    return SamplingSettings(**settings)  # type: ignore[arg-type]
+
+
+def clamp_sampling(
+    sampling: SamplingSettings, ranges: Mapping[str, tuple[float, float]]
+) -> tuple[dict[str, float | int], list[str]]:
+    """The preset's set values fitted into the controls' ranges, and the names that had to move.
+
+    A preset may allow wider values than a slider shows (temperature 3, max tokens 8000); the
+    chat would refuse an out-of-range slider value, so it is clamped and the user is told.
+    """
+    values: dict[str, float | int] = {}
+    moved: list[str] = []
+    for name, value in sampling.as_dict().items():
+        low, high = ranges.get(name, (value, value))
+        fitted = min(max(value, low), high)
+        if fitted != value:
+            moved.append(name)
+        values[name] = type(value)(fitted)
+    return values, moved
+
+
+@dataclass(frozen=True)
+class AppliedPreset:
+    """What applying a preset sets in the chat, and for which model it was chosen."""
+
+    name: str
+    system_prompt: str
+    sampling: SamplingSettings
+    family: str | None
+    model_file: str | None
+    variant: bool  # a model-specific variant of the prompt was chosen
+
+    def message(self) -> str:
+        """One sentence for the user saying what was applied."""
+        text = f"Applied '{self.name}' to the chat"
+        if self.variant:
+            text += f" (its variant for {self.model_file}, {self.family or 'unknown'} family)"
+        elif self.model_file is None:
+            text += " (no model is loaded: the default prompt was used)"
+        settings = ", ".join(f"{k} {v}" for k, v in self.sampling.as_dict().items())
+        return f"{text}. Sampling: {settings or 'unchanged'}."
+
+
+def applied_preset(preset: Preset, info: ModelInfo | None) -> AppliedPreset:
+    """The system prompt variant for ``info``'s model, with {date}, {time} and {model} filled.
+
+    {question} and {context} stay as written: they are known only when a message is sent.
+    """
+    family = model_family(info)
+    architecture = info.architecture if info else None
+    model_name = f"{info.file} {info.name}" if info else ""
+    system = preset.system_for(family=family, architecture=architecture, model_name=model_name)
+    filled = preset.fill(
+        system, question="{question}", context="{context}", model=info.file if info else ""
+    )
+    return AppliedPreset(
+        name=preset.name,
+        system_prompt=filled,
+        sampling=preset.sampling,
+        family=family,
+        model_file=info.file if info else None,
+        variant=system != preset.system,
+    )
+
+
+class PresetService:
+    """The Presets tab's actions over the store, with the loaded model for variants."""
+
+    def __init__(self, store: PresetStore, engine: Engine) -> None:
+        self.store = store
+        self._engine = engine
+        self._export_dir: Path | None = None
+
+    def builtin_names(self) -> set[str]:
+        """Case-folded names of the presets shipped with the package."""
+        names = set()
+        for path in sorted(self.store.builtin_dir.glob("*.y*ml")):
+            try:
+                names.add(parse_preset(path.read_text("utf-8"), source=path.name).name.casefold())
+            except (PresetError, OSError):
+                continue  # store.errors() reports it
+        return names
+
+    def table(self) -> list[list[str]]:
+        """Rows of (name, description, kind) for the list of presets."""
+        builtins = self.builtin_names()
+        rows = []
+        for preset in self.store.list():
+            if preset.builtin:
+                kind = "built-in"
+            elif preset.name.casefold() in builtins:
+                kind = "mine (edited built-in)"
+            else:
+                kind = "mine"
+            rows.append([preset.name, preset.description, kind])
+        return rows
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.store.list()]
+
+    def errors(self) -> list[str]:
+        return self.store.errors()
+
+    def get(self, name: str) -> Preset:
+        return self.store.get(name)
+
+    def apply(self, name: str) -> AppliedPreset:
+        """Preset ``name`` resolved for the model loaded now."""
+        return applied_preset(self.store.get(name), self._engine.info)
+
+    def save(
+        self,
+        original: str | None,
+        *,
+        name: str,
+        description: str,
+        system: str,
+        sampling: SamplingSettings,
+    ) -> tuple[Preset, str]:
+        """Save the editor's fields over ``original`` (None: a new preset); returns a message.
+
+        Variants of the original are kept: the editor does not show them. A built-in is never
+        written to: the store saves the user's copy, which the message says.
+        """
+        name = (name or "").strip()
+        if not name:
+            raise PresetError("give the preset a name")
+        source = self.store.get(original) if original else None
+        renamed_or_new = source is None or source.name.casefold() != name.casefold()
+        if renamed_or_new and name.casefold() in {n.casefold() for n in self.names()}:
+            raise PresetError(f"a preset named '{name}' already exists: choose another name")
+        fields_ = dict(name=name, description=description.strip(), system=system.strip("\n"),
+                       sampling=sampling)
+        draft = dataclasses.replace(source, **fields_) if source else Preset(**fields_)
+        saved = self.store.save(draft)
+        if source is not None and source.builtin:
+            return saved, (
+                f"'{source.name}' is built in, so your changes were saved as your own copy"
+                f" ({saved.path.name if saved.path else name}); the original is untouched."
+            )
+        return saved, f"Saved '{saved.name}'."
+
+    def duplicate(self, name: str) -> Preset:
+        """A user copy of preset ``name`` under the first free 'name (copy)'."""
+        source = self.store.get(name)
+        return self.store.duplicate(source.name, copy_name(source.name, self.names()))
+
+    def delete(self, name: str) -> str:
+        """Delete a user preset; returns the message (a deleted copy brings its built-in back)."""
+        preset = self.store.get(name)
+        self.store.delete(preset.name)
+        if preset.name.casefold() in self.builtin_names():
+            return f"Deleted your copy of '{preset.name}': the built-in one is back."
+        return f"Deleted '{preset.name}'."
+
+    def import_text(self, text: str, *, source: str = "pasted YAML") -> Preset:
+        """Validate and save pasted or uploaded YAML as a new user preset."""
+        if not (text or "").strip():
+            raise PresetError(f"{source}: nothing to import")
+        parse_preset(text, source=source)  # so an error names the file, not "imported preset"
+        return self.store.import_yaml(text)
+
+    def import_file(self, path: Path) -> Preset:
+        """Import an uploaded .yaml file."""
+        path = Path(path)
+        if path.stat().st_size > MAX_PRESET_IMPORT_BYTES:
+            raise PresetError(f"{path.name}: too large to be a preset ({path.stat().st_size} bytes)")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PresetError(f"{path.name}: cannot be read as UTF-8 text ({exc})") from exc
+        return self.import_text(text, source=path.name)
+
+    def export_file(self, name: str) -> Path:
+        """Write preset ``name``'s YAML to a temp file for the browser to download."""
+        text = self.store.export_yaml(name)
+        if self._export_dir is None:
+            self._export_dir = Path(tempfile.mkdtemp(prefix="webui-presets-"))
+        target = self._export_dir / f"{file_stem(self.store.get(name).name)}.yaml"
+        target.write_text(text, encoding="utf-8")  # a throwaway copy: no atomic write needed
+        return target
+
+
+@dataclass(frozen=True)
+class CompletionUpdate:
+    """The notebook's continuation so far, then the stats (or an error)."""
+
+    text: str
+    done: bool = False
+    stats: GenerationStats | None = None
+    error: str | None = None
+
+
+class NotebookService:
+    """Raw completion with no chat template, with a Stop per browser session."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._cancels = CancelRegistry()
+
+    def complete(
+        self, session_key: str, prompt: str, sampling: SamplingParams
+    ) -> Iterator[CompletionUpdate]:
+        """Stream the continuation of ``prompt`` (the text so far is the continuation alone)."""
+        if not prompt.strip():
+            yield CompletionUpdate(text="", done=True, error="Type some text for the model to continue.")
+            return
+        cancel = self._cancels.start(session_key)
+        text = ""
+        try:
+            for chunk in self._engine.stream_completion(prompt, sampling, cancel=cancel):
+                if chunk.stats is not None:
+                    yield CompletionUpdate(text=text, done=True, stats=chunk.stats)
+                    return
+                text += chunk.text
+                yield CompletionUpdate(text=text)
+        except EngineError as exc:
+            log.warning("notebook completion failed: %s", exc)
+            yield CompletionUpdate(text=text, done=True, error=str(exc))
+        finally:
+            self._cancels.finish(session_key, cancel)
+
+    def stop(self, session_key: str) -> bool:
+        """Ask this session's running completion to stop; True if one was running."""
+        return self._cancels.stop(session_key)

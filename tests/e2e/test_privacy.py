@@ -46,7 +46,7 @@ def test_start_up_and_a_chat_connect_only_to_loopback(tmp_path: Path, smollm_pat
         args.append("--offline")
     with running_app(tmp_path, args, audit_log=audit_log, drop_env=PRIVACY_VARIABLES) as app:
         page.goto(app.url)
-        page.get_by_label("Message").fill("Say hello in one short sentence.")
+        page.get_by_label("Message", exact=True).fill("Say hello in one short sentence.")
         page.get_by_role("button", name="Send").click()
         page.wait_for_function(
             "() => { const r = document.querySelectorAll(\"[data-testid='bot']\");"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,10 +25,25 @@ class RunningApp:
     url: str
     process: subprocess.Popen
     log_path: Path
+    status_auth: tuple[str, str] | None = None
 
     def status(self) -> dict:
-        with urllib.request.urlopen(f"{self.url}/status", timeout=10) as response:
+        request = urllib.request.Request(f"{self.url}/status")
+        if self.status_auth:
+            token = base64.b64encode(":".join(self.status_auth).encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)
+
+    def answers(self) -> bool:
+        """True once the server answers HTTP at all (a 401 from a login-protected app counts)."""
+        try:
+            self.status()
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            return False
+        return True
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -46,6 +63,7 @@ def running_app(
     audit_log: Path | None = None,
     env: dict[str, str] | None = None,
     drop_env: Sequence[str] = (),
+    status_auth: tuple[str, str] | None = None,
     timeout: float = 120,
 ) -> Iterator[RunningApp]:
     """Run ``launcher.py args --port <free>``; with ``audit_log``, every socket connect is recorded."""
@@ -59,19 +77,17 @@ def running_app(
     process_env.update({"PYTHONUNBUFFERED": "1", **(env or {})})
     with log_path.open("w") as log_file:
         process = subprocess.Popen(command, cwd=workdir, stdout=log_file, stderr=subprocess.STDOUT, env=process_env)
-    app = RunningApp(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
+    app = RunningApp(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path, status_auth=status_auth)
     try:
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"the app exited with {process.returncode}:\n{app.log()}")
-            try:
-                app.status()
+            if app.answers():
                 break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the app did not answer within {timeout}s:\n{app.log()}")
-                time.sleep(0.3)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the app did not answer within {timeout}s:\n{app.log()}")
+            time.sleep(0.3)
         yield app
     finally:
         process.terminate()

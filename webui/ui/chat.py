@@ -1,4 +1,4 @@
-"""The Chat tab: streaming replies with Send, Stop, Regenerate, Clear and sampling controls."""
+"""The Chat tab: saved conversations, streaming replies, Send/Stop/Regenerate/Clear, sampling controls."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 
 import gradio as gr
 
-from webui.engine import GenerationStats, SamplingParams
-from webui.services import ReplyUpdate, Services
+from webui.engine import SamplingParams
+from webui.history import HistoryError, StoredMessage
+from webui.services import NotAuthorized, ReplyUpdate, Services
 
 GENERATE_QUEUE = "generate"  # one queue for every event that runs the model, so users see their position
 
@@ -28,120 +29,211 @@ class ChatControls:
     seed: gr.Number
 
 
-def stats_line(stats: GenerationStats) -> str:
+def stats_line(stats: dict[str, Any]) -> str:
     """The small line under each reply: tokens, speed, time to first token."""
     line = (
-        f"{stats.completion_tokens} tokens · {stats.tokens_per_s:.1f} tokens/s · "
-        f"first token {stats.ttft_s * 1000:.0f} ms"
+        f"{stats['completion_tokens']} tokens · {stats['tokens_per_s']:.1f} tokens/s · "
+        f"first token {stats['ttft_ms']:.0f} ms"
     )
-    if stats.stopped_by_user:
+    if stats.get("stopped_by_user"):
         line += " · stopped"
     return line
 
 
-def to_display(conversation: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Chatbot messages: each reply followed by its stats line, which the model never sees."""
-    shown = []
-    for message in conversation:
-        content = message["content"]
-        if message.get("footer"):
-            content = f"{content}\n\n<sub>{message['footer']}</sub>"
-        shown.append({"role": message["role"], "content": content})
-    return shown
+def message_view(role: str, content: str, stats: dict[str, Any] | None = None) -> dict[str, str]:
+    """A chatbot message; a reply is followed by its stats line, which the model never sees."""
+    if stats:
+        content = f"{content}\n\n<sub>{stats_line(stats)}</sub>"
+    return {"role": role, "content": content}
 
 
-def build_chat_tab(services: Services) -> ChatControls:
-    conversation = gr.State([])
-    chatbot = gr.Chatbot(
-        label="Conversation", height=520, buttons=["copy"], elem_id="chatbot",
-        feedback_options=None, placeholder="Type a message below and press Send.",
-    )
-    notice = gr.Markdown(elem_id="chat-notice")
-    with gr.Row():
-        message = gr.Textbox(
-            label="Message", placeholder="Ask anything…", lines=2, scale=6, elem_id="message", autofocus=True,
-        )
-        with gr.Column(scale=1, min_width=140):
-            send = gr.Button("Send", variant="primary")
-            stop = gr.Button("Stop", variant="stop")
-    with gr.Row():
-        regenerate = gr.Button("Regenerate", size="sm")
-        clear = gr.Button("Clear", size="sm")
-    with gr.Accordion("System prompt and sampling", open=False):
-        system_prompt = gr.Textbox(label="System prompt", lines=3, value="You are a helpful assistant.")
-        defaults = SamplingParams()
-        with gr.Row():
-            temperature = gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature")
-            top_p = gr.Slider(0, 1, value=defaults.top_p, step=0.01, label="Top-p")
-            top_k = gr.Slider(0, 200, value=defaults.top_k, step=1, label="Top-k")
-            min_p = gr.Slider(0, 1, value=defaults.min_p, step=0.01, label="Min-p")
-        with gr.Row():
-            repeat_penalty = gr.Slider(1, 2, value=defaults.repeat_penalty, step=0.01, label="Repeat penalty")
-            max_tokens = gr.Slider(16, 4096, value=defaults.max_tokens, step=16, label="Max new tokens")
-            seed = gr.Number(value=defaults.seed, precision=0, label="Seed (-1 = random)")
+def stored_view(messages: list[StoredMessage]) -> list[dict[str, str]]:
+    return [message_view(m.role, m.content, m.meta.get("stats")) for m in messages if m.role != "system"]
+
+
+def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
+    conversation_id = gr.State(None)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=220):
+            new_chat = gr.Button("New chat", variant="secondary")
+            conversation_list = gr.Radio(label="Conversations", choices=[], elem_id="conversations")
+            with gr.Accordion("Rename or delete this chat", open=False):
+                title = gr.Textbox(label="Title", max_lines=1)
+                rename = gr.Button("Rename", size="sm")
+                delete = gr.Button("Delete chat", size="sm", variant="stop")
+                confirm_delete = gr.Button("Yes, delete this chat", size="sm", variant="stop", visible=False)
+        with gr.Column(scale=4):
+            model_line = gr.Markdown(elem_id="model-line")
+            chatbot = gr.Chatbot(
+                label="Conversation", height=500, buttons=["copy"], elem_id="chatbot",
+                feedback_options=None, placeholder="Type a message below and press Send.",
+            )
+            notice = gr.Markdown(elem_id="chat-notice")
+            with gr.Row():
+                message = gr.Textbox(
+                    label="Message", placeholder="Ask anything…", lines=2, scale=6, elem_id="message",
+                    autofocus=True,
+                )
+                with gr.Column(scale=1, min_width=140):
+                    send = gr.Button("Send", variant="primary")
+                    stop = gr.Button("Stop", variant="stop")
+            with gr.Row():
+                regenerate = gr.Button("Regenerate", size="sm")
+                clear = gr.Button("Clear", size="sm")
+            with gr.Accordion("System prompt and sampling", open=False):
+                system_prompt = gr.Textbox(label="System prompt", lines=3, value="You are a helpful assistant.")
+                defaults = SamplingParams()
+                with gr.Row():
+                    temperature = gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature")
+                    top_p = gr.Slider(0, 1, value=defaults.top_p, step=0.01, label="Top-p")
+                    top_k = gr.Slider(0, 200, value=defaults.top_k, step=1, label="Top-k")
+                    min_p = gr.Slider(0, 1, value=defaults.min_p, step=0.01, label="Min-p")
+                with gr.Row():
+                    repeat_penalty = gr.Slider(1, 2, value=defaults.repeat_penalty, step=0.01, label="Repeat penalty")
+                    max_tokens = gr.Slider(16, 4096, value=defaults.max_tokens, step=16, label="Max new tokens")
+                    seed = gr.Number(value=defaults.seed, precision=0, label="Seed (-1 = random)")
+            with gr.Accordion("Exact prompt", open=False):
+                show_prompt = gr.Button("Show the exact prompt", size="sm")
+                exact_prompt = gr.Textbox(label="What the model receives (special tokens included)", lines=12,
+                                          max_lines=30, interactive=False, elem_id="exact-prompt")
 
     controls = ChatControls(system_prompt, temperature, top_p, top_k, min_p, repeat_penalty, max_tokens, seed)
     sampling_inputs = [system_prompt, temperature, top_p, top_k, min_p, repeat_penalty, max_tokens, seed]
 
-    def add_user_message(text: str, history: list[dict[str, Any]]):
+    def owner_of(request: gr.Request) -> str:
+        return services.user(request.username).name
+
+    def conversation_choices(owner: str) -> list[tuple[str, str]]:
+        return [(c.title, c.id) for c in services.chat.conversations(owner)]
+
+    def describe_model() -> str:
+        info = services.engine.info
+        if info is None:
+            return "**No model loaded.** Load one in the Models tab."
+        line = f"Model **{info.file}** · chat format **{info.chat_format}** ({info.chat_format_source})"
+        if info.chat_format_note:
+            line += f" · {info.chat_format_note}"
+        return line
+
+    def on_load(request: gr.Request):
+        owner = owner_of(request)
+        return gr.update(choices=conversation_choices(owner), value=None), describe_model()
+
+    def open_conversation(selected: str | None, request: gr.Request):
+        if not selected:
+            return None, [], "", ""
+        owner = owner_of(request)
+        try:
+            conversation = services.chat.messages(owner, selected)
+            found = next(c for c in services.chat.conversations(owner) if c.id == selected)
+        except (HistoryError, StopIteration):
+            gr.Warning("That conversation no longer exists.")
+            return None, [], "", ""
+        return selected, stored_view(conversation), found.title, ""
+
+    def add_user_message(text: str, current: str | None, request: gr.Request):
         text = (text or "").strip()
         if not text:
-            return gr.update(), history, to_display(history)
-        history = history + [{"role": "user", "content": text}]
-        return "", history, to_display(history)
+            return gr.update(), current, gr.update(), gr.update()
+        owner = owner_of(request)
+        try:
+            current = services.chat.add_user_message(owner, current, text)
+        except HistoryError:
+            current = services.chat.add_user_message(owner, None, text)
+        view = stored_view(services.chat.messages(owner, current))
+        return "", current, view, gr.update(choices=conversation_choices(owner), value=current)
 
-    def generate(history: list[dict[str, Any]], system: str, temp: float, tp: float, tk: float, mp: float,
+    def generate(current: str | None, system: str, temp: float, tp: float, tk: float, mp: float,
                  rp: float, max_new: float, seed_value: float, request: gr.Request) -> Iterator[tuple]:
-        if not history or history[-1]["role"] != "user":
-            yield history, to_display(history), ""
+        if current is None:
+            return
+        owner = owner_of(request)
+        saved = stored_view(services.chat.messages(owner, current))
+        if not saved or saved[-1]["role"] != "user":
+            yield saved, ""
             return
         sampling = SamplingParams(
-            temperature=float(temp), top_p=float(tp), top_k=int(tk), min_p=float(mp),
-            repeat_penalty=float(rp), max_tokens=int(max_new), seed=int(seed_value if seed_value is not None else -1),
+            temperature=float(temp), top_p=float(tp), top_k=int(tk), min_p=float(mp), repeat_penalty=float(rp),
+            max_tokens=int(max_new), seed=int(seed_value if seed_value is not None else -1),
         )
         update: ReplyUpdate | None = None
-        for update in services.chat.reply(request.session_hash, history, system_prompt=system, sampling=sampling):
-            pending = history + [{"role": "assistant", "content": update.text}]
+        for update in services.chat.reply_in(owner, request.session_hash, current,
+                                             system_prompt=system, sampling=sampling):
             if not update.done:
-                yield history, to_display(pending), ""
+                yield saved + [message_view("assistant", update.text)], ""
         if update is None:
             return
         if update.error:
             gr.Warning(update.error)
-            final = history + ([{"role": "assistant", "content": update.text}] if update.text else [])
-            yield final, to_display(final), f"**Error:** {update.error}"
+            yield saved, f"**Error:** {update.error}"
             return
-        footer = stats_line(update.stats) if update.stats else None
-        final = history + [{"role": "assistant", "content": update.text, "footer": footer}]
-        yield final, to_display(final), update.notice or ""
+        yield stored_view(services.chat.messages(owner, current)), update.notice or ""
 
-    def drop_last_reply(history: list[dict[str, Any]]):
-        while history and history[-1]["role"] == "assistant":
-            history = history[:-1]
-        return history, to_display(history)
+    def drop_last_reply(current: str | None, request: gr.Request):
+        if current is None:
+            return []
+        owner = owner_of(request)
+        services.chat.drop_last_reply(owner, current)
+        return stored_view(services.chat.messages(owner, current))
+
+    def clear_chat(current: str | None, request: gr.Request):
+        if current is not None:
+            services.chat.clear(owner_of(request), current)
+        return [], ""
+
+    def start_new_chat():
+        return None, [], "", gr.update(value=None), ""
+
+    def rename_chat(current: str | None, new_title: str, request: gr.Request):
+        owner = owner_of(request)
+        if current is None or not (new_title or "").strip():
+            gr.Warning("Open a conversation and type a title first.")
+            return gr.update()
+        services.chat.rename(owner, current, new_title.strip())
+        return gr.update(choices=conversation_choices(owner), value=current)
+
+    def delete_chat(current: str | None, request: gr.Request):
+        owner = owner_of(request)
+        if current is not None:
+            services.chat.delete(owner, current)
+        return None, [], "", gr.update(choices=conversation_choices(owner), value=None), gr.update(visible=False)
 
     def stop_reply(request: gr.Request) -> None:
         services.chat.stop(request.session_hash)
 
+    def show_exact_prompt(current: str | None, system: str, draft: str, request: gr.Request) -> str:
+        try:
+            return services.chat.exact_prompt(owner_of(request), current, system, draft)
+        except (HistoryError, NotAuthorized, ValueError) as exc:
+            return f"Cannot render the prompt: {exc}"
+
+    blocks.load(on_load, None, [conversation_list, model_line])
+    conversation_list.input(open_conversation, [conversation_list],
+                            [conversation_id, chatbot, title, notice], queue=False)
     generate_kwargs = dict(
-        fn=generate, inputs=[conversation, *sampling_inputs], outputs=[conversation, chatbot, notice],
+        fn=generate, inputs=[conversation_id, *sampling_inputs], outputs=[chatbot, notice],
         concurrency_id=GENERATE_QUEUE, concurrency_limit=1,
     )
     for trigger in (send.click, message.submit):
-        trigger(add_user_message, [message, conversation], [message, conversation, chatbot], queue=False).then(
-            **generate_kwargs
-        )
-    regenerate.click(drop_last_reply, [conversation], [conversation, chatbot], queue=False).then(**generate_kwargs)
-    clear.click(lambda: ([], [], ""), None, [conversation, chatbot, notice], queue=False)
+        trigger(add_user_message, [message, conversation_id], [message, conversation_id, chatbot, conversation_list],
+                queue=False).then(**generate_kwargs).then(describe_model, None, model_line, queue=False)
+    regenerate.click(drop_last_reply, [conversation_id], [chatbot], queue=False).then(**generate_kwargs)
+    clear.click(clear_chat, [conversation_id], [chatbot, notice], queue=False)
+    new_chat.click(start_new_chat, None, [conversation_id, chatbot, title, conversation_list, notice], queue=False)
+    rename.click(rename_chat, [conversation_id, title], [conversation_list], queue=False)
+    delete.click(lambda: gr.update(visible=True), None, [confirm_delete], queue=False)
+    confirm_delete.click(delete_chat, [conversation_id],
+                         [conversation_id, chatbot, title, conversation_list, confirm_delete], queue=False)
     stop.click(stop_reply, None, None, queue=False)
+    show_prompt.click(show_exact_prompt, [conversation_id, system_prompt, message], [exact_prompt], queue=False)
 
     def chat(message: str, system_prompt: str = "", max_tokens: int = 512, temperature: float = 0.7,
              seed: int = -1, request: gr.Request = None) -> Iterator[str]:
         """Stream a reply to one message, without history: the endpoint scripts and benchmarks call."""
         sampling = SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
         key = request.session_hash if request is not None and request.session_hash else "api"
-        for update in services.chat.reply(key, [{"role": "user", "content": message}],
-                                          system_prompt=system_prompt, sampling=sampling):
+        for update in services.chat.stream(key, [{"role": "user", "content": message}],
+                                           system_prompt=system_prompt, sampling=sampling):
             if update.error:
                 raise gr.Error(update.error)
             yield update.text

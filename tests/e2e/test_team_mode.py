@@ -1,0 +1,185 @@
+"""Team mode on the LAN: logins, private conversations, a fair shared queue, history that survives."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.support.app_server import ROOT, RunningApp, running_app
+
+pytestmark = pytest.mark.e2e
+
+PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22"}
+
+
+def launcher(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "launcher.py"), *args], input=stdin, text=True,
+                          capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def team_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("team")
+    for name, password in PASSWORDS.items():
+        extra = ["--admin"] if name == "alice" else []
+        result = launcher("users", "add", name, *extra, "--password-stdin", "--data-dir", str(workdir / "data"),
+                          stdin=password + "\n")
+        assert result.returncode == 0, result.stderr
+    return workdir
+
+
+def team_args(workdir: Path, model: Path) -> list[str]:
+    return ["--listen", "--model", str(model), "--offline", "--data-dir", str(workdir / "data"),
+            "--models-dir", str(workdir / "models"), "--ctx-size", "1024"]
+
+
+@pytest.fixture(scope="module")
+def team_app(team_dir: Path, smollm_path: Path):
+    with running_app(team_dir, team_args(team_dir, smollm_path), status_auth=("alice", PASSWORDS["alice"])) as app:
+        yield app
+
+
+def http_status(url: str, data: bytes | None = None) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def log_in(page, app: RunningApp, name: str, password: str) -> None:
+    page.goto(app.url)
+    page.get_by_label("username").fill(name)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+    page.get_by_role("button", name="Send").wait_for()
+
+
+def ask(page, text: str) -> None:
+    page.get_by_label("Message", exact=True).fill(text)
+    page.get_by_role("button", name="Send").click()
+
+
+def wait_for_reply(page, timeout_ms: int = 120_000) -> None:
+    page.wait_for_function(
+        "() => { const r = document.querySelectorAll(\"[data-testid='bot']\");"
+        " return r.length && r[r.length-1].innerText.includes('tokens/s'); }", timeout=timeout_ms)
+
+
+def test_refuses_to_serve_the_lan_without_users(tmp_path: Path, smollm_path: Path) -> None:
+    result = launcher("--listen", "--model", str(smollm_path), "--offline", "--data-dir", str(tmp_path / "data"))
+    assert result.returncode != 0
+    assert "refusing to serve" in result.stderr and "users add" in result.stderr
+
+
+def test_wrong_password_is_refused_without_detail(team_app: RunningApp) -> None:
+    body = b"username=alice&password=wrong-password"
+    request = urllib.request.Request(f"{team_app.url}/login", data=body,
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    detail = refused.value.read().decode()
+    assert refused.value.code in (400, 401)
+    assert "alice-secret" not in detail and "argon2" not in detail.lower()
+
+
+def test_everything_is_behind_the_login(team_app: RunningApp, team_dir: Path) -> None:
+    from gradio_client import Client
+
+    assert http_status(f"{team_app.url}/status") == 401
+    assert http_status(f"{team_app.url}/config") == 401
+    assert http_status(f"{team_app.url}/gradio_api/info") == 401
+    users_file = team_dir / "data" / "users.json"
+    assert http_status(f"{team_app.url}/gradio_api/file={users_file}") in (401, 403)
+    with urllib.request.urlopen(team_app.url, timeout=10) as response:
+        page = response.read().decode()
+    # Before login the page carries only the login form: no components, no data.
+    assert '"auth_required": true' in page.replace('":true', '": true')
+    assert '"components": []' in page.replace('":[]', '": []')
+    with pytest.raises(Exception):
+        Client(team_app.url, verbose=False).predict("hello", api_name="/chat")
+    client = Client(team_app.url, auth=("bob", PASSWORDS["bob"]), verbose=False)
+    assert client.predict("Say hi.", "", 8, 0.0, 1, api_name="/chat").strip()
+
+
+def test_two_users_chat_at_once_privately_and_the_second_waits_in_line(browser, team_app: RunningApp) -> None:
+    contexts = {name: browser.new_context() for name in PASSWORDS}
+    pages = {name: contexts[name].new_page() for name in PASSWORDS}
+    try:
+        for name, page in pages.items():
+            page.set_default_timeout(60_000)
+            log_in(page, team_app, name, PASSWORDS[name])
+        ask(pages["alice"], "Write a long story about a lighthouse keeper named Alice.")
+        pages["alice"].wait_for_function(
+            "() => document.querySelectorAll(\"[data-testid='bot']\").length > 0")
+        ask(pages["bob"], "Name three fruits, Bob here.")
+        pages["bob"].get_by_text("queue", exact=False).first.wait_for(timeout=20_000)
+        wait_for_reply(pages["alice"])
+        wait_for_reply(pages["bob"])
+        alice_titles = pages["alice"].locator("#conversations").inner_text()
+        bob_titles = pages["bob"].locator("#conversations").inner_text()
+        assert "lighthouse" in alice_titles and "fruits" not in alice_titles
+        assert "fruits" in bob_titles and "lighthouse" not in bob_titles
+        assert pages["alice"].get_by_role("tab", name="Users").is_visible()
+        assert not pages["bob"].get_by_role("tab", name="Users").is_visible()
+    finally:
+        for context in contexts.values():
+            context.close()
+
+
+def test_another_users_conversation_cannot_be_read_through_the_api(team_app: RunningApp, team_dir: Path) -> None:
+    from gradio_client import Client
+
+    from webui.history import HistoryStore
+
+    store = HistoryStore(team_dir / "data" / "history.sqlite3")
+    secret = store.create("alice", "Lighthouse plans")
+    store.append("alice", secret.id, "user", "My lighthouse is at 12 Harbour Road.")
+    from gradio_client.exceptions import AppError
+
+    bob = Client(team_app.url, auth=("bob", PASSWORDS["bob"]), verbose=False)
+    try:
+        shown = repr(bob.predict(secret.id, api_name="/open_conversation"))
+    except AppError as refused:  # refused before reaching the history store: also fine
+        shown = str(refused)
+    assert "lighthouse" not in shown.lower()
+
+
+def test_history_survives_a_restart_and_a_kill_mid_reply(browser, tmp_path: Path, smollm_path: Path) -> None:
+    result = launcher("users", "add", "carol", "--password-stdin", "--data-dir", str(tmp_path / "data"),
+                      stdin="carol-secret-3\n")
+    assert result.returncode == 0, result.stderr
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        with running_app(tmp_path, team_args(tmp_path, smollm_path)) as app:
+            log_in(page, app, "carol", "carol-secret-3")
+            ask(page, "What colour is the sky on a clear day?")
+            wait_for_reply(page)
+            ask(page, "Now write an extremely long essay about the colour blue, in great detail.")
+            page.wait_for_function(
+                "() => { const r = document.querySelectorAll(\"[data-testid='bot']\");"
+                " return r.length >= 2 && r[r.length-1].innerText.length > 30; }")
+            os.kill(app.process.pid, signal.SIGKILL)
+            app.process.wait(10)
+        with running_app(tmp_path, team_args(tmp_path, smollm_path)) as app:
+            log_in(page, app, "carol", "carol-secret-3")
+            page.locator("#conversations").get_by_text("What colour is the sky", exact=False).click()
+            page.wait_for_function(
+                "() => document.querySelectorAll(\"[data-testid='bot']\").length >= 1")
+            shown = page.locator("#chatbot").inner_text()
+            assert "What colour is the sky" in shown
+            assert "tokens/s" in shown, "the finished reply was kept"
+            assert "extremely long essay" in shown, "the question asked before the kill was kept"
+    finally:
+        context.close()
