@@ -4,12 +4,18 @@
 Prints decode tokens/s and time to first token for both, and their ratio. Targets: the app's
 decode rate >= 0.95 x raw; the app's time to first token within 100 ms of raw.
 
-    .venv/bin/python scripts/bench.py [--model PATH] [--tokens 128] [--rounds 3]
+Team mode: aggregate decode tokens/s for 1, 2 and 4 simultaneous users (ratio to 1 user, target
+>= 0.9) and how long the last user waited for a first token; and the time to first token on the 10th
+turn of a ~2,000-token conversation divided by that on the 1st (target <= 1.5), for one conversation
+and for two conversations taking turns (the per-conversation prompt cache at work).
+
+    .venv/bin/python scripts/bench.py [--model PATH] [--tokens 128] [--rounds 3] [--users 1,2,4] [--turns 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
 import statistics
 import sys
@@ -73,6 +79,47 @@ def app_run(client, llm, max_tokens: int) -> Run:
     return Run(tokens, (first_at or started) - started, decode_rate(tokens, first_at or 0, last_at or 0))
 
 
+def concurrent_users(client_factory, users: int, max_tokens: int):
+    """``users`` clients ask at once; returns each result, the span of the run, and the last user's wait."""
+    def one(index: int) -> tuple[float, float, float, str]:
+        client = client_factory()
+        submitted = time.perf_counter()
+        first_at = None
+        text = ""
+        for text in client.submit(f"{PROMPT} (reader {index})", "", max_tokens, TEMPERATURE, SEED + index,
+                                  api_name="/chat"):
+            if text and first_at is None:
+                first_at = time.perf_counter()
+        return submitted, first_at or time.perf_counter(), time.perf_counter(), text
+
+    with concurrent.futures.ThreadPoolExecutor(users) as pool:
+        results = list(pool.map(one, range(users)))
+    started = min(r[0] for r in results)
+    finished = max(r[2] for r in results)
+    first_token = min(r[1] for r in results)
+    last_wait = max(r[1] - r[0] for r in results)
+    return results, started, finished, first_token, last_wait
+
+
+def conversation_ttfts(client, turns: int, conversations: int, filler_words: int = 110) -> list[list[float]]:
+    """TTFT per turn for ``conversations`` conversations taking turns; each turn adds ~200 tokens."""
+    histories: list[list[dict[str, str]]] = [[] for _ in range(conversations)]
+    ttfts: list[list[float]] = [[] for _ in range(conversations)]
+    for turn in range(turns):
+        for index, history in enumerate(histories):
+            question = (f"Conversation {index}, question {turn}: " + " ".join(
+                f"word{(turn * 31 + index * 7 + k) % 997}" for k in range(filler_words)) + ". Summarise that.")
+            submitted = time.perf_counter()
+            first_at = None
+            text = ""
+            for text in client.submit(question, "", 64, TEMPERATURE, SEED, history, api_name="/chat"):
+                if text and first_at is None:
+                    first_at = time.perf_counter()
+            ttfts[index].append((first_at or time.perf_counter()) - submitted)
+            history += [{"role": "user", "content": question}, {"role": "assistant", "content": text}]
+    return ttfts
+
+
 def main() -> int:
     from gradio_client import Client
     from llama_cpp import Llama
@@ -85,7 +132,9 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--ctx-size", type=int, default=2048)
+    parser.add_argument("--ctx-size", type=int, default=4096)
+    parser.add_argument("--users", default="1,2,4", help="simultaneous users to measure, comma-separated")
+    parser.add_argument("--turns", type=int, default=10, help="turns of the long-conversation measurement")
     args = parser.parse_args()
     model = (args.model or embedded_model_path()).resolve()
 
@@ -102,6 +151,14 @@ def main() -> int:
         for _ in range(args.rounds):  # interleaved, so drift in machine load hits both alike
             raw_runs.append(raw_run(llm, args.tokens))
             app_runs.append(app_run(client, llm, args.tokens))
+        team_rows = []
+        for users in [int(n) for n in args.users.split(",") if n.strip()]:
+            results, started, finished, _, last_wait = concurrent_users(
+                lambda: Client(app.url, verbose=False), users, args.tokens)
+            tokens = sum(len(llm.tokenize(r[3].encode(), add_bos=False, special=True)) for r in results)
+            team_rows.append((users, tokens / (finished - started), last_wait, tokens))
+        single_ttfts = conversation_ttfts(client, args.turns, 1)
+        interleaved_ttfts = conversation_ttfts(client, args.turns, 2)
 
     def median(runs: list[Run], attr: str) -> float:
         return statistics.median(getattr(r, attr) for r in runs)
@@ -114,6 +171,16 @@ def main() -> int:
     print(f"decode tokens/s        raw {raw_rate:8.1f}   app {app_rate:8.1f}   ratio app/raw {app_rate / raw_rate:.3f} (target >= 0.95)")
     print(f"time to first token    raw {raw_ttft * 1000:6.0f} ms  app {app_ttft * 1000:6.0f} ms  "
           f"difference {(app_ttft - raw_ttft) * 1000:+.0f} ms (target <= +100 ms)")
+    base_rate = team_rows[0][1] if team_rows else 0
+    for users, rate, last_wait, tokens in team_rows:
+        print(f"{users} simultaneous user(s)  aggregate {rate:7.1f} tokens/s ({tokens} tokens)  "
+              f"ratio to {team_rows[0][0]} user {rate / base_rate:.3f} (target >= 0.9)  last user waited "
+              f"{last_wait:5.2f} s for a first token")
+    for label, ttfts in (("one conversation", single_ttfts), ("two conversations taking turns", interleaved_ttfts)):
+        ratios = [t[-1] / t[0] for t in ttfts]
+        print(f"TTFT turn {args.turns} / turn 1, {label}: "
+              + ", ".join(f"{t[-1] * 1000:.0f} ms / {t[0] * 1000:.0f} ms = {r:.2f}" for t, r in zip(ttfts, ratios))
+              + " (target <= 1.5)")
     return 0
 
 

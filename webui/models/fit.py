@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +11,15 @@ from webui.config import Settings
 from webui.engine import LoadSettings
 from webui.hardware import HardwareInfo
 from webui.models.catalog import estimate_kv_cache_mb, plan_gpu_layers
+from webui.models.model_settings import ModelLoadOptions
+
+_MIB = 1024 * 1024
+# Bytes per KV-cache element for llama.cpp's cache types: f16, and the q8_0 / q4_0 blocks of 32
+# values (32 + 2 and 16 + 2 bytes).
+KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
+# What a loaded model needs besides its weights and KV cache (compute buffers, context): a rough floor.
+RUNTIME_OVERHEAD_MB = 256
+_SIZE_LABEL = re.compile(r"^\d+(\.\d+)?[KMBT]$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -21,6 +32,16 @@ class ModelShape:
     n_head: int
     n_head_kv: int
     n_ctx_train: int
+    head_dim: int | None = None  # attention.key_length where it differs from n_embd / n_head (Gemma 3)
+
+    def kv_cache_mb(self, n_ctx: int, kv_cache_type: str = "f16") -> float:
+        """KV cache size for ``n_ctx`` tokens with llama.cpp's cache type ``kv_cache_type``."""
+        if self.n_layers <= 0:
+            return 0.0
+        return estimate_kv_cache_mb(
+            self.n_layers, n_ctx, self.n_embd, self.n_head, self.n_head_kv,
+            bytes_per_element=KV_BYTES_PER_ELEMENT.get(kv_cache_type, 2.0), head_dim=self.head_dim,
+        )
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str]) -> ModelShape:
@@ -40,6 +61,7 @@ class ModelShape:
             n_head=n_head,
             n_head_kv=number("attention.head_count_kv", n_head) or n_head,
             n_ctx_train=number("context_length"),
+            head_dim=number("attention.key_length") or None,
         )
 
 
@@ -54,13 +76,25 @@ def read_gguf_metadata(path: Path) -> dict[str, str]:
         llm.close()
 
 
-def auto_gpu_layers(path: Path, shape: ModelShape, n_ctx: int, hw: HardwareInfo) -> int:
-    """GPU layers for ``path``: all when it fits free VRAM, a share when part fits, 0 on CPU."""
+def auto_gpu_layers(
+    path: Path,
+    shape: ModelShape,
+    n_ctx: int,
+    hw: HardwareInfo,
+    *,
+    kv_cache_type: str = "f16",
+    size_bytes: int | None = None,
+) -> int:
+    """GPU layers for ``path``: all when it fits free VRAM, a share when part fits, 0 on CPU.
+
+    ``size_bytes`` is the model's size when it is more than ``path`` alone (a split model's parts).
+    """
     if not hw.gpus or not hw.gpu_offload_supported or shape.n_layers <= 0:
         return 0
-    kv_mb = estimate_kv_cache_mb(shape.n_layers, n_ctx, shape.n_embd, shape.n_head, shape.n_head_kv)
+    kv_mb = shape.kv_cache_mb(n_ctx, kv_cache_type)
+    size = path.stat().st_size if size_bytes is None else size_bytes
     return plan_gpu_layers(
-        model_size_mb=path.stat().st_size / 2**20, n_layers=shape.n_layers,
+        model_size_mb=size / _MIB, n_layers=shape.n_layers,
         kv_cache_mb=kv_mb, free_vram_mb=hw.free_vram_mb,
     )
 
@@ -80,3 +114,149 @@ def load_settings_for(path: Path, hw: HardwareInfo, settings: Settings) -> LoadS
         n_gpu_layers=n_gpu_layers,
         n_threads=settings.threads or hw.cpu_physical_cores,
     )
+
+
+# -- what the Models tab shows and decides ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GgufFacts:
+    """What one vocab-only read of a GGUF tells: its key/values and its parameter count."""
+
+    metadata: dict[str, str]
+    n_params: int
+
+
+def read_gguf_facts(path: Path) -> GgufFacts:
+    """Metadata and parameter count through llama.cpp, loading the vocabulary only (no weights).
+
+    llama.cpp counts parameters from the tensor list, which it reads even in vocab-only mode, and
+    it checks every tensor lies inside the file, so a truncated GGUF fails here (ValueError).
+    """
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    try:
+        return GgufFacts(metadata=dict(llm.metadata or {}), n_params=int(llama_cpp.llama_model_n_params(llm.model)))
+    finally:
+        llm.close()
+
+
+def llama_file_type_names() -> dict[int, str]:
+    """``general.file_type`` number -> quant name ("Q4_K_M"), from llama.cpp's own LLAMA_FTYPE_* enum."""
+    import llama_cpp
+
+    names: dict[int, str] = {}
+    for attr in dir(llama_cpp):
+        if attr.startswith("LLAMA_FTYPE_") and attr != "LLAMA_FTYPE_GUESSED":
+            names[int(getattr(llama_cpp, attr))] = attr.removeprefix("LLAMA_FTYPE_").split("_", 1)[1]
+    return names
+
+
+def quant_label(metadata: Mapping[str, str], file_name: str, file_type_names: Mapping[int, str]) -> str | None:
+    """The quantization: ``general.file_type`` when the file says it, else the one in its name."""
+    from webui.models.download import parse_quant
+
+    try:
+        file_type = int(metadata["general.file_type"])
+    except (KeyError, TypeError, ValueError):
+        file_type = None
+    if file_type is not None and file_type in file_type_names:
+        return file_type_names[file_type]
+    return parse_quant(file_name)
+
+
+def format_param_count(n_params: int) -> str:
+    """135_000_000 -> "135M", 1_540_000_000 -> "1.5B"; "" when unknown."""
+    if n_params <= 0:
+        return ""
+    for divisor, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n_params >= divisor:
+            value = n_params / divisor
+            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
+    return str(n_params)
+
+
+def param_count_label(metadata: Mapping[str, str], n_params: int) -> str:
+    """``general.size_label`` when it looks like one ("135M", "8x7B" is left to the count), else computed."""
+    label = str(metadata.get("general.size_label", "")).strip()
+    return label if _SIZE_LABEL.match(label) else format_param_count(n_params)
+
+
+def resolve_n_ctx(requested: int | None, default: int, n_ctx_train: int) -> int:
+    """The context size to load with: the user's number as given; else the app default, capped at training."""
+    if requested is not None:
+        return requested
+    return min(default, n_ctx_train) if n_ctx_train > 0 else default
+
+
+def load_settings_from_options(
+    path: Path,
+    shape: ModelShape,
+    options: ModelLoadOptions,
+    hw: HardwareInfo,
+    settings: Settings,
+    *,
+    size_bytes: int | None = None,
+) -> LoadSettings:
+    """The engine's LoadSettings for a file: saved per-model options first, the app's flags for the rest.
+
+    ``n_gpu_layers=None`` in both means auto, worked out by :func:`auto_gpu_layers` as at start-up.
+    """
+    n_ctx = resolve_n_ctx(options.n_ctx, settings.ctx_size, shape.n_ctx_train)
+    gpu_layers = options.n_gpu_layers if options.n_gpu_layers is not None else settings.n_gpu_layers
+    if gpu_layers is None:
+        gpu_layers = auto_gpu_layers(path, shape, n_ctx, hw, kv_cache_type=options.kv_cache_type, size_bytes=size_bytes)
+    return LoadSettings(
+        n_ctx=n_ctx,
+        n_gpu_layers=gpu_layers,
+        n_threads=options.n_threads or settings.threads or hw.cpu_physical_cores,
+        n_batch=options.n_batch,
+        flash_attn=options.flash_attn,
+        kv_cache_type=options.kv_cache_type,
+        use_mmap=options.use_mmap,
+        use_mlock=options.use_mlock,
+        chat_format=options.chat_format or None,
+    )
+
+
+def memory_needed_mb(size_bytes: int, kv_cache_mb: float) -> float:
+    """Weights plus KV cache plus a floor for llama.cpp's compute buffers."""
+    return size_bytes / _MIB + kv_cache_mb + RUNTIME_OVERHEAD_MB
+
+
+def memory_capacity_mb(hw: HardwareInfo) -> int:
+    """All the memory a model could ever fill: RAM plus VRAM (Apple's GPU memory is the RAM itself)."""
+    vram = 0 if hw.gpu_vendor == "apple" or hw.gpu_offload_supported is False else hw.total_vram_mb
+    return hw.ram_total_mb + vram
+
+
+def memory_warning(file_name: str, size_bytes: int, kv_cache_mb: float, n_ctx: int, hw: HardwareInfo) -> str | None:
+    """A one-sentence warning when the model clearly cannot fit all of RAM plus VRAM; None otherwise.
+
+    Totals, not free memory: the model being replaced is unloaded first, and the OS can drop its
+    file cache, so only a model larger than the whole machine is sure to fail.
+    """
+    capacity = memory_capacity_mb(hw)
+    if capacity <= 0:
+        return None  # memory unknown: do not guess
+    needed = memory_needed_mb(size_bytes, kv_cache_mb)
+    if needed <= capacity:
+        return None
+    return (
+        f"{file_name} needs about {needed / 1024:.1f} GiB ({size_bytes / 2**30:.1f} GiB of weights and "
+        f"{kv_cache_mb / 1024:.1f} GiB of KV cache for {n_ctx} tokens), more than this machine's "
+        f"{capacity / 1024:.1f} GiB of RAM and VRAM: lower the context size or pick a smaller file."
+    )
+
+
+def fits_label(size_bytes: int, hw: HardwareInfo) -> str:
+    """Whether a download will fit: "yes" (in the memory free now, with room for a modest context),
+    "tight" (only in all of RAM + VRAM, so other programs must give way), or "no"."""
+    needed = size_bytes / _MIB * 1.2 + RUNTIME_OVERHEAD_MB  # 20% for a modest KV cache
+    discrete = hw.gpu_vendor != "apple" and hw.gpu_offload_supported is not False
+    if needed <= hw.ram_available_mb + (hw.free_vram_mb if discrete else 0):
+        return "yes"
+    if needed <= memory_capacity_mb(hw):
+        return "tight"
+    return "no"

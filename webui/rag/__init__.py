@@ -1,0 +1,33 @@
+"""Document Q&A: load files, chunk, embed, store in Chroma, retrieve numbered passages."""
+
+from webui.rag.loaders import DocumentParseError
+from webui.rag.pipeline import (
+    NO_RELEVANT_PASSAGES_MESSAGE,
+    CollectionInfo,
+    DocumentInfo,
+    DocumentLibrary,
+    FileOutcome,
+    IngestProgress,
+    Passage,
+    RagError,
+    build_context,
+    build_prompt,
+    fit_passages,
+    format_sources,
+)
+
+__all__ = [
+    "NO_RELEVANT_PASSAGES_MESSAGE",
+    "CollectionInfo",
+    "DocumentInfo",
+    "DocumentLibrary",
+    "DocumentParseError",
+    "FileOutcome",
+    "IngestProgress",
+    "Passage",
+    "RagError",
+    "build_context",
+    "build_prompt",
+    "fit_passages",
+    "format_sources",
+]

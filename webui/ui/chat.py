@@ -228,12 +228,19 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     show_prompt.click(show_exact_prompt, [conversation_id, system_prompt, message], [exact_prompt], queue=False)
 
     def chat(message: str, system_prompt: str = "", max_tokens: int = 512, temperature: float = 0.7,
-             seed: int = -1, request: gr.Request = None) -> Iterator[str]:
-        """Stream a reply to one message, without history: the endpoint scripts and benchmarks call."""
+             seed: int = -1, history: list[dict[str, str]] | None = None,
+             request: gr.Request = None) -> Iterator[str]:
+        """Stream a reply to ``message`` after an optional ``history`` of {role, content} messages.
+
+        Nothing is saved: this is the endpoint scripts and benchmarks call.
+        """
+        services.user(request.username if request is not None else None)
         sampling = SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
         key = request.session_hash if request is not None and request.session_hash else "api"
-        for update in services.chat.stream(key, [{"role": "user", "content": message}],
-                                           system_prompt=system_prompt, sampling=sampling):
+        conversation = [{"role": str(m["role"]), "content": str(m["content"])} for m in history or []
+                        if m.get("role") in ("user", "assistant")]
+        conversation.append({"role": "user", "content": message})
+        for update in services.chat.stream(key, conversation, system_prompt=system_prompt, sampling=sampling):
             if update.error:
                 raise gr.Error(update.error)
             yield update.text

@@ -1,0 +1,170 @@
+"""Ingestion and query speed of the document library, measured on one set of chunks.
+
+Reports, in one run: raw sentence-transformers encode speed (chunks/s), end-to-end ingestion speed
+(parse + chunk + embed + store, chunks/s) on the same chunks, their ratio (target >= 0.8), and
+retrieve() latency p50/p95 on a collection of --query-size chunks (target p95 < 100 ms).
+
+The corpus is built from the license texts in /usr/share/common-licenses (Debian base-files): each
+file is a seeded shuffle of their paragraphs, so files differ and nothing is skipped as a duplicate.
+When --chunks is below --query-size, the collection is padded for the latency part with copies of
+the real chunk vectors plus small noise (say so when you quote the figure): HNSW search time
+depends on the index size, and embedding 10,000 chunks takes minutes on a small CPU.
+
+    python scripts/bench_rag.py --chunks 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from webui.rag.chunking import chunk_budget, chunk_sections  # noqa: E402
+from webui.rag.embeddings import Embedder  # noqa: E402
+from webui.rag.loaders import load_document  # noqa: E402
+from webui.rag.pipeline import DocumentLibrary  # noqa: E402
+
+SOURCES = Path("/usr/share/common-licenses")
+SOURCE_NAMES = ["Apache-2.0", "MPL-2.0", "GPL-3", "LGPL-3", "CC0-1.0", "GFDL-1.3", "Artistic"]
+QUESTIONS = [
+    "Can I use the licensor's trademarks?",
+    "How long do I have to fix a violation after notice?",
+    "Must I provide source code when I distribute binaries?",
+    "What happens to my patent license if I sue?",
+    "Is there any warranty?",
+    "Can I charge money for copies?",
+    "How do I apply this license to my program?",
+    "What is a derivative work?",
+    "Which court handles disputes?",
+    "Can I combine this with code under other terms?",
+]
+
+
+def build_corpus(folder: Path, chunks_wanted: int, chunks_per_file: int = 100) -> list[Path]:
+    """Text files of shuffled real paragraphs, about chunks_wanted chunks in all."""
+    paragraphs = []
+    for name in SOURCE_NAMES:
+        if (SOURCES / name).is_file():
+            text = (SOURCES / name).read_text(errors="replace")
+            paragraphs += [p.strip() for p in text.split("\n\n") if len(p.split()) >= 8]
+    if not paragraphs:
+        raise SystemExit(f"No license texts in {SOURCES} (install base-files).")
+    rng = random.Random(1234)
+    words_per_chunk = 120  # ~150 word pieces per chunk of these texts
+    files = []
+    for number in range(max(1, -(-chunks_wanted // chunks_per_file))):
+        body, words = [f"Document {number}."], 0
+        while words < chunks_per_file * words_per_chunk:
+            paragraph = rng.choice(paragraphs)
+            body.append(paragraph)
+            words += len(paragraph.split())
+        files.append(folder / f"doc-{number:04d}.txt")
+        files[-1].write_text("\n\n".join(body))
+    return files
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=10_000, help="chunks to ingest (about)")
+    parser.add_argument("--query-size", type=int, default=10_000, help="collection size for latency")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: what torch finds)")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
+        incoming = Path(tmp) / "incoming"
+        incoming.mkdir()
+        files = build_corpus(incoming, args.chunks)
+        embedder = Embedder(device=args.device)
+        embedder.embed(["warm up the model before any timing"])
+        model = embedder._load()  # the raw model, for the baseline
+
+        library = DocumentLibrary(Path(tmp) / "data", embedder=embedder)
+        library.create_collection("bench", "corpus")
+        size, overlap = chunk_budget(embedder.max_seq_tokens)
+        texts: list[str] = []
+        raw_seconds = ingest_seconds = 0.0
+        ingested = 0
+        # File by file, the raw baseline then the full pipeline on the same file, so that load
+        # from other processes on a shared machine falls on both measurements alike.
+        for path in files:
+            document = load_document(path.read_bytes(), path.name)
+            chunks = chunk_sections(document.sections, count_tokens=embedder.count_tokens,
+                                    chunk_tokens=size, overlap_tokens=overlap)
+            file_texts = [c.text for c in chunks]
+            start = time.perf_counter()
+            model.encode(file_texts, batch_size=32, normalize_embeddings=True,
+                         show_progress_bar=False)
+            raw_seconds += time.perf_counter() - start
+            start = time.perf_counter()
+            [outcome] = library.ingest("bench", "corpus", [path])
+            ingest_seconds += time.perf_counter() - start
+            assert outcome.ok and outcome.chunks == len(file_texts), outcome.message
+            texts += file_texts
+            ingested += outcome.chunks
+        raw_rate = len(texts) / raw_seconds
+        ingest_rate = ingested / ingest_seconds
+
+        stored = library.store.find("bench", "corpus")
+        assert stored is not None
+        padded = 0
+        if ingested < args.query_size:
+            got = library.store._collection(stored).get(include=["embeddings"])
+            vectors = list(got["embeddings"])
+            rng = random.Random(7)
+            noise = np.random.default_rng(7)
+            while ingested + padded < args.query_size:
+                batch = min(1000, args.query_size - ingested - padded)
+                chosen = np.array([vectors[rng.randrange(len(vectors))] for _ in range(batch)])
+                chosen = chosen + noise.normal(0, 0.02, chosen.shape)
+                chosen /= np.linalg.norm(chosen, axis=1, keepdims=True)
+                ids = [f"pad-{padded + i}" for i in range(batch)]
+                meta = [{"file_name": "padding", "chunk_index": 1} for _ in range(batch)]
+                library.store.add(stored, ids, chosen.tolist(), ["padding"] * batch, meta)
+                padded += batch
+        total = library.store.count(stored)
+
+        library.retrieve("bench", QUESTIONS[0], ["corpus"])  # warm
+        latencies, embed_ms, search_ms = [], [], []
+        for i in range(args.queries):
+            question = f"{QUESTIONS[i % len(QUESTIONS)]} ({i})"
+            start = time.perf_counter()
+            library.retrieve("bench", question, ["corpus"], k=4)
+            latencies.append((time.perf_counter() - start) * 1000)
+            # The two parts, timed apart, to show where the time goes.
+            start = time.perf_counter()
+            vector = embedder.embed_query(question)
+            embed_ms.append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            library.store.query(stored, vector, 4)
+            search_ms.append((time.perf_counter() - start) * 1000)
+
+    device = str(model.device)
+    print(f"device {device}; {len(files)} files, {len(texts)} chunks "
+          f"(mean {statistics.mean(len(t) for t in texts):.0f} chars)")
+    print(f"raw encode      {raw_rate:8.1f} chunks/s")
+    print(f"ingest (e2e)    {ingest_rate:8.1f} chunks/s   ratio {ingest_rate / raw_rate:.2f} "
+          f"(target >= 0.8)")
+    pad_note = f", {padded} of them padding copies" if padded else ""
+    print(f"retrieve on {total} chunks{pad_note}: p50 {percentile(latencies, 0.5):.1f} ms, "
+          f"p95 {percentile(latencies, 0.95):.1f} ms over {len(latencies)} queries (target p95 < 100)")
+    print(f"  of which: question embedding p50 {percentile(embed_ms, 0.5):.1f} ms, "
+          f"Chroma search p50 {percentile(search_ms, 0.5):.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""The Notebook tab in a real Chromium: raw continuation streams after the text, and Stop stops."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+TEXT = "#notebook-text textarea"
+STATS = "#notebook-stats"
+
+
+def open_notebook(page, url: str) -> None:
+    page.goto(url)
+    page.get_by_role("tab", name="Notebook").click()
+    page.locator(TEXT).wait_for()
+
+
+def set_number(page, elem_id: str, value: str) -> None:
+    field = page.locator(f"#{elem_id} input[type='number']").first
+    field.fill(value)
+    field.press("Enter")
+
+
+def test_generate_appends_a_streamed_continuation_to_the_text(page, smollm_app) -> None:
+    open_notebook(page, smollm_app.url)
+    prompt = "The three primary colors are red,"
+    page.locator(TEXT).fill(prompt)
+    set_number(page, "notebook-max-tokens", "40")
+    page.get_by_role("button", name="Generate").click()
+    lengths: list[int] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "tokens/s" not in page.locator(STATS).inner_text():
+        lengths.append(len(page.locator(TEXT).input_value()))
+        time.sleep(0.05)
+    result = page.locator(TEXT).input_value()
+    assert result.startswith(prompt) and len(result.strip()) > len(prompt)
+    assert "<|im_start|>" not in result, "no chat template in the notebook"
+    assert len({n for n in lengths if n > len(prompt)}) >= 2, "the continuation should stream in"
+    tokens = int(page.locator(STATS).inner_text().split(" tokens")[0].split()[-1])
+    assert 0 < tokens <= 40
+
+
+def test_stop_ends_a_long_generation(page, smollm_app) -> None:
+    open_notebook(page, smollm_app.url)
+    prompt = "Chapter 1. The long journey began on a cold morning, when"
+    page.locator(TEXT).fill(prompt)
+    set_number(page, "notebook-max-tokens", "3000")
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_function(
+        f"() => document.querySelector(\"{TEXT}\").value.length > {len(prompt) + 40}", timeout=60_000
+    )
+    page.locator("#notebook-stop").click()
+    page.wait_for_function(
+        f"() => document.querySelector(\"#notebook-stats\").innerText.includes('stopped')", timeout=15_000
+    )
+    stopped = page.locator(TEXT).input_value()
+    time.sleep(1.0)
+    assert page.locator(TEXT).input_value() == stopped, "nothing more arrives after Stop"
+    assert stopped.startswith(prompt)
+    tokens = int(page.locator(STATS).inner_text().split(" tokens")[0].split()[-1])
+    assert 0 < tokens < 3000

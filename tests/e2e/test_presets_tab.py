@@ -1,0 +1,148 @@
+"""The Presets tab in a real Chromium: create, apply in the chat, edit, restart, built-ins untouched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.app_server import running_app
+from webui.prompts.presets import BUILTIN_DIR
+
+pytestmark = pytest.mark.e2e
+
+STATUS = "#preset-status"
+PIRATE = "You are a pirate. Answer in one short sentence and say Arr."
+PASTED = "name: Pasted one\ndescription: From the clipboard.\nsystem: Be terse.\nsampling: precise\n"
+
+
+def open_presets(page, url: str) -> None:
+    page.goto(url)
+    page.get_by_role("tab", name="Presets").click()
+    page.locator("#preset-name input").wait_for()
+
+
+def wait_status(page, text: str) -> str:
+    page.wait_for_function(
+        "(t) => document.querySelector('#preset-status').innerText.includes(t)", arg=text, timeout=15_000
+    )
+    return page.locator(STATUS).inner_text()
+
+
+def choose(page, name: str) -> None:
+    field = page.locator("#preset-choice input")
+    field.click()
+    field.fill(name)
+    page.get_by_role("option", name=name, exact=True).click()
+    page.wait_for_function(
+        "(n) => document.querySelector('#preset-name input').value === n", arg=name, timeout=10_000
+    )
+
+
+def set_number(page, elem_id: str, value: str) -> None:
+    field = page.locator(f"#{elem_id} input")
+    field.fill(value)
+    field.press("Tab")
+
+
+def test_create_apply_chat_edit_restart(browser, tmp_path: Path, smollm_path: Path) -> None:
+    builtin_before = {p.name: p.read_bytes() for p in BUILTIN_DIR.glob("*.yaml")}
+    data = tmp_path / "data"
+    args = ["--model", str(smollm_path), "--data-dir", str(data), "--models-dir", str(tmp_path / "models"),
+            "--offline", "--ctx-size", "1024"]
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        with running_app(tmp_path, args) as app:
+            open_presets(page, app.url)
+
+            # Create a preset with two sampling settings.
+            page.locator("#preset-new").click()
+            wait_status(page, "Write the new preset")
+            page.locator("#preset-name input").fill("Pirate test")
+            page.locator("#preset-description textarea").fill("Talks like a pirate.")
+            page.locator("#preset-system textarea").fill(PIRATE)
+            page.get_by_text("Sampling settings (leave blank").click()
+            set_number(page, "preset-temperature", "0.3")
+            set_number(page, "preset-max-tokens", "48")
+            page.locator("#preset-save").click()
+            assert "Saved 'Pirate test'" in wait_status(page, "Saved")
+            saved_file = data / "presets" / "pirate-test.yaml"
+            assert PIRATE in saved_file.read_text() and "temperature: 0.3" in saved_file.read_text()
+            assert "Pirate test" in page.locator("#preset-table").inner_text()
+
+            # Apply it: the Chat tab's system prompt and sliders change, and a chat works.
+            page.locator("#preset-apply").click()
+            assert "Applied 'Pirate test' to the chat" in wait_status(page, "Applied")
+            page.get_by_role("tab", name="Chat").click()
+            page.get_by_text("System prompt and sampling").click()
+            assert page.get_by_label("System prompt", exact=True).input_value() == PIRATE
+            assert page.get_by_role("tabpanel").get_by_label("Temperature").first.input_value() == "0.3"
+            page.get_by_label("Message", exact=True).fill("Where is the treasure?")
+            page.get_by_role("button", name="Send").click()
+            page.wait_for_function(
+                "() => [...document.querySelectorAll(\"[data-testid='bot']\")]"
+                ".some(b => b.innerText.includes('tokens/s'))",
+                timeout=60_000,
+            )
+            reply = page.locator("[data-testid='bot']").last.inner_text()
+            tokens = int(reply.split(" tokens ·")[0].split()[-1])
+            assert 0 < tokens <= 48, "the preset's max tokens were used"
+
+            # Edit it.
+            page.get_by_role("tab", name="Presets").click()
+            page.locator("#preset-system textarea").fill("You are a calm pirate.")
+            page.locator("#preset-save").click()
+            wait_status(page, "Saved 'Pirate test'")
+            assert "You are a calm pirate." in saved_file.read_text()
+
+            # Edit a built-in: a copy is saved, the shipped file stays byte for byte.
+            choose(page, "Coder")
+            page.locator("#preset-description textarea").fill("My own coder.")
+            page.locator("#preset-save").click()
+            assert "your own copy" in wait_status(page, "your own copy")
+            assert (data / "presets" / "coder.yaml").is_file()
+            assert {p.name: p.read_bytes() for p in BUILTIN_DIR.glob("*.yaml")} == builtin_before
+
+        # A second app on the same data dir still has both; a broken file is named, the rest work.
+        (data / "presets" / "broken.yaml").write_text("name: Broken\nsystem: [never closed\n")
+        with running_app(tmp_path, args) as app:
+            open_presets(page, app.url)
+            table = page.locator("#preset-table").inner_text()
+            assert "Pirate test" in table and "My own coder." in table and "mine (edited built-in)" in table
+            assert "broken.yaml, line" in page.locator("#preset-errors").inner_text()
+            choose(page, "Pirate test")
+            assert page.locator("#preset-system textarea").input_value() == "You are a calm pirate."
+            page.get_by_text("Sampling settings (leave blank").click()
+            assert page.locator("#preset-temperature input").input_value() == "0.3"
+            assert page.locator("#preset-top-p input").input_value() == ""
+
+            # Import pasted YAML, export it, delete it after confirming.
+            page.get_by_text("Import a preset").click()
+            page.locator("#preset-paste textarea").fill(PASTED)
+            page.locator("#preset-import").click()
+            assert "Imported 'Pasted one'" in wait_status(page, "Imported")
+            upload = tmp_path / "shared-by-a-friend.yaml"
+            upload.write_text("name: Uploaded one\nsystem: Be kind.\n")
+            page.locator("input[type='file'][accept*='.yaml']").set_input_files(str(upload))
+            assert "Imported 'Uploaded one' from the uploaded file" in wait_status(page, "Uploaded one")
+            choose(page, "Pasted one")
+            page.wait_for_function("() => document.querySelector('#preset-name input').value === 'Pasted one'")
+            with page.expect_download() as download:
+                page.locator("#preset-export").click()
+            assert "name: Pasted one" in Path(download.value.path()).read_text()
+            page.locator("#preset-delete").click()
+            page.locator("#preset-confirm-delete").click()
+            assert "Deleted 'Pasted one'" in wait_status(page, "Deleted")
+            assert not (data / "presets" / "pasted-one.yaml").exists()
+
+            # One-click sampling sets the chat's sliders.
+            page.locator("#sampling-creative").click()
+            wait_status(page, "creative")
+            page.get_by_role("tab", name="Chat").click()
+            page.get_by_text("System prompt and sampling").click()
+            assert float(page.get_by_role("tabpanel").get_by_label("Temperature").first.input_value()) == 1.0
+            assert float(page.get_by_role("tabpanel").get_by_label("Top-k").first.input_value()) == 100
+    finally:
+        context.close()

@@ -1,0 +1,148 @@
+"""Chunking and passage fitting: sizes, overlap, boundaries, metadata, and the cited context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from webui.rag.chunking import chunk_budget, chunk_sections
+from webui.rag.loaders import Section
+from webui.rag.pipeline import (
+    InvalidCollectionNameError,
+    Passage,
+    build_context,
+    build_prompt,
+    fit_passages,
+    format_sources,
+    validate_collection_name,
+)
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def sentences(count: int, start: int = 0) -> str:
+    return " ".join(f"Sentence number {i} says something short." for i in range(start, start + count))
+
+
+def test_chunks_stay_within_the_token_budget() -> None:
+    chunks = chunk_sections([Section(sentences(200))], count_tokens=words, chunk_tokens=50,
+                            overlap_tokens=10)
+    assert len(chunks) > 10
+    assert all(words(c.text) <= 50 for c in chunks)
+
+
+def test_chunks_end_on_sentence_boundaries() -> None:
+    chunks = chunk_sections([Section(sentences(60))], count_tokens=words, chunk_tokens=40,
+                            overlap_tokens=8)
+    assert all(c.text.endswith("short.") for c in chunks)
+    assert all(c.text.startswith("Sentence number") for c in chunks)
+
+
+def test_neighbouring_chunks_overlap() -> None:
+    chunks = chunk_sections([Section(sentences(60))], count_tokens=words, chunk_tokens=40,
+                            overlap_tokens=12)
+    for first, second in zip(chunks, chunks[1:]):
+        last_sentence = first.text.rsplit("Sentence", 1)[1]
+        assert last_sentence in second.text
+
+
+def test_paragraphs_are_preferred_split_points() -> None:
+    text = sentences(4) + "\n\n" + sentences(4, start=100)
+    chunks = chunk_sections([Section(text)], count_tokens=words, chunk_tokens=30, overlap_tokens=0)
+    assert [c.text for c in chunks] == [sentences(4), sentences(4, start=100)]
+
+
+def test_page_and_heading_stay_with_each_chunk_and_indexes_run_on() -> None:
+    sections = [Section(sentences(30), page=1), Section(sentences(30), page=2, heading="Intro")]
+    chunks = chunk_sections(sections, count_tokens=words, chunk_tokens=50, overlap_tokens=5)
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    assert {c.page for c in chunks} == {1, 2}
+    assert all(c.heading == "Intro" for c in chunks if c.page == 2)
+    assert all(c.heading is None for c in chunks if c.page == 1)
+
+
+def test_empty_sections_give_no_chunks() -> None:
+    assert chunk_sections([Section("   ")], count_tokens=words) == []
+
+
+def test_budget_leaves_room_under_the_model_window() -> None:
+    assert chunk_budget(256) == (200, 40)
+    size, overlap = chunk_budget(128)
+    assert size <= 128 * 0.8 and 0 < overlap < size
+    assert chunk_budget(16)[0] == 32  # never absurdly small
+
+
+def test_real_minilm_tokenizer_keeps_chunks_inside_256_word_pieces(minilm_path: Path) -> None:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(minilm_path / "tokenizer.json"))
+    tokenizer.no_truncation()
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    long_words = " ".join(["electroencephalographically", "photosynthesis"] * 600)
+    chunks = chunk_sections([Section(sentences(300) + "\n\n" + long_words)], count_tokens=count)
+    assert all(count(c.text) + 2 <= 256 for c in chunks)  # +2 for [CLS] and [SEP]
+
+
+def passage(number: int, text: str, page: int | None = 1, heading: str | None = None) -> Passage:
+    return Passage(number, text, "guide.pdf", page, heading, 0.5, "manuals")
+
+
+def test_context_numbers_each_passage_with_its_citation() -> None:
+    context = build_context(
+        [passage(1, "First."), passage(2, "Second.", page=None, heading="Setup")]
+    )
+    assert context == "[1] (guide.pdf, p. 1) First.\n\n[2] (guide.pdf, Setup) Second."
+
+
+def test_context_respects_max_chars() -> None:
+    context = build_context([passage(1, "a" * 100), passage(2, "b" * 100)], max_chars=150)
+    assert len(context) <= 150
+    assert context.startswith("[1]") and "[2]" in context and context.endswith("…")
+
+
+def test_prompt_holds_instructions_sources_and_question() -> None:
+    prompt = build_prompt("When?", [passage(1, "At noon.")])
+    assert "cite" in prompt and "[1] (guide.pdf, p. 1) At noon." in prompt
+    assert prompt.endswith("Question: When?")
+    assert format_sources([passage(1, "x"), passage(2, "y", page=7)]) == (
+        "[1] guide.pdf, p. 1\n[2] guide.pdf, p. 7"
+    )
+
+
+def test_fit_keeps_everything_when_it_fits() -> None:
+    passages = [passage(1, "one two"), passage(2, "three four")]
+    assert fit_passages(passages, budget_tokens=100, count_tokens=words) == passages
+
+
+def test_fit_drops_the_lowest_ranked_first() -> None:
+    passages = [passage(i, " ".join(["word"] * 40)) for i in (1, 2, 3)]
+    kept = fit_passages(passages, budget_tokens=100, count_tokens=words)
+    assert [p.number for p in kept] == [1, 2]
+    assert words(build_context(kept)) <= 100
+
+
+def test_fit_shortens_when_a_useful_part_fits() -> None:
+    passages = [passage(1, " ".join(f"w{i}" for i in range(200)))]
+    kept = fit_passages(passages, budget_tokens=60, count_tokens=words)
+    assert len(kept) == 1 and kept[0].text.startswith("w0 w1") and kept[0].text.endswith("…")
+    assert 50 <= words(build_context(kept)) <= 60
+
+
+def test_fit_returns_nothing_when_even_a_fragment_would_not_fit() -> None:
+    assert fit_passages([passage(1, "a " * 100)], budget_tokens=10, count_tokens=words) == []
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "x" * 81, "tab\x07bell"])
+def test_bad_collection_names_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidCollectionNameError):
+        validate_collection_name(bad)
+
+
+def test_collection_names_are_trimmed() -> None:
+    assert validate_collection_name("  Tax   papers ") == "Tax papers"

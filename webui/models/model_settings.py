@@ -1,0 +1,138 @@
+"""Per-model load settings the user chose in the Models tab, remembered per file name in the data dir."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+FILE_VERSION = 1
+
+
+class InvalidLoadOptions(ValueError):
+    """A load setting is out of range; the message names the setting and what it accepts."""
+
+
+@dataclass(frozen=True)
+class ModelLoadOptions:
+    """What the user may tune per model file. ``None`` means "the app's default" (flags, or auto)."""
+
+    n_ctx: int | None = None  # None: --ctx-size, capped at the model's trained context
+    n_gpu_layers: int | None = None  # None: auto (fit.auto_gpu_layers, the launcher's rule); -1: all
+    n_threads: int | None = None  # None: --threads, else the physical core count
+    n_batch: int = 512
+    flash_attn: bool = False
+    kv_cache_type: str = "f16"
+    use_mmap: bool = True
+    use_mlock: bool = False
+    chat_format: str | None = None  # a family name or a Jinja template overriding the file's own
+
+    def __post_init__(self) -> None:
+        validate_options(self)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def validate_options(options: ModelLoadOptions) -> None:
+    """Raise InvalidLoadOptions for values llama.cpp would reject or that make no sense."""
+    if options.n_ctx is not None and options.n_ctx < 16:
+        raise InvalidLoadOptions(f"Context size must be at least 16 tokens (or empty for the default), not {options.n_ctx}.")
+    if options.n_gpu_layers is not None and options.n_gpu_layers < -1:
+        raise InvalidLoadOptions(f"GPU layers must be 'auto', -1 (all) or a number of layers, not {options.n_gpu_layers}.")
+    if options.n_threads is not None and options.n_threads < 1:
+        raise InvalidLoadOptions(f"Threads must be at least 1 (or empty for the default), not {options.n_threads}.")
+    if options.n_batch < 1:
+        raise InvalidLoadOptions(f"Batch size must be at least 1, not {options.n_batch}.")
+    if options.kv_cache_type not in KV_CACHE_TYPES:
+        raise InvalidLoadOptions(
+            f"KV cache type must be one of {', '.join(KV_CACHE_TYPES)}, not {options.kv_cache_type!r}."
+        )
+    if options.kv_cache_type != "f16" and not options.flash_attn:
+        # llama.cpp refuses a quantized V cache without flash attention ("Failed to create llama_context").
+        raise InvalidLoadOptions(
+            f"A {options.kv_cache_type} KV cache needs flash attention: turn it on, or use the f16 cache."
+        )
+
+
+def options_from_dict(raw: dict[str, Any]) -> ModelLoadOptions:
+    """Options from saved JSON: unknown keys are ignored, so an older or newer file still loads."""
+    known = {f.name for f in fields(ModelLoadOptions)}
+    return ModelLoadOptions(**{k: v for k, v in raw.items() if k in known})
+
+
+def parse_gpu_layers_text(text: str | None) -> int | None:
+    """The GPU-layers box: ``auto`` or empty -> None; a whole number (``-1`` = all) -> that number."""
+    value = (text or "").strip().lower()
+    if value in ("", "auto"):
+        return None
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise InvalidLoadOptions(f"GPU layers must be 'auto' or a whole number, not {text!r}.") from exc
+
+
+class ModelSettingsStore:
+    """``{file name: ModelLoadOptions}`` in one JSON file, written atomically (temp file + rename)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._guard = threading.Lock()
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, json.JSONDecodeError) as exc:
+            # A damaged file must not stop the app from loading models; defaults apply until the next save.
+            log.error("cannot read %s, using default load settings: %s", self.path, exc)
+            return {}
+        models = raw.get("models") if isinstance(raw, dict) else None
+        return {str(k): v for k, v in models.items() if isinstance(v, dict)} if isinstance(models, dict) else {}
+
+    def _write(self, models: dict[str, dict[str, Any]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps({"version": FILE_VERSION, "models": models}, indent=2, sort_keys=True)
+        fd, tmp = tempfile.mkstemp(prefix=".model-settings-", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, file_name: str) -> ModelLoadOptions | None:
+        """The saved options for ``file_name``, or None when none were saved (or they are invalid)."""
+        with self._guard:
+            raw = self._read().get(file_name)
+        if raw is None:
+            return None
+        try:
+            return options_from_dict(raw)
+        except (InvalidLoadOptions, TypeError) as exc:
+            log.error("ignoring the saved load settings of %s: %s", file_name, exc)
+            return None
+
+    def save(self, file_name: str, options: ModelLoadOptions) -> None:
+        with self._guard:
+            models = self._read()
+            models[file_name] = options.as_dict()
+            self._write(models)
+
+    def remove(self, file_name: str) -> None:
+        with self._guard:
+            models = self._read()
+            if models.pop(file_name, None) is not None:
+                self._write(models)

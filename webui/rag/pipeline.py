@@ -1,0 +1,550 @@
+"""Pipeline: the document library the app talks to: collections, ingestion, retrieval, cited context."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from webui.rag.chunking import Chunk, chunk_budget, chunk_sections
+from webui.rag.embeddings import Embedder
+from webui.rag.loaders import DocumentParseError, load_document, sanitize_file_name
+from webui.rag.store import SHARED_OWNER, ChromaStore, StoredCollection
+
+log = logging.getLogger(__name__)
+
+NO_RELEVANT_PASSAGES_MESSAGE = (
+    "I found nothing in the selected documents that answers this. "
+    "Try rephrasing the question, or choose other collections."
+)
+
+RAG_INSTRUCTIONS = (
+    "Answer the question using only the numbered sources below. After each statement, cite the "
+    "source it comes from as [1], [2], ... If the sources do not contain the answer, say so."
+)
+
+# Cosine similarity under which a chunk is treated as unrelated. Measured with all-MiniLM-L6-v2 by
+# scripts/eval_retrieval.py: the chunk that answers a question scored 0.43-0.75 (median 0.55), the
+# best chunk for an off-topic question at most 0.09. 0.25 sits in that gap, nearer the off-topic
+# side, so loosely worded but relevant questions still get passages.
+DEFAULT_MIN_SCORE = 0.25
+
+MAX_COLLECTION_NAME_CHARS = 80
+_EMBED_BATCH = 64  # chunks per progress report during embedding
+
+IngestStatus = Literal["added", "unchanged", "replaced", "failed"]
+
+
+class RagError(Exception):
+    """Base of the library's errors; str(error) is one sentence fit for the user."""
+
+
+class CollectionNotFoundError(RagError):
+    pass
+
+
+class CollectionExistsError(RagError):
+    pass
+
+
+class CollectionPermissionError(RagError):
+    pass
+
+
+class InvalidCollectionNameError(RagError):
+    pass
+
+
+class EmbeddingModelMismatchError(RagError):
+    pass
+
+
+class DocumentNotFoundError(RagError):
+    pass
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection as one user sees it."""
+
+    name: str
+    shared: bool
+    documents: int
+    chunks: int
+    embedding_model: str
+    created_by: str
+    created_at: str
+    editable: bool  # the viewer may add, delete, rename (own collections and shared ones they made)
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    files_done: int
+    files_total: int
+    pages_done: int
+    chunks_done: int
+    current_file: str
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    file_name: str
+    ok: bool
+    message: str
+    chunks: int
+    pages: int
+    status: IngestStatus
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    file_name: str
+    pages: int
+    chunks: int
+    size_bytes: int
+    added_at: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk, numbered in rank order so the answer can cite it as [number]."""
+
+    number: int
+    text: str
+    file_name: str
+    page: int | None
+    heading: str | None
+    score: float
+    collection: str
+
+    @property
+    def citation(self) -> str:
+        """Where the passage comes from, as a reader would look it up: "a.pdf, p. 3"."""
+        if self.page is not None:
+            return f"{self.file_name}, p. {self.page}"
+        if self.heading:
+            return f"{self.file_name}, {self.heading}"
+        return self.file_name
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def validate_collection_name(name: str) -> str:
+    """The trimmed name, or InvalidCollectionNameError saying what is wrong with it."""
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        raise InvalidCollectionNameError("A collection needs a name.")
+    if len(cleaned) > MAX_COLLECTION_NAME_CHARS:
+        raise InvalidCollectionNameError(
+            f"Collection names can be at most {MAX_COLLECTION_NAME_CHARS} characters long."
+        )
+    if any(ord(ch) < 32 for ch in cleaned):
+        raise InvalidCollectionNameError("Collection names cannot contain control characters.")
+    return cleaned
+
+
+def _dir_name(label: str) -> str:
+    """A readable, collision-free directory name for an owner or collection name."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", label).strip("_")[:40] or "shared"
+    return f"{slug}-{hashlib.sha256(label.encode()).hexdigest()[:8]}"
+
+
+def build_context(passages: Sequence[Passage], *, max_chars: int | None = None) -> str:
+    """Numbered sources for the prompt: "[1] (a.pdf, p. 3) text", one blank line apart."""
+    parts: list[str] = []
+    used = 0
+    for passage in passages:
+        block = f"[{passage.number}] ({passage.citation}) {passage.text}"
+        if max_chars is not None:
+            room = max_chars - used - (2 if parts else 0)
+            if room <= 0:
+                break
+            if len(block) > room:
+                parts.append(block[: max(0, room - 1)].rstrip() + "…")
+                break
+        parts.append(block)
+        used += len(block) + (2 if len(parts) > 1 else 0)
+    return "\n\n".join(parts)
+
+
+def build_prompt(question: str, passages: Sequence[Passage]) -> str:
+    """The user turn for a question answered from documents: instructions, sources, question."""
+    return f"{RAG_INSTRUCTIONS}\n\nSources:\n{build_context(passages)}\n\nQuestion: {question}"
+
+
+def format_sources(passages: Sequence[Passage]) -> str:
+    """One line per source, to show under an answer: "[1] a.pdf, p. 3"."""
+    return "\n".join(f"[{p.number}] {p.citation}" for p in passages)
+
+
+_MIN_SHORTENED_WORDS = 20  # a shorter fragment rarely answers anything and costs a citation
+
+
+def fit_passages(
+    passages: Sequence[Passage], *, budget_tokens: int, count_tokens: Callable[[str], int]
+) -> list[Passage]:
+    """The best-ranked passages whose build_context fits budget_tokens; the last may be shortened."""
+    kept: list[Passage] = []
+    for passage in passages:
+        if count_tokens(build_context([*kept, passage])) <= budget_tokens:
+            kept.append(passage)
+            continue
+        words = passage.text.split()
+        low, high, best = _MIN_SHORTENED_WORDS, len(words) - 1, 0
+        while low <= high:  # the most words that still fit, by bisection
+            middle = (low + high) // 2
+            trial = replace(passage, text=" ".join(words[:middle]) + " …")
+            if count_tokens(build_context([*kept, trial])) <= budget_tokens:
+                best, low = middle, middle + 1
+            else:
+                high = middle - 1
+        if best:
+            kept.append(replace(passage, text=" ".join(words[:best]) + " …"))
+        break
+    return kept
+
+
+class DocumentLibrary:
+    """Per-user document collections in Chroma; every method checks that the owner may see them."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        embedding_model: str | None = None,
+        max_file_mb: int = 100,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.uploads_dir = self.data_dir / "uploads"
+        self.max_file_bytes = max_file_mb * 1024 * 1024
+        self.embedder = embedder or Embedder(embedding_model)
+        self.store = ChromaStore(self.data_dir / "chroma")
+        self._write_lock = threading.RLock()
+
+    # --- collections -------------------------------------------------------------------------
+
+    def _visible(self, owner: str) -> list[StoredCollection]:
+        return [c for c in self.store.list() if c.owner == owner or c.shared]
+
+    def _resolve(self, owner: str, name: str) -> StoredCollection:
+        """The owner's own collection of that name, else the shared one."""
+        visible = {(c.owner, c.name): c for c in self._visible(owner)}
+        found = visible.get((owner, name)) or visible.get((SHARED_OWNER, name))
+        if found is None:
+            raise CollectionNotFoundError(f"There is no collection named '{name}'.")
+        return found
+
+    @staticmethod
+    def _may_edit(owner: str, stored: StoredCollection) -> bool:
+        return stored.owner == owner or (stored.shared and stored.created_by == owner)
+
+    def _editable(self, owner: str, name: str) -> StoredCollection:
+        stored = self._resolve(owner, name)
+        if not self._may_edit(owner, stored):
+            raise CollectionPermissionError(
+                f"'{name}' is shared by {stored.created_by or 'another user'}; only they can change it."
+            )
+        return stored
+
+    def _document_heads(self, stored: StoredCollection) -> list[dict[str, Any]]:
+        """Chunk 0 of every document carries the document's facts; one record per document."""
+        return self.store.metadatas(stored, {"chunk_index": 0})
+
+    def _info(self, owner: str, stored: StoredCollection) -> CollectionInfo:
+        return CollectionInfo(
+            name=stored.name,
+            shared=stored.shared,
+            documents=len(self._document_heads(stored)),
+            chunks=self.store.count(stored),
+            embedding_model=stored.embedding_model,
+            created_by=stored.created_by,
+            created_at=stored.created_at,
+            editable=self._may_edit(owner, stored),
+        )
+
+    def collections(self, owner: str) -> list[CollectionInfo]:
+        """The owner's own collections, then the shared ones, each sorted by name."""
+        visible = sorted(self._visible(owner), key=lambda c: (c.shared, c.name.lower()))
+        return [self._info(owner, c) for c in visible]
+
+    def create_collection(self, owner: str, name: str, *, shared: bool = False) -> CollectionInfo:
+        name = validate_collection_name(name)
+        with self._write_lock:
+            if any(c.name == name for c in self._visible(owner)):
+                raise CollectionExistsError(f"A collection named '{name}' already exists.")
+            stored = self.store.create(
+                SHARED_OWNER if shared else owner,
+                name,
+                created_by=owner,
+                created_at=_now(),
+                embedding_model=self.embedder.model_name,
+            )
+            return self._info(owner, stored)
+
+    def rename_collection(self, owner: str, old: str, new: str) -> CollectionInfo:
+        new = validate_collection_name(new)
+        with self._write_lock:
+            stored = self._editable(owner, old)
+            if new == stored.name:
+                return self._info(owner, stored)
+            if any(c.name == new for c in self._visible(owner)):
+                raise CollectionExistsError(f"A collection named '{new}' already exists.")
+            old_dir = self._upload_dir(stored)
+            renamed = self.store.rename(stored, new)
+            if old_dir.exists():
+                os.replace(old_dir, self._upload_dir(renamed))
+            return self._info(owner, renamed)
+
+    def delete_collection(self, owner: str, name: str) -> None:
+        with self._write_lock:
+            stored = self._editable(owner, name)
+            self.store.delete(stored)
+            shutil.rmtree(self._upload_dir(stored), ignore_errors=True)
+
+    # --- documents ---------------------------------------------------------------------------
+
+    def documents(self, owner: str, collection: str) -> list[DocumentInfo]:
+        stored = self._resolve(owner, collection)
+        docs = [
+            DocumentInfo(
+                file_name=str(m["file_name"]),
+                pages=int(m.get("pages", 1)),
+                chunks=int(m.get("doc_chunks", 0)),
+                size_bytes=int(m.get("size_bytes", 0)),
+                added_at=str(m.get("added_at", "")),
+                sha256=str(m.get("sha256", "")),
+            )
+            for m in self._document_heads(stored)
+        ]
+        return sorted(docs, key=lambda d: d.file_name.lower())
+
+    def delete_document(self, owner: str, collection: str, file_name: str) -> None:
+        with self._write_lock:
+            stored = self._editable(owner, collection)
+            if not self.store.metadatas(stored, {"file_name": file_name}):
+                raise DocumentNotFoundError(f"'{file_name}' is not in '{collection}'.")
+            self.store.delete_where(stored, {"file_name": file_name})
+            upload = self._upload_path(stored, file_name)
+            upload.unlink(missing_ok=True)
+
+    def _upload_dir(self, stored: StoredCollection) -> Path:
+        return self.uploads_dir / _dir_name(stored.owner) / _dir_name(stored.name)
+
+    def _upload_path(self, stored: StoredCollection, file_name: str) -> Path:
+        target = self._upload_dir(stored) / sanitize_file_name(file_name)
+        # Belt and braces: sanitize_file_name already removed separators and "..".
+        if not target.resolve().is_relative_to(self.uploads_dir.resolve()):
+            raise DocumentParseError(f"{file_name} has a name that cannot be stored safely.")
+        return target
+
+    def _keep_copy(self, stored: StoredCollection, file_name: str, data: bytes) -> None:
+        """Write the uploaded bytes atomically, so a crash never leaves half a file."""
+        target = self._upload_path(stored, file_name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".upload-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+    def ingest(
+        self,
+        owner: str,
+        collection: str,
+        files: Sequence[Path],
+        *,
+        progress: Callable[[IngestProgress], None] | None = None,
+    ) -> list[FileOutcome]:
+        """Add files to a collection; each file gets its own outcome and one bad file stops nothing."""
+        stored = self._editable(owner, collection)
+        if stored.embedding_model != self.embedder.model_name:
+            raise EmbeddingModelMismatchError(
+                f"'{collection}' was built with the embedding model {stored.embedding_model}, but "
+                f"{self.embedder.model_name} is in use; switch back or make a new collection."
+            )
+        counts = {"pages": 0, "chunks": 0}
+        outcomes: list[FileOutcome] = []
+
+        def report(current: str) -> None:
+            if progress is not None:
+                progress(
+                    IngestProgress(
+                        len(outcomes), len(files), counts["pages"], counts["chunks"], current
+                    )
+                )
+
+        for path in files:
+            name = sanitize_file_name(Path(path).name)
+            report(name)
+            try:
+                outcome = self._ingest_one(stored, Path(path), name, counts, report)
+            except DocumentParseError as exc:
+                outcome = FileOutcome(name, False, str(exc), 0, 0, "failed")
+            except OSError as exc:
+                log.warning("could not read %s: %s", path, exc)
+                outcome = FileOutcome(name, False, f"{name} could not be read.", 0, 0, "failed")
+            except Exception:  # one bad file must not stop the batch; the log keeps the detail
+                log.exception("ingesting %s failed", path)
+                outcome = FileOutcome(
+                    name, False, f"{name} could not be added because of an internal error.", 0, 0,
+                    "failed",
+                )
+            outcomes.append(outcome)
+        report("")
+        return outcomes
+
+    def _ingest_one(
+        self,
+        stored: StoredCollection,
+        path: Path,
+        name: str,
+        counts: dict[str, int],
+        report: Callable[[str], None],
+    ) -> FileOutcome:
+        size = path.stat().st_size
+        if size > self.max_file_bytes:
+            limit = self.max_file_bytes // (1024 * 1024)
+            raise DocumentParseError(
+                f"{name} is {size / 1024 / 1024:.1f} MB, over the {limit} MB limit for one file."
+            )
+        if size == 0:
+            raise DocumentParseError(f"{name} is empty.")
+        data = path.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+
+        same_name = self.store.metadatas(stored, {"$and": [{"file_name": name}, {"chunk_index": 0}]})
+        if any(m.get("sha256") == sha for m in same_name):
+            head = same_name[0]
+            return FileOutcome(
+                name, True, f"{name} is already in this collection, unchanged.",
+                int(head.get("doc_chunks", 0)), int(head.get("pages", 1)), "unchanged",
+            )
+        twins = self.store.metadatas(stored, {"$and": [{"sha256": sha}, {"chunk_index": 0}]})
+        if twins:
+            other = twins[0]
+            return FileOutcome(
+                name, True,
+                f"{name} has the same content as {other.get('file_name')}, already in this collection.",
+                int(other.get("doc_chunks", 0)), int(other.get("pages", 1)), "unchanged",
+            )
+
+        document = load_document(data, name)
+        counts["pages"] += document.pages
+        report(name)
+        chunk_tokens, overlap = chunk_budget(self.embedder.max_seq_tokens)
+        chunks = chunk_sections(
+            document.sections,
+            count_tokens=self.embedder.count_tokens,
+            chunk_tokens=chunk_tokens,
+            overlap_tokens=overlap,
+        )
+        vectors: list[list[float]] = []
+        for start in range(0, len(chunks), _EMBED_BATCH):
+            batch = chunks[start : start + _EMBED_BATCH]
+            vectors.extend(self.embedder.embed([c.text for c in batch]))
+            counts["chunks"] += len(batch)
+            report(name)
+
+        added_at = _now()
+        metadatas = [
+            _chunk_metadata(c, name, sha, size, document.pages, len(chunks), added_at)
+            for c in chunks
+        ]
+        with self._write_lock:
+            self.store.add(
+                stored, [f"{sha}-{c.index}" for c in chunks], vectors, [c.text for c in chunks],
+                metadatas,
+            )
+            # New chunks first, old ones after: a reader never sees the file missing.
+            if same_name:
+                self.store.delete_where(
+                    stored, {"$and": [{"file_name": name}, {"sha256": {"$ne": sha}}]}
+                )
+            self._keep_copy(stored, name, data)
+        status: IngestStatus = "replaced" if same_name else "added"
+        verb = "Replaced" if same_name else "Added"
+        pages = f"{document.pages} pages, " if document.pages > 1 else ""
+        return FileOutcome(
+            name, True, f"{verb} {name} ({pages}{len(chunks)} passages).", len(chunks),
+            document.pages, status,
+        )
+
+    # --- retrieval ---------------------------------------------------------------------------
+
+    def retrieve(
+        self,
+        owner: str,
+        question: str,
+        collections: Sequence[str],
+        *,
+        k: int = 4,
+        min_score: float = DEFAULT_MIN_SCORE,
+    ) -> list[Passage]:
+        """The k chunks most similar to the question across the chosen collections, best first."""
+        if not question.strip() or not collections or k <= 0:
+            return []
+        chosen = [self._resolve(owner, name) for name in dict.fromkeys(collections)]
+        for stored in chosen:
+            if stored.embedding_model != self.embedder.model_name:
+                raise EmbeddingModelMismatchError(
+                    f"'{stored.name}' was built with the embedding model {stored.embedding_model}, "
+                    f"but {self.embedder.model_name} is in use; it cannot be searched."
+                )
+        query = self.embedder.embed_query(question)
+        found: list[tuple[float, str, dict[str, Any], str]] = []
+        for stored in chosen:
+            total = self.store.count(stored)
+            if total == 0:
+                continue
+            for hit in self.store.query(stored, query, min(k, total)):
+                if hit.score >= min_score:
+                    found.append((hit.score, hit.text, hit.metadata, stored.name))
+        found.sort(key=lambda item: item[0], reverse=True)
+        return [
+            Passage(
+                number=number,
+                text=text,
+                file_name=str(meta.get("file_name", "")),
+                page=int(meta["page"]) if "page" in meta else None,
+                heading=str(meta["heading"]) if "heading" in meta else None,
+                score=score,
+                collection=collection_name,
+            )
+            for number, (score, text, meta, collection_name) in enumerate(found[:k], start=1)
+        ]
+
+
+def _chunk_metadata(
+    chunk: Chunk, name: str, sha: str, size: int, pages: int, total: int, added_at: str
+) -> dict[str, str | int]:
+    """Chroma metadata cannot hold None, so page and heading are left out when unknown."""
+    meta: dict[str, str | int] = {
+        "file_name": name,
+        "sha256": sha,
+        "chunk_index": chunk.index,
+        "doc_chunks": total,
+        "pages": pages,
+        "size_bytes": size,
+        "added_at": added_at,
+    }
+    if chunk.page is not None:
+        meta["page"] = chunk.page
+    if chunk.heading:
+        meta["heading"] = chunk.heading
+    return meta
