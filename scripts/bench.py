@@ -101,7 +101,7 @@ def concurrent_users(client_factory, users: int, max_tokens: int):
     return results, started, finished, first_token, last_wait
 
 
-def conversation_ttfts(client, turns: int, conversations: int, filler_words: int = 110) -> list[list[float]]:
+def conversation_ttfts(client, turns: int, conversations: int, filler_words: int = 28) -> list[list[float]]:
     """TTFT per turn for ``conversations`` conversations taking turns; each turn adds ~200 tokens."""
     histories: list[list[dict[str, str]]] = [[] for _ in range(conversations)]
     ttfts: list[list[float]] = [[] for _ in range(conversations)]

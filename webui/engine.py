@@ -7,6 +7,7 @@ one FIFO lock: a second request waits its turn (and can see its place in line) i
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -223,6 +224,57 @@ def choose_messages_to_keep(
         dropped += step
 
 
+_FINISHED = object()
+
+
+def pump_in_background(
+    produce: Callable[[threading.Event], Iterator[StreamChunk]], cancel: threading.Event
+) -> Iterator[StreamChunk]:
+    """Run a generation in its own thread and hand the consumer everything produced since it last looked.
+
+    Decoding then never waits for the consumer (a web page receiving each update costs a thread
+    hop, a diff and a network write per token); a slow consumer gets the new text merged into one
+    chunk. If the consumer goes away early, ``cancel`` is set so llama.cpp stops and frees the lock.
+    """
+    handoff: queue.SimpleQueue[object] = queue.SimpleQueue()
+
+    def work() -> None:
+        try:
+            for chunk in produce(cancel):
+                handoff.put(chunk)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
+            handoff.put(exc)
+        finally:
+            handoff.put(_FINISHED)
+
+    threading.Thread(target=work, name="llama-generate", daemon=True).start()
+    finished = False
+    try:
+        while not finished:
+            batch = [handoff.get()]
+            while not handoff.empty():
+                batch.append(handoff.get())
+            text = ""
+            for item in batch:
+                if item is _FINISHED:
+                    finished = True
+                elif isinstance(item, BaseException):
+                    finished = True
+                    raise item
+                elif item.stats is not None:
+                    if text:
+                        yield StreamChunk(text=text)
+                        text = ""
+                    yield item
+                else:
+                    text += item.text
+            if text:
+                yield StreamChunk(text=text)
+    finally:
+        if not finished:
+            cancel.set()
+
+
 class Engine:
     """Owns the ``llama_cpp.Llama`` instance; every method is safe to call from any thread."""
 
@@ -408,12 +460,16 @@ class Engine:
         on_wait: Callable[[int], None] | None = None,
     ) -> Iterator[StreamChunk]:
         """Stream a reply to a chat; the last chunk carries the stats."""
-        with self._lock.hold(on_wait):
-            fitted = self.fit(messages, sampling.max_tokens)
-            yield from self._generate(
-                fitted.tokens, fitted.rendered.stop, replace(sampling, max_tokens=fitted.max_tokens),
-                cancel=cancel, dropped=fitted.dropped_messages,
-            )
+
+        def produce(stop_flag: threading.Event) -> Iterator[StreamChunk]:
+            with self._lock.hold(on_wait):
+                fitted = self.fit(messages, sampling.max_tokens)
+                yield from self._generate(
+                    fitted.tokens, fitted.rendered.stop, replace(sampling, max_tokens=fitted.max_tokens),
+                    cancel=stop_flag, dropped=fitted.dropped_messages,
+                )
+
+        return pump_in_background(produce, cancel or threading.Event())
 
     def stream_completion(
         self,
@@ -424,15 +480,19 @@ class Engine:
         on_wait: Callable[[int], None] | None = None,
     ) -> Iterator[StreamChunk]:
         """Raw continuation of ``text`` with no chat template (the notebook mode)."""
-        with self._lock.hold(on_wait):
-            llm = self._require_model()
-            tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
-            room = llm.n_ctx() - len(tokens)
-            if room < MIN_REPLY_TOKENS:
-                tokens = tokens[: 1] + tokens[-(llm.n_ctx() - MIN_REPLY_TOKENS - 1):]
-                room = MIN_REPLY_TOKENS
-            yield from self._generate(tokens, (), replace(sampling, max_tokens=min(sampling.max_tokens, room)),
-                                      cancel=cancel, dropped=0)
+
+        def produce(stop_flag: threading.Event) -> Iterator[StreamChunk]:
+            with self._lock.hold(on_wait):
+                llm = self._require_model()
+                tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+                room = llm.n_ctx() - len(tokens)
+                if room < MIN_REPLY_TOKENS:
+                    tokens = tokens[:1] + tokens[-(llm.n_ctx() - MIN_REPLY_TOKENS - 1):]
+                    room = MIN_REPLY_TOKENS
+                yield from self._generate(tokens, (), replace(sampling, max_tokens=min(sampling.max_tokens, room)),
+                                          cancel=stop_flag, dropped=0)
+
+        return pump_in_background(produce, cancel or threading.Event())
 
     def _generate(
         self,

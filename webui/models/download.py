@@ -226,7 +226,11 @@ def list_gguf_files(repo_id: str, *, endpoint: str | None = None) -> list[Remote
     endpoint = _endpoint(endpoint)
     _check_online(repo_id, endpoint)
     with _hub_errors(repo_id, None, endpoint):
-        entries = HfApi(endpoint=endpoint).list_repo_tree(repo_id, recursive=True)
+        api = HfApi(endpoint=endpoint)
+        # One plain request first: the tree listing retries a refused connection with back-off
+        # (about 20 s), which a user pressing "List files" with the cable out should not sit through.
+        api.model_info(repo_id, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+        entries = api.list_repo_tree(repo_id, recursive=True)
         files = {
             entry.path: (entry.lfs.size, entry.lfs.sha256) if entry.lfs else (entry.size, None)
             for entry in entries
