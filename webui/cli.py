@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prompt-cache-mb", type=int, default=int(_env("PROMPT_CACHE_MB", "1024") or 1024),
                         help="RAM for cached conversation states, so users taking turns keep their prompt "
                         "prefix; 0 turns it off [WEBUI_PROMPT_CACHE_MB]")
+    parser.add_argument("--embedding-model", default=_env("EMBEDDING_MODEL"),
+                        help="sentence-transformers model for documents (default: the packaged all-MiniLM-L6-v2) "
+                        "[WEBUI_EMBEDDING_MODEL]")
+    parser.add_argument("--max-upload-mb", type=int, default=int(_env("MAX_UPLOAD_MB", "100") or 100),
+                        help="largest file accepted in the Documents tab, in MB [WEBUI_MAX_UPLOAD_MB]")
     parser.add_argument("--insecure-no-auth", action="store_true", default=_env_flag("INSECURE_NO_AUTH"),
                         help="allow serving on the network without login (not recommended) [WEBUI_INSECURE_NO_AUTH]")
     parser.add_argument("--ssl-certfile", type=Path, default=_env("SSL_CERTFILE"), help="HTTPS certificate [WEBUI_SSL_CERTFILE]")
@@ -94,6 +99,8 @@ def parse_settings(argv: Sequence[str]) -> Settings:
         threads=args.threads,
         insecure_no_auth=args.insecure_no_auth,
         prompt_cache_mb=args.prompt_cache_mb,
+        embedding_model=args.embedding_model or None,
+        max_upload_mb=args.max_upload_mb,
         ssl_certfile=Path(args.ssl_certfile) if args.ssl_certfile else None,
         ssl_keyfile=Path(args.ssl_keyfile) if args.ssl_keyfile else None,
     )

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from webui import __version__
 from webui.config import Settings
-from webui.engine import Engine, EngineError, GenerationStats, Message, SamplingParams
+from webui.engine import Engine, EngineError, GenerationStats, Message, NoModelLoaded, SamplingParams
 from webui.hardware import HardwareInfo
 from webui.history import Conversation, HistoryStore, StoredMessage, title_from_first_message
 from webui.auth import User, UserStore
 from webui.models.manager import ModelManager
 from webui.prompts.presets import PresetStore
+from webui.rag import NO_RELEVANT_PASSAGES_MESSAGE, DocumentLibrary, Passage, RagError, build_context, fit_passages
+from webui.rag.embeddings import Embedder, EmbeddingModelError
+from webui.rag.pipeline import DEFAULT_MIN_SCORE
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,22 @@ class ReplyUpdate:
     done: bool = False
     stats: GenerationStats | None = None
     notice: str | None = None  # e.g. "2 older messages were left out to fit the context window"
+    error: str | None = None
+    sources: tuple[Passage, ...] = ()  # the numbered passages a document answer may cite
+
+
+@dataclass(frozen=True)
+class PreparedReply:
+    """A reply ready to generate: the filled system prompt, the conversation and its sources.
+
+    ``answer`` is set when the reply is known without the model (no relevant passage), and
+    ``error`` when it cannot be given; the UI shows either instead of generating.
+    """
+
+    system_prompt: str
+    conversation: list[Message]
+    sources: tuple[Passage, ...] = ()
+    answer: str | None = None
     error: str | None = None
 
 
@@ -68,9 +87,18 @@ def dropped_notice(count: int) -> str | None:
 class ChatService:
     """Chat turns through the engine, with every message saved to the user's history."""
 
-    def __init__(self, engine: Engine, history: HistoryStore) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        history: HistoryStore,
+        *,
+        documents: DocumentService | None = None,
+        presets: PresetStore | None = None,
+    ) -> None:
         self._engine = engine
         self._history = history
+        self._documents = documents
+        self._presets = presets
         self._cancels = CancelRegistry()
 
     # -- conversations -----------------------------------------------------------------------
@@ -107,18 +135,125 @@ class ChatService:
 
     # -- replies -----------------------------------------------------------------------------
 
-    def reply_in(
-        self, owner: str, session_key: str, conversation_id: str, *, system_prompt: str, sampling: SamplingParams,
-    ) -> Iterator[ReplyUpdate]:
-        """Stream the reply to a saved conversation and save it once complete (or stopped)."""
+    def prepare_reply(
+        self,
+        owner: str,
+        conversation_id: str,
+        *,
+        system_prompt: str,
+        sampling: SamplingParams,
+        documents: DocumentQuery | None = None,
+    ) -> PreparedReply:
+        """What the model will be asked: the filled system prompt, the conversation, the sources.
+
+        With ``documents`` naming collections, the passages retrieved for the question are trimmed
+        to the context window and numbered into the prompt; when none is relevant, the prepared
+        reply is the fixed answer saying so and the model is not asked at all.
+        """
         stored = self._history.messages(owner, conversation_id)
-        conversation = [{"role": m.role, "content": m.content} for m in stored]
+        conversation: list[Message] = [{"role": m.role, "content": m.content} for m in stored]
+        question = conversation[-1]["content"] if conversation and conversation[-1]["role"] == "user" else ""
+        model_file = self._engine.info.file if self._engine.info else ""
+        if documents is None or not documents.collections:
+            system = fill_system_prompt(system_prompt, question=question, context="", model=model_file)
+            return PreparedReply(system, conversation)
+        try:
+            found = self.document_library().retrieve(
+                owner, question, documents.collections, k=documents.k, min_score=documents.min_score
+            )
+        except (RagError, EmbeddingModelError) as exc:
+            log.warning("retrieval failed: %s", exc)
+            return PreparedReply(system_prompt, conversation, error=str(exc))
+        if not found:
+            return PreparedReply(system_prompt, conversation, answer=NO_RELEVANT_PASSAGES_MESSAGE)
+        template = rag_system_template(system_prompt, self._rag_preset_system())
+        try:
+            sources = self._fit_sources(template, question, conversation, found, sampling, model_file)
+        except EngineError as exc:
+            return PreparedReply(system_prompt, conversation, error=str(exc))
+        if not sources:
+            return PreparedReply(system_prompt, conversation, error=(
+                "The question and system prompt leave no room for document passages in this model's "
+                "context window; shorten them, lower 'Max new tokens', or load a larger context."))
+        system = fill_system_prompt(template, question=question, context=build_context(sources), model=model_file)
+        return PreparedReply(system, conversation, tuple(sources))
+
+    def reply_in(
+        self,
+        owner: str,
+        session_key: str,
+        conversation_id: str,
+        *,
+        system_prompt: str,
+        sampling: SamplingParams,
+        documents: DocumentQuery | None = None,
+    ) -> Iterator[ReplyUpdate]:
+        """Stream the reply to a saved conversation and save it once complete (or stopped).
+
+        A document answer's sources are saved in the reply's meta, so they show again later.
+        """
+        prepared = self.prepare_reply(owner, conversation_id, system_prompt=system_prompt, sampling=sampling,
+                                      documents=documents)
+        if prepared.error:
+            yield ReplyUpdate(text="", done=True, error=prepared.error)
+            return
+        if prepared.answer is not None:
+            picked = list(documents.collections) if documents else []
+            self._history.append(owner, conversation_id, "assistant", prepared.answer,
+                                 meta={"sources": [], "collections": picked})
+            yield ReplyUpdate(text=prepared.answer, done=True)
+            return
         last: ReplyUpdate | None = None
-        for last in self.stream(session_key, conversation, system_prompt=system_prompt, sampling=sampling):
+        for last in self.stream(session_key, prepared.conversation, system_prompt=prepared.system_prompt,
+                                sampling=sampling):
+            if prepared.sources:
+                last = dataclasses.replace(last, sources=prepared.sources)
             yield last
         if last is not None and last.done and not last.error and last.text:
-            meta = {"stats": last.stats.as_dict()} if last.stats else {}
+            meta: dict[str, Any] = {"stats": last.stats.as_dict()} if last.stats else {}
+            if prepared.sources:
+                meta["sources"] = sources_meta(prepared.sources)
             self._history.append(owner, conversation_id, "assistant", last.text, meta=meta)
+
+    def document_library(self) -> DocumentLibrary:
+        if self._documents is None:
+            raise RagError("Document answers are not available in this app.")
+        return self._documents.library
+
+    def _rag_preset_system(self) -> str | None:
+        """The document-answering preset's system prompt for the loaded model, if the preset exists."""
+        if self._presets is None:
+            return None
+        try:
+            preset = self._presets.get(RAG_PRESET_NAME)
+        except PresetError:
+            return None
+        info = self._engine.info
+        return preset.system_for(
+            family=model_family(info), architecture=info.architecture if info else None,
+            model_name=f"{info.file} {info.name}" if info else "",
+        )
+
+    def _fit_sources(
+        self, template: str, question: str, conversation: list[Message], found: Sequence[Passage],
+        sampling: SamplingParams, model_file: str,
+    ) -> list[Passage]:
+        """The passages trimmed to the room the context window leaves (before any history is dropped)."""
+        info = self._engine.info
+        if info is None:
+            raise NoModelLoaded("No model is loaded. Load one in the Models tab.")
+        empty = fill_system_prompt(template, question=question, context="", model=model_file).strip()
+        head: list[Message] = [{"role": "system", "content": empty}] if empty else []
+
+        def prompt_tokens(messages: list[Message]) -> int:
+            return len(self._engine.tokenize(self._engine.render(messages)))
+
+        budget = passage_budget(
+            info.n_ctx, sampling.max_tokens,
+            with_history=prompt_tokens(head + conversation),
+            newest_only=prompt_tokens(head + conversation[-1:]),
+        )
+        return fit_passages(found, budget_tokens=budget, count_tokens=self._engine.count_tokens)
 
     def stream(
         self,
@@ -152,14 +287,20 @@ class ChatService:
             self._cancels.finish(session_key, cancel)
 
     def exact_prompt(self, owner: str, conversation_id: str | None, system_prompt: str, draft: str = "") -> str:
-        """The text the model would receive for this conversation plus ``draft``, special tokens included."""
-        messages: list[Message] = []
-        if system_prompt.strip():
-            messages.append({"role": "system", "content": system_prompt.strip()})
+        """The text the model would receive for this conversation plus ``draft``, special tokens included.
+
+        Variables are filled as at send time; document passages are not, as they depend on the search.
+        """
+        turns: list[Message] = []
         if conversation_id:
-            messages += [{"role": m.role, "content": m.content} for m in self._history.messages(owner, conversation_id)]
+            turns += [{"role": m.role, "content": m.content} for m in self._history.messages(owner, conversation_id)]
         if draft.strip():
-            messages.append({"role": "user", "content": draft.strip()})
+            turns.append({"role": "user", "content": draft.strip()})
+        question = turns[-1]["content"] if turns and turns[-1]["role"] == "user" else ""
+        system = fill_system_prompt(system_prompt, question=question, context="",
+                                    model=self._engine.info.file if self._engine.info else "")
+        messages: list[Message] = [{"role": "system", "content": system.strip()}] if system.strip() else []
+        messages += turns
         return self._engine.render(messages).text
 
     def stop(self, session_key: str) -> bool:
@@ -183,9 +324,10 @@ class Services:
         self.engine = engine
         self.history = HistoryStore(settings.history_db)
         self.users = UserStore(settings.users_file)
-        self.chat = ChatService(engine, self.history)
         self.models = ModelManager(settings, hardware, engine)
         self.presets = PresetStore(settings.presets_dir)
+        self.document_actions = DocumentService(settings)  # the Documents tab's actions
+        self.chat = ChatService(engine, self.history, documents=self.document_actions, presets=self.presets)
         self.preset_actions = PresetService(self.presets, engine)  # the Presets tab's actions
         self.notebook = NotebookService(engine)
 
@@ -202,6 +344,11 @@ class Services:
         if user is None:
             raise NotAuthorized("Please log in again.")
         return user
+
+    @property
+    def documents(self) -> DocumentLibrary:
+        """The document library; Chroma and the embedding model open on first use, not at start-up."""
+        return self.document_actions.library
 
     def require_admin(self, username: str | None) -> User:
         user = self.user(username)
@@ -505,3 +652,199 @@ class NotebookService:
     def stop(self, session_key: str) -> bool:
         """Ask this session's running completion to stop; True if one was running."""
         return self._cancels.stop(session_key)
+
+
+# --- documents: the library behind the Documents tab and document answers in chat (issue 5) ------
+import re  # noqa: E402
+
+from webui.prompts.presets import unknown_variables  # noqa: E402
+from webui.rag import CollectionInfo, DocumentInfo, FileOutcome, IngestProgress  # noqa: E402
+
+RAG_PRESET_NAME = "Document answers (RAG)"
+DEFAULT_PASSAGES = 4
+CONTEXT_MARGIN_TOKENS = 16  # passages counted alone vs inside the template differ by a few tokens
+MIN_PASSAGE_TOKENS = 256  # below this the passages would be too cut to answer: drop history instead
+_CONTEXT_PLACEHOLDER = re.compile(r"(?<!\{)\{context\}(?!\})")
+_PASSAGES_ONLY = "Passages:\n{context}"  # used when the document preset is gone or has no {context}
+
+
+@dataclass(frozen=True)
+class DocumentQuery:
+    """Which collections a chat message is answered from, and how many passages to retrieve."""
+
+    collections: tuple[str, ...]
+    k: int = DEFAULT_PASSAGES
+    min_score: float = DEFAULT_MIN_SCORE
+
+
+def fill_system_prompt(text: str, **values: str) -> str:
+    """``{question}``, ``{context}``, ``{date}``... filled by the presets module.
+
+    A hand-typed prompt may contain braces that are not variables ("reply as {answer}"); those are
+    kept as written instead of refusing to send.
+    """
+    for name in dict.fromkeys(unknown_variables(text)):
+        text = text.replace("{" + name + "}", "{{" + name + "}}")
+    return Preset(name="system prompt").fill(text, **values)
+
+
+def rag_system_template(system_prompt: str, preset_system: str | None) -> str:
+    """The system prompt for a document answer, still holding ``{context}``.
+
+    The chat's own prompt is used when it already places ``{context}`` (the RAG preset was
+    applied); otherwise the document preset's prompt follows the chat's, so its instructions
+    (language, tone) still hold.
+    """
+    if _CONTEXT_PLACEHOLDER.search(system_prompt):
+        return system_prompt
+    rag = preset_system if preset_system and _CONTEXT_PLACEHOLDER.search(preset_system) else _PASSAGES_ONLY
+    own = system_prompt.strip()
+    return f"{own}\n\n{rag}" if own else rag
+
+
+def passage_budget(
+    n_ctx: int,
+    max_tokens: int,
+    *,
+    with_history: int,
+    newest_only: int,
+    margin: int = CONTEXT_MARGIN_TOKENS,
+    min_passage_tokens: int = MIN_PASSAGE_TOKENS,
+) -> int:
+    """Tokens left for passages: passages are trimmed first, history is dropped only after.
+
+    ``with_history``/``newest_only`` are the prompt's tokens (without passages) with the whole
+    conversation / with the newest message only. The reply keeps at most half the window, since a
+    reply with no room for its sources is worth less than a shorter one.
+    """
+    reply = min(max_tokens, n_ctx // 2)
+    room = n_ctx - reply - with_history - margin
+    if room >= min_passage_tokens:
+        return room
+    return max(0, n_ctx - reply - newest_only - margin)
+
+
+def sources_meta(passages: Sequence[Passage]) -> list[dict[str, Any]]:
+    """The passages as saved in a reply's meta (JSON), so its sources show when it is reopened."""
+    return [
+        {
+            "number": p.number, "file_name": p.file_name, "page": p.page, "heading": p.heading,
+            "collection": p.collection, "score": round(p.score, 4), "citation": p.citation, "text": p.text,
+        }
+        for p in passages
+    ]
+
+
+def format_size(size_bytes: int) -> str:
+    """'812 B', '14.2 KB', '3.1 MB': sizes as people read them."""
+    size = float(size_bytes)
+    for unit in ("B", "KB", "MB"):
+        if size < 1024 or unit == "MB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"  # unreachable; keeps type checkers content
+
+
+def document_rows(documents: Sequence[DocumentInfo]) -> list[list[str | int]]:
+    """Rows of (file, pages, passages, size, added) for the Documents tab's table."""
+    return [
+        [d.file_name, d.pages, d.chunks, format_size(d.size_bytes), d.added_at.replace("T", " ")[:16]]
+        for d in documents
+    ]
+
+
+_OUTCOME_MARKS = {"added": "added", "replaced": "replaced", "unchanged": "unchanged", "failed": "**failed**"}
+
+
+def outcome_report(outcomes: Sequence[FileOutcome]) -> str:
+    """One Markdown line per file saying what happened to it, with a count first."""
+    if not outcomes:
+        return "No files were chosen."
+    failed = sum(not o.ok for o in outcomes)
+    head = f"**{len(outcomes) - failed} of {len(outcomes)} files added or already there.**"
+    if failed:
+        head += f" {failed} could not be added."
+    lines = [f"- {_OUTCOME_MARKS[o.status]}: {o.message}" for o in outcomes]
+    return "\n".join([head, "", *lines])
+
+
+def progress_line(progress: IngestProgress) -> tuple[float, str]:
+    """A fraction done and a caption (files, pages, passages) for the ingest progress bar."""
+    total = max(progress.files_total, 1)
+    caption = (
+        f"File {min(progress.files_done + 1, total)} of {total}"
+        + (f" ({progress.current_file})" if progress.current_file else "")
+        + f" · {progress.pages_done} pages · {progress.chunks_done} passages"
+    )
+    return progress.files_done / total, caption
+
+
+class DocumentService:
+    """The document library, opened on first use: Chroma and the embedding model are slow to load."""
+
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
+        """``embedder`` lets several libraries (tests, tools) share one loaded model."""
+        self._settings = settings
+        self._embedder = embedder
+        self._library: DocumentLibrary | None = None
+        self._guard = threading.Lock()
+
+    @property
+    def max_upload_mb(self) -> int:
+        return self._settings.max_upload_mb
+
+    @property
+    def opened(self) -> bool:
+        return self._library is not None
+
+    @property
+    def library(self) -> DocumentLibrary:
+        with self._guard:
+            if self._library is None:
+                self._library = DocumentLibrary(
+                    self._settings.data_dir,
+                    embedding_model=self._settings.embedding_model,
+                    max_file_mb=self._settings.max_upload_mb,
+                    embedder=self._embedder,
+                )
+            return self._library
+
+    def _never_used(self) -> bool:
+        """No collection was ever made here, so listing can skip opening Chroma (page loads stay cheap)."""
+        return self._library is None and not self._settings.chroma_dir.exists()
+
+    def collections(self, owner: str) -> list[CollectionInfo]:
+        return [] if self._never_used() else self.library.collections(owner)
+
+    def collection_names(self, owner: str) -> list[str]:
+        """Names the user can pick in the chat: their own, then the shared ones."""
+        return list(dict.fromkeys(c.name for c in self.collections(owner)))
+
+    def create(self, user: User, name: str, *, shared: bool = False) -> CollectionInfo:
+        """A new empty collection; only an admin may share one with the whole team."""
+        if shared and not user.is_admin:
+            raise NotAuthorized("Only an admin can share a collection with the team.")
+        return self.library.create_collection(user.name, name, shared=shared)
+
+    def rename(self, owner: str, old: str, new: str) -> CollectionInfo:
+        return self.library.rename_collection(owner, old, new)
+
+    def delete(self, owner: str, name: str) -> None:
+        self.library.delete_collection(owner, name)
+
+    def documents(self, owner: str, collection: str) -> list[DocumentInfo]:
+        return self.library.documents(owner, collection)
+
+    def delete_document(self, owner: str, collection: str, file_name: str) -> None:
+        self.library.delete_document(owner, collection, file_name)
+
+    def ingest(
+        self,
+        owner: str,
+        collection: str,
+        files: Sequence[Path],
+        *,
+        progress: Callable[[IngestProgress], None] | None = None,
+    ) -> list[FileOutcome]:
+        """Add files to a collection; every file gets an outcome, one bad file stops nothing."""
+        return self.library.ingest(owner, collection, [Path(f) for f in files], progress=progress)

@@ -12,6 +12,7 @@ from starlette.routing import Mount
 from webui import __version__
 from webui.services import NotAuthorized, Services
 from webui.ui.chat import build_chat_tab
+from webui.ui.documents import build_documents_tab
 from webui.ui.models import build_models_tab
 from webui.ui.notebook import build_notebook_tab
 from webui.ui.presets import build_presets_tab
@@ -36,6 +37,8 @@ def build_blocks(services: Services) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 chat = build_chat_tab(services, blocks)
+            with gr.Tab("Documents", id="documents"):
+                build_documents_tab(services, blocks, chat)
             with gr.Tab("Models", id="models") as models_tab:
                 build_models_tab(services)
             with gr.Tab("Presets", id="presets"):
@@ -71,6 +74,17 @@ def basic_auth_user(services: Services, header: str | None) -> str | None:
     return user.name if user else None
 
 
+# Gradio refuses a whole drop of files when one is over its limit, so its limit sits above the
+# per-file document limit: a file somewhat too large then gets its own message from the library while
+# the rest of the drop is added; only a file over this multiple is refused by Gradio (naming it).
+TRANSPORT_LIMIT_FACTOR = 4
+
+
+def transport_limit_mb(document_limit_mb: int) -> int:
+    """The largest single upload Gradio accepts, for a per-file document limit in MB."""
+    return max(1, document_limit_mb) * TRANSPORT_LIMIT_FACTOR
+
+
 def build_app(services: Services) -> fastapi.FastAPI:
     """The ASGI app served by uvicorn: /status plus the Gradio page at /."""
     app = fastapi.FastAPI(title="Local LLM web UI", docs_url=None, redoc_url=None, openapi_url=None)
@@ -104,7 +118,7 @@ def build_app(services: Services) -> fastapi.FastAPI:
         theme=THEME,
         auth=services.users.check if services.auth_required else None,
         auth_message="Sign in with the account your admin created for you.",
-        max_file_size=f"{settings.max_upload_mb}mb",
+        max_file_size=f"{transport_limit_mb(settings.max_upload_mb)}mb",
         # Nothing under the data dir (other users' uploads, history, users file) is ever served as a file.
         blocked_paths=[str(settings.data_dir)],
         ssr_mode=False,

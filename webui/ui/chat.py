@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import html
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,9 @@ import gradio as gr
 
 from webui.engine import SamplingParams
 from webui.history import HistoryError, StoredMessage
-from webui.services import NotAuthorized, ReplyUpdate, Services
+from webui.rag import RagError
+from webui.rag.pipeline import DEFAULT_MIN_SCORE
+from webui.services import DEFAULT_PASSAGES, DocumentQuery, NotAuthorized, ReplyUpdate, Services, sources_meta
 
 GENERATE_QUEUE = "generate"  # one queue for every event that runs the model, so users see their position
 
@@ -27,6 +30,7 @@ class ChatControls:
     repeat_penalty: gr.Slider
     max_tokens: gr.Slider
     seed: gr.Number
+    documents: gr.Dropdown  # collections the next message is answered from
 
 
 def stats_line(stats: dict[str, Any]) -> str:
@@ -40,15 +44,32 @@ def stats_line(stats: dict[str, Any]) -> str:
     return line
 
 
-def message_view(role: str, content: str, stats: dict[str, Any] | None = None) -> dict[str, str]:
-    """A chatbot message; a reply is followed by its stats line, which the model never sees."""
+def sources_view(sources: Sequence[dict[str, Any]]) -> str:
+    """A collapsible block listing each source (file, page or heading) with its passage text."""
+    items = []
+    for source in sources:
+        text = html.escape(" ".join(str(source.get("text", "")).split()))
+        citation = html.escape(str(source.get("citation") or source.get("file_name", "")))
+        items.append(f"<p><b>[{source.get('number')}] {citation}</b><br>{text}</p>")
+    files = ", ".join(dict.fromkeys(html.escape(str(s.get("file_name", ""))) for s in sources))
+    return (f"<details class=\"sources\"><summary>Sources: {files}</summary>\n"
+            + "\n".join(items) + "\n</details>")
+
+
+def message_view(
+    role: str, content: str, stats: dict[str, Any] | None = None, sources: Sequence[dict[str, Any]] | None = None,
+) -> dict[str, str]:
+    """A chatbot message; a reply is followed by its sources and stats, which the model never sees."""
+    if sources:
+        content = f"{content}\n\n{sources_view(sources)}"
     if stats:
         content = f"{content}\n\n<sub>{stats_line(stats)}</sub>"
     return {"role": role, "content": content}
 
 
 def stored_view(messages: list[StoredMessage]) -> list[dict[str, str]]:
-    return [message_view(m.role, m.content, m.meta.get("stats")) for m in messages if m.role != "system"]
+    return [message_view(m.role, m.content, m.meta.get("stats"), m.meta.get("sources"))
+            for m in messages if m.role != "system"]
 
 
 def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
@@ -69,6 +90,13 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
                 feedback_options=None, placeholder="Type a message below and press Send.",
             )
             notice = gr.Markdown(elem_id="chat-notice")
+            with gr.Row(equal_height=False):
+                documents = gr.Dropdown(
+                    label="Documents", choices=[], value=[], multiselect=True, scale=6, elem_id="chat-documents",
+                    info="Answer from these collections (add files in the Documents tab); "
+                         "leave empty for a plain chat.",
+                )
+                refresh_documents = gr.Button("↻ Refresh", size="sm", scale=1, min_width=90)
             with gr.Row():
                 message = gr.Textbox(
                     label="Message", placeholder="Ask anything…", lines=2, scale=6, elem_id="message",
@@ -92,12 +120,18 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
                     repeat_penalty = gr.Slider(1, 2, value=defaults.repeat_penalty, step=0.01, label="Repeat penalty")
                     max_tokens = gr.Slider(16, 4096, value=defaults.max_tokens, step=16, label="Max new tokens")
                     seed = gr.Number(value=defaults.seed, precision=0, label="Seed (-1 = random)")
+                with gr.Row():
+                    passages = gr.Slider(1, 12, value=DEFAULT_PASSAGES, step=1,
+                                         label="Document passages to retrieve (k)")
+                    min_score = gr.Slider(0, 1, value=DEFAULT_MIN_SCORE, step=0.01,
+                                          label="Relevance cut-off (0-1, higher = stricter)")
             with gr.Accordion("Exact prompt", open=False):
                 show_prompt = gr.Button("Show the exact prompt", size="sm")
                 exact_prompt = gr.Textbox(label="What the model receives (special tokens included)", lines=12,
                                           max_lines=30, interactive=False, elem_id="exact-prompt")
 
-    controls = ChatControls(system_prompt, temperature, top_p, top_k, min_p, repeat_penalty, max_tokens, seed)
+    controls = ChatControls(system_prompt, temperature, top_p, top_k, min_p, repeat_penalty, max_tokens, seed,
+                            documents)
     sampling_inputs = [system_prompt, temperature, top_p, top_k, min_p, repeat_penalty, max_tokens, seed]
 
     def owner_of(request: gr.Request) -> str:
@@ -117,7 +151,17 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
 
     def on_load(request: gr.Request):
         owner = owner_of(request)
-        return gr.update(choices=conversation_choices(owner), value=None), describe_model()
+        return (gr.update(choices=conversation_choices(owner), value=None), describe_model(),
+                document_choices([], request))
+
+    def document_choices(picked: list[str] | None, request: gr.Request):
+        """The user's collections (own and shared), keeping the picks that still exist."""
+        try:
+            names = services.document_actions.collection_names(owner_of(request))
+        except RagError as exc:
+            gr.Warning(str(exc))
+            return gr.update()
+        return gr.update(choices=names, value=[p for p in picked or [] if p in names])
 
     def open_conversation(selected: str | None, request: gr.Request):
         if not selected:
@@ -144,7 +188,8 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
         return "", current, view, gr.update(choices=conversation_choices(owner), value=current)
 
     def generate(current: str | None, system: str, temp: float, tp: float, tk: float, mp: float,
-                 rp: float, max_new: float, seed_value: float, request: gr.Request) -> Iterator[tuple]:
+                 rp: float, max_new: float, seed_value: float, picked: list[str] | None, k: float,
+                 cut_off: float, request: gr.Request) -> Iterator[tuple]:
         if current is None:
             return
         owner = owner_of(request)
@@ -156,11 +201,13 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
             temperature=float(temp), top_p=float(tp), top_k=int(tk), min_p=float(mp), repeat_penalty=float(rp),
             max_tokens=int(max_new), seed=int(seed_value if seed_value is not None else -1),
         )
+        query = DocumentQuery(tuple(picked), k=int(k), min_score=float(cut_off)) if picked else None
         update: ReplyUpdate | None = None
         for update in services.chat.reply_in(owner, request.session_hash, current,
-                                             system_prompt=system, sampling=sampling):
+                                             system_prompt=system, sampling=sampling, documents=query):
             if not update.done:
-                yield saved + [message_view("assistant", update.text)], ""
+                sources = sources_meta(update.sources) if update.sources else None
+                yield saved + [message_view("assistant", update.text, sources=sources)], ""
         if update is None:
             return
         if update.error:
@@ -207,11 +254,13 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
         except (HistoryError, NotAuthorized, ValueError) as exc:
             return f"Cannot render the prompt: {exc}"
 
-    blocks.load(on_load, None, [conversation_list, model_line])
+    blocks.load(on_load, None, [conversation_list, model_line, documents])
+    refresh_documents.click(document_choices, [documents], [documents], queue=False)
     conversation_list.input(open_conversation, [conversation_list],
                             [conversation_id, chatbot, title, notice], queue=False)
     generate_kwargs = dict(
-        fn=generate, inputs=[conversation_id, *sampling_inputs], outputs=[chatbot, notice],
+        fn=generate, inputs=[conversation_id, *sampling_inputs, documents, passages, min_score],
+        outputs=[chatbot, notice],
         concurrency_id=GENERATE_QUEUE, concurrency_limit=1,
     )
     for trigger in (send.click, message.submit):

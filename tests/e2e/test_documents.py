@@ -1,0 +1,63 @@
+"""Documents in a real Chromium: upload a file, ask about it in the chat, see the answer and its source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_privacy import PRIVACY_VARIABLES, outside_connections
+from tests.support.app_server import running_app
+from tests.support.rag_files import PDF_PAGES, pdf_bytes
+
+pytestmark = pytest.mark.e2e
+
+LAST_REPLY_DONE = (
+    "() => { const r = document.querySelectorAll(\"[data-testid='bot']\");"
+    " return r.length && r[r.length-1].innerText.includes('tokens/s'); }"
+)
+
+
+def test_upload_ask_and_see_the_source_with_nothing_leaving_the_machine(
+    tmp_path: Path, smollm_path: Path, page
+) -> None:
+    manual = tmp_path / "greenhouse.pdf"
+    manual.write_bytes(pdf_bytes(PDF_PAGES))
+    audit_log = tmp_path / "audit.log"
+    # Default mode, not --offline: the app itself must keep ingest and answers on this machine.
+    args = ["--model", str(smollm_path), "--data-dir", str(tmp_path / "data"), "--models-dir",
+            str(tmp_path / "models"), "--ctx-size", "2048", "--max-upload-mb", "20"]
+    with running_app(tmp_path, args, audit_log=audit_log, drop_env=PRIVACY_VARIABLES) as app:
+        page.goto(app.url)
+        page.get_by_role("tab", name="Documents").click()
+        page.get_by_text("up to 20 MB per file").first.wait_for()
+        page.get_by_label("New collection name").fill("Greenhouse")
+        page.get_by_role("button", name="Create collection").click()
+        page.locator("#doc-summary", has_text="Greenhouse").wait_for()
+
+        page.locator("#doc-files input[type='file']").set_input_files(str(manual))
+        page.locator("#doc-files", has_text="greenhouse.pdf").wait_for()
+        page.get_by_role("button", name="Add to collection").click()
+        result = page.locator("#ingest-result", has_text="greenhouse.pdf")
+        result.wait_for(timeout=60_000)
+        assert "Added greenhouse.pdf (2 pages" in result.inner_text()
+        page.locator("#doc-table", has_text="greenhouse.pdf").wait_for()
+        assert not list((Path(tmp_path / "data") / "uploads").rglob("*.part")), "no half-written copies"
+
+        page.get_by_role("tab", name="Chat").click()
+        page.locator("#chat-documents input").click()
+        page.get_by_role("option", name="Greenhouse").click()
+        page.keyboard.press("Escape")
+        page.get_by_label("Message", exact=True).fill("What temperature is the heater set to during frost?")
+        page.get_by_role("button", name="Send").click()
+        page.wait_for_function(LAST_REPLY_DONE, timeout=60_000)
+
+        reply = page.locator("[data-testid='bot']").last
+        assert "Sources: greenhouse.pdf" in reply.inner_text()
+        reply.locator("summary").click()
+        assert "greenhouse.pdf, p. 2" in reply.inner_text()
+        assert "twelve degrees Celsius" in reply.inner_text()
+
+    lines = audit_log.read_text().splitlines()
+    assert lines[0] == "hook-installed", "the audit hook must be active for this test to mean anything"
+    assert outside_connections(lines) == [], "ingest and answer must not reach beyond this machine"
