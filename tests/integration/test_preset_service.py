@@ -10,15 +10,8 @@ import pytest
 
 from webui.engine import Engine, LoadSettings, ModelInfo, SamplingParams
 from webui.prompts.presets import BUILTIN_DIR, PresetError, PresetStore, SamplingSettings
-from webui.services import (
-    NotebookService,
-    PresetService,
-    applied_preset,
-    clamp_sampling,
-    copy_name,
-    model_family,
-    sampling_from_fields,
-)
+from webui.services import NotebookService, PresetService
+from webui.services.presets import applied_preset, clamp_sampling, copy_name, model_family, sampling_from_fields
 
 FAMILY_PRESET = """\
 name: Family test

@@ -16,19 +16,9 @@ from webui.prompts.presets import PresetStore
 from webui.rag import NO_RELEVANT_PASSAGES_MESSAGE, FileOutcome, IngestProgress, build_context
 from webui.rag.embeddings import Embedder
 from webui.auth import User
-from webui.services import (
-    ChatService,
-    NotAuthorized,
-    DocumentQuery,
-    DocumentService,
-    PresetService,
-    ReplyUpdate,
-    fill_system_prompt,
-    outcome_report,
-    passage_budget,
-    progress_line,
-    rag_system_template,
-)
+from webui.services import ChatService, DocumentQuery, DocumentService, NotAuthorized, PresetService, ReplyUpdate
+from webui.services.chat import fill_system_prompt, passage_budget, rag_system_template
+from webui.services.documents import outcome_report, progress_line
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=24, seed=1)
 OWNER = "alice"

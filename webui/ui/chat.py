@@ -13,7 +13,8 @@ from webui.engine import SamplingParams
 from webui.history import HistoryError, StoredMessage
 from webui.rag import RagError
 from webui.rag.pipeline import DEFAULT_MIN_SCORE
-from webui.services import DEFAULT_PASSAGES, DocumentQuery, NotAuthorized, ReplyUpdate, Services, sources_meta
+from webui.services import DocumentQuery, NotAuthorized, ReplyUpdate, Services
+from webui.services.chat import DEFAULT_PASSAGES, sources_meta
 
 GENERATE_QUEUE = "generate"  # one queue for every event that runs the model, so users see their position
 

@@ -12,13 +12,8 @@ from gradio.utils import get_upload_folder
 from webui.rag import IngestProgress, RagError
 from webui.rag.embeddings import EmbeddingModelError
 from webui.rag.loaders import SUPPORTED_EXTENSIONS
-from webui.services import (
-    NotAuthorized,
-    Services,
-    document_rows,
-    outcome_report,
-    progress_line,
-)
+from webui.services import NotAuthorized, Services
+from webui.services.documents import document_rows, outcome_report, progress_line
 from webui.ui.chat import ChatControls
 
 log = logging.getLogger(__name__)

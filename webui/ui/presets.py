@@ -8,7 +8,8 @@ from typing import Any
 import gradio as gr
 
 from webui.prompts.presets import ALLOWED_VARIABLES, SAMPLING_PRESETS, PresetError
-from webui.services import SAMPLING_FIELDS, PresetService, Services, clamp_sampling, sampling_from_fields
+from webui.services import PresetService, Services
+from webui.services.presets import SAMPLING_FIELDS, clamp_sampling, sampling_from_fields
 from webui.ui.chat import ChatControls
 
 log = logging.getLogger(__name__)

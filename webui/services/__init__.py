@@ -1,0 +1,79 @@
+"""The Services object: the one thing the UI talks to, built once at start-up in cli.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from webui import __version__
+from webui.auth import User, UserStore
+from webui.config import Settings
+from webui.engine import Engine
+from webui.hardware import HardwareInfo
+from webui.history import HistoryStore
+from webui.models.manager import ModelManager
+from webui.prompts.presets import PresetStore
+from webui.rag import DocumentLibrary
+from webui.services.access import LOCAL_USER, NotAuthorized
+from webui.services.chat import ChatService, DocumentQuery, ReplyUpdate
+from webui.services.documents import DocumentService
+from webui.services.notebook import CompletionUpdate, NotebookService
+from webui.services.presets import AppliedPreset, PresetService
+
+__all__ = [
+    "LOCAL_USER", "AppliedPreset", "ChatService", "CompletionUpdate", "DocumentQuery", "DocumentService",
+    "NotAuthorized", "NotebookService", "PresetService", "ReplyUpdate", "Services",
+]
+
+
+class Services:
+    """Everything the UI may call, wired from one Settings object."""
+
+    def __init__(self, settings: Settings, hardware: HardwareInfo, engine: Engine) -> None:
+        self.settings = settings
+        self.hardware = hardware
+        self.engine = engine
+        self.history = HistoryStore(settings.history_db)
+        self.users = UserStore(settings.users_file)
+        self.models = ModelManager(settings, hardware, engine)
+        self.presets = PresetStore(settings.presets_dir)
+        self.document_actions = DocumentService(settings)  # the Documents tab's actions
+        self.chat = ChatService(engine, self.history, documents=self.document_actions, presets=self.presets)
+        self.preset_actions = PresetService(self.presets, engine)  # the Presets tab's actions
+        self.notebook = NotebookService(engine)
+
+    @property
+    def auth_required(self) -> bool:
+        """Login is required whenever the app is reachable from the network (unless explicitly waived)."""
+        return self.settings.listens_on_network and not self.settings.insecure_no_auth
+
+    def user(self, username: str | None) -> User:
+        """The signed-in user; in single-user mode, the one implicit local user (an admin)."""
+        if not self.auth_required:
+            return LOCAL_USER
+        user = self.users.get(username) if username else None
+        if user is None:
+            raise NotAuthorized("Please log in again.")
+        return user
+
+    @property
+    def documents(self) -> DocumentLibrary:
+        """The document library; Chroma and the embedding model open on first use, not at start-up."""
+        return self.document_actions.library
+
+    def require_admin(self, username: str | None) -> User:
+        user = self.user(username)
+        if not user.is_admin:
+            raise NotAuthorized("Only an admin can do this.")
+        return user
+
+    def status(self) -> dict[str, Any]:
+        """The JSON served at GET /status."""
+        info = self.engine.info
+        return {
+            "version": __version__,
+            "model": info.as_dict() if info else None,
+            "hardware": self.hardware.as_dict(),
+            "queue": {"waiting": self.engine.queue_length},
+        }
+
+

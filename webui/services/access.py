@@ -1,0 +1,13 @@
+"""Who is signed in and what they may do."""
+
+from __future__ import annotations
+
+from webui.auth import User
+
+LOCAL_USER = User(name="local", is_admin=True)
+
+
+class NotAuthorized(PermissionError):
+    """The signed-in user may not do this (or nobody is signed in)."""
+
+
