@@ -183,3 +183,13 @@ def test_history_survives_a_restart_and_a_kill_mid_reply(browser, tmp_path: Path
             assert "extremely long essay" in shown, "the question asked before the kill was kept"
     finally:
         context.close()
+
+
+def test_only_an_admin_can_manage_models(team_app: RunningApp) -> None:
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    bob = Client(team_app.url, auth=("bob", PASSWORDS["bob"]), verbose=False)
+    with pytest.raises(AppError, match="Only an admin"):
+        bob.predict(api_name="/do_unload")
+    assert team_app.status()["model"] is not None, "the model is still loaded"

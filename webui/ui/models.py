@@ -24,7 +24,7 @@ from webui.models.model_settings import (
     ModelLoadOptions,
     parse_gpu_layers_text,
 )
-from webui.services import Services
+from webui.services import NotAuthorized, Services
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,13 @@ def build_models_tab(services: Services) -> None:
         value = selected if selected in names else loaded or (names[0] if names else None)
         return local_rows(models), gr.Dropdown(choices=names, value=value), loaded_summary(services.engine.info)
 
+    def require_admin(request: gr.Request) -> None:
+        """Model management is for admins: hidden from others in the page, and refused here too."""
+        try:
+            services.require_admin(request.username)
+        except NotAuthorized as exc:
+            raise gr.Error(str(exc)) from exc
+
     def refresh_all(selected: str | None = None):
         return listing(selected)
 
@@ -176,7 +183,8 @@ def build_models_tab(services: Services) -> None:
             return f"⚠️ {exc}"
         return f"⚠️ {warning}" if warning else ""
 
-    def do_load(name: str | None, ignore_memory: bool, *values: Any) -> Iterator[tuple[Any, ...]]:
+    def do_load(request: gr.Request, name: str | None, ignore_memory: bool, *values: Any) -> Iterator[tuple[Any, ...]]:
+        require_admin(request)
         unchanged = (gr.update(), gr.update(), gr.update())
         if not name:
             gr.Warning("Pick a model to load first.")
@@ -225,12 +233,14 @@ def build_models_tab(services: Services) -> None:
         gr.Info(f"Loaded {info.file}.")
         yield f"Loaded {info.file}: {info.architecture}, context {info.n_ctx}, GPU layers {info.n_gpu_layers}.", *listing(name)
 
-    def do_unload():
+    def do_unload(request: gr.Request):
+        require_admin(request)
         manager.unload()
         gr.Info("The model was unloaded.")
         return "Unloaded. Chats answer only after a model is loaded again.", *listing()
 
-    def do_save(name: str | None, *values: Any) -> str:
+    def do_save(request: gr.Request, name: str | None, *values: Any) -> str:
+        require_admin(request)
         if not name:
             return "Pick a model first."
         try:
@@ -249,7 +259,8 @@ def build_models_tab(services: Services) -> None:
             return gr.Row(visible=False), "", "Pick a model to delete first."
         return gr.Row(visible=True), f"Delete **{name}** from disk? This cannot be undone.", ""
 
-    def do_delete(name: str | None):
+    def do_delete(request: gr.Request, name: str | None):
+        require_admin(request)
         try:
             manager.delete(name or "")
         except ModelManagerError as exc:
@@ -263,7 +274,8 @@ def build_models_tab(services: Services) -> None:
         gr.Info(f"Deleted {name}.")
         return gr.Row(visible=False), f"Deleted {name}.", *listing()
 
-    def do_list(repo_id: str):
+    def do_list(request: gr.Request, repo_id: str):
+        require_admin(request)
         try:
             files = manager.remote_files(repo_id)
         except DownloadError as exc:
@@ -276,7 +288,8 @@ def build_models_tab(services: Services) -> None:
                    for f in files]
         return remote_rows(files), gr.Dropdown(choices=choices, value=files[0].filename), f"{len(files)} GGUF models in {repo_id}."
 
-    def do_download(repo_id: str, filename: str | None):
+    def do_download(request: gr.Request, repo_id: str, filename: str | None):
+        require_admin(request)
         try:
             job = manager.start_download(repo_id, filename or "")
         except DownloadError as exc:
@@ -296,7 +309,8 @@ def build_models_tab(services: Services) -> None:
             gr.Warning(job.message)
         return (progress_html(job), job.message, gr.Timer(active=False), *listing(selected))
 
-    def do_cancel(current: str | None) -> str:
+    def do_cancel(request: gr.Request, current: str | None) -> str:
+        require_admin(request)
         if current and manager.cancel_download(current):
             return "Cancelling… the data so far is kept, so a new Download resumes."
         return "No download is running."
