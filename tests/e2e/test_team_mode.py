@@ -193,3 +193,19 @@ def test_only_an_admin_can_manage_models(team_app: RunningApp) -> None:
     with pytest.raises(AppError, match="Only an admin"):
         bob.predict(api_name="/do_unload")
     assert team_app.status()["model"] is not None, "the model is still loaded"
+
+
+def test_https_with_a_certificate_serves_the_login_protected_app(tmp_path: Path, team_dir: Path,
+                                                                 smollm_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                           "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"openssl could not make a test certificate: {made.stderr[-200:]!r}")
+    args = [*team_args(team_dir, smollm_path), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
+    with running_app(tmp_path, args, status_auth=("alice", PASSWORDS["alice"]), https=True) as app:
+        assert app.url.startswith("https://")
+        assert app.status()["model"]["file"] == smollm_path.name
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{app.url}/status", timeout=10, context=app._ssl_context)
+        assert refused.value.code == 401

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -27,12 +28,17 @@ class RunningApp:
     log_path: Path
     status_auth: tuple[str, str] | None = None
 
+    @property
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        """Tests serve HTTPS with a throwaway self-signed certificate, so it is not verified."""
+        return ssl._create_unverified_context() if self.url.startswith("https") else None  # noqa: S323
+
     def status(self) -> dict:
         request = urllib.request.Request(f"{self.url}/status")
         if self.status_auth:
             token = base64.b64encode(":".join(self.status_auth).encode()).decode()
             request.add_header("Authorization", f"Basic {token}")
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=self._ssl_context) as response:
             return json.load(response)
 
     def answers(self) -> bool:
@@ -64,6 +70,7 @@ def running_app(
     env: dict[str, str] | None = None,
     drop_env: Sequence[str] = (),
     status_auth: tuple[str, str] | None = None,
+    https: bool = False,
     timeout: float = 120,
 ) -> Iterator[RunningApp]:
     """Run ``launcher.py args --port <free>``; with ``audit_log``, every socket connect is recorded."""
@@ -77,7 +84,7 @@ def running_app(
     process_env.update({"PYTHONUNBUFFERED": "1", **(env or {})})
     with log_path.open("w") as log_file:
         process = subprocess.Popen(command, cwd=workdir, stdout=log_file, stderr=subprocess.STDOUT, env=process_env)
-    app = RunningApp(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path, status_auth=status_auth)
+    app = RunningApp(url=f"{'https' if https else 'http'}://127.0.0.1:{port}", process=process, log_path=log_path, status_auth=status_auth)
     try:
         deadline = time.monotonic() + timeout
         while True:
