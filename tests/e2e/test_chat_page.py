@@ -7,6 +7,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.support.ui import set_slider
+
 pytestmark = pytest.mark.e2e
 
 BOT_MESSAGES = "[data-testid='bot']"
@@ -19,9 +21,7 @@ def last_reply(page) -> str:
 
 def set_max_tokens(page, value: int) -> None:
     page.get_by_text("System prompt and sampling").click()
-    box = page.get_by_label("Max new tokens", exact=False).first
-    box.fill(str(value))
-    box.press("Enter")
+    set_slider(page, "max-tokens", value)
 
 
 def send(page, text: str) -> None:

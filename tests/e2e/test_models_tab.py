@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.app_server import RunningApp, running_app
+from tests.support.ui import set_slider
 
 pytestmark = pytest.mark.e2e
 
@@ -45,11 +46,7 @@ def test_switch_to_gemma_in_the_models_tab_then_chat_with_it(page, two_model_app
 
     page.get_by_role("tab", name="Chat").click()
     page.get_by_text("System prompt and sampling").click()
-    max_tokens = page.get_by_label("Max new tokens", exact=False).first
-    max_tokens.fill("16")
-    max_tokens.press("Enter")
-    max_tokens.blur()
-    page.wait_for_timeout(300)  # the slider's change reaches the page state before Send reads it
+    set_slider(page, "max-tokens", 16)
     page.get_by_label("Message", exact=True).fill("Say hello.")
     page.get_by_role("button", name="Send").click()
     page.wait_for_function(

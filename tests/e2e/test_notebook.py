@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from tests.support.ui import set_slider
+
 pytestmark = pytest.mark.e2e
 
 TEXT = "#notebook-text textarea"
@@ -18,17 +20,11 @@ def open_notebook(page, url: str) -> None:
     page.locator(TEXT).wait_for()
 
 
-def set_number(page, elem_id: str, value: str) -> None:
-    field = page.locator(f"#{elem_id} input[type='number']").first
-    field.fill(value)
-    field.press("Enter")
-
-
 def test_generate_appends_a_streamed_continuation_to_the_text(page, smollm_app) -> None:
     open_notebook(page, smollm_app.url)
     prompt = "The three primary colors are red,"
     page.locator(TEXT).fill(prompt)
-    set_number(page, "notebook-max-tokens", "40")
+    set_slider(page, "notebook-max-tokens", 40)
     page.get_by_role("button", name="Generate").click()
     lengths: list[int] = []
     deadline = time.monotonic() + 60
@@ -47,14 +43,14 @@ def test_stop_ends_a_long_generation(page, smollm_app) -> None:
     open_notebook(page, smollm_app.url)
     prompt = "Chapter 1. The long journey began on a cold morning, when"
     page.locator(TEXT).fill(prompt)
-    set_number(page, "notebook-max-tokens", "3000")
+    set_slider(page, "notebook-max-tokens", 3000)
     page.get_by_role("button", name="Generate").click()
     page.wait_for_function(
         f"() => document.querySelector(\"{TEXT}\").value.length > {len(prompt) + 40}", timeout=60_000
     )
     page.locator("#notebook-stop").click()
     page.wait_for_function(
-        f"() => document.querySelector(\"#notebook-stats\").innerText.includes('stopped')", timeout=15_000
+        "() => document.querySelector(\"#notebook-stats\").innerText.includes('stopped')", timeout=15_000
     )
     stopped = page.locator(TEXT).input_value()
     time.sleep(1.0)

@@ -119,7 +119,8 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
                     min_p = gr.Slider(0, 1, value=defaults.min_p, step=0.01, label="Min-p")
                 with gr.Row():
                     repeat_penalty = gr.Slider(1, 2, value=defaults.repeat_penalty, step=0.01, label="Repeat penalty")
-                    max_tokens = gr.Slider(16, 4096, value=defaults.max_tokens, step=16, label="Max new tokens")
+                    max_tokens = gr.Slider(16, 4096, value=defaults.max_tokens, step=16, label="Max new tokens",
+                                           elem_id="max-tokens")
                     seed = gr.Number(value=defaults.seed, precision=0, label="Seed (-1 = random)")
                 with gr.Row():
                     passages = gr.Slider(1, 12, value=DEFAULT_PASSAGES, step=1,
