@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.app_server import running_app
+from tests.support.ui import set_number
 from webui.prompts.presets import BUILTIN_DIR
 
 pytestmark = pytest.mark.e2e
@@ -37,12 +38,6 @@ def choose(page, name: str) -> None:
     page.wait_for_function(
         "(n) => document.querySelector('#preset-name input').value === n", arg=name, timeout=10_000
     )
-
-
-def set_number(page, elem_id: str, value: str) -> None:
-    field = page.locator(f"#{elem_id} input")
-    field.fill(value)
-    field.press("Tab")
 
 
 def test_create_apply_chat_edit_restart(browser, tmp_path: Path, smollm_path: Path) -> None:

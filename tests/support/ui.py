@@ -2,17 +2,45 @@
 
 from __future__ import annotations
 
+ATTEMPTS = 5
+SETTLE_MS = 400
+
+
+def _settled(page, script: str) -> bool:
+    """True when ``script`` holds now and still holds a moment later."""
+    try:
+        page.wait_for_function(script, timeout=2_000)
+    except Exception:  # noqa: BLE001 - Playwright's TimeoutError: try again
+        return False
+    page.wait_for_timeout(SETTLE_MS)
+    return bool(page.evaluate(script))
+
 
 def set_slider(page, elem_id: str, value: int) -> None:
-    """Type a value into a Gradio slider and wait until the page has taken it.
+    """Type a value into a Gradio slider and make sure the page kept it.
 
-    Typing alone races with the click that follows: under load the slider may not have taken the
-    new value yet, so the test waits for its range input to show it.
+    A component inside an accordion that was just opened may still be mounting and reset a value
+    typed into it, so the helper checks that the slider's range input shows the value and still
+    does a moment later, and types again if not.
     """
     box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
-    box.blur()
-    page.wait_for_function(
-        f"() => document.querySelector('#{elem_id} input[type=range]').value === '{value}'", timeout=10_000
-    )
+    check = f"() => document.querySelector('#{elem_id} input[type=range]').value === '{value}'"
+    for _ in range(ATTEMPTS):
+        box.fill(str(value))
+        box.press("Enter")
+        box.blur()
+        if _settled(page, check):
+            return
+    raise AssertionError(f"the slider #{elem_id} did not keep the value {value}")
+
+
+def set_number(page, elem_id: str, value: str) -> None:
+    """Type into a Gradio Number field and make sure the page kept it (see set_slider)."""
+    box = page.locator(f"#{elem_id} input")
+    check = f"() => document.querySelector('#{elem_id} input').value === '{value}'"
+    for _ in range(ATTEMPTS):
+        box.fill(value)
+        box.press("Tab")
+        if _settled(page, check):
+            return
+    raise AssertionError(f"the field #{elem_id} did not keep the value {value}")
