@@ -287,6 +287,7 @@ class Engine:
         self._info: ModelInfo | None = None
         self._format: ChatFormat | None = None
         self._load_settings: LoadSettings | None = None
+        self._switching_to: str | None = None
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -302,6 +303,11 @@ class Engine:
     def queue_length(self) -> int:
         return self._lock.waiting
 
+    @property
+    def switching_to(self) -> str | None:
+        """The file a model switch is loading (or waiting to load), so waiting users can be told."""
+        return self._switching_to
+
     def load(self, path: Path, settings: LoadSettings, *, on_wait: Callable[[int], None] | None = None) -> ModelInfo:
         """Load ``path``, replacing the current model only once the new one has loaded.
 
@@ -310,18 +316,22 @@ class Engine:
         """
         path = Path(path)
         check_gguf_file(path)
-        with self._lock.hold(on_wait):
-            previous = (self._info.path, self._load_settings) if self._info and self._load_settings else None
-            self._release()
-            try:
-                self._open(path, settings)
-            except ModelLoadError:
-                if previous is not None:
-                    log.warning("restoring %s after a failed load of %s", previous[0].name, path.name)
-                    self._open(*previous)
-                raise
-            assert self._info is not None
-            return self._info
+        self._switching_to = path.name
+        try:
+            with self._lock.hold(on_wait):
+                previous = (self._info.path, self._load_settings) if self._info and self._load_settings else None
+                self._release()
+                try:
+                    self._open(path, settings)
+                except ModelLoadError:
+                    if previous is not None:
+                        log.warning("restoring %s after a failed load of %s", previous[0].name, path.name)
+                        self._open(*previous)
+                    raise
+                assert self._info is not None
+                return self._info
+        finally:
+            self._switching_to = None
 
     def unload(self) -> None:
         with self._lock.hold():

@@ -104,6 +104,10 @@ class CancelRegistry:
                 del self._events[key]
 
 
+def switching_notice(file_name: str) -> str:
+    return f"The model is being switched to {file_name}; your reply starts as soon as it has loaded."
+
+
 def dropped_notice(count: int) -> str | None:
     if count <= 0:
         return None
@@ -298,6 +302,8 @@ class ChatService:
         cancel = self._cancels.start(session_key)
         text = ""
         last_update = 0.0
+        if self._engine.switching_to:
+            yield ReplyUpdate(text="", notice=switching_notice(self._engine.switching_to))
         try:
             for chunk in self._engine.stream_chat(messages, sampling, cancel=cancel):
                 if chunk.stats is not None:

@@ -209,7 +209,8 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
                                              system_prompt=system, sampling=sampling, documents=query):
             if not update.done:
                 sources = sources_meta(update.sources) if update.sources else None
-                yield saved + [message_view("assistant", update.text, sources=sources)], ""
+                pending = [message_view("assistant", update.text, sources=sources)] if update.text else []
+                yield saved + pending, update.notice or ""
         if update is None:
             return
         if update.error:
