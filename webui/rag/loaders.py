@@ -143,6 +143,35 @@ def load_pdf(data: bytes, file_name: str) -> LoadedDocument:
     return LoadedDocument(sections, pages=pages)
 
 
+class _HeadedSections:
+    """Lines gathered under their nearest heading, one Section per heading (Word and HTML alike)."""
+
+    def __init__(self) -> None:
+        self.heading: str | None = None
+        self._sections: list[Section] = []
+        self._lines: list[str] = []
+
+    def start(self, heading: str | None) -> None:
+        """Close the section so far and open one under ``heading`` (whose text is part of it)."""
+        self._flush()
+        self.heading = heading
+        self.add(heading or "")
+
+    def add(self, text: str) -> None:
+        if text:
+            self._lines.append(text)
+
+    def close(self) -> list[Section]:
+        self._flush()
+        return self._sections
+
+    def _flush(self) -> None:
+        body = _normalize_space("\n".join(self._lines))
+        if body:
+            self._sections.append(Section(body, heading=self.heading))
+        self._lines.clear()
+
+
 def load_docx(data: bytes, file_name: str) -> LoadedDocument:
     """Word paragraphs grouped under their nearest heading; tables are read row by row."""
     import docx
@@ -151,26 +180,15 @@ def load_docx(data: bytes, file_name: str) -> LoadedDocument:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # PackageNotFoundError, BadZipFile, lxml errors: no common base
         raise DocumentParseError(f"{file_name} is not a readable Word document.") from exc
-    sections: list[Section] = []
-    heading: str | None = None
-    lines: list[str] = []
-
-    def flush() -> None:
-        body = _normalize_space("\n".join(lines))
-        if body:
-            sections.append(Section(body, heading=heading))
-        lines.clear()
-
+    collected = _HeadedSections()
     for paragraph in document.paragraphs:
         style = (paragraph.style.name if paragraph.style is not None else "") or ""
         text = paragraph.text.strip()
         if style.lower().startswith(("heading", "title")) and text:
-            flush()
-            heading = text
-            lines.append(text)
-        elif text:
-            lines.append(text)
-    flush()
+            collected.start(text)
+        else:
+            collected.add(text)
+    sections = collected.close()
     for table in document.tables:
         rows = [" | ".join(cell.text.strip() for cell in row.cells) for row in table.rows]
         body = _normalize_space("\n".join(rows))
@@ -190,27 +208,13 @@ def load_html(data: bytes, file_name: str) -> LoadedDocument:
     soup = BeautifulSoup(decode_text(data, file_name), "html.parser")
     for tag in soup(["script", "style", "noscript", "template", "nav", "head"]):
         tag.decompose()
-    sections: list[Section] = []
-    heading: str | None = None
-    lines: list[str] = []
-
-    def flush() -> None:
-        body = _normalize_space("\n".join(lines))
-        if body:
-            sections.append(Section(body, heading=heading))
-        lines.clear()
-
+    collected = _HeadedSections()
     for element in soup.find_all((*_HTML_HEADINGS, *_HTML_BLOCKS)):
         if element.name in _HTML_HEADINGS:
-            flush()
-            heading = element.get_text(" ", strip=True) or heading
-            if heading:
-                lines.append(heading)
+            collected.start(element.get_text(" ", strip=True) or collected.heading)
         elif element.find_parent(_HTML_BLOCKS) is None:  # nested blocks are read with their parent
-            text = element.get_text(" ", strip=True)
-            if text:
-                lines.append(text)
-    flush()
+            collected.add(element.get_text(" ", strip=True))
+    sections = collected.close()
     if not sections:  # pages made of bare text or <div>s only
         body = _normalize_space(soup.get_text("\n", strip=True))
         if body:
