@@ -6,7 +6,7 @@ Values flow command line > environment (``WEBUI_*``) > defaults, and are resolve
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -31,7 +31,6 @@ class Settings:
     embedding_model: str | None = None  # None means the packaged all-MiniLM-L6-v2
     max_upload_mb: int = 100
     prompt_cache_mb: int = 1024  # RAM for per-conversation llama.cpp states; 0 turns it off
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def listens_on_network(self) -> bool:

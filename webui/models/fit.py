@@ -99,23 +99,6 @@ def auto_gpu_layers(
     )
 
 
-def load_settings_for(path: Path, hw: HardwareInfo, settings: Settings) -> LoadSettings:
-    """Load settings from the command line, with ``auto`` GPU layers worked out for this file."""
-    n_ctx = settings.ctx_size
-    if settings.n_gpu_layers is None:
-        shape = ModelShape.from_metadata(read_gguf_metadata(path))
-        if shape.n_ctx_train:
-            n_ctx = min(n_ctx, shape.n_ctx_train)
-        n_gpu_layers = auto_gpu_layers(path, shape, n_ctx, hw)
-    else:
-        n_gpu_layers = settings.n_gpu_layers
-    return LoadSettings(
-        n_ctx=n_ctx,
-        n_gpu_layers=n_gpu_layers,
-        n_threads=settings.threads or hw.cpu_physical_cores,
-    )
-
-
 # -- what the Models tab shows and decides ---------------------------------------------------------
 
 
