@@ -5,10 +5,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-import threading
-import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from webui.engine import (
@@ -43,10 +41,10 @@ from webui.rag.embeddings import EmbeddingModelError
 from webui.rag.pipeline import DEFAULT_MIN_SCORE
 from webui.services.documents import DocumentService
 from webui.services.presets import model_family
+from webui.services.streaming import CancelRegistry, paced_text
 
 log = logging.getLogger(__name__)
 
-UPDATE_INTERVAL_S = 0.04  # the fastest a streaming reply is redrawn
 
 
 
@@ -75,33 +73,6 @@ class PreparedReply:
     sources: tuple[Passage, ...] = ()
     answer: str | None = None
     error: str | None = None
-
-
-@dataclass
-class CancelRegistry:
-    """One Stop flag per browser session, so a user's Stop cancels only their own request."""
-
-    _events: dict[str, threading.Event] = field(default_factory=dict)
-    _guard: threading.Lock = field(default_factory=threading.Lock)
-
-    def start(self, key: str) -> threading.Event:
-        with self._guard:
-            event = threading.Event()
-            self._events[key] = event
-            return event
-
-    def stop(self, key: str) -> bool:
-        with self._guard:
-            event = self._events.get(key)
-        if event is None:
-            return False
-        event.set()
-        return True
-
-    def finish(self, key: str, event: threading.Event) -> None:
-        with self._guard:
-            if self._events.get(key) is event:
-                del self._events[key]
 
 
 def switching_notice(file_name: str) -> str:
@@ -301,24 +272,15 @@ class ChatService:
         messages.extend({"role": m["role"], "content": m["content"]} for m in conversation)
         cancel = self._cancels.start(session_key)
         text = ""
-        last_update = 0.0
         if self._engine.switching_to:
             yield ReplyUpdate(text="", notice=switching_notice(self._engine.switching_to))
         try:
-            for chunk in self._engine.stream_chat(messages, sampling, cancel=cancel):
-                if chunk.stats is not None:
-                    yield ReplyUpdate(
-                        text=text, done=True, stats=chunk.stats,
-                        notice=dropped_notice(chunk.stats.dropped_messages),
-                    )
+            for text, stats in paced_text(self._engine.stream_chat(messages, sampling, cancel=cancel)):
+                if stats is not None:
+                    yield ReplyUpdate(text=text, done=True, stats=stats,
+                                      notice=dropped_notice(stats.dropped_messages))
                     return
-                text += chunk.text
-                # Every update costs the web server a diff and a message; past ~25 a second nobody
-                # sees the difference, but on a small machine the model would feel the lost CPU.
-                now = time.monotonic()
-                if now - last_update >= UPDATE_INTERVAL_S:
-                    last_update = now
-                    yield ReplyUpdate(text=text)
+                yield ReplyUpdate(text=text)
         except EngineError as exc:
             log.warning("chat request failed: %s", exc)
             yield ReplyUpdate(text=text, done=True, error=str(exc))

@@ -12,7 +12,7 @@ from webui.engine import (
     GenerationStats,
     SamplingParams,
 )
-from webui.services.chat import CancelRegistry
+from webui.services.streaming import CancelRegistry, paced_text
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,10 @@ class NotebookService:
         cancel = self._cancels.start(session_key)
         text = ""
         try:
-            for chunk in self._engine.stream_completion(prompt, sampling, cancel=cancel):
-                if chunk.stats is not None:
-                    yield CompletionUpdate(text=text, done=True, stats=chunk.stats)
+            for text, stats in paced_text(self._engine.stream_completion(prompt, sampling, cancel=cancel)):
+                yield CompletionUpdate(text=text, done=stats is not None, stats=stats)
+                if stats is not None:
                     return
-                text += chunk.text
-                yield CompletionUpdate(text=text)
         except EngineError as exc:
             log.warning("notebook completion failed: %s", exc)
             yield CompletionUpdate(text=text, done=True, error=str(exc))
