@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from pathlib import Path
 
 import gradio as gr
-from gradio.utils import get_upload_folder
 
 from webui.rag import IngestProgress, RagError
 from webui.rag.embeddings import EmbeddingModelError
@@ -15,30 +12,13 @@ from webui.rag.loaders import SUPPORTED_EXTENSIONS
 from webui.services import NotAuthorized, Services
 from webui.services.documents import document_rows, outcome_report, progress_line
 from webui.ui.chat import ChatControls
+from webui.ui.uploads import UploadRejected, discard_uploads, uploaded_paths
 
 log = logging.getLogger(__name__)
 
 INGEST_QUEUE = "ingest"  # its own queue: a long upload never holds up anyone's chat
 DOCUMENT_HEADERS = ["File", "Pages", "Passages", "Size", "Added (UTC)"]
-_USER_ERRORS = (RagError, EmbeddingModelError, NotAuthorized)
-
-
-def discard_uploads(paths: Sequence[str | Path]) -> None:
-    """Delete Gradio's temporary copies of uploaded files (the library keeps its own copy).
-
-    Only files inside Gradio's upload folder are touched, and each one's folder when it is empty.
-    """
-    upload_root = Path(get_upload_folder()).resolve()
-    for raw in paths:
-        path = Path(raw).resolve()
-        if not path.is_relative_to(upload_root) or path == upload_root:
-            continue
-        try:
-            path.unlink(missing_ok=True)
-            if path.parent != upload_root and not any(path.parent.iterdir()):
-                path.parent.rmdir()
-        except OSError as exc:  # another upload may share the folder; the file itself is what matters
-            log.warning("could not remove the temporary upload %s: %s", path, exc)
+_USER_ERRORS = (RagError, EmbeddingModelError, NotAuthorized, UploadRejected)
 
 
 def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControls) -> None:
@@ -173,7 +153,11 @@ def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControl
     def add_files(selected: str | None, uploaded: list[str] | None, request: gr.Request,
                   progress: gr.Progress = gr.Progress()):
         owner = owner_of(request)
-        paths = [Path(p) for p in uploaded or []]
+        try:
+            paths = uploaded_paths(uploaded)
+        except UploadRejected as exc:  # a crafted payload: read nothing, delete nothing
+            gr.Warning(str(exc))
+            return f"**Nothing was added:** {exc}", None, gr.update(), gr.update(), gr.update()
         unchanged = gr.update(), gr.update(), gr.update(), gr.update()
         if not paths or not selected:  # the chosen files stay, so the user can fix this and retry
             problem = "Choose or drop some files first." if not paths else "Create or choose a collection first."

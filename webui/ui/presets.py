@@ -11,6 +11,7 @@ from webui.prompts.presets import ALLOWED_VARIABLES, SAMPLING_PRESETS, PresetErr
 from webui.services import PresetService, Services
 from webui.services.presets import SAMPLING_FIELDS, clamp_sampling, sampling_from_fields
 from webui.ui.chat import ChatControls
+from webui.ui.uploads import UploadRejected, uploaded_paths
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
     def imported(result: Any, source: str) -> list[Any]:
         try:
             preset = result()
-        except PresetError as exc:
+        except (PresetError, UploadRejected) as exc:
             return [gr.update()] * len(list_outputs) + [gr.update(), f"**Not imported:** {exc}"]
         return [*list_updates(preset.name), "", f"Imported '{preset.name}' from {source}."]
 
@@ -254,6 +255,6 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
         [pasted], [*list_outputs, pasted, status], queue=False,
     )
     upload.upload(
-        lambda path: imported(lambda: presets.import_file(path), "the uploaded file"),
+        lambda path: imported(lambda: presets.import_file(uploaded_paths(path)[0]), "the uploaded file"),
         [upload], [*list_outputs, pasted, status], queue=False,
     )
