@@ -42,6 +42,10 @@ class PromptTooLong(EngineError):
     """Even the newest message alone does not fit the context window."""
 
 
+class InvalidGrammar(EngineError):
+    """A requested output format (JSON schema, GBNF) could not be compiled into a grammar."""
+
+
 class FifoLock:
     """A lock granted strictly in arrival order, which also tells a waiter its place in line.
 
@@ -104,6 +108,11 @@ class SamplingParams:
     repeat_penalty: float = 1.1
     max_tokens: int = 512
     seed: int = -1  # -1: a new random seed each time
+    stop: tuple[str, ...] = ()  # extra stop strings, on top of the chat format's own
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    grammar: str | None = None  # GBNF text that constrains the output (JSON mode, JSON schema)
+    logprobs: int | None = None  # when set, each chunk carries this many top alternatives per token
 
 
 @dataclass(frozen=True)
@@ -191,6 +200,16 @@ class StreamChunk:
 
     text: str = ""
     stats: GenerationStats | None = None
+    logprobs: list[TokenLogprob] | None = None
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token's log-probability and its most likely alternatives (OpenAI's shape)."""
+
+    token: str
+    logprob: float
+    top: dict[str, float] = field(default_factory=dict)
 
 
 def check_gguf_file(path: Path) -> None:
@@ -224,6 +243,29 @@ def choose_messages_to_keep(
         dropped += step
 
 
+def compile_grammar(gbnf: str | None) -> Any:
+    """A llama.cpp grammar from GBNF text, or None; a bad grammar is the caller's error."""
+    if not gbnf:
+        return None
+    import llama_cpp
+
+    try:
+        return llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
+    except ValueError as exc:
+        raise InvalidGrammar(f"The output format could not be turned into a grammar: {exc}") from exc
+
+
+def token_logprobs(raw: dict[str, Any] | None) -> list[TokenLogprob] | None:
+    """llama-cpp-python's completion ``logprobs`` block -> one TokenLogprob per token."""
+    if not raw or not raw.get("tokens"):
+        return None
+    tops = raw.get("top_logprobs") or [None] * len(raw["tokens"])
+    return [
+        TokenLogprob(token=token, logprob=float(logprob or 0.0), top={k: float(v) for k, v in (top or {}).items()})
+        for token, logprob, top in zip(raw["tokens"], raw.get("token_logprobs") or [], tops)
+    ]
+
+
 _FINISHED = object()
 
 
@@ -255,6 +297,7 @@ def pump_in_background(
             while not handoff.empty():
                 batch.append(handoff.get())
             text = ""
+            logprobs: list[TokenLogprob] | None = None
             for item in batch:
                 if item is _FINISHED:
                     finished = True
@@ -262,14 +305,16 @@ def pump_in_background(
                     finished = True
                     raise item
                 elif item.stats is not None:
-                    if text:
-                        yield StreamChunk(text=text)
-                        text = ""
+                    if text or logprobs:
+                        yield StreamChunk(text=text, logprobs=logprobs)
+                        text, logprobs = "", None
                     yield item
                 else:
                     text += item.text
-            if text:
-                yield StreamChunk(text=text)
+                    if item.logprobs is not None:
+                        logprobs = (logprobs or []) + item.logprobs
+            if text or logprobs:
+                yield StreamChunk(text=text, logprobs=logprobs)
     finally:
         if not finished:
             cancel.set()
@@ -468,14 +513,18 @@ class Engine:
         *,
         cancel: threading.Event | None = None,
         on_wait: Callable[[int], None] | None = None,
+        user: str | None = None,
+        conversation: str | None = None,
     ) -> Iterator[StreamChunk]:
         """Stream a reply to a chat; the last chunk carries the stats."""
+        # ``user`` and ``conversation`` name who asks and which chat this continues: the scheduler
+        # uses them for fairness between users and to keep a conversation's cache.
 
         def produce(stop_flag: threading.Event) -> Iterator[StreamChunk]:
             with self._lock.hold(on_wait):
                 fitted = self.fit(messages, sampling.max_tokens)
                 yield from self._generate(
-                    fitted.tokens, fitted.rendered.stop, replace(sampling, max_tokens=fitted.max_tokens),
+                    fitted.tokens, (*fitted.rendered.stop, *sampling.stop), replace(sampling, max_tokens=fitted.max_tokens),
                     cancel=stop_flag, dropped=fitted.dropped_messages,
                 )
 
@@ -488,6 +537,8 @@ class Engine:
         *,
         cancel: threading.Event | None = None,
         on_wait: Callable[[int], None] | None = None,
+        user: str | None = None,
+        conversation: str | None = None,
     ) -> Iterator[StreamChunk]:
         """Raw continuation of ``text`` with no chat template (the notebook mode)."""
 
@@ -499,7 +550,7 @@ class Engine:
                 if room < MIN_REPLY_TOKENS:
                     tokens = tokens[:1] + tokens[-(llm.n_ctx() - MIN_REPLY_TOKENS - 1):]
                     room = MIN_REPLY_TOKENS
-                yield from self._generate(tokens, (), replace(sampling, max_tokens=min(sampling.max_tokens, room)),
+                yield from self._generate(tokens, sampling.stop, replace(sampling, max_tokens=min(sampling.max_tokens, room)),
                                           cancel=stop_flag, dropped=0)
 
         return pump_in_background(produce, cancel or threading.Event())
@@ -529,6 +580,10 @@ class Engine:
             repeat_penalty=sampling.repeat_penalty,
             seed=None if sampling.seed < 0 else sampling.seed,
             stop=list(stop) or None,
+            presence_penalty=sampling.presence_penalty,
+            frequency_penalty=sampling.frequency_penalty,
+            grammar=compile_grammar(sampling.grammar),
+            logprobs=sampling.logprobs,
             stream=True,
         )
         try:
@@ -545,7 +600,7 @@ class Engine:
                     if first_token_at is None:
                         first_token_at = time.perf_counter()
                     pieces.append(text)
-                    yield StreamChunk(text=text)
+                    yield StreamChunk(text=text, logprobs=token_logprobs(choice.get("logprobs")))
         finally:
             # Closing the generator is what makes llama.cpp stop decoding right away.
             stream.close()
