@@ -340,6 +340,29 @@ class DocumentLibrary:
             upload = self._upload_path(stored, file_name)
             upload.unlink(missing_ok=True)
 
+    def passages(self, owner: str, collection: str, file_name: str | None = None) -> list[Passage]:
+        """A document's passages (or a whole collection's, file by file) in reading order, for summaries.
+
+        Numbered from 1 in that order; the score is 1.0, as nothing was searched.
+        """
+        stored = self._resolve(owner, collection)
+        found = self.store.chunks_where(stored, {"file_name": file_name} if file_name else None)
+        if file_name and not found:
+            raise DocumentNotFoundError(f"'{file_name}' is not in '{collection}'.")
+        found.sort(key=lambda hit: (str(hit[1].get("file_name", "")).lower(), int(hit[1].get("chunk_index", 0))))
+        return [
+            Passage(
+                number=number,
+                text=text,
+                file_name=str(meta.get("file_name", "")),
+                page=int(meta["page"]) if "page" in meta else None,
+                heading=str(meta["heading"]) if "heading" in meta else None,
+                score=1.0,
+                collection=stored.name,
+            )
+            for number, (text, meta) in enumerate(found, start=1)
+        ]
+
     def _upload_dir(self, stored: StoredCollection) -> Path:
         return self.uploads_dir / _dir_name(stored.owner) / _dir_name(stored.name)
 

@@ -166,6 +166,15 @@ class ChromaStore:
         result = self._collection(stored).get(where=where, include=["metadatas"])
         return [dict(m or {}) for m in result["metadatas"] or []]
 
+    def chunks_where(
+        self, stored: StoredCollection, where: dict[str, Any] | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Every stored chunk's text and metadata (those matching ``where``), in no set order."""
+        result = self._collection(stored).get(where=where, include=["documents", "metadatas"])
+        texts = result["documents"] or []
+        metadatas = result["metadatas"] or [None] * len(texts)
+        return [(text or "", dict(meta or {})) for text, meta in zip(texts, metadatas, strict=True)]
+
     def delete_where(self, stored: StoredCollection, where: dict[str, Any]) -> None:
         self._collection(stored).delete(where=where)
 

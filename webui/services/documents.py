@@ -15,6 +15,7 @@ from webui.rag import (
     DocumentLibrary,
     FileOutcome,
     IngestProgress,
+    Passage,
 )
 from webui.rag.embeddings import Embedder
 from webui.services.access import NotAuthorized
@@ -120,6 +121,10 @@ class DocumentService:
 
     def documents(self, owner: str, collection: str) -> list[DocumentInfo]:
         return self.library.documents(owner, collection)
+
+    def passages(self, owner: str, collection: str, file_name: str | None = None) -> list[Passage]:
+        """One document's passages, or the whole collection's, in reading order with their pages."""
+        return self.library.passages(owner, collection, file_name)
 
     def delete_document(self, owner: str, collection: str, file_name: str) -> None:
         self.library.delete_document(owner, collection, file_name)
