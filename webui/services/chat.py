@@ -154,6 +154,19 @@ class ChatService:
         """
         stored = self._history.messages(owner, conversation_id)
         conversation: list[Message] = [{"role": m.role, "content": m.content} for m in stored]
+        return self.prepare_conversation(owner, conversation, system_prompt=system_prompt, sampling=sampling,
+                                         documents=documents)
+
+    def prepare_conversation(
+        self,
+        owner: str,
+        conversation: list[Message],
+        *,
+        system_prompt: str,
+        sampling: SamplingParams,
+        documents: DocumentQuery | None = None,
+    ) -> PreparedReply:
+        """``prepare_reply`` for a conversation given as messages (the HTTP API's), not a saved one."""
         question = conversation[-1]["content"] if conversation and conversation[-1]["role"] == "user" else ""
         model_file = self._engine.info.file if self._engine.info else ""
         if documents is None or not documents.collections:
