@@ -28,6 +28,8 @@ from typing import Any, TextIO
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from webui.config import DEFAULT_DATA_DIR
+
 MIN_PASSWORD_LENGTH = 8
 _FILE_VERSION = 1
 # ASCII only: names end up in logs, history rows and possibly folder names, where look-alike
@@ -275,7 +277,7 @@ def _build_parser() -> argparse.ArgumentParser:
     data_dir.add_argument(
         "--data-dir",
         default=argparse.SUPPRESS,
-        help="folder holding users.json (default: $WEBUI_DATA_DIR or ./data)",
+        help="folder holding users.json (default: $WEBUI_DATA_DIR or the checkout's data/)",
     )
     parser = argparse.ArgumentParser(
         prog="users", description="Manage who may log in to the web UI.", parents=[data_dir]
@@ -339,7 +341,7 @@ def run_users_command(
     except SystemExit as exit_:  # argparse exits on --help (0) and on usage errors (2)
         return exit_.code if isinstance(exit_.code, int) else 2
 
-    data_dir = Path(getattr(args, "data_dir", None) or environ.get("WEBUI_DATA_DIR") or "data")
+    data_dir = Path(getattr(args, "data_dir", None) or environ.get("WEBUI_DATA_DIR") or DEFAULT_DATA_DIR)
     store = UserStore(data_dir / "users.json", hasher=hasher)
     try:
         if args.command == "add":

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from webui import __version__
-from webui.config import Settings
+from webui.config import DEFAULT_DATA_DIR, DEFAULT_MODELS_DIR, Settings
 
 log = logging.getLogger("webui")
 
@@ -56,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="serve on the LAN (bind 0.0.0.0); requires users [WEBUI_LISTEN]")
     parser.add_argument("--model", default=_env("MODEL"),
                         help="a GGUF path, a file name in the models dir, or repo_id:filename on the hub [WEBUI_MODEL]")
-    parser.add_argument("--models-dir", type=Path, default=Path(_env("MODELS_DIR", "models") or "models"),
+    parser.add_argument("--models-dir", type=Path, default=Path(_env("MODELS_DIR") or DEFAULT_MODELS_DIR),
                         help="where GGUF files live [WEBUI_MODELS_DIR]")
-    parser.add_argument("--data-dir", type=Path, default=Path(_env("DATA_DIR", "data") or "data"),
+    parser.add_argument("--data-dir", type=Path, default=Path(_env("DATA_DIR") or DEFAULT_DATA_DIR),
                         help="chats, documents, presets, users and settings [WEBUI_DATA_DIR]")
     parser.add_argument("--offline", action="store_true", default=_env_flag("OFFLINE"),
                         help="never contact the hub; use local or embedded models [WEBUI_OFFLINE]")

@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# models/ and data/ belong to the checkout, not to the current directory: `python3 ~/webui/launcher.py`
+# started from anywhere finds the same models and chats (relative flags stay relative to the cwd).
+CHECKOUT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_MODELS_DIR = CHECKOUT_DIR / "models"
+DEFAULT_DATA_DIR = CHECKOUT_DIR / "data"
 
 
 @dataclass(frozen=True)
@@ -18,8 +23,8 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 7860
-    models_dir: Path = Path("models")
-    data_dir: Path = Path("data")
+    models_dir: Path = DEFAULT_MODELS_DIR
+    data_dir: Path = DEFAULT_DATA_DIR
     model: str | None = None  # a path, a file name in models_dir, or "repo_id:filename"
     offline: bool = False
     n_gpu_layers: int | None = None  # None means "auto"

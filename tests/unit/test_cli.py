@@ -46,3 +46,43 @@ def test_network_without_users_is_refused_unless_waived() -> None:
     assert network_access_problem(lan, users_exist=True) is None
     assert network_access_problem(parse_settings(["--listen", "--insecure-no-auth"]), users_exist=False) is None
     assert network_access_problem(parse_settings([]), users_exist=False) is None
+
+
+def _copy_of_the_code(tmp_path: Path) -> Path:
+    """A second checkout (its code only), so the test never writes into this one's data/."""
+    import shutil
+
+    checkout = tmp_path / "checkout"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "webui", checkout / "webui",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return checkout
+
+
+def test_models_and_data_default_to_the_checkout_from_any_directory(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    monkeypatch.delenv("WEBUI_DATA_DIR", raising=False)
+    monkeypatch.delenv("WEBUI_MODELS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    settings = parse_settings([])
+    checkout = Path(__file__).resolve().parents[2]
+    assert settings.models_dir == checkout / "models"
+    assert settings.data_dir == checkout / "data"
+    assert parse_settings(["--data-dir", "mine"]).data_dir == tmp_path / "mine", "a relative flag stays relative"
+
+
+def test_users_command_from_another_directory_writes_the_checkouts_users_file(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    checkout = _copy_of_the_code(tmp_path)
+    elsewhere = tmp_path / "home"
+    elsewhere.mkdir()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WEBUI_")}
+    env["PYTHONPATH"] = str(checkout)
+    added = subprocess.run([sys.executable, "-m", "webui.cli", "users", "add", "ada", "--password-stdin"],
+                           cwd=elsewhere, env=env, input="correct horse battery\n", text=True,
+                           capture_output=True, timeout=120)
+    assert added.returncode == 0, added.stderr
+    assert (checkout / "data" / "users.json").is_file()
+    assert not (elsewhere / "data").exists()
