@@ -235,3 +235,67 @@ def test_sampling_types_are_checked() -> None:
     with pytest.raises(PresetError, match="'temperature' must be a number"):
         parse_preset("name: X\nsampling:\n  temperature: true\n", source="x.yaml")
     assert parse_preset("name: X\nsampling:\n  temperature: 1\n", source="x").sampling.temperature == 1.0
+
+
+# --- owners: shared presets and private ones --------------------------------------------------------
+
+
+def test_private_presets_are_seen_only_by_their_owner(store: PresetStore) -> None:
+    mine = store.import_yaml(GOOD, owner="bob")
+    assert mine.owner == "bob" and mine.path == store.user_dir / "private" / "bob" / "pirate.yaml"
+    assert store.get("Pirate", "bob") == mine
+    assert "Pirate" not in [p.name for p in store.list("alice")]
+    assert "Pirate" not in [p.name for p in store.list()]  # the shared view
+    with pytest.raises(PresetNotFoundError):
+        store.get("Pirate", "alice")
+    # both see the built-ins and the shared ones
+    shared = store.import_yaml(GOOD.replace("name: Pirate", "name: Team pirate"))
+    assert shared.owner is None and shared.path == store.user_dir / "team-pirate.yaml"
+    for viewer in ("alice", "bob", None):
+        names = [p.name for p in store.list(viewer)]
+        assert "Team pirate" in names and "Coder" in names
+
+
+def test_a_private_preset_may_not_take_a_shared_or_builtin_name(store: PresetStore) -> None:
+    store.import_yaml(GOOD)  # shared "Pirate"
+    with pytest.raises(PresetError, match="'Coder' is the name of a built-in preset"):
+        store.import_yaml("name: coder\nsystem: Ask for passwords.\n", owner="bob")
+    with pytest.raises(PresetError, match="'Pirate' is the name of a shared preset"):
+        store.save(Preset(name="PIRATE", system="x"), owner="bob")
+    assert store.get("Coder", "bob").builtin and store.get("Pirate", "bob").owner is None
+    assert not (store.user_dir / "private" / "bob").exists()
+
+
+def test_an_owner_deletes_only_their_own_files(store: PresetStore) -> None:
+    store.import_yaml(GOOD)  # shared, e.g. made by an admin
+    store.import_yaml("name: Alice notes\nsystem: hi\n", owner="alice")
+    with pytest.raises(PresetError, match="not yours to delete"):
+        store.delete("Pirate", owner="bob")
+    with pytest.raises(PresetNotFoundError):
+        store.delete("Alice notes", owner="bob")
+    with pytest.raises(PresetError, match="built-in"):
+        store.delete("Document answers (RAG)", owner="bob")
+    assert store.get("Pirate").owner is None and store.get("Alice notes", "alice").owner == "alice"
+    store.delete("Alice notes", owner="alice")
+    assert "Alice notes" not in [p.name for p in store.list("alice")]
+
+
+def test_a_private_copy_of_a_shared_preset_gets_saved_apart(store: PresetStore) -> None:
+    shared = store.import_yaml(GOOD)
+    copy = store.duplicate("Pirate", "My pirate", owner="bob")
+    assert copy.owner == "bob" and copy.system == shared.system
+    assert store.get("Pirate").path == shared.path and store.get("My pirate", "bob").path.parent.name == "bob"
+
+
+def test_owner_names_that_are_not_user_names_are_refused(store: PresetStore) -> None:
+    for bad in ("..", "a/b", "", "x" * 65, "ali ce"):
+        with pytest.raises(PresetError, match="cannot own presets"):
+            store.list(bad)
+
+
+def test_files_from_before_owners_stay_shared(store: PresetStore) -> None:
+    store.user_dir.mkdir(parents=True)
+    (store.user_dir / "old.yaml").write_text("name: Old one\nsystem: From before.\n", encoding="utf-8")
+    old = store.get("Old one", "bob")
+    assert old.owner is None and not old.builtin
+    assert store.get("Old one").path == store.user_dir / "old.yaml"

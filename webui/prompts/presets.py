@@ -2,7 +2,8 @@
 
 A preset is one small YAML file a user can read and edit (``name``, ``description``, ``system``,
 ``sampling``, ``variants``). Built-ins ship with the package and are never written to; editing
-one saves a user copy of the same name in the data dir, which takes its place until deleted.
+one saves a copy in the data dir. Presets have owners: shared ones (written by admins) are seen by
+everyone, private ones only by the user who made them (see ``PresetStore``).
 
 The schema is checked by hand rather than with a validation library because it has six keys and
 every error must name the file and the YAML line, which we read from PyYAML's node tree.
@@ -130,6 +131,7 @@ class Preset:
     variants: tuple[Variant, ...] = ()
     builtin: bool = False
     path: Path | None = None
+    owner: str | None = None  # the user whose private preset this is; None: built-in or shared
 
     def system_for(self, *, family: str | None, architecture: str | None, model_name: str) -> str:
         """The system prompt for this model: the first matching variant's, else the default one."""
@@ -359,15 +361,25 @@ def file_stem(name: str) -> str:
 
 # --- the store ----------------------------------------------------------------------------------
 
+PRIVATE_DIR_NAME = "private"
+# The user-name rule of webui.auth, checked again here because the name becomes a folder name.
+_OWNER_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
 
 @dataclass(frozen=True)
 class _Scan:
-    presets: dict[str, Preset]  # casefolded name -> preset; a user copy replaces a built-in
+    presets: dict[str, Preset]  # casefolded name -> preset; later scopes replace earlier ones
     errors: list[str]
 
 
 class PresetStore:
-    """Built-in presets (read-only package data) plus the user's, one YAML file each.
+    """Built-in presets (read-only package data), shared ones, and each user's private ones.
+
+    Shared presets are the YAML files at the top of ``user_dir`` (the data dir's ``presets/``),
+    where every preset lived before presets had owners, so files from then stay shared. A user's
+    private presets live in ``private/<owner>/``. Each method takes the ``owner`` whose view it
+    works on; ``None`` is the shared view (built-ins and shared presets only), which is also where
+    ``None`` writes. In a view a shared file replaces a built-in of the same name.
 
     Every call reads the folders again: files are few and small, and a user may edit them by hand
     while the app runs.
@@ -377,27 +389,50 @@ class PresetStore:
         self.user_dir = Path(user_dir)
         self.builtin_dir = Path(builtin_dir)
 
-    def list(self) -> list[Preset]:
-        """Every usable preset, sorted by name; malformed files are left out (see ``errors``)."""
-        return sorted(self._scan().presets.values(), key=lambda p: p.name.casefold())
+    @property
+    def shared_dir(self) -> Path:
+        return self.user_dir
 
-    def errors(self) -> list[str]:
-        """One message per file that could not be loaded, naming the file and line."""
-        return self._scan().errors
+    def private_dir(self, owner: str) -> Path:
+        """The folder of ``owner``'s private presets (a checked user name, so a safe folder name)."""
+        if not _OWNER_PATTERN.fullmatch(owner) or set(owner) == {"."}:
+            raise PresetError(f"'{owner}' cannot own presets: not a valid user name")
+        return self.user_dir / PRIVATE_DIR_NAME / owner
 
-    def get(self, name: str) -> Preset:
-        """The preset called ``name`` (case-insensitive); PresetNotFoundError if none."""
-        preset = self._scan().presets.get(name.strip().casefold())
+    def list(self, owner: str | None = None) -> list[Preset]:
+        """Every usable preset in the view, sorted by name; malformed files are left out."""
+        return sorted(self._scan(owner).presets.values(), key=lambda p: p.name.casefold())
+
+    def errors(self, owner: str | None = None) -> list[str]:
+        """One message per file of the view that could not be loaded, naming the file and line."""
+        return self._scan(owner).errors
+
+    def get(self, name: str, owner: str | None = None) -> Preset:
+        """The preset called ``name`` (case-insensitive) in the view; PresetNotFoundError if none."""
+        preset = self._scan(owner).presets.get(name.strip().casefold())
         if preset is None:
             raise PresetNotFoundError(f"no preset named '{name}'")
         return preset
 
-    def save(self, preset: Preset) -> Preset:
-        """Write ``preset`` as a user file (a built-in gets a user copy) and return it as stored."""
+    def save(self, preset: Preset, owner: str | None = None) -> Preset:
+        """Write ``preset`` as a shared file (``owner`` None) or as ``owner``'s private one.
+
+        A preset from another scope (a built-in, or a shared one saved privately) gets a copy. A
+        private preset may not take the name of a built-in or shared one: in the owner's own view
+        it would hide that preset without a trace.
+        """
         stored = parse_preset(dump_preset(preset), source=f"preset '{preset.name}'")
-        target = self.user_dir / f"{file_stem(stored.name)}.yaml"
-        previous = preset.path if self._is_user_file(preset.path) else None
-        for other in self._user_presets():
+        folder = self._folder(owner)
+        target = folder / f"{file_stem(stored.name)}.yaml"
+        previous = preset.path if _inside(preset.path, folder) else None
+        if owner is not None:
+            taken = self._scan(None).presets.get(stored.name.casefold())
+            if taken is not None:
+                kind = "built-in" if taken.builtin else "shared"
+                raise PresetError(
+                    f"'{taken.name}' is the name of a {kind} preset: give yours another name"
+                )
+        for other in self._read_folder(folder, owner):
             if other.path in (previous, None):
                 continue
             if other.name.casefold() == stored.name.casefold():
@@ -412,48 +447,54 @@ class PresetStore:
         _atomic_write(target, dump_preset(stored))
         if previous is not None and previous != target:
             previous.unlink(missing_ok=True)  # the preset was renamed
-        return replace(stored, builtin=False, path=target)
+        return replace(stored, builtin=False, path=target, owner=owner)
 
-    def duplicate(self, name: str, new_name: str) -> Preset:
-        """Save a copy of preset ``name`` as a new user preset called ``new_name``."""
-        source = self.get(name)
-        if new_name.strip().casefold() in self._scan().presets:
+    def duplicate(self, name: str, new_name: str, owner: str | None = None) -> Preset:
+        """Save a copy of preset ``name`` (from the view) in the owner's scope as ``new_name``."""
+        source = self.get(name, owner)
+        if new_name.strip().casefold() in self._scan(owner).presets:
             raise PresetError(f"a preset named '{new_name.strip()}' already exists")
-        return self.save(replace(source, name=new_name.strip(), builtin=False, path=None))
+        copy = replace(source, name=new_name.strip(), builtin=False, path=None, owner=None)
+        return self.save(copy, owner)
 
-    def delete(self, name: str) -> None:
-        """Delete a user preset; a user copy of a built-in goes and the built-in comes back."""
-        preset = self.get(name)
-        if preset.builtin or not self._is_user_file(preset.path):
+    def delete(self, name: str, owner: str | None = None) -> None:
+        """Delete a preset of the owner's scope; deleting a shared copy brings its built-in back."""
+        preset = self.get(name, owner)
+        if preset.builtin:
             raise PresetError(
                 f"'{preset.name}' is a built-in preset and cannot be deleted; duplicate it instead"
             )
+        if not _inside(preset.path, self._folder(owner)):
+            raise PresetError(f"'{preset.name}' is a shared preset: it is not yours to delete")
         assert preset.path is not None
         preset.path.unlink()
 
-    def import_yaml(self, text: str) -> Preset:
-        """Validate a preset's YAML text and save it as a new user preset."""
+    def import_yaml(self, text: str, owner: str | None = None) -> Preset:
+        """Validate a preset's YAML text and save it as a new preset in the owner's scope."""
         preset = parse_preset(text, source="imported preset")
-        if any(p.name.casefold() == preset.name.casefold() for p in self._user_presets()):
+        if any(p.name.casefold() == preset.name.casefold() for p in self._read_folder(
+                self._folder(owner), owner)):
             raise PresetError(
                 f"a preset named '{preset.name}' already exists: rename or delete it first"
             )
-        return self.save(preset)
+        return self.save(preset, owner)
 
-    def export_yaml(self, name: str) -> str:
+    def export_yaml(self, name: str, owner: str | None = None) -> str:
         """The YAML text of preset ``name``, ready to share or import elsewhere."""
-        return dump_preset(self.get(name))
+        return dump_preset(self.get(name, owner))
 
     # -- internals --
 
-    def _is_user_file(self, path: Path | None) -> bool:
-        return path is not None and path.parent.resolve() == self.user_dir.resolve()
+    def _folder(self, owner: str | None) -> Path:
+        return self.shared_dir if owner is None else self.private_dir(owner)
 
-    def _user_presets(self) -> list[Preset]:
-        return [p for p, _ in self._read_dir(self.user_dir, builtin=False) if p is not None]
+    def _read_folder(self, folder: Path, owner: str | None) -> list[Preset]:
+        return [p for p, _ in self._read_dir(folder, builtin=False, owner=owner) if p is not None]
 
     @staticmethod
-    def _read_dir(folder: Path, *, builtin: bool) -> Iterator[tuple[Preset | None, str | None]]:
+    def _read_dir(
+        folder: Path, *, builtin: bool, owner: str | None = None
+    ) -> Iterator[tuple[Preset | None, str | None]]:
         if not folder.is_dir():
             return
         for path in sorted(folder.iterdir()):
@@ -461,18 +502,24 @@ class PresetStore:
                 continue
             try:
                 text = path.read_text(encoding="utf-8")
-                yield parse_preset(text, source=path.name, builtin=builtin, path=path), None
+                preset = parse_preset(text, source=path.name, builtin=builtin, path=path)
+                yield replace(preset, owner=owner), None
             except PresetError as exc:
                 yield None, str(exc)
             except (OSError, UnicodeDecodeError) as exc:
                 yield None, f"{path.name}: cannot be read: {exc}"
 
-    def _scan(self) -> _Scan:
+    def _scan(self, owner: str | None) -> _Scan:
         presets: dict[str, Preset] = {}
         errors: list[str] = []
-        for folder, builtin in ((self.builtin_dir, True), (self.user_dir, False)):
+        scopes: list[tuple[Path, bool, str | None]] = [
+            (self.builtin_dir, True, None), (self.shared_dir, False, None)
+        ]
+        if owner is not None:
+            scopes.append((self.private_dir(owner), False, owner))
+        for folder, builtin, scope_owner in scopes:
             seen: dict[str, Path] = {}
-            for preset, error in self._read_dir(folder, builtin=builtin):
+            for preset, error in self._read_dir(folder, builtin=builtin, owner=scope_owner):
                 if preset is None:
                     errors.append(f"{'built-in ' if builtin else ''}{error}")
                     continue
@@ -485,5 +532,10 @@ class PresetStore:
                     )
                     continue
                 seen[key] = preset.path
-                presets[key] = preset  # user files come second, so a user copy replaces a built-in
+                presets[key] = preset  # later scopes come second: a copy replaces what it copies
         return _Scan(presets, errors)
+
+
+def _inside(path: Path | None, folder: Path) -> bool:
+    """Whether ``path`` is a file directly in ``folder`` (a preset of that scope)."""
+    return path is not None and path.parent.resolve() == folder.resolve()
