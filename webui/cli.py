@@ -173,7 +173,7 @@ def serve(settings: Settings) -> int:
     try:
         resolved = resolve_model(
             settings.model, settings.models_dir, offline=settings.offline,
-            choose_catalog_entry=lambda: catalog.choose_default(hw), log=print,
+            choose_catalog_entry=lambda: catalog.announce_default(hw, print), log=print,
         )
     except ModelNotFound as exc:
         print(f"error: {exc}", file=sys.stderr)
