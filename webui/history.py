@@ -262,6 +262,76 @@ class HistoryStore:
             row = db.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
         return _message(row)
 
+    def append_reply(
+        self,
+        owner: str,
+        conversation_id: str,
+        question_id: int | None,
+        content: str,
+        *,
+        meta: dict[str, Any] | None = None,
+    ) -> StoredMessage:
+        """Commit an assistant reply to message ``question_id``, if that message is still there.
+
+        A reply that finishes after its chat was cleared (or its question edited away) would
+        otherwise come back as an orphan: :class:`MessageNotFound` is raised instead.
+        """
+        meta_json = _meta_json(meta)
+        now = _now().isoformat()
+        with self._write() as db:
+            self._get(db, owner, conversation_id)
+            if question_id is not None:
+                self._require_message(db, conversation_id, question_id)
+            cursor = db.execute(
+                "INSERT INTO messages (conversation_id, role, content, created_at, meta)"
+                " VALUES (?, 'assistant', ?, ?, ?)",
+                (conversation_id, content, now, meta_json),
+            )
+            self._touch(db, conversation_id, now)
+            row = db.execute("SELECT * FROM messages WHERE id = ?", (cursor.lastrowid,)).fetchone()
+        return _message(row)
+
+    def update_message(
+        self,
+        owner: str,
+        conversation_id: str,
+        message_id: int,
+        content: str,
+        *,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        """Rewrite one message's text and meta (a reply saved as it streams); the list keeps its order."""
+        meta_json = _meta_json(meta)
+        with self._write() as db:
+            self._get(db, owner, conversation_id)
+            cursor = db.execute(
+                "UPDATE messages SET content = ?, meta = ? WHERE id = ? AND conversation_id = ?",
+                (content, meta_json, message_id, conversation_id),
+            )
+            if cursor.rowcount == 0:
+                raise MessageNotFound(f"message {message_id} is not in conversation {conversation_id}")
+
+    def edit_and_truncate(
+        self, owner: str, conversation_id: str, message_id: int, content: str
+    ) -> int:
+        """Replace a user message's text and drop every message after it (edit, then regenerate).
+
+        One transaction, so a crash never leaves the edited question with the old reply after it.
+        Returns how many later messages were dropped.
+        """
+        with self._write() as db:
+            self._get(db, owner, conversation_id)
+            row = self._require_message(db, conversation_id, message_id)
+            if row["role"] != "user":
+                raise ValueError("only your own messages can be edited")
+            db.execute("UPDATE messages SET content = ? WHERE id = ?", (content, message_id))
+            cursor = db.execute(
+                "DELETE FROM messages WHERE conversation_id = ? AND id > ?",
+                (conversation_id, message_id),
+            )
+            self._touch(db, conversation_id, _now().isoformat())
+            return cursor.rowcount
+
     def truncate_after(self, owner: str, conversation_id: str, message_id: int) -> int:
         """Drop the messages after *message_id* (to edit or regenerate); return how many."""
         with self._write() as db:
@@ -324,6 +394,16 @@ class HistoryStore:
         if row is None:
             raise ConversationNotFound(conversation_id)
         return _conversation(row)
+
+    @staticmethod
+    def _require_message(db: sqlite3.Connection, conversation_id: str, message_id: int) -> sqlite3.Row:
+        row = db.execute(
+            "SELECT id, role FROM messages WHERE id = ? AND conversation_id = ?",
+            (message_id, conversation_id),
+        ).fetchone()
+        if row is None:
+            raise MessageNotFound(f"message {message_id} is not in conversation {conversation_id}")
+        return row
 
     @staticmethod
     def _touch(db: sqlite3.Connection, conversation_id: str, now: str) -> None:

@@ -274,3 +274,46 @@ def test_title_from_first_message(text: str, expected: str) -> None:
 def test_title_limit_is_respected() -> None:
     assert title_from_first_message("one two three four", limit=10) == "one two…"
     assert title_from_first_message("exactly ten", limit=11) == "exactly ten"
+
+
+def test_a_streaming_reply_is_saved_then_rewritten_in_place(store: HistoryStore) -> None:
+    chat = store.create("alice", "Streaming")
+    question = store.append("alice", chat.id, "user", "Tell me a story.")
+    reply = store.append_reply("alice", chat.id, question.id, "Once", meta={"incomplete": True})
+    store.update_message("alice", chat.id, reply.id, "Once upon a time.", meta={"stats": {"n": 4}})
+    [_, saved] = store.messages("alice", chat.id)
+    assert (saved.id, saved.content, saved.meta) == (reply.id, "Once upon a time.", {"stats": {"n": 4}})
+    with pytest.raises(ConversationNotFound):
+        store.update_message("bob", chat.id, reply.id, "hijacked")
+
+
+def test_a_reply_to_a_cleared_or_deleted_chat_is_refused_not_saved_as_an_orphan(store: HistoryStore) -> None:
+    chat = store.create("alice", "Cleared")
+    question = store.append("alice", chat.id, "user", "Question?")
+    reply = store.append_reply("alice", chat.id, question.id, "Half an", meta={"incomplete": True})
+    store.clear("alice", chat.id)
+    with pytest.raises(MessageNotFound):
+        store.update_message("alice", chat.id, reply.id, "Half an answer")
+    with pytest.raises(MessageNotFound):
+        store.append_reply("alice", chat.id, question.id, "Late answer")
+    assert store.messages("alice", chat.id) == []
+    store.delete("alice", chat.id)
+    with pytest.raises(ConversationNotFound):
+        store.append_reply("alice", chat.id, question.id, "Later still")
+
+
+def test_editing_a_question_drops_what_came_after_it(store: HistoryStore) -> None:
+    chat = store.create("alice", "Edit")
+    first = store.append("alice", chat.id, "user", "What is 2+2?")
+    answer = store.append("alice", chat.id, "assistant", "4")
+    store.append("alice", chat.id, "user", "And 3+3?")
+    store.append("alice", chat.id, "assistant", "6")
+    assert store.edit_and_truncate("alice", chat.id, first.id, "What is 2+3?") == 3
+    assert contents(store.messages("alice", chat.id)) == [("user", "What is 2+3?")]
+    with pytest.raises(MessageNotFound):
+        store.edit_and_truncate("alice", chat.id, answer.id, "gone")
+    reply = store.append("alice", chat.id, "assistant", "5")
+    with pytest.raises(ValueError, match="only your own messages"):
+        store.edit_and_truncate("alice", chat.id, reply.id, "7")
+    with pytest.raises(ConversationNotFound):
+        store.edit_and_truncate("bob", chat.id, first.id, "mine now")
