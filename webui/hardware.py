@@ -21,7 +21,7 @@ from typing import Any
 # none is installed yet. One pin, so the CPU wheel and a GPU rebuild never drift apart.
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 
-BACKENDS = ("cuda", "rocm", "metal", "cpu")
+BACKENDS = ("cuda", "rocm", "vulkan", "metal", "cpu")
 
 # CMAKE_ARGS per backend, as llama.cpp's ggml/CMakeLists.txt names the options today
 # (GGML_HIPBLAS was renamed GGML_HIP; the old name no longer exists).
@@ -34,12 +34,14 @@ CPU_NATIVE_CMAKE_ARGS = "-DGGML_NATIVE=on"
 GPU_CMAKE_ARGS = {
     "cuda": "-DGGML_CUDA=on",
     "rocm": "-DGGML_HIP=on",
+    "vulkan": "-DGGML_VULKAN=on",
     "metal": "-DGGML_METAL=on",
 }
 _VENDOR_BACKEND = {"nvidia": "cuda", "amd": "rocm", "apple": "metal"}
 _TOOLKIT = {
     "cuda": "the CUDA toolkit (nvcc)",
     "rocm": "the ROCm HIP SDK (hipcc, hipconfig)",
+    "vulkan": "the Vulkan SDK (glslc)",
     "metal": "the Xcode command line tools",
 }
 

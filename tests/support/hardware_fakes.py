@@ -101,3 +101,48 @@ def hardware_with(
 
 def nvidia(free_mb: int, total_mb: int | None = None) -> GpuInfo:
     return GpuInfo("nvidia", "NVIDIA test card", total_mb or free_mb, free_mb)
+
+
+# --- vendor tools as programs on PATH, for the launcher run as a subprocess --------------------
+
+
+def write_tool(bin_dir: Path, name: str, script: str) -> Path:
+    """An executable shell script ``bin_dir/name``."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    path = bin_dir / name
+    path.write_text("#!/bin/sh\n" + script, encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+def _print_file(path: Path) -> str:
+    return f"cat '{path}'\n"
+
+
+def fake_nvidia_smi(bin_dir: Path, csv: str = "nvidia_smi_rtx4090.csv",
+                    plain: str = "nvidia_smi_rtx4090_plain.txt") -> Path:
+    """nvidia-smi replaying a recorded card: the CSV query, or the plain table with the CUDA version."""
+    return write_tool(bin_dir, "nvidia-smi", (
+        'case "$*" in\n'
+        f"  *--query-gpu*) {_print_file(DATA / csv).strip()} ;;\n"
+        f"  *) {_print_file(DATA / plain).strip()} ;;\n"
+        "esac\n"
+    ))
+
+
+def fake_nvcc(bin_dir: Path) -> Path:
+    return write_tool(bin_dir, "nvcc", 'echo "Cuda compilation tools, release 12.4, V12.4.131"\n')
+
+
+def fake_rocm(bin_dir: Path, rocm_root: Path, recording: str = "rocm_smi_7900xtx.json",
+              with_hipconfig: bool = True) -> None:
+    """rocm-smi replaying a recorded card, and (optionally) hipconfig for a ROCm root."""
+    write_tool(bin_dir, "rocm-smi", _print_file(DATA / recording))
+    if with_hipconfig:
+        write_tool(bin_dir, "hipconfig", (
+            'case "$1" in\n'
+            f"  -l) echo '{rocm_root}/llvm/bin' ;;\n"
+            f"  -R) echo '{rocm_root}' ;;\n"
+            "  *) echo 'HIP version: 6.2.41133' ;;\n"
+            "esac\n"
+        ))
