@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Rebuild llama-cpp-python in .venv for this machine's GPU (CUDA, ROCm/HIP, Metal) or CPU.
+"""Rebuild llama-cpp-python in .venv for this machine's GPU (CUDA, ROCm/HIP, Vulkan, Metal) or CPU.
 
     python3 scripts/rebuild_llama.py            # detect the GPU, rebuild, report offload support
     python3 scripts/rebuild_llama.py --print    # only show the command
     python3 scripts/rebuild_llama.py --backend cuda --python /path/to/python
 
 Standard library only, so it runs with any python3. The decision (CMAKE_ARGS, pip flags) lives in
-webui/hardware.py, shared with launcher.py.
+webui/hardware.py and webui/build_plan.py, shared with launcher.py. A CPU build gets the AVX-512
+extensions a probe program runs on this CPU (see build_plan.probe_x86_features).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from webui import hardware  # noqa: E402  (needs the repo root on sys.path first)
+from webui import build_plan, hardware  # noqa: E402  (needs the repo root on sys.path first)
 
 
 def venv_python(root: Path = REPO_ROOT) -> Path:
@@ -58,7 +59,11 @@ def plan(
         hw = hw or hardware.detect(run, offload_probe=lambda: None)
         backend = backend or hardware.backend_for(hw)
         avx2 = hw.cpu_avx2
-    cmake_args = hardware.cmake_args_for_backend(backend, avx2)
+    if backend == "cpu":
+        features = build_plan.probe_x86_features() if avx2 else None
+        cmake_args = build_plan.cpu_build(avx2, features).cmake_args
+    else:
+        cmake_args = hardware.cmake_args_for_backend(backend, avx2)
     version = installed_version(python, run) or hardware.LLAMA_CPP_PYTHON_VERSION
     env, argv = hardware.llama_install_command(python, cmake_args, version, force=True)
     if backend == "rocm":

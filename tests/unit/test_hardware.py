@@ -267,8 +267,9 @@ def test_cmake_args_follow_the_first_gpu(gpus: tuple, avx2: bool | None, expecte
 
 
 def test_unknown_backend_is_rejected() -> None:
-    with pytest.raises(ValueError, match="vulkan"):
-        hardware.cmake_args_for_backend("vulkan")
+    assert hardware.cmake_args_for_backend("vulkan") == "-DGGML_VULKAN=on"
+    with pytest.raises(ValueError, match="sycl"):
+        hardware.cmake_args_for_backend("sycl")
 
 
 def test_rebuild_hint_only_when_a_gpu_sits_unused() -> None:
