@@ -211,6 +211,10 @@ def main() -> int:
     raw_ttft, app_ttft = median(raw_runs, "ttft_s"), median(app_runs, "ttft_s")
     print(f"model: {model.name}; {args.tokens} new tokens, seed {SEED}, {args.rounds} rounds (medians), "
           f"{args.threads} threads")
+    import llama_cpp  # the figures depend on the x86 level the installed llama.cpp was built for
+
+    from webui.hardware import llama_cpu_variant
+    print(f"llama.cpp CPU build: {llama_cpu_variant(llama_cpp.llama_print_system_info().decode()) or 'not x86'}")
     print(f"tokens generated       raw {[r.tokens for r in raw_runs]}  app {[r.tokens for r in app_runs]}")
     print(f"decode tokens/s        raw {raw_rate:8.1f}   app {app_rate:8.1f}   ratio app/raw {app_rate / raw_rate:.3f} (target >= 0.95)")
     print(f"time to first token    raw {raw_ttft * 1000:6.0f} ms  app {app_ttft * 1000:6.0f} ms  "

@@ -346,6 +346,19 @@ def llama_gpu_offload_supported() -> bool | None:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
+def llama_cpu_variant(system_info: str) -> str:
+    """The x86 level a llama.cpp build was compiled for, from ``llama_print_system_info()``.
+
+    "AVX-512 (VBMI, VNNI, BF16)", "AVX2", "AVX" or "" (not x86, or nothing reported).
+    """
+    enabled = set(re.findall(r"([A-Z0-9_]+) = 1", system_info or ""))
+    if "AVX512" in enabled:
+        extras = [name.removeprefix("AVX512_") for name in ("AVX512_VBMI", "AVX512_VNNI", "AVX512_BF16")
+                  if name in enabled]
+        return "AVX-512" + (f" ({', '.join(extras)})" if extras else "")
+    return next((name for name in ("AVX2", "AVX", "SSE3") if name in enabled), "")
+
+
 def gpu_offload_supported_in(python: str, run: Runner = run_command) -> bool | None:
     """The same question for another interpreter (the launcher asks the venv's python)."""
     output = run(

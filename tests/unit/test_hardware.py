@@ -362,3 +362,18 @@ def test_rebuild_plan_for_detected_amd_sets_the_hip_compiler(
     assert env["HIP_PATH"] == "/opt/rocm"
     # The fake interpreter does not exist, so the pinned version is used.
     assert argv[-1] == f"llama-cpp-python=={hardware.LLAMA_CPP_PYTHON_VERSION}"
+
+
+@pytest.mark.parametrize(
+    ("system_info", "variant"),
+    [
+        ("CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 | LLAMAFILE = 1 | "
+         "OPENMP = 1 | REPACK = 1 | ", "AVX2"),
+        ("CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 | AVX512 = 1 | "
+         "AVX512_VBMI = 1 | AVX512_VNNI = 1 | AVX512_BF16 = 1 | LLAMAFILE = 1 | OPENMP = 1 | ", "AVX-512 (VBMI, VNNI, BF16)"),
+        ("CPU : NEON = 1 | ARM_FMA = 1 | FP16_VA = 1 | DOTPROD = 1 | ", ""),
+        ("", ""),
+    ],
+)
+def test_the_cpu_level_a_llama_build_reports(system_info: str, variant: str) -> None:
+    assert hardware.llama_cpu_variant(system_info) == variant
