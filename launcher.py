@@ -172,10 +172,14 @@ def install_build(python: str, build, hardware, force: bool) -> None:
     run([*pip_install(python), *replace, str(wheels[-1])])
 
 
-def check_build(python: str, build, hardware) -> None:
-    """Prove the installed build works here: GPU builds must offload, CPU builds must load."""
+def check_build(python: str, build, hardware, *, gpu_seen: bool) -> None:
+    """Prove the installed build works here: GPU builds must offload, CPU builds must load.
+
+    A GPU build is only asked to offload while a GPU is seen: with the driver not loaded, even a
+    good CUDA build finds no device.
+    """
     if build.backend != "cpu":
-        if hardware.gpu_offload_supported_in(python) is not True:
+        if gpu_seen and hardware.gpu_offload_supported_in(python) is not True:
             raise SetupFailed(f"it installed, but llama.cpp cannot use the GPU through it (see {SETUP_LOG})")
         return
     probe = subprocess.run([python, "-c", "import llama_cpp; llama_cpp.llama_backend_init(); "
@@ -187,7 +191,7 @@ def check_build(python: str, build, hardware) -> None:
         raise SetupFailed(f"the new build does not load on this CPU (exit {probe.returncode}); see {SETUP_LOG}")
 
 
-def install_llama(python: str, plan, hardware, *, replacing: bool) -> object:
+def install_llama(python: str, plan, hardware, *, replacing: bool, gpu_seen: bool) -> object:
     """Try the plan's builds in order until one installs and works; returns it."""
     force = replacing
     for number, build in enumerate(plan.candidates, 1):
@@ -195,7 +199,7 @@ def install_llama(python: str, plan, hardware, *, replacing: bool) -> object:
              + (" (compiles llama.cpp: several minutes)" if build.source == "source" else ""))
         try:
             install_build(python, build, hardware, force)
-            check_build(python, build, hardware)
+            check_build(python, build, hardware, gpu_seen=gpu_seen)
             return build
         except SetupFailed as exc:
             force = True  # something may be half installed; the next build replaces it
@@ -210,11 +214,24 @@ def build_record(build) -> dict:
             "index_url": build.index_url, "variant": build.variant}
 
 
-def make_plan(hardware, build_plan, hw):
+def installed_record(stamp: dict) -> dict | None:
+    """What the stamp says llama-cpp-python was built with (also from stamps of earlier launchers)."""
+    if stamp.get("llama_build"):
+        return stamp["llama_build"]
+    args = stamp.get("llama_cmake_args")
+    if not isinstance(args, str):
+        return None
+    backend = next((name for flag, name in (("CUDA", "cuda"), ("HIP", "rocm"), ("VULKAN", "vulkan"),
+                                            ("METAL", "metal")) if f"GGML_{flag}=on" in args), "cpu")
+    return {"backend": backend, "source": "source", "cmake_args": args, "index_url": None, "variant": ""}
+
+
+def make_plan(hardware, build_plan, hw, *, check_index: bool = True):
     """The build plan for this machine: toolchain detection, CPU probe, wheel index check."""
     tools = build_plan.detect_toolchain(hw)
     plan = build_plan.plan_builds(
-        hw, tools, lambda tag: build_plan.wheel_index_has(tag, LLAMA_CPP_VERSION),
+        hw, tools,
+        (lambda tag: build_plan.wheel_index_has(tag, LLAMA_CPP_VERSION)) if check_index else (lambda tag: False),
         index_root=build_plan.wheel_index_url(),
     )
     last = plan.candidates[-1]
@@ -279,13 +296,15 @@ def ensure_environment(*, with_tests: bool, offline: bool, dry_run: bool = False
     run([*pip_install(python), "--upgrade", "pip"])
     step(f"installing {TORCH_REQUIREMENT}")
     run([*pip_install(python), TORCH_REQUIREMENT])
-    build_record_now = stamp.get("llama_build")
+    build_record_now = installed_record(stamp)
     if llama_installed(python):
+        # Start with what is installed; a different plan is only a hint (no download, no rebuild).
+        _, plan = make_plan(hardware, build_plan, hw, check_index=False)
         kept = build_record_now or {}
-        suggested = hardware.backend_for(hw)
-        if kept and kept.get("backend") != suggested:
-            print(f"  keeping the installed llama-cpp-python ({kept.get('backend')} build); this machine now "
-                  f"suggests a {suggested} build. To rebuild it: python3 {hardware.REBUILD_SCRIPT}")
+        if kept and (kept.get("backend"), kept.get("cmake_args")) != (plan.first.backend, plan.first.cmake_args):
+            print(f"  keeping the installed llama-cpp-python ({kept.get('backend')} build, "
+                  f"CMAKE_ARGS=\"{kept.get('cmake_args') or ''}\"); a fresh install here would use the "
+                  f"{plan.first.describe()}. To switch: python3 {hardware.REBUILD_SCRIPT}")
     else:
         tools, plan = make_plan(hardware, build_plan, hw)
         if build_record_now:
@@ -295,7 +314,7 @@ def ensure_environment(*, with_tests: bool, offline: bool, dry_run: bool = False
             plan = build_plan.BuildPlan((before, *(b for b in plan.candidates if b != before)), None)
         elif plan.missing:
             print(plan.missing)
-        build = install_llama(python, plan, hardware, replacing=bool(build_record_now))
+        build = install_llama(python, plan, hardware, replacing=bool(build_record_now), gpu_seen=bool(hw.gpus))
         build_record_now = build_record(build)
     step("installing the project and its dependencies")
     run([*pip_install(python), "-e", f"{ROOT}[test]" if wanted["with_tests"] else str(ROOT)])

@@ -106,14 +106,28 @@ def test_changed_dependencies_reinstall_the_project_but_keep_llama_cpp(fake_venv
     cuda = {"backend": "cuda", "source": "source", "cmake_args": "-DGGML_CUDA=on", "index_url": None, "variant": ""}
     _write_stamp(fake_venv, pyproject="an older pyproject.toml", llama_build=cuda)
     monkeypatch.setattr(hardware, "detect", lambda *a, **k: hardware_with(gpus=()))
+    monkeypatch.setattr(build_plan, "detect_toolchain", lambda hw: build_plan.Toolchain(x86_features=frozenset()))
     monkeypatch.setattr(fake_venv, "llama_installed", lambda python: True)
     fake_venv.ensure_environment(with_tests=False, offline=False)
     assert fake_venv.calls, "the project's dependencies are reinstalled"
     assert not [call for call in fake_venv.calls if _mentions_llama(call)]
     out = capsys.readouterr().out
-    assert "keeping the installed llama-cpp-python (cuda build)" in out
+    assert 'keeping the installed llama-cpp-python (cuda build, CMAKE_ARGS="-DGGML_CUDA=on")' in out
     assert "python3 scripts/rebuild_llama.py" in out
     assert json.loads(fake_venv.STAMP.read_text())["llama_build"] == cuda
+
+
+def test_a_new_pinned_version_first_tries_the_kind_of_build_the_venv_had(fake_venv, monkeypatch) -> None:
+    # The old stamp format; this start sees no GPU, yet the CUDA build is tried first and kept.
+    _write_stamp(fake_venv, launcher_pins=["an older pin"], llama_cmake_args="-DGGML_CUDA=on")
+    monkeypatch.setattr(hardware, "detect", lambda *a, **k: hardware_with(gpus=()))
+    monkeypatch.setattr(build_plan, "detect_toolchain", lambda hw: build_plan.Toolchain(x86_features=frozenset()))
+    monkeypatch.setattr(fake_venv, "llama_installed", lambda python: False)
+    monkeypatch.setattr(fake_venv, "install_build", lambda python, build, hardware, force: fake_venv.calls.append(
+        ([build.cmake_args, str(force)], {})))
+    fake_venv.ensure_environment(with_tests=False, offline=False)
+    assert fake_venv.calls[2][0] == ["-DGGML_CUDA=on", "True"], fake_venv.calls
+    assert json.loads(fake_venv.STAMP.read_text())["llama_build"]["backend"] == "cuda"
 
 
 # --- trying builds until one works, and failing in one line ---------------------------------------
@@ -136,7 +150,7 @@ def test_a_failed_cuda_wheel_falls_back_to_the_cpu_build(fake_venv, monkeypatch,
             raise fake_venv.SetupFailed("installing llama-cpp-python==0.3.36 failed (exit 1)")
 
     monkeypatch.setattr(fake_venv, "run", pip)
-    monkeypatch.setattr(fake_venv, "check_build", lambda python, build, hardware: None)
+    monkeypatch.setattr(fake_venv, "check_build", lambda python, build, hardware, gpu_seen: None)
     fake_venv.ensure_environment(with_tests=False, offline=False)
     llama = [call for call in fake_venv.calls if _mentions_llama(call)]
     assert "--extra-index-url" in llama[0][0]
@@ -149,8 +163,8 @@ def test_a_failed_cuda_wheel_falls_back_to_the_cpu_build(fake_venv, monkeypatch,
 def test_a_gpu_build_that_cannot_offload_is_not_kept(fake_venv, monkeypatch) -> None:
     _plan_with_cuda_wheel_first(monkeypatch, fake_venv)
     monkeypatch.setattr(hardware, "gpu_offload_supported_in", lambda python: False)
-    monkeypatch.setattr(fake_venv, "check_build", lambda python, build, hw, real=fake_venv.check_build: (
-        real(python, build, hw) if build.backend != "cpu" else None))
+    monkeypatch.setattr(fake_venv, "check_build", lambda python, build, hw, gpu_seen, real=fake_venv.check_build: (
+        real(python, build, hw, gpu_seen=gpu_seen) if build.backend != "cpu" else None))
     fake_venv.ensure_environment(with_tests=False, offline=False)
     assert json.loads(fake_venv.STAMP.read_text())["llama_build"]["backend"] == "cpu"
 
