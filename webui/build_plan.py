@@ -129,6 +129,7 @@ class Toolchain:
     vulkan_sdk: str | None = None  # path of glslc when the SDK (glslc plus headers/loader) is found
     x86_features: frozenset[str] | None = None  # extensions a probe ran; None: not probed
     system: str = "Linux"
+    backend: str = "cpu"  # the GPU backend these facts were gathered for
 
     def lines(self) -> list[str]:
         """What was found, for the dry run."""
@@ -137,11 +138,13 @@ class Toolchain:
 
         cuda = ".".join(map(str, self.cuda_driver_version)) if self.cuda_driver_version else None
         rocm = ".".join(map(str, self.rocm_version)) if self.rocm_version else None
-        lines = [
-            f"CUDA driver version: {found(cuda)}; nvcc: {found(self.nvcc)}",
-            f"ROCm: {found(rocm)}; hipconfig: {'found' if self.hip_env else 'not found'}",
-            f"Vulkan SDK (glslc): {found(self.vulkan_sdk)}",
-        ]
+        lines = []
+        if self.backend == "cuda":
+            lines.append(f"CUDA driver version: {found(cuda)}; nvcc: {found(self.nvcc)}")
+        if self.backend == "rocm":
+            lines.append(f"ROCm: {found(rocm)}; hipconfig: {'found' if self.hip_env else 'not found'}")
+        if self.backend in ("cuda", "rocm"):
+            lines.append(f"Vulkan SDK (glslc): {found(self.vulkan_sdk)}")
         if self.x86_features is not None:
             extra = ", ".join(sorted(self.x86_features)) or "none beyond AVX2"
             lines.append(f"x86 extensions a probe program ran: {extra}")
@@ -222,7 +225,7 @@ def plan_builds(
 
     def wheel(tag: str, label: str) -> None:
         if index_has(tag):
-            found.append(LlamaBuild(backend if tag != "vulkan" else "vulkan", "wheel",
+            found.append(LlamaBuild(backend, "wheel",
                                     f"a prebuilt {label} wheel exists for this machine; nothing to compile",
                                     index_url=f"{index_root}/{tag}"))
         else:
@@ -312,7 +315,7 @@ def detect_toolchain(
     features = None
     if hw.cpu_avx2:
         features = (probe or probe_x86_features)()
-    return Toolchain(cuda, nvcc, hip, rocm, vulkan, features, system)
+    return Toolchain(cuda, nvcc, hip, rocm, vulkan, features, system, backend)
 
 
 def _read(path: Path) -> str:
