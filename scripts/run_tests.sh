@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 launcher.py setup --with-tests
+# pip's output goes to .venv/setup.log; show its end when setup fails, since CI keeps no files.
+python3 launcher.py setup --with-tests || { tail -n 40 .venv/setup.log >&2 || true; exit 1; }
 
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
