@@ -145,3 +145,175 @@ def write_good_files(folder: Path) -> dict[str, Path]:
     for path, data in files.values():
         path.write_bytes(data)
     return {kind: path for kind, (path, _) in files.items()}
+
+
+def pptx_bytes(slides: list[tuple[str, list[str], str]]) -> bytes:
+    """A PowerPoint deck: for each (title, bullet lines, speaker notes), one title-and-content slide."""
+    from pptx import Presentation
+
+    deck = Presentation()
+    for title, lines, notes in slides:
+        slide = deck.slides.add_slide(deck.slide_layouts[1])
+        slide.shapes.title.text = title
+        slide.placeholders[1].text_frame.text = "\n".join(lines)
+        if notes:
+            slide.notes_slide.notes_text_frame.text = notes
+    out = io.BytesIO()
+    deck.save(out)
+    return out.getvalue()
+
+
+def xlsx_bytes(sheets: dict[str, list[list[object]]]) -> bytes:
+    """An Excel workbook with one sheet per entry, rows as given (the first row is the header)."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.remove(workbook.active)
+    for title, rows in sheets.items():
+        sheet = workbook.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def epub_bytes(chapters: list[tuple[str, str]], *, with_nav: bool = True) -> bytes:
+    """A minimal EPUB 3: one XHTML file per (title, paragraph), in spine order, plus a nav page."""
+    import zipfile
+
+    items, refs = [], []
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as book:
+        book.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip")
+        book.writestr(
+            "META-INF/container.xml",
+            '<?xml version="1.0"?><container version="1.0" '
+            'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
+            '<rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
+            "</rootfiles></container>",
+        )
+        for number, (title, text) in enumerate(chapters, start=1):
+            href = f"text/chapter {number}.xhtml"  # a space, so the href is URL-encoded
+            book.writestr(
+                f"OEBPS/{href}",
+                '<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml">'
+                f"<head><title>{title}</title></head><body><h1>{title}</h1><p>{text}</p></body></html>",
+            )
+            items.append(
+                f'<item id="c{number}" href="{href.replace(" ", "%20")}" '
+                'media-type="application/xhtml+xml"/>'
+            )
+            refs.append(f'<itemref idref="c{number}"/>')
+        if with_nav:
+            links = "".join(f"<li><a>{title}</a></li>" for title, _ in chapters)
+            book.writestr(
+                "OEBPS/nav.xhtml",
+                '<html xmlns="http://www.w3.org/1999/xhtml"><body><nav><ol>'
+                f"{links}</ol></nav><h1>Contents</h1><p>{links}</p></body></html>",
+            )
+            items.append('<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>')
+            refs.insert(0, '<itemref idref="nav"/>')
+        book.writestr(
+            "OEBPS/content.opf",
+            '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0">'
+            f"<metadata/><manifest>{''.join(items)}</manifest><spine>{''.join(refs)}</spine></package>",
+        )
+    return out.getvalue()
+
+
+def zip_bomb(base: bytes, member: str, unpacked: int) -> bytes:
+    """``base`` (a zip: DOCX, XLSX...) plus a member of ``unpacked`` zero bytes, deflated to ~1/1000.
+
+    Written by hand so making it costs milliseconds: the deflate stream of one MiB of zeros after
+    a full flush is the same bytes every time, so it is repeated rather than computed. The CRC is
+    left at 0; a reader that inflated the member would fail only at its very end.
+    """
+    import struct
+    import zipfile
+    import zlib
+
+    mib = 1 << 20
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = compressor.compress(bytes(mib)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    stream = block * (unpacked // mib) + compressor.compress(bytes(unpacked % mib)) + compressor.flush()
+
+    out = io.BytesIO()
+    entries = []
+    with zipfile.ZipFile(io.BytesIO(base)) as source:
+        members = [(i.filename, source.read(i), zipfile.ZIP_DEFLATED) for i in source.infolist()]
+    for name, data, _ in members:
+        packed = zlib.compressobj(6, zlib.DEFLATED, -15)
+        body = packed.compress(data) + packed.flush()
+        entries.append((name.encode(), body, zlib.crc32(data), len(data)))
+    entries.append((member.encode(), stream, 0, unpacked))
+    central = io.BytesIO()
+    for name, body, crc, size in entries:
+        offset = out.tell()
+        out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, len(body), size, len(name), 0))
+        out.write(name + body)
+        central.write(
+            struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, crc, len(body), size,
+                        len(name), 0, 0, 0, 0, 0, offset)
+            + name
+        )
+    start = out.tell()
+    out.write(central.getvalue())
+    out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries),
+                          len(central.getvalue()), start, 0))
+    return out.getvalue()
+
+
+def scanned_pdf_bytes(pages: int, *, page_numbers: bool = True) -> bytes:
+    """A PDF whose pages are pictures (a grey image each), with at most a page number as text."""
+    objects: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>"]
+    page_ids = [5 + 2 * i for i in range(pages)]
+    objects.append(f"<< /Type /Pages /Kids [{' '.join(f'{p} 0 R' for p in page_ids)}] /Count {pages} >>".encode())
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    pixels = bytes([128]) * 16
+    objects.append(
+        b"<< /Type /XObject /Subtype /Image /Width 4 /Height 4 /ColorSpace /DeviceGray "
+        b"/BitsPerComponent 8 /Length 16 >>\nstream\n" + pixels + b"\nendstream"
+    )
+    for number in range(1, pages + 1):
+        objects.append(
+            (
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> "
+                f"/XObject << /Im1 4 0 R >> >> /Contents {page_ids[number - 1] + 1} 0 R >>"
+            ).encode()
+        )
+        ops = "q 612 0 0 792 0 0 cm /Im1 Do Q"
+        if page_numbers:
+            ops += f"\nBT /F1 9 Tf 300 20 Td ({number}) Tj ET"
+        stream = ops.encode()
+        objects.append(b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream")
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(f"{number} 0 obj\n".encode() + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
+    for offset in offsets:
+        out.write(f"{offset:010d} 00000 n \n".encode())
+    out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
+    return out.getvalue()
+
+
+_REGISTERS = ["lowest", "highest", "mean", "last"]
+
+
+def manual_with_running_lines(chapters: int, pages_per_chapter: int) -> list[list[str]]:
+    """Book pages framed by a running header (changing by chapter) and a numbered footer."""
+    pages = []
+    for chapter in range(1, chapters + 1):
+        for step in range(pages_per_chapter):
+            number = len(pages) + 1
+            pages.append([
+                f"Chapter {chapter}: Function reference {number}",
+                f"The function number {number * 7} returns the {_REGISTERS[number % 4]} value of register {number}.",
+                f"Call it at most {number + 2} times per second.",
+                f"Pump Handbook, second edition - page {number}",
+            ])
+    return pages

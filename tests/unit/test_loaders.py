@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.support.rag_files import (
+    DOCX_BLOCKS,
     PDF_PAGES,
     docx_bytes,
     encrypted_pdf_bytes,
+    epub_bytes,
+    manual_with_running_lines,
     pdf_bytes,
+    pptx_bytes,
+    scanned_pdf_bytes,
     write_good_files,
+    xlsx_bytes,
+    zip_bomb,
 )
 from webui.rag.loaders import (
+    MAX_UNPACKED_BYTES,
     SUPPORTED_EXTENSIONS,
     DocumentParseError,
     decode_text,
+    drop_running_lines,
     load_document,
+    read_document_file,
     sanitize_file_name,
+    unpacked_limit,
 )
 
 
@@ -56,9 +68,42 @@ def test_damaged_pdf_is_refused_clearly() -> None:
         load_document(pdf_bytes(PDF_PAGES)[:150], "broken.pdf")
 
 
-def test_pdf_without_text_says_ocr_is_not_supported() -> None:
-    with pytest.raises(DocumentParseError, match="no text.*OCR"):
+def test_pdf_without_text_says_it_may_be_scanned() -> None:
+    with pytest.raises(DocumentParseError, match=r"scan.pdf: this PDF has no text \(scanned\?\).*OCR"):
         load_document(pdf_bytes([[], []]), "scan.pdf")
+
+
+def test_scanned_pdf_with_only_page_numbers_is_not_indexed_silently() -> None:
+    with pytest.raises(DocumentParseError, match=r"this PDF has no text \(scanned\?\)"):
+        load_document(scanned_pdf_bytes(5), "scan.pdf")
+    with pytest.raises(DocumentParseError, match=r"this PDF has no text \(scanned\?\)"):
+        load_document(scanned_pdf_bytes(1, page_numbers=False), "one-page-scan.pdf")
+
+
+def test_running_headers_and_footers_are_dropped_and_pages_kept() -> None:
+    pages = manual_with_running_lines(chapters=3, pages_per_chapter=4)
+    document = load_document(pdf_bytes(pages), "handbook.pdf")
+
+    assert [s.page for s in document.sections] == list(range(1, 13))
+    text = "\n".join(s.text for s in document.sections)
+    assert "Function reference" not in text and "Pump Handbook" not in text
+    assert document.sections[4].text == (
+        "The function number 35 returns the highest value of register 5.\n"
+        "Call it at most 7 times per second."
+    )
+
+
+def test_running_line_detection_keeps_body_text() -> None:
+    even_odd = [
+        ["Pump Handbook" if n % 2 else "Chapter 2: Valves", f"Body line {n} about valves.", f"{n}"]
+        for n in range(1, 9)
+    ]
+    kept = drop_running_lines(even_odd)
+    assert kept == [[f"Body line {n} about valves."] for n in range(1, 9)]
+    # The same sentence in the middle of pages is content, and two pages are too few to judge.
+    middle = [[f"Step {n}", "Open the lid.", "Always close the valve.", "Wait.", f"End {n}"] for n in range(1, 4)]
+    assert all("Always close the valve." in page for page in drop_running_lines(middle))
+    assert drop_running_lines([["Title", "a"], ["Title", "b"]]) == [["Title", "a"], ["Title", "b"]]
 
 
 def test_docx_sections_follow_headings(good_files: dict[str, Path]) -> None:
@@ -133,7 +178,9 @@ def test_whitespace_only_file_has_no_text() -> None:
 def test_unknown_extension_lists_what_is_supported() -> None:
     with pytest.raises(DocumentParseError, match=r"type '\.exe' are not supported.*\.pdf"):
         load_document(b"MZ", "setup.exe")
-    assert {".pdf", ".docx", ".txt", ".md", ".html", ".csv"} <= set(SUPPORTED_EXTENSIONS)
+    assert {".pdf", ".docx", ".txt", ".md", ".html", ".csv", ".epub", ".pptx", ".xlsx"} <= set(
+        SUPPORTED_EXTENSIONS
+    )
 
 
 @pytest.mark.parametrize(
@@ -156,3 +203,85 @@ def test_file_names_are_sanitized(raw: str, expected: str) -> None:
 def test_long_file_names_keep_their_extension() -> None:
     name = sanitize_file_name("x" * 400 + ".pdf")
     assert name.endswith(".pdf") and len(name) <= 150
+
+
+def test_pptx_slides_become_sections_with_titles_and_notes() -> None:
+    data = pptx_bytes([
+        ("Quarterly results", ["Revenue grew by nine percent.", "Costs stayed flat."], ""),
+        ("Next steps", ["Open the Lisbon office in May."], "Mention the hiring freeze."),
+    ])
+    document = load_document(data, "deck.pptx")
+    assert document.pages == 2
+    assert [s.heading for s in document.sections] == ["Slide 1: Quarterly results", "Slide 2: Next steps"]
+    assert document.sections[0].text == "Quarterly results\nRevenue grew by nine percent.\nCosts stayed flat."
+    assert "Notes: Mention the hiring freeze." in document.sections[1].text
+
+
+def test_xlsx_sheets_keep_their_names_and_column_headers() -> None:
+    data = xlsx_bytes({
+        "Planets": [["planet", "moons"], ["Mars", 2], [None, None], ["Saturn", 146]],
+        "Empty": [],
+        "Notes": [["Only a header"]],
+    })
+    document = load_document(data, "space.xlsx")
+    by_heading = {s.heading: s.text for s in document.sections}
+    assert by_heading == {
+        "Sheet Planets": "Row 2: planet: Mars; moons: 2\nRow 4: planet: Saturn; moons: 146",
+        "Sheet Notes": "Only a header",
+    }
+
+
+def test_epub_chapters_follow_the_spine_without_the_table_of_contents() -> None:
+    data = epub_bytes([("Departure", "The ship left Bergen at dawn."), ("Arrival", "Reykjavik came into view.")])
+    document = load_document(data, "voyage.epub")
+    assert [s.heading for s in document.sections] == ["Departure", "Arrival"]
+    assert "Bergen at dawn" in document.sections[0].text
+    assert "Contents" not in "\n".join(s.text for s in document.sections)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("deck.pptx", "deck.pptx is not a readable PowerPoint file"),
+        ("space.xlsx", "space.xlsx is not a readable Excel workbook"),
+        ("voyage.epub", "voyage.epub is not a readable EPUB book"),
+    ],
+)
+def test_damaged_office_files_and_books_are_refused_clearly(name: str, message: str) -> None:
+    with pytest.raises(DocumentParseError, match=message):
+        load_document(b"PK\x03\x04 not really a zip", name)
+    not_this_kind = docx_bytes(DOCX_BLOCKS)  # a valid zip, but a Word file
+    with pytest.raises(DocumentParseError, match=message):
+        load_document(not_this_kind, name)
+
+
+@pytest.mark.parametrize("name", ["bomb.docx", "bomb.xlsx", "bomb.pptx", "bomb.epub"])
+def test_a_zip_bomb_is_refused_from_its_directory_without_inflating(name: str) -> None:
+    data = zip_bomb(docx_bytes(DOCX_BLOCKS), "word/media/padding.xml", 1536 * 1024 * 1024)
+    assert len(data) < 2 * 1024 * 1024
+    # The bomb's CRC is wrong: a loader that inflated it would fail differently, and slowly.
+    with pytest.raises(DocumentParseError, match=rf"{name} would unpack to 1,53\d MB, over the 256 MB"):
+        load_document(data, name)
+
+
+def test_the_unpack_limit_follows_the_upload_limit_up_to_a_cap() -> None:
+    assert unpacked_limit(10 * 1024 * 1024) == 40 * 1024 * 1024
+    assert unpacked_limit(10_000 * 1024 * 1024) == MAX_UNPACKED_BYTES
+    small = zip_bomb(docx_bytes(DOCX_BLOCKS), "word/media/padding.xml", 50 * 1024 * 1024)
+    with pytest.raises(DocumentParseError, match=r"would unpack to 5\d MB, over the 40 MB"):
+        load_document(small, "report.docx", max_unpacked_bytes=unpacked_limit(10 * 1024 * 1024))
+
+
+def test_only_regular_files_are_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)  # reading it would wait forever for a writer
+    link = tmp_path / "link.txt"
+    link.symlink_to(fifo)
+    for path in (fifo, link, tmp_path, Path("/dev/zero")):
+        with pytest.raises(DocumentParseError, match="is not a regular file"):
+            read_document_file(path, path.name, max_bytes=1024)
+    plain = tmp_path / "notes.txt"
+    plain.write_bytes(b"x" * 2000)
+    with pytest.raises(DocumentParseError, match="over the 0 MB limit"):
+        read_document_file(plain, "notes.txt", max_bytes=1024)
+    assert read_document_file(plain, "notes.txt", max_bytes=4096) == b"x" * 2000

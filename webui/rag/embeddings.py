@@ -41,6 +41,11 @@ class Embedder:
         self._model: SentenceTransformer | None = None
         self._counter: Tokenizer | None = None
         self._lock = threading.Lock()
+        # Ingestion and chat retrieval encode from different threads. A fast tokenizer changes its
+        # padding and truncation settings on every call and raises "Already borrowed" when two
+        # threads do so at once, so encoding is serialised. A batch takes well under a second,
+        # and ingestion encodes in batches, so a question waits at most for one batch.
+        self._encode_lock = threading.Lock()
 
     @property
     def loaded(self) -> bool:
@@ -97,13 +102,15 @@ class Embedder:
         """Unit-length vectors for passages, so cosine similarity is a dot product."""
         if not texts:
             return []
-        vectors: Any = self._load().encode(
-            list(texts),
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-            convert_to_numpy=True,
-        )
+        model = self._load()
+        with self._encode_lock:
+            vectors: Any = model.encode(
+                list(texts),
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+            )
         return vectors.tolist()
 
     def embed_query(self, text: str) -> list[float]:

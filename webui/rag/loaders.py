@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import posixpath
 import re
+import stat
 import unicodedata
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 
 class DocumentParseError(Exception):
@@ -52,6 +58,80 @@ def sanitize_file_name(name: str) -> str:
         else:
             base = base[:_MAX_NAME_CHARS]
     return base or "unnamed"
+
+
+def read_document_file(path: Path, file_name: str, *, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most max_bytes; folders, devices and pipes are refused.
+
+    The file is opened without blocking and checked through its descriptor, so a FIFO never hangs
+    the reader and nothing can swap the file between the check and the read.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    not_regular = DocumentParseError(
+        f"{file_name} is not a regular file (a folder, device or pipe), so it was not read."
+    )
+    try:
+        fd = os.open(path, flags)
+    except IsADirectoryError as exc:
+        raise not_regular from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise not_regular
+    with os.fdopen(fd, "rb") as handle:
+        too_big = DocumentParseError(
+            f"{file_name} is {info.st_size / 1024 / 1024:.1f} MB, over the "
+            f"{max_bytes // (1024 * 1024)} MB limit for one file."
+        )
+        if info.st_size > max_bytes:
+            raise too_big
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:  # it grew after the check
+        raise too_big
+    if not data:
+        raise DocumentParseError(f"{file_name} is empty.")
+    return data
+
+
+# Office files and EPUBs are zip archives whose members can inflate a thousandfold. What they may
+# unpack to is tied to the upload limit, with an absolute cap because parsers hold the XML in
+# memory several times over (a 2 GiB member took a probe server from 0.4 to 4.6 GB).
+UNPACKED_RATIO = 4
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+MAX_ARCHIVE_MEMBERS = 20_000
+
+
+def unpacked_limit(max_file_bytes: int) -> int:
+    """The most an archive-based document may unpack to for a given upload limit."""
+    return min(UNPACKED_RATIO * max_file_bytes, MAX_UNPACKED_BYTES)
+
+
+def check_archive(data: bytes, file_name: str, *, max_unpacked_bytes: int) -> None:
+    """Refuse a zip-based document whose members would unpack past the limit.
+
+    Only the central directory is read. Python's zipfile never returns more than a member's
+    declared size, so the declared sizes bound what every parser below can inflate.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
+        raise DocumentParseError(
+            f"{file_name} is not a readable {_KIND_NAMES.get(Path(file_name).suffix.lower(), 'file')} "
+            "(it is not a valid zip archive)."
+        ) from exc
+    if len(members) > MAX_ARCHIVE_MEMBERS:
+        raise DocumentParseError(
+            f"{file_name} holds {len(members):,} parts, more than the {MAX_ARCHIVE_MEMBERS:,} "
+            "this app reads; it was not opened."
+        )
+    unpacked = sum(member.file_size for member in members)
+    if unpacked > max_unpacked_bytes:
+        raise DocumentParseError(
+            f"{file_name} would unpack to {unpacked / 1024 / 1024:,.0f} MB, over the "
+            f"{max_unpacked_bytes // (1024 * 1024)} MB this app unpacks from one file; "
+            "it was not opened (it may be a zip bomb)."
+        )
 
 
 def decode_text(data: bytes, file_name: str) -> str:
@@ -124,12 +204,9 @@ def load_pdf(data: bytes, file_name: str) -> LoadedDocument:
                 raise DocumentParseError(
                     f"{file_name} is password-protected; remove the password and add it again."
                 )
-        sections = []
-        for number, page in enumerate(reader.pages, start=1):
-            text = _normalize_space(page.extract_text() or "")
-            if text:
-                sections.append(Section(text, page=number))
+        page_lines = [_normalize_space(page.extract_text() or "").split("\n") for page in reader.pages]
         pages = len(reader.pages)
+        with_images = sum(_has_images(page) for page in reader.pages)
     except DocumentParseError:
         raise
     except (DependencyError, FileNotDecryptedError) as exc:
@@ -140,7 +217,87 @@ def load_pdf(data: bytes, file_name: str) -> LoadedDocument:
     except (PdfReadError, PdfStreamError, ValueError, KeyError, TypeError, AttributeError) as exc:
         # pypdf reports damaged files through several exception types.
         raise DocumentParseError(f"{file_name} is not a readable PDF (it may be damaged).") from exc
+    kept = drop_running_lines(page_lines)
+    sections = [
+        Section(text, page=number)
+        for number, lines in enumerate(kept, start=1)
+        if (text := "\n".join(lines).strip())
+    ]
+    letters = sum(ch.isalpha() for section in sections for ch in section.text)
+    # No text at all, or pages of pictures whose only text is a page number or a scanner's stamp.
+    if not sections or (with_images * 2 >= pages and letters < _SCANNED_LETTERS_PER_PAGE * pages):
+        raise DocumentParseError(
+            f"{file_name}: this PDF has no text (scanned?). Reading text from images (OCR) is not "
+            "supported; add a copy that has a text layer."
+        )
     return LoadedDocument(sections, pages=pages)
+
+
+_SCANNED_LETTERS_PER_PAGE = 20
+
+
+def _has_images(page: Any) -> bool:
+    """Whether a PDF page draws an image, read from its resources without decoding any image."""
+    try:
+        resources = page.get("/Resources")
+        xobjects = resources.get_object().get("/XObject") if resources is not None else None
+        if xobjects is None:
+            return False
+        return any(
+            ref.get_object().get("/Subtype") == "/Image" for ref in xobjects.get_object().values()
+        )
+    except Exception:  # a damaged resource dictionary only means "no image seen"
+        return False
+
+
+# Running headers and footers: a line in the top or bottom lines of a page that recurs, digits
+# aside, at the edge of nearby pages ("Chapter 4: Function reference 20", a title, "Page 7 of 90").
+# Nearby rather than all pages, so headers that change by chapter or alternate between even and
+# odd pages are found too. Own code: pypdf extracts text only, and the layout-aware libraries
+# that do this (unstructured and the like) would pull in models and much more.
+_EDGE_LINES = 2
+_NEARBY_PAGES = 4
+_MIN_REPEATS = 2
+
+
+def _edge_key(line: str) -> str:
+    return re.sub(r"\d+", "#", " ".join(line.lower().split()))
+
+
+def _edges(lines: Sequence[str]) -> tuple[list[int], list[int]]:
+    """Indexes of the top and bottom lines of a page; one each on pages of four lines or fewer."""
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    depth = min(_EDGE_LINES, max(1, (len(filled) - 1) // 2))
+    return filled[:depth], filled[-depth:] if filled else []
+
+
+def drop_running_lines(pages: Sequence[Sequence[str]]) -> list[list[str]]:
+    """The pages' lines without the running headers and footers they share with nearby pages.
+
+    A top line is compared with the top lines of nearby pages, a bottom line with bottom lines.
+    """
+    if len(pages) < _MIN_REPEATS + 1:
+        return [list(lines) for lines in pages]
+    edges = [_edges(lines) for lines in pages]
+    keys = [
+        tuple({_edge_key(lines[i]) for i in zone} for zone in page_edges)
+        for lines, page_edges in zip(pages, edges, strict=True)
+    ]
+    kept: list[list[str]] = []
+    for number, lines in enumerate(pages):
+        nearby = [
+            keys[other]
+            for other in range(max(0, number - _NEARBY_PAGES), min(len(pages), number + _NEARBY_PAGES + 1))
+            if other != number
+        ]
+        running = {
+            i
+            for side, zone in enumerate(edges[number])
+            for i in zone
+            if sum(_edge_key(lines[i]) in other[side] for other in nearby) >= _MIN_REPEATS
+        }
+        kept.append([line for i, line in enumerate(lines) if i not in running])
+    return kept
 
 
 class _HeadedSections:
@@ -222,6 +379,25 @@ def load_html(data: bytes, file_name: str) -> LoadedDocument:
     return LoadedDocument(sections, pages=1)
 
 
+def _table_text(rows: Sequence[tuple[int, Sequence[str]]]) -> str:
+    """Numbered rows under the first one as header: "Row n: column: value; ..." per line."""
+    rows = [(number, [cell.strip() for cell in row]) for number, row in rows if any(c.strip() for c in row)]
+    if not rows:
+        return ""
+    (_, header), body = rows[0], rows[1:]
+    if not body:
+        return "; ".join(cell for cell in header if cell)
+    lines = []
+    for number, row in body:
+        cells = [
+            f"{header[i] if i < len(header) and header[i] else f'column {i + 1}'}: {cell}"
+            for i, cell in enumerate(row)
+            if cell
+        ]
+        lines.append(f"Row {number}: " + "; ".join(cells))
+    return "\n".join(lines)
+
+
 def load_csv(data: bytes, file_name: str) -> LoadedDocument:
     """Each row as one line "Row n: column: value; ...", so a chunk carries its column names."""
     text = decode_text(data, file_name)
@@ -230,25 +406,139 @@ def load_csv(data: bytes, file_name: str) -> LoadedDocument:
     except csv.Error:
         dialect = csv.excel
     try:
-        rows = list(csv.reader(io.StringIO(text), dialect))
+        rows = [row for row in csv.reader(io.StringIO(text), dialect) if any(c.strip() for c in row)]
     except csv.Error as exc:
         raise DocumentParseError(f"{file_name} is not a readable CSV file.") from exc
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
-    if not rows:
-        return LoadedDocument([], pages=1)
-    header, body = rows[0], rows[1:]
-    lines = []
-    for number, row in enumerate(body, start=2):
-        cells = [
-            f"{header[i].strip() if i < len(header) and header[i].strip() else f'column {i + 1}'}: "
-            f"{cell.strip()}"
-            for i, cell in enumerate(row)
-            if cell.strip()
-        ]
-        lines.append(f"Row {number}: " + "; ".join(cells))
-    if not body:
-        lines.append("; ".join(cell.strip() for cell in header))
-    return LoadedDocument([Section("\n".join(lines))], pages=1)
+    body = _table_text(list(enumerate(rows, start=1)))
+    return LoadedDocument([Section(body)] if body else [], pages=1)
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def load_xlsx(data: bytes, file_name: str) -> LoadedDocument:
+    """Each sheet as one section named after it, its rows written as in a CSV file."""
+    import openpyxl
+
+    try:
+        # read_only streams the sheets instead of building every cell; data_only reads the values
+        # Excel last computed rather than the formulas.
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # InvalidFileException, KeyError, lxml errors: no common base
+        raise DocumentParseError(f"{file_name} is not a readable Excel workbook.") from exc
+    sections = []
+    try:
+        for sheet in workbook.worksheets:
+            rows = (
+                (number, [_cell_text(value) for value in values])
+                for number, values in enumerate(sheet.iter_rows(values_only=True), start=1)
+            )
+            body = _table_text(list(rows))
+            if body:
+                sections.append(Section(body, heading=f"Sheet {sheet.title}"))
+    except Exception as exc:
+        raise DocumentParseError(f"{file_name} is not a readable Excel workbook.") from exc
+    finally:
+        workbook.close()
+    return LoadedDocument(sections, pages=1)
+
+
+def _slide_shapes(shapes: Iterable[Any]) -> Iterable[Any]:
+    """Every shape on a slide, the members of grouped shapes included."""
+    from pptx.enum.shapes import MSO_SHAPE_TYPE
+
+    for shape in shapes:
+        if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+            yield from _slide_shapes(shape.shapes)
+        else:
+            yield shape
+
+
+def load_pptx(data: bytes, file_name: str) -> LoadedDocument:
+    """One section per slide, under "Slide n: title", with its tables and speaker notes."""
+    from pptx import Presentation
+
+    try:
+        presentation = Presentation(io.BytesIO(data))
+        slides = list(presentation.slides)
+    except Exception as exc:  # PackageNotFoundError, KeyError, lxml errors: no common base
+        raise DocumentParseError(f"{file_name} is not a readable PowerPoint file.") from exc
+    sections = []
+    for number, slide in enumerate(slides, start=1):
+        title_shape = slide.shapes.title
+        title = " ".join(title_shape.text_frame.text.split()) if title_shape is not None else ""
+        lines: list[str] = []
+        for shape in _slide_shapes(slide.shapes):
+            if title_shape is not None and shape.shape_id == title_shape.shape_id:
+                continue  # python-pptx makes a new proxy per access, so compare ids
+            if shape.has_text_frame:
+                lines.append(shape.text_frame.text)
+            elif getattr(shape, "has_table", False):
+                lines.extend(" | ".join(cell.text.strip() for cell in row.cells) for row in shape.table.rows)
+        if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
+            notes = slide.notes_slide.notes_text_frame.text.strip()
+            if notes:
+                lines.append(f"Notes: {notes}")
+        body = _normalize_space("\n".join([title, *lines]))
+        if body:
+            sections.append(Section(body, heading=f"Slide {number}: {title}" if title else f"Slide {number}"))
+    return LoadedDocument(sections, pages=len(slides))
+
+
+_CONTAINER_NS = "{urn:oasis:names:tc:opendocument:xmlns:container}"
+_OPF_NS = "{http://www.idpf.org/2007/opf}"
+_EPUB_PAGES = ("application/xhtml+xml", "text/html")
+
+
+def load_epub(data: bytes, file_name: str) -> LoadedDocument:
+    """Chapters in reading order (the package's spine), each read like an HTML page.
+
+    Own code over zipfile and the HTML loader, not EbookLib: EbookLib is AGPL-licensed, and an
+    EPUB's reading order is two small XML files away.
+    """
+    from xml.etree import ElementTree
+
+    unreadable = DocumentParseError(f"{file_name} is not a readable EPUB book.")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            # Python's expat refuses entity expansion attacks and ElementTree resolves no
+            # external entities, so these small XML files are safe to parse.
+            container = ElementTree.fromstring(archive.read("META-INF/container.xml"))
+            rootfile = container.find(f".//{_CONTAINER_NS}rootfile")
+            if rootfile is None or not rootfile.get("full-path"):
+                raise unreadable
+            package_path = str(rootfile.get("full-path"))
+            package = ElementTree.fromstring(archive.read(package_path))
+            manifest = {
+                item.get("id"): item
+                for item in package.iterfind(f"{_OPF_NS}manifest/{_OPF_NS}item")
+            }
+            base = posixpath.dirname(package_path)
+            chapters = []
+            for ref in package.iterfind(f"{_OPF_NS}spine/{_OPF_NS}itemref"):
+                item = manifest.get(ref.get("idref"))
+                if item is None or item.get("media-type") not in _EPUB_PAGES:
+                    continue
+                if "nav" in (item.get("properties") or "").split():
+                    continue  # the table of contents repeats every heading
+                member = posixpath.normpath(posixpath.join(base, unquote(item.get("href") or "")))
+                chapters.append(archive.read(member))
+    except DocumentParseError:
+        raise
+    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, ValueError, OSError) as exc:
+        raise unreadable from exc
+    sections = []
+    for chapter in chapters:
+        try:
+            sections.extend(load_html(chapter, file_name).sections)
+        except DocumentParseError:
+            continue  # one unreadable chapter (an image-only page, odd encoding) loses only itself
+    return LoadedDocument(sections, pages=1)
 
 
 LOADERS: dict[str, Callable[[bytes, str], LoadedDocument]] = {
@@ -262,13 +552,27 @@ LOADERS: dict[str, Callable[[bytes, str], LoadedDocument]] = {
     ".html": load_html,
     ".htm": load_html,
     ".csv": load_csv,
+    ".xlsx": load_xlsx,
+    ".pptx": load_pptx,
+    ".epub": load_epub,
+}
+
+# Zip-based formats, checked for what they would unpack to before any parser opens them.
+ARCHIVE_FORMATS = frozenset({".docx", ".xlsx", ".pptx", ".epub"})
+_KIND_NAMES = {
+    ".docx": "Word document", ".xlsx": "Excel workbook", ".pptx": "PowerPoint file", ".epub": "EPUB book",
 }
 
 SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(sorted(LOADERS))
 
 
-def load_document(data: bytes, file_name: str) -> LoadedDocument:
-    """Pick the loader by extension and run it; every failure is a DocumentParseError."""
+def load_document(
+    data: bytes, file_name: str, *, max_unpacked_bytes: int = MAX_UNPACKED_BYTES
+) -> LoadedDocument:
+    """Pick the loader by extension and run it; every failure is a DocumentParseError.
+
+    Archive formats (DOCX, XLSX, PPTX, EPUB) are refused if they would unpack past max_unpacked_bytes.
+    """
     suffix = Path(file_name).suffix.lower()
     loader = LOADERS.get(suffix)
     if loader is None:
@@ -278,8 +582,9 @@ def load_document(data: bytes, file_name: str) -> LoadedDocument:
         )
     if not data:
         raise DocumentParseError(f"{file_name} is empty.")
+    if suffix in ARCHIVE_FORMATS:
+        check_archive(data, file_name, max_unpacked_bytes=max_unpacked_bytes)
     document = loader(data, file_name)
     if not any(section.text.strip() for section in document.sections):
-        hint = " (a scanned PDF needs OCR, which is not supported)" if suffix == ".pdf" else ""
-        raise DocumentParseError(f"{file_name} contains no text to index{hint}.")
+        raise DocumentParseError(f"{file_name} contains no text to index.")
     return document
