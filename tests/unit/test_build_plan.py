@@ -240,3 +240,13 @@ def test_index_check_needs_the_exact_version(wheel_index: str) -> None:
 
 def test_unreachable_index_is_a_quick_no() -> None:
     assert not build_plan.wheel_index_has("cu124", "0.3.36", "http://127.0.0.1:9", timeout_s=2)
+
+
+def test_build_plan_needs_only_the_standard_library() -> None:
+    # launcher.py imports it with the system python3, before .venv exists.
+    import ast
+
+    tree = ast.parse(Path(build_plan.__file__).read_text())
+    names = {alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
+    names |= {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
+    assert names <= set(sys.stdlib_module_names) | {"__future__", "webui"}
