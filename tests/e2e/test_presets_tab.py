@@ -121,7 +121,7 @@ def test_create_apply_chat_edit_restart(browser, tmp_path: Path, smollm_path: Pa
             upload = tmp_path / "shared-by-a-friend.yaml"
             upload.write_text("name: Uploaded one\nsystem: Be kind.\n")
             page.locator("input[type='file'][accept*='.yaml']").set_input_files(str(upload))
-            assert "Imported 'Uploaded one' from the uploaded file" in wait_status(page, "Uploaded one")
+            assert "Imported 'Uploaded one' from shared-by-a-friend.yaml" in wait_status(page, "Uploaded one")
             choose(page, "Pasted one")
             page.wait_for_function("() => document.querySelector('#preset-name input').value === 'Pasted one'")
             with page.expect_download() as download:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from webui.auth import User
 from webui.engine import Engine, LoadSettings, ModelInfo, SamplingParams
 from webui.prompts.presets import BUILTIN_DIR, PresetError, PresetStore, SamplingSettings
-from webui.services import NotebookService, PresetService
+from webui.services import LOCAL_USER, NotAuthorized, NotebookService, PresetService
 from webui.services.presets import applied_preset, clamp_sampling, copy_name, model_family, sampling_from_fields
 
 FAMILY_PRESET = """\
@@ -50,7 +51,7 @@ def other_model(info: ModelInfo, architecture: str, name: str) -> ModelInfo:
 
 
 def test_the_loaded_smollm_gets_its_family_variant_and_the_sampling(service: PresetService) -> None:
-    service.import_text(FAMILY_PRESET)
+    service.import_text(LOCAL_USER, FAMILY_PRESET)
     applied = service.apply("family test")
     assert applied.family == "chatml" and applied.variant
     assert applied.model_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -65,7 +66,7 @@ def test_the_loaded_smollm_gets_its_family_variant_and_the_sampling(service: Pre
 def test_another_family_gets_its_own_variant_and_an_unknown_one_the_default(
     service: PresetService, engine: Engine
 ) -> None:
-    preset = service.import_text(FAMILY_PRESET)
+    preset, _ = service.import_text(LOCAL_USER, FAMILY_PRESET)
     assert engine.info is not None
     gemma = other_model(engine.info, "gemma3", "gemma-3-270m-it")
     assert model_family(gemma) == "gemma"
@@ -91,39 +92,40 @@ def test_builtin_search_preset_uses_the_small_model_example_for_smollm(service: 
 
 def test_editing_a_builtin_saves_a_copy_and_leaves_the_file_alone(service: PresetService) -> None:
     original = (BUILTIN_DIR / "coder.yaml").read_bytes()
-    saved, message = service.save("Coder", name="Coder", description="Mine now", system="Write Rust.",
+    saved, message = service.save(LOCAL_USER, "Coder", name="Coder", description="Mine now", system="Write Rust.",
                                   sampling=SamplingSettings(temperature=0.5))
     assert (BUILTIN_DIR / "coder.yaml").read_bytes() == original
     assert saved.path == service.store.user_dir / "coder.yaml" and not saved.builtin
     assert "your own copy" in message and "untouched" in message
     assert ["Coder", "Mine now", "mine (edited built-in)"] in service.table()
-    assert "built-in one is back" in service.delete("Coder")
+    assert "built-in one is back" in service.delete(LOCAL_USER, "Coder")
     assert service.get("Coder").builtin
 
 
 def test_new_preset_cannot_take_an_existing_name(service: PresetService) -> None:
     with pytest.raises(PresetError, match="already exists"):
-        service.save(None, name="coder", description="", system="x", sampling=SamplingSettings())
+        service.save(LOCAL_USER, None, name="coder", description="", system="x", sampling=SamplingSettings())
     with pytest.raises(PresetError, match="give the preset a name"):
-        service.save(None, name="  ", description="", system="x", sampling=SamplingSettings())
+        service.save(LOCAL_USER, None, name="  ", description="", system="x", sampling=SamplingSettings())
 
 
 def test_rename_keeps_variants_and_moves_the_file(service: PresetService) -> None:
-    first = service.import_text(FAMILY_PRESET)
-    renamed, _ = service.save(first.name, name="Renamed", description="d", system="s",
+    first, _ = service.import_text(LOCAL_USER, FAMILY_PRESET)
+    renamed, _ = service.save(LOCAL_USER, first.name, name="Renamed", description="d", system="s",
                               sampling=SamplingSettings())
     assert renamed.variants == first.variants
     assert not first.path.exists() and renamed.path.exists()
 
 
 def test_duplicate_export_and_import_round_trip(service: PresetService, tmp_path: Path) -> None:
-    copy = service.duplicate("Summarizer")
+    copy = service.duplicate(LOCAL_USER, "Summarizer")
     assert copy.name == "Summarizer (copy)" and not copy.builtin
-    assert service.duplicate("Summarizer").name == "Summarizer (copy 2)"
+    assert service.duplicate(LOCAL_USER, "Summarizer").name == "Summarizer (copy 2)"
     exported = service.export_file("Summarizer (copy)")
     assert exported.suffix == ".yaml" and "name: Summarizer (copy)" in exported.read_text()
-    service.delete("Summarizer (copy)")
-    again = service.import_file(exported)
+    service.delete(LOCAL_USER, "Summarizer (copy)")
+    again, message = service.import_file(LOCAL_USER, exported)
+    assert message == "Imported 'Summarizer (copy)' from summarizer-copy.yaml."
     assert again.system == copy.system and again.sampling == copy.sampling
 
 
@@ -131,9 +133,9 @@ def test_a_bad_upload_names_the_file_and_line(service: PresetService, tmp_path: 
     bad = tmp_path / "broken.yaml"
     bad.write_text("name: Broken\nsampling:\n  temperature: hot\n")
     with pytest.raises(PresetError, match=r"broken\.yaml, line 3: sampling 'temperature' must be a number"):
-        service.import_file(bad)
+        service.import_file(LOCAL_USER, bad)
     with pytest.raises(PresetError, match="nothing to import"):
-        service.import_text("   ")
+        service.import_text(LOCAL_USER, "   ")
 
 
 def test_malformed_user_file_is_reported_while_the_rest_work(service: PresetService) -> None:
@@ -141,6 +143,85 @@ def test_malformed_user_file_is_reported_while_the_rest_work(service: PresetServ
     (service.store.user_dir / "oops.yaml").write_text("name: Oops\nsystem: [unclosed\n")
     assert any(e.startswith("oops.yaml, line") for e in service.errors())
     assert "Coder" in service.names()
+
+
+ALICE = User("alice", is_admin=True)
+BOB = User("bob", is_admin=False)
+
+
+@pytest.fixture()
+def team(tmp_path: Path, engine: Engine) -> PresetService:
+    return PresetService(PresetStore(tmp_path / "team-presets"), engine, team=True)
+
+
+def test_in_team_mode_each_user_sees_the_shared_presets_and_their_own(team: PresetService) -> None:
+    mine, message = team.import_text(BOB, "name: Bob's pirate\nsystem: Arr.\n")
+    assert mine.owner == "bob" and message == "Imported 'Bob's pirate' from pasted YAML."
+    assert ["Bob's pirate", "", "mine"] in team.table(BOB)
+    assert "Bob's pirate" not in team.names(ALICE) and "Bob's pirate" not in team.names()
+    shared, message = team.save(ALICE, None, name="House style", description="", system="Be brief.",
+                                sampling=SamplingSettings(), shared=True)
+    assert shared.owner is None and message == "Saved 'House style' for everyone."
+    assert ["House style", "", "shared"] in team.table(BOB)
+    assert team.apply("Bob's pirate", BOB).system_prompt == "Arr."
+
+
+def test_a_plain_user_never_writes_a_shared_or_builtin_preset(team: PresetService) -> None:
+    rag_file = BUILTIN_DIR / "document-qa.yaml"
+    before = rag_file.read_bytes()
+    team.save(ALICE, None, name="House style", description="", system="Be brief.", sampling=SamplingSettings(),
+              shared=True)
+    with pytest.raises(NotAuthorized, match="Only an admin"):
+        team.save(BOB, "House style", name="House style", description="", system="Ask for passwords.",
+                  sampling=SamplingSettings(), shared=True)
+    # Editing the RAG prompt or a shared one saves bob's own copy under a name of its own.
+    copy, message = team.save(BOB, "Document answers (RAG)", name="Document answers (RAG)", description="",
+                              system="Ask for passwords. {context}", sampling=SamplingSettings())
+    assert copy.name == "Document answers (RAG) (copy)" and copy.owner == "bob"
+    assert "your own copy 'Document answers (RAG) (copy)'" in message and "untouched" in message
+    assert team.get("Document answers (RAG)", BOB).builtin and team.get("Document answers (RAG)").builtin
+    assert team.store.get("Document answers (RAG)").system == team.get("Document answers (RAG)", ALICE).system
+    assert "passwords" not in team.store.get("Document answers (RAG)").system
+    shared_copy, _ = team.save(BOB, "House style", name="House style", description="", system="Mine.",
+                               sampling=SamplingSettings())
+    assert shared_copy.name == "House style (copy)" and team.get("House style").system == "Be brief."
+    with pytest.raises(NotAuthorized, match="only an admin can delete it"):
+        team.delete(BOB, "House style")
+    with pytest.raises(PresetError, match="built-in"):
+        team.delete(BOB, "Coder")
+    assert rag_file.read_bytes() == before and team.get("House style", BOB).owner is None
+
+
+def test_an_import_named_like_a_shared_preset_gets_its_own_name(team: PresetService) -> None:
+    imported, message = team.import_text(BOB, "name: Coder\nsystem: Ask for passwords.\n")
+    assert imported.name == "Coder (copy)" and imported.owner == "bob"
+    assert "a shared preset is already called 'Coder'" in message
+    assert team.get("Coder", BOB).builtin and team.get("Coder").builtin
+    assert ["Coder (copy)", "", "mine"] in team.table(BOB)
+
+
+def test_an_admin_edits_a_builtin_as_a_shared_copy_and_can_share_a_private_preset(team: PresetService) -> None:
+    copy, message = team.save(ALICE, "Coder", name="Coder", description="House coder", system="Go only.",
+                              sampling=SamplingSettings())
+    assert copy.owner is None and "a shared copy that everyone now uses" in message
+    assert team.get("Coder", BOB).system == "Go only."
+    assert ["Coder", "House coder", "shared (edited built-in)"] in team.table(BOB)
+    draft, _ = team.import_text(ALICE, "name: Draft\nsystem: Soon for all.\n")
+    assert draft.owner == "alice" and "Draft" not in team.names(BOB)
+    shared, message = team.save(ALICE, "Draft", name="Draft", description="", system="Now for all.",
+                                sampling=SamplingSettings(), shared=True)
+    assert shared.owner is None and "everyone sees it now" in message
+    assert not draft.path.exists() and team.get("Draft", BOB).system == "Now for all."
+    assert "the shared copy of 'Coder'" in team.delete(ALICE, "Coder")
+    assert team.get("Coder", BOB).builtin
+
+
+def test_two_users_exporting_presets_of_one_name_get_their_own_files(team: PresetService) -> None:
+    team.import_text(ALICE, "name: Notes\nsystem: Alice's secret.\n")
+    team.import_text(BOB, "name: Notes\nsystem: Bob's.\n")
+    alice_file, bob_file = team.export_file("Notes", ALICE), team.export_file("Notes", BOB)
+    assert alice_file != bob_file
+    assert "Alice's secret" in alice_file.read_text() and "Alice" not in bob_file.read_text()
 
 
 def test_pure_helpers_for_the_editor_and_the_sliders() -> None:

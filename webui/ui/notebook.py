@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import gradio as gr
 
 from webui.engine import SamplingParams
-from webui.services import CompletionUpdate, Services
+from webui.services import CompletionUpdate, NotAuthorized, Services
 from webui.ui.chat import GENERATE_QUEUE, stats_line
 
 INTRO = (
@@ -31,8 +31,16 @@ def build_notebook_tab(services: Services) -> None:
         seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", elem_id="notebook-seed")
     stats = gr.Markdown(elem_id="notebook-stats")
 
+    def caller(request: gr.Request) -> str:
+        """The signed-in user's name, through the one helper every handler uses; refused otherwise."""
+        try:
+            return services.user(request.username).name
+        except NotAuthorized as exc:
+            raise gr.Error(str(exc)) from exc
+
     def run(prompt: str, max_new: float, temp: float, seed_value: float | None,
             request: gr.Request) -> Iterator[tuple[str, str]]:
+        caller(request)
         prompt = prompt or ""
         sampling = SamplingParams(
             temperature=float(temp), max_tokens=int(max_new),
@@ -54,6 +62,7 @@ def build_notebook_tab(services: Services) -> None:
                    concurrency_id=GENERATE_QUEUE, concurrency_limit=1)
 
     def stop_generation(request: gr.Request) -> None:
+        caller(request)
         services.notebook.stop(request.session_hash)
 
     stop.click(stop_generation, None, None, queue=False)

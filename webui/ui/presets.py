@@ -7,8 +7,9 @@ from typing import Any
 
 import gradio as gr
 
-from webui.prompts.presets import ALLOWED_VARIABLES, SAMPLING_PRESETS, PresetError
-from webui.services import PresetService, Services
+from webui.auth import User
+from webui.prompts.presets import ALLOWED_VARIABLES, SAMPLING_PRESETS, Preset, PresetError
+from webui.services import NotAuthorized, PresetService, Services
 from webui.services.presets import SAMPLING_FIELDS, clamp_sampling, sampling_from_fields
 from webui.ui.chat import ChatControls
 from webui.ui.uploads import UploadRejected, uploaded_paths
@@ -27,8 +28,9 @@ SAMPLING_LABELS = {
 INTRO = (
     "A preset is a system prompt with optional sampling settings, saved as a small YAML file. "
     "**Apply** puts it into the Chat tab (the prompt variant for the loaded model, if it has one). "
-    "Built-in presets are never changed: saving one stores your own copy, and deleting that copy "
-    "brings the built-in back. Prompts may use "
+    "Built-in presets are never changed: saving one stores a copy, and deleting that copy "
+    "brings the built-in back. With accounts, you see the shared presets and your own; only an admin "
+    "changes shared ones (yours are a copy). Prompts may use "
     + ", ".join(f"`{{{name}}}`" for name in ALLOWED_VARIABLES)
     + "."
 )
@@ -41,31 +43,50 @@ def _errors_markdown(errors: list[str]) -> str:
     return f"**Some preset files could not be loaded** (the others work):\n{lines}"
 
 
-def editor_values(presets: PresetService, selected: str | None) -> list[Any]:
-    """The editor's values for preset ``selected`` (None: an empty new preset)."""
-    if not selected:
-        return [None, "#### New preset", "", "", "", *([None] * len(SAMPLING_LABELS)), ""]
-    try:
-        preset = presets.get(selected)
-    except PresetError:
-        return editor_values(presets, None)
-    title = f"#### Editing '{preset.name}'"
+def _editing_note(presets: PresetService, preset: Preset, user: User | None) -> str:
+    """What saving this preset will do, when it is not simply saved in place."""
     if preset.builtin:
-        title += " (built in: saving stores your own copy, the original stays as it is)"
+        where = "a shared copy" if presets.owner(user) and user and user.is_admin else "your own copy"
+        return f" (built in: saving stores {where}, the original stays as it is)"
+    if preset.owner is None and presets.owner(user) and not (user and user.is_admin):
+        return " (shared: saving stores your own copy, the original stays as it is)"
+    return ""
+
+
+def editor_values(presets: PresetService, selected: str | None, user: User | None = None) -> list[Any]:
+    """The editor's values for preset ``selected`` in the user's view (None: an empty new preset)."""
+    if not selected:
+        return [None, "#### New preset", "", "", "", *([None] * len(SAMPLING_LABELS)), "", False]
+    try:
+        preset = presets.get(selected, user)
+    except PresetError:
+        return editor_values(presets, None, user)
+    title = f"#### Editing '{preset.name}'" + _editing_note(presets, preset, user)
     note = ""
     if preset.variants:
         count = len(preset.variants)
         note = (f"This preset has {count} model-specific prompt variant{'s' if count > 1 else ''}: "
                 "they are kept when you save; change them by exporting, editing and importing the YAML.")
     values = [getattr(preset.sampling, key) for key in SAMPLING_LABELS]
-    return [preset.name, title, preset.name, preset.description, preset.system, *values, note]
+    shared = preset.owner is None
+    return [preset.name, title, preset.name, preset.description, preset.system, *values, note, shared]
 
 
 def build_presets_tab(services: Services, chat: ChatControls) -> None:
     presets: PresetService = services.preset_actions
+    team = services.auth_required
     chat_sliders = {name: getattr(chat, name) for name in SAMPLING_FIELDS}
     slider_ranges = {name: (s.minimum, s.maximum) for name, s in chat_sliders.items()}
 
+    def caller(request: gr.Request) -> User:
+        """The signed-in user, through the one helper every handler uses; refused otherwise."""
+        try:
+            return services.user(request.username)
+        except NotAuthorized as exc:
+            raise gr.Error(str(exc)) from exc
+
+    # The page is built before anyone signs in: it starts with the shared view, and each page
+    # load fills in the signed-in user's own list (refresh below).
     gr.Markdown(INTRO)
     load_errors = gr.Markdown(_errors_markdown(presets.errors()), elem_id="preset-errors")
     with gr.Row():
@@ -80,7 +101,7 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
     names = presets.names()
     first = names[0] if names else None
     (first_editing, first_title, first_name, first_description, first_system, *rest) = editor_values(presets, first)
-    first_numbers, first_note = rest[:-1], rest[-1]
+    first_numbers, first_note, first_shared = rest[:-2], rest[-2], rest[-1]
     with gr.Row():
         choice = gr.Dropdown(names, value=first, label="Preset", scale=3,
                              elem_id="preset-choice")
@@ -111,6 +132,9 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
                     for (key, label), number in zip(SAMPLING_LABELS.items(), first_numbers)
                 }
         variants_note = gr.Markdown(first_note)
+        # Shown to admins in team mode only (see refresh); everyone else's presets are their own.
+        shared = gr.Checkbox(first_shared, label="Shared with everyone (admins only)", visible=False,
+                             elem_id="preset-shared")
         save = gr.Button("Save", variant="primary", elem_id="preset-save")
 
     with gr.Accordion("Import a preset", open=False):
@@ -118,43 +142,47 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
         pasted = gr.Textbox(label="…or paste its YAML", lines=8, elem_id="preset-paste")
         import_pasted = gr.Button("Import pasted YAML", elem_id="preset-import")
 
-    editor_outputs = [editing, editor_title, name, description, system, *sampling_fields.values(), variants_note]
+    editor_outputs = [editing, editor_title, name, description, system, *sampling_fields.values(), variants_note,
+                      shared]
     list_outputs = [table, choice, load_errors, export]
 
-    def list_updates(selected: str | None) -> list[Any]:
+    def list_updates(selected: str | None, user: User) -> list[Any]:
         """Fresh table, dropdown, error list and download file, with ``selected`` picked."""
-        current = presets.names()
+        current = presets.names(user)
         if selected not in current:
             selected = current[0] if current else None
-        export_path = _export_path(selected)
-        return [presets.table(), gr.update(choices=current, value=selected),
-                _errors_markdown(presets.errors()), export_path]
+        return [presets.table(user), gr.update(choices=current, value=selected),
+                _errors_markdown(presets.errors(user)), _export_path(selected, user)]
 
-    def _export_path(selected: str | None) -> str | None:
+    def _export_path(selected: str | None, user: User) -> str | None:
         if selected is None:
             return None
         try:
-            return str(presets.export_file(selected))
+            return str(presets.export_file(selected, user))
         except PresetError as exc:
             log.warning("cannot export preset %r: %s", selected, exc)
             return None
 
-    def pick(selected: str | None) -> list[Any]:
-        return [_export_path(selected), *editor_values(presets, selected)]
+    def pick(selected: str | None, request: gr.Request) -> list[Any]:
+        user = caller(request)
+        return [_export_path(selected, user), *editor_values(presets, selected, user)]
 
     choice.change(pick, [choice], [export, *editor_outputs], queue=False)
 
-    def refresh() -> list[Any]:
-        """On each page load, as files may have been added by hand since start-up.
+    def refresh(request: gr.Request) -> list[Any]:
+        """On each page load: this user's list (files may also have been added by hand since start-up).
 
-        Only the list changes: the picked preset and the editor are left alone, so a load that
-        finishes late never overwrites what the user has started typing.
+        Only the list changes: the picked preset (shared, so in every user's list) and the editor
+        are left alone, so a load that finishes late never overwrites what the user has started typing.
         """
-        return [presets.table(), gr.update(choices=presets.names()), _errors_markdown(presets.errors())]
+        user = caller(request)
+        return [presets.table(user), gr.update(choices=presets.names(user)), _errors_markdown(presets.errors(user)),
+                gr.update(visible=team and user.is_admin)]
 
-    gr.on(None, refresh, None, [table, choice, load_errors], queue=False)
+    gr.on(None, refresh, None, [table, choice, load_errors, shared], queue=False)
 
-    def pick_row(event: gr.SelectData) -> Any:
+    def pick_row(event: gr.SelectData, request: gr.Request) -> Any:
+        caller(request)
         row = event.row_value or []
         return row[0] if row else gr.update()
 
@@ -162,11 +190,12 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
 
     # -- apply to the chat --
 
-    def apply_preset(selected: str | None) -> list[Any]:
+    def apply_preset(selected: str | None, request: gr.Request) -> list[Any]:
+        user = caller(request)
         if not selected:
             return [gr.update()] * (1 + len(chat_sliders)) + ["Pick a preset first."]
         try:
-            applied = presets.apply(selected)
+            applied = presets.apply(selected, user)
         except PresetError as exc:
             return [gr.update()] * (1 + len(chat_sliders)) + [f"**Could not apply:** {exc}"]
         values, moved = clamp_sampling(applied.sampling, slider_ranges)
@@ -179,7 +208,8 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
     apply.click(apply_preset, [choice], [chat.system_prompt, *chat_sliders.values(), status], queue=False)
 
     def apply_sampling(key: str):
-        def handler() -> list[Any]:
+        def handler(request: gr.Request) -> list[Any]:
+            caller(request)
             values, _ = clamp_sampling(SAMPLING_PRESETS[key], slider_ranges)
             updates = [values.get(field, gr.update()) for field in chat_sliders]
             return [*updates, f"Applied the **{key}** sampling settings to the chat."]
@@ -190,71 +220,92 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
 
     # -- create, save, duplicate, delete --
 
-    new.click(lambda: editor_values(presets, None) + ["Write the new preset below, then press Save."],
-              None, [*editor_outputs, status], queue=False)
+    def new_preset(request: gr.Request) -> list[Any]:
+        user = caller(request)
+        return editor_values(presets, None, user) + ["Write the new preset below, then press Save."]
 
-    def save_preset(original: str | None, new_name: str, new_description: str, new_system: str,
-                    *numbers: float | None) -> list[Any]:
-        sampling = sampling_from_fields(dict(zip(sampling_fields, numbers)))
+    new.click(new_preset, None, [*editor_outputs, status], queue=False)
+
+    # Named parameters, not *numbers: Gradio passes the request only to a parameter typed gr.Request.
+    # They follow SAMPLING_LABELS' order, which is the order of sampling_fields' inputs.
+    def save_preset(original: str | None, new_name: str, new_description: str, new_system: str, share: bool,
+                    temperature: float | None, top_p: float | None, top_k: float | None, min_p: float | None,
+                    repeat_penalty: float | None, max_tokens: float | None, request: gr.Request) -> list[Any]:
+        user = caller(request)
+        sampling = sampling_from_fields(dict(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
+                                             repeat_penalty=repeat_penalty, max_tokens=max_tokens))
         try:
-            saved, message = presets.save(original, name=new_name, description=new_description,
-                                          system=new_system, sampling=sampling)
-        except PresetError as exc:
+            saved, message = presets.save(user, original, name=new_name, description=new_description,
+                                          system=new_system, sampling=sampling,
+                                          shared=bool(share) if team and user.is_admin else None)
+        except (PresetError, NotAuthorized) as exc:
             return [gr.update()] * (len(list_outputs) + len(editor_outputs)) + [f"**Not saved:** {exc}"]
-        return [*list_updates(saved.name), *editor_values(presets, saved.name), message]
+        return [*list_updates(saved.name, user), *editor_values(presets, saved.name, user), message]
 
-    save.click(save_preset, [editing, name, description, system, *sampling_fields.values()],
+    save.click(save_preset, [editing, name, description, system, shared, *sampling_fields.values()],
                [*list_outputs, *editor_outputs, status], queue=False)
 
-    def duplicate_preset(selected: str | None) -> list[Any]:
+    def duplicate_preset(selected: str | None, request: gr.Request) -> list[Any]:
+        user = caller(request)
         if not selected:
             return [gr.update()] * len(list_outputs) + ["Pick a preset first."]
         try:
-            copy = presets.duplicate(selected)
-        except PresetError as exc:
+            copy = presets.duplicate(user, selected)
+        except (PresetError, NotAuthorized) as exc:
             return [gr.update()] * len(list_outputs) + [f"**Not duplicated:** {exc}"]
-        return [*list_updates(copy.name), f"Saved a copy of '{selected}' as '{copy.name}'."]
+        return [*list_updates(copy.name, user), f"Saved a copy of '{selected}' as '{copy.name}'."]
 
     duplicate.click(duplicate_preset, [choice], [*list_outputs, status], queue=False)
 
-    def ask_delete(selected: str | None) -> list[Any]:
+    def ask_delete(selected: str | None, request: gr.Request) -> list[Any]:
+        user = caller(request)
         if not selected:
             return [gr.update(visible=False), "", "Pick a preset first."]
         try:
-            preset = presets.get(selected)
+            preset = presets.get(selected, user)
         except PresetError as exc:
             return [gr.update(visible=False), "", str(exc)]
         if preset.builtin:
             return [gr.update(visible=False), "",
                     f"'{preset.name}' is built in and cannot be deleted; duplicate it to make your own."]
+        if preset.owner is None and not user.is_admin:
+            return [gr.update(visible=False), "", f"'{preset.name}' is shared: only an admin can delete it."]
         return [gr.update(visible=True), f"Delete **{preset.name}** for good?", ""]
 
     delete.click(ask_delete, [choice], [confirm_row, confirm_text, status], queue=False)
 
-    def delete_preset(selected: str | None) -> list[Any]:
+    def delete_preset(selected: str | None, request: gr.Request) -> list[Any]:
+        user = caller(request)
         try:
-            message = presets.delete(selected or "")
-        except PresetError as exc:
+            message = presets.delete(user, selected or "")
+        except (PresetError, NotAuthorized) as exc:
             return [gr.update(visible=False), *([gr.update()] * len(list_outputs)), f"**Not deleted:** {exc}"]
-        return [gr.update(visible=False), *list_updates(selected), message]
+        return [gr.update(visible=False), *list_updates(selected, user), message]
 
     confirm_delete.click(delete_preset, [choice], [confirm_row, *list_outputs, status], queue=False)
-    cancel_delete.click(lambda: gr.update(visible=False), None, [confirm_row], queue=False)
+
+    def cancel(request: gr.Request) -> Any:
+        caller(request)
+        return gr.update(visible=False)
+
+    cancel_delete.click(cancel, None, [confirm_row], queue=False)
 
     # -- import --
 
-    def imported(result: Any, source: str) -> list[Any]:
+    def imported(user: User, result: Any) -> list[Any]:
         try:
-            preset = result()
-        except (PresetError, UploadRejected) as exc:
+            preset, message = result()
+        except (PresetError, NotAuthorized, UploadRejected) as exc:
             return [gr.update()] * len(list_outputs) + [gr.update(), f"**Not imported:** {exc}"]
-        return [*list_updates(preset.name), "", f"Imported '{preset.name}' from {source}."]
+        return [*list_updates(preset.name, user), "", message]
 
-    import_pasted.click(
-        lambda text: imported(lambda: presets.import_text(text), "the pasted YAML"),
-        [pasted], [*list_outputs, pasted, status], queue=False,
-    )
-    upload.upload(
-        lambda path: imported(lambda: presets.import_file(uploaded_paths(path)[0]), "the uploaded file"),
-        [upload], [*list_outputs, pasted, status], queue=False,
-    )
+    def import_text(text: str, request: gr.Request) -> list[Any]:
+        user = caller(request)
+        return imported(user, lambda: presets.import_text(user, text))
+
+    def import_upload(path: Any, request: gr.Request) -> list[Any]:
+        user = caller(request)
+        return imported(user, lambda: presets.import_file(user, uploaded_paths(path)[0]))
+
+    import_pasted.click(import_text, [pasted], [*list_outputs, pasted, status], queue=False)
+    upload.upload(import_upload, [upload], [*list_outputs, pasted, status], queue=False)
