@@ -10,17 +10,14 @@ from webui.config import Settings
 from webui.engine import Engine
 from webui.hardware import HardwareInfo
 from webui.history import HistoryStore
+from webui.models.manager import ModelManager
 from webui.prompts.presets import PresetStore
 from webui.rag import DocumentLibrary
 from webui.services.access import LOCAL_USER, NotAuthorized
 from webui.services.chat import ChatService, DocumentQuery, ReplyUpdate
 from webui.services.documents import DocumentService
-from webui.services.models import ModelService
-from webui.services.api_access import ApiAccessService
-from webui.services.completions import CompletionService
 from webui.services.notebook import CompletionUpdate, NotebookService
 from webui.services.presets import AppliedPreset, PresetService
-from webui.services.summaries import SummaryService
 
 __all__ = [
     "LOCAL_USER", "AppliedPreset", "ChatService", "CompletionUpdate", "DocumentQuery", "DocumentService",
@@ -37,17 +34,13 @@ class Services:
         self.engine = engine
         self.history = HistoryStore(settings.history_db)
         self.users = UserStore(settings.users_file)
-        self.models = ModelService(settings, hardware, engine)  # the Models tab, the picker and the API
+        self.models = ModelManager(settings, hardware, engine)
         self.presets = PresetStore(settings.presets_dir)
         self.document_actions = DocumentService(settings)  # the Documents tab's actions
         self.chat = ChatService(engine, self.history, documents=self.document_actions, presets=self.presets)
         # The Presets tab's actions; in team mode presets have owners and only admins write shared ones.
         self.preset_actions = PresetService(self.presets, engine, team=self.auth_required)
         self.notebook = NotebookService(engine)
-        self.summaries = SummaryService(engine, self.document_actions, self.preset_actions, self.history)
-        # The HTTP API's two doors: who a call acts as, and generation/embeddings with its checks.
-        self.api_access = ApiAccessService(settings, self.users, team_mode=self.auth_required)
-        self.completions = CompletionService(settings, engine, self.models, self.chat, self.document_actions)
 
     @property
     def auth_required(self) -> bool:
@@ -79,8 +72,7 @@ class Services:
         info = self.engine.info
         return {
             "version": __version__,
-            # Without the path: /status is open to every signed-in user, not only admins.
-            "model": {k: v for k, v in info.as_dict().items() if k != "path"} if info else None,
+            "model": info.as_dict() if info else None,
             "hardware": self.hardware.as_dict(),
             "queue": {"waiting": self.engine.queue_length},
         }
