@@ -75,6 +75,12 @@ def test_budget_leaves_room_under_the_model_window() -> None:
     assert chunk_budget(16)[0] == 32  # never absurdly small
 
 
+def test_chunk_budget_takes_a_collection_s_own_sizes_within_what_the_model_reads() -> None:
+    assert chunk_budget(256, 100, 30) == (100, 30)
+    assert chunk_budget(256, 400, 100) == (204, 51)  # capped to the model; overlap shrinks alike
+    assert chunk_budget(512, 64, 60) == (64, 32)  # overlap never more than half a chunk
+
+
 def test_real_minilm_tokenizer_keeps_chunks_inside_256_word_pieces(minilm_path: Path) -> None:
     from tokenizers import Tokenizer
 

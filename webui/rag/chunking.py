@@ -27,10 +27,16 @@ class Chunk:
     heading: str | None
 
 
-def chunk_budget(max_seq_tokens: int) -> tuple[int, int]:
-    """Chunk and overlap sizes in tokens for a model that reads max_seq_tokens word pieces."""
-    size = max(32, min(DEFAULT_CHUNK_TOKENS, int(max_seq_tokens * 0.8)))
-    return size, max(0, min(DEFAULT_OVERLAP_TOKENS, size // 5))
+def chunk_budget(
+    max_seq_tokens: int,
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
+) -> tuple[int, int]:
+    """Chunk and overlap sizes in tokens: the wanted ones, capped to what the model reads whole."""
+    size = max(32, min(chunk_tokens, int(max_seq_tokens * 0.8)))
+    # A chunk capped by the model keeps the overlap's share of it, never over half of it.
+    overlap = overlap_tokens if size == chunk_tokens else overlap_tokens * size // chunk_tokens
+    return size, max(0, min(overlap, size // 2))
 
 
 def chunk_sections(

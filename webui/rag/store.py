@@ -1,17 +1,27 @@
-"""Store: document collections in a local Chroma database, with vectors always computed by us."""
+"""Store: document collections in a local Chroma database, with vectors always computed by us.
+
+Each collection has a keyword (BM25) index beside it under ``keyword/``; every write here goes to
+both, and an index that is missing or out of step is rebuilt from Chroma's own copy of the texts.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from webui.rag.keyword import KeywordIndex
+from webui.rag.settings import RetrievalSettings
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
+
+log = logging.getLogger(__name__)
 
 SHARED_OWNER = ""  # collections with this owner are visible to every user
 _MARKER = "webui-rag"  # collections without it are someone else's and are left alone
@@ -30,6 +40,7 @@ class StoredCollection:
     created_by: str
     created_at: str
     embedding_model: str
+    settings: RetrievalSettings = field(default_factory=RetrievalSettings)
 
     @property
     def shared(self) -> bool:
@@ -43,6 +54,17 @@ class Hit:
     text: str
     metadata: dict[str, Any]
     score: float
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk fetched by id, with its vector (to score keyword hits by cosine as well)."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    embedding: list[float]
 
 
 def chroma_name(owner: str, name: str) -> str:
@@ -54,10 +76,13 @@ def chroma_name(owner: str, name: str) -> str:
 class ChromaStore:
     """A thin layer over one PersistentClient: names, metadata, batching, scores."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, keyword_dir: Path | None = None) -> None:
         self.path = Path(path)
+        self.keyword_dir = Path(keyword_dir) if keyword_dir else self.path.parent / "keyword"
         self._client: ClientAPI | None = None
         self._lock = threading.Lock()
+        self._keyword_lock = threading.Lock()
+        self._keyword_checked: set[str] = set()  # collections whose index was checked this run
 
     @property
     def client(self) -> ClientAPI:
@@ -94,6 +119,7 @@ class ChromaStore:
                     created_by=str(meta.get("created_by", "")),
                     created_at=str(meta.get("created_at", "")),
                     embedding_model=str(meta.get("embedding_model", "")),
+                    settings=RetrievalSettings.from_metadata(meta),
                 )
             )
         return found
@@ -111,13 +137,22 @@ class ChromaStore:
             "created_by": stored.created_by,
             "created_at": stored.created_at,
             "embedding_model": stored.embedding_model,
+            **stored.settings.to_metadata(),
         }
 
     def create(
-        self, owner: str, name: str, *, created_by: str, created_at: str, embedding_model: str
+        self,
+        owner: str,
+        name: str,
+        *,
+        created_by: str,
+        created_at: str,
+        embedding_model: str,
+        settings: RetrievalSettings | None = None,
     ) -> StoredCollection:
         stored = StoredCollection(
-            chroma_name(owner, name), owner, name, created_by, created_at, embedding_model
+            chroma_name(owner, name), owner, name, created_by, created_at, embedding_model,
+            settings or RetrievalSettings(),
         )
         self.client.create_collection(
             stored.chroma_name,
@@ -135,12 +170,30 @@ class ChromaStore:
             stored.created_by,
             stored.created_at,
             stored.embedding_model,
+            stored.settings,
         )
         self._collection(stored).modify(name=renamed.chroma_name, metadata=self._metadata(renamed))
+        with self._keyword_lock:
+            self._keyword_index(stored).move_to(self._keyword_path(renamed))
+            self._keyword_checked.discard(stored.chroma_name)
         return renamed
+
+    def update_settings(
+        self, stored: StoredCollection, settings: RetrievalSettings
+    ) -> StoredCollection:
+        """Keep new retrieval settings in the collection's own metadata."""
+        updated = StoredCollection(
+            stored.chroma_name, stored.owner, stored.name, stored.created_by, stored.created_at,
+            stored.embedding_model, settings,
+        )
+        self._collection(stored).modify(metadata=self._metadata(updated))
+        return updated
 
     def delete(self, stored: StoredCollection) -> None:
         self.client.delete_collection(stored.chroma_name)
+        with self._keyword_lock:
+            self._keyword_index(stored).remove()
+            self._keyword_checked.discard(stored.chroma_name)
 
     def add(
         self,
@@ -152,6 +205,7 @@ class ChromaStore:
     ) -> None:
         """Upsert in batches no larger than Chroma accepts at once."""
         collection = self._collection(stored)
+        index = self._keyword_before_write(stored)
         step = max(1, self.client.get_max_batch_size())
         for start in range(0, len(ids), step):
             end = start + step
@@ -161,6 +215,7 @@ class ChromaStore:
                 documents=list(texts[start:end]),
                 metadatas=[dict(m) for m in metadatas[start:end]],
             )
+        self._keyword_write(stored, index, lambda found: found.add(ids, texts))
 
     def metadatas(self, stored: StoredCollection, where: dict[str, Any]) -> list[dict[str, Any]]:
         result = self._collection(stored).get(where=where, include=["metadatas"])
@@ -176,7 +231,14 @@ class ChromaStore:
         return [(text or "", dict(meta or {})) for text, meta in zip(texts, metadatas, strict=True)]
 
     def delete_where(self, stored: StoredCollection, where: dict[str, Any]) -> None:
-        self._collection(stored).delete(where=where)
+        """Delete matching chunks from Chroma and the keyword index alike (by id, so both agree)."""
+        collection = self._collection(stored)
+        index = self._keyword_before_write(stored)
+        ids = list(collection.get(where=where, include=[])["ids"])
+        step = max(1, self.client.get_max_batch_size())
+        for start in range(0, len(ids), step):
+            collection.delete(ids=ids[start : start + step])
+        self._keyword_write(stored, index, lambda found: found.delete(ids))
 
     def count(self, stored: StoredCollection) -> int:
         return self._collection(stored).count()
@@ -191,7 +253,100 @@ class ChromaStore:
         documents = (result["documents"] or [[]])[0]
         metadatas = (result["metadatas"] or [[]])[0]
         distances = (result["distances"] or [[]])[0]
+        ids = (result["ids"] or [[]])[0]
         return [
-            Hit(text or "", dict(meta or {}), 1.0 - float(distance))
-            for text, meta, distance in zip(documents, metadatas, distances, strict=True)
+            Hit(text or "", dict(meta or {}), 1.0 - float(distance), chunk_id)
+            for chunk_id, text, meta, distance in zip(
+                ids, documents, metadatas, distances, strict=True
+            )
         ]
+
+    def chunks(self, stored: StoredCollection, ids: Sequence[str]) -> list[StoredChunk]:
+        """The chunks with these ids (those that still exist), vectors included."""
+        if not ids:
+            return []
+        got = self._collection(stored).get(
+            ids=list(ids), include=["documents", "metadatas", "embeddings"]
+        )
+        embeddings = got["embeddings"] if got["embeddings"] is not None else []
+        return [
+            StoredChunk(str(i), text or "", dict(meta or {}), [float(x) for x in vector])
+            for i, text, meta, vector in zip(
+                got["ids"], got["documents"] or [], got["metadatas"] or [], embeddings, strict=True
+            )
+        ]
+
+    # --- keyword index -----------------------------------------------------------------------
+
+    def _keyword_path(self, stored: StoredCollection) -> Path:
+        return self.keyword_dir / f"{stored.chroma_name}.sqlite3"
+
+    def _keyword_index(self, stored: StoredCollection) -> KeywordIndex:
+        return KeywordIndex(self._keyword_path(stored))
+
+    def _all_texts(self, stored: StoredCollection) -> Iterator[tuple[list[str], list[str]]]:
+        """Every chunk's id and text, a page at a time, so a large collection never sits in memory."""
+        collection = self._collection(stored)
+        page = max(1, min(5000, self.client.get_max_batch_size()))
+        offset = 0
+        while True:
+            got = collection.get(include=["documents"], limit=page, offset=offset)
+            ids = list(got["ids"])
+            if not ids:
+                return
+            yield ids, [t or "" for t in got["documents"] or []]
+            offset += len(ids)
+
+    def keyword_index(self, stored: StoredCollection) -> KeywordIndex:
+        """The collection's keyword index, rebuilt from Chroma first when missing or out of step.
+
+        Checked once per run (and again after a failed write): a crash between the Chroma write
+        and the index write leaves the two with different counts.
+        """
+        with self._keyword_lock:
+            index = self._keyword_index(stored)
+            if stored.chroma_name not in self._keyword_checked:
+                chroma_count = self.count(stored)
+                if not index.exists() or index.count() != chroma_count:
+                    log.info("rebuilding the keyword index of '%s' (%d chunks) from Chroma",
+                             stored.name, chroma_count)
+                    index.rebuild(self._all_texts(stored))
+                self._keyword_checked.add(stored.chroma_name)
+            return index
+
+    def _keyword_before_write(self, stored: StoredCollection) -> KeywordIndex | None:
+        """The checked index before a Chroma write, so the write does not look like a mismatch."""
+        try:
+            return self.keyword_index(stored)
+        except Exception:  # the index is derived data: Chroma's write must still happen
+            log.exception("the keyword index of '%s' could not be checked", stored.name)
+            return None
+
+    def _keyword_write(
+        self,
+        stored: StoredCollection,
+        index: KeywordIndex | None,
+        write: Callable[[KeywordIndex], None],
+    ) -> None:
+        """Apply a write to the keyword index; a failure is logged and mended at the next check."""
+        try:
+            if index is None:
+                raise RuntimeError("the index was not ready before the write")
+            with self._keyword_lock:
+                if index.exists():
+                    write(index)
+                else:  # removed behind our back since the check: rebuild, which includes the write
+                    index.rebuild(self._all_texts(stored))
+        except Exception:  # Chroma has the data; the index is derived and rebuilt on next use
+            log.exception("the keyword index of '%s' could not be updated", stored.name)
+            with self._keyword_lock:
+                self._keyword_checked.discard(stored.chroma_name)
+
+    def keyword_search(self, stored: StoredCollection, query: str, k: int) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score) pairs, best first."""
+        index = self.keyword_index(stored)
+        if not index.exists():  # removed since the check
+            with self._keyword_lock:
+                self._keyword_checked.discard(stored.chroma_name)
+            index = self.keyword_index(stored)
+        return index.search(query, k)

@@ -1,0 +1,101 @@
+"""Keyword search decisions: identifier-keeping tokens, the SQLite BM25 index, and rank fusion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from webui.rag.keyword import KeywordIndex, keyword_tokens
+from webui.rag.retrieval import Candidate, fuse
+from webui.rag.settings import InvalidRetrievalSettingsError, RetrievalSettings
+from webui.rag.store import StoredCollection
+
+
+@pytest.mark.parametrize(
+    ("text", "whole", "parts"),
+    [
+        ("Pass --ctx-size 4096.", "ctx-size", ["ctx", "size"]),
+        ("export HF_HUB_OFFLINE=1", "hf_hub_offline", ["hf", "hub", "offline"]),
+        ("Edit pyproject.toml first.", "pyproject.toml", ["pyproject", "toml"]),
+        ("Call os.path.join()", "os.path.join", ["os", "path", "join"]),
+    ],
+)
+def test_identifiers_are_kept_whole_and_in_parts(text: str, whole: str, parts: list[str]) -> None:
+    tokens = keyword_tokens(text)
+    assert whole in tokens
+    assert all(part in tokens for part in parts)
+
+
+def test_sentence_punctuation_does_not_stick_to_words() -> None:
+    assert keyword_tokens("It ends here. Next one!") == ["it", "ends", "here", "next", "one"]
+
+
+def test_the_index_ranks_the_chunk_that_names_the_identifier(tmp_path: Path) -> None:
+    index = KeywordIndex(tmp_path / "kw.sqlite3")
+    index.add(
+        ["a", "b", "c", "d"],
+        [
+            "The context window size is set when the model loads.",
+            "Use --ctx-size to set the context size.",
+            "Downloads stop when HF_HUB_OFFLINE is set.",
+            "The model loads once and stays in memory.",
+        ],
+    )
+    assert index.search("what does --ctx-size do", 2)[0][0] == "b"
+    assert [i for i, _ in index.search("HF_HUB_OFFLINE", 5)] == ["c"]
+    index.add(["b"], ["Nothing about flags here."])  # replaced by id
+    assert index.count() == 4
+    assert "b" not in [i for i, _ in index.search("ctx-size", 5)]
+    index.delete(["c"])
+    assert index.search("HF_HUB_OFFLINE", 5) == []
+
+
+def test_rebuild_replaces_the_whole_index(tmp_path: Path) -> None:
+    index = KeywordIndex(tmp_path / "kw.sqlite3")
+    index.add(["old"], ["stale text"])
+    index.rebuild([(["n1", "n2"], ["fresh words", "more fresh words"])])
+    assert index.count() == 2
+    assert index.search("stale", 5) == []
+    assert {i for i, _ in index.search("fresh", 5)} == {"n1", "n2"}
+
+
+def _candidate(name: str, vector_rank: int | None, keyword_rank: int | None, cosine: float) -> Candidate:
+    stored = StoredCollection("rag-x", "u", "c", "u", "", "m")
+    return Candidate(stored, name, name, {}, cosine, vector_rank, keyword_rank)
+
+
+def test_fusion_rewards_agreement_between_the_two_searches() -> None:
+    found = fuse([
+        _candidate("vector-only-top", 1, None, 0.6),
+        _candidate("both-second", 2, 2, 0.5),
+        _candidate("keyword-only-top", None, 1, 0.2),
+    ])
+    assert [c.id for c in found] == ["both-second", "vector-only-top", "keyword-only-top"]
+
+
+def test_fusion_weights_tilt_the_order() -> None:
+    pair = [_candidate("v", 1, None, 0.6), _candidate("k", None, 1, 0.2)]
+    assert fuse(pair, keyword_weight=2.0)[0].id == "k"
+    assert fuse(pair, keyword_weight=0.5)[0].id == "v"
+
+
+def test_settings_round_trip_through_collection_metadata() -> None:
+    wanted = RetrievalSettings(chunk_tokens=120, overlap_tokens=20, k=6, min_score=0.35)
+    meta = {"app": "webui-rag", **wanted.to_metadata()}
+    assert RetrievalSettings.from_metadata(meta) == wanted
+    assert RetrievalSettings.from_metadata({"app": "webui-rag"}) == RetrievalSettings()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (RetrievalSettings(chunk_tokens=8), "Chunk size must be between"),
+        (RetrievalSettings(chunk_tokens=100, overlap_tokens=60), "Overlap must be between"),
+        (RetrievalSettings(k=0), "Passages \\(k\\) must be between"),
+        (RetrievalSettings(min_score=1.5), "cut-off must be between 0 and 1"),
+    ],
+)
+def test_out_of_range_settings_say_what_is_allowed(settings: RetrievalSettings, message: str) -> None:
+    with pytest.raises(InvalidRetrievalSettingsError, match=message):
+        settings.validated()

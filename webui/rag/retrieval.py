@@ -1,0 +1,139 @@
+"""Retrieval: vector and keyword (BM25) search over collections, fused by reciprocal rank.
+
+Vectors find passages that say the same thing in other words; BM25 finds the exact identifier a
+question names (``--ctx-size``, ``HF_HUB_OFFLINE``), which MiniLM blurs. Reciprocal rank fusion
+needs no score calibration between the two, so it holds across collections of any size. Every
+candidate, however found, is also scored by cosine similarity: that is the calibrated relevance the
+cut-off compares (BM25 scores are not comparable between queries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from webui.rag.rerank import Reranker
+from webui.rag.store import ChromaStore, StoredCollection
+
+RetrievalMode = Literal["hybrid", "vector", "keyword"]
+RETRIEVAL_MODES: tuple[RetrievalMode, ...] = ("hybrid", "vector", "keyword")
+
+# Candidates each search contributes before fusion. More helps recall a little and costs a Chroma
+# fetch; 20 per side was as good as 50 on scripts/eval_retrieval.py.
+CANDIDATES_PER_SEARCH = 20
+# Reciprocal rank fusion: score = sum of weight / (RRF_K + rank). 60 is the constant of the paper
+# that introduced it (Cormack et al., 2009); the weights were chosen with scripts/eval_retrieval.py
+# (--sweep) on its tuning split.
+RRF_K = 60
+VECTOR_WEIGHT = 1.0
+KEYWORD_WEIGHT = 1.0
+RERANK_CANDIDATES = 20  # the cross-encoder reads this many fused candidates
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One chunk found by either search, with everything the ranking used."""
+
+    collection: StoredCollection
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    cosine: float
+    vector_rank: int | None = None  # 1-based, across all chosen collections
+    keyword_rank: int | None = None
+    fused: float = 0.0
+    rerank_score: float | None = None
+
+
+def fuse(
+    candidates: Sequence[Candidate],
+    *,
+    vector_weight: float = VECTOR_WEIGHT,
+    keyword_weight: float = KEYWORD_WEIGHT,
+    rrf_k: int = RRF_K,
+) -> list[Candidate]:
+    """Candidates by weighted reciprocal rank fusion, best first (cosine breaks ties)."""
+    scored = []
+    for candidate in candidates:
+        score = 0.0
+        if candidate.vector_rank is not None:
+            score += vector_weight / (rrf_k + candidate.vector_rank)
+        if candidate.keyword_rank is not None:
+            score += keyword_weight / (rrf_k + candidate.keyword_rank)
+        scored.append(replace(candidate, fused=score))
+    return sorted(scored, key=lambda c: (c.fused, c.cosine), reverse=True)
+
+
+def _dot(a: Sequence[float], b: Sequence[float]) -> float:
+    return float(sum(x * y for x, y in zip(a, b, strict=True)))
+
+
+def search(
+    store: ChromaStore,
+    chosen: Sequence[StoredCollection],
+    question: str,
+    query_vector: Sequence[float],
+    *,
+    k: int,
+    min_scores: dict[str, float],
+    mode: RetrievalMode = "hybrid",
+    reranker: Reranker | None = None,
+    candidates: int = CANDIDATES_PER_SEARCH,
+    vector_weight: float = VECTOR_WEIGHT,
+    keyword_weight: float = KEYWORD_WEIGHT,
+) -> list[Candidate]:
+    """The k best candidates across ``chosen``; those under their collection's cut-off are dropped.
+
+    ``min_scores`` maps a collection's chroma_name to its cut-off on cosine similarity.
+    """
+    if k <= 0 or not chosen:
+        return []
+    found: dict[tuple[str, str], Candidate] = {}
+    if mode in ("hybrid", "vector"):
+        hits = []
+        for stored in chosen:
+            total = store.count(stored)
+            if total:
+                hits += [(stored, hit) for hit in store.query(stored, query_vector, min(candidates, total))]
+        hits.sort(key=lambda pair: pair[1].score, reverse=True)
+        for rank, (stored, hit) in enumerate(hits[:candidates], start=1):
+            found[(stored.chroma_name, hit.id)] = Candidate(
+                stored, hit.id, hit.text, hit.metadata, hit.score, vector_rank=rank
+            )
+    if mode in ("hybrid", "keyword"):
+        scored = [
+            (score, stored, chunk_id)
+            for stored in chosen
+            for chunk_id, score in store.keyword_search(stored, question, candidates)
+        ]
+        # BM25 scores of different collections are close enough to interleave: same formula and
+        # parameters, and each collection's IDF is what makes its own terms count.
+        scored.sort(key=lambda item: item[0], reverse=True)
+        ranked = scored[:candidates]
+        missing: dict[str, list[str]] = {}
+        for _, stored, chunk_id in ranked:
+            if (stored.chroma_name, chunk_id) not in found:
+                missing.setdefault(stored.chroma_name, []).append(chunk_id)
+        by_name = {s.chroma_name: s for s in chosen}
+        for name, ids in missing.items():
+            for chunk in store.chunks(by_name[name], ids):
+                found[(name, chunk.id)] = Candidate(
+                    by_name[name], chunk.id, chunk.text, chunk.metadata,
+                    _dot(query_vector, chunk.embedding),
+                )
+        for rank, (_, stored, chunk_id) in enumerate(ranked, start=1):
+            key = (stored.chroma_name, chunk_id)
+            if key in found:  # a chunk deleted between the two reads is simply skipped
+                found[key] = replace(found[key], keyword_rank=rank)
+    ranked_all = fuse(
+        list(found.values()), vector_weight=vector_weight, keyword_weight=keyword_weight
+    )
+    kept = [c for c in ranked_all if c.cosine >= min_scores.get(c.collection.chroma_name, 0.0)]
+    if reranker is not None and kept:
+        head = kept[:RERANK_CANDIDATES]
+        scores = reranker.scores(question, [c.text for c in head])
+        head = [replace(c, rerank_score=s) for c, s in zip(head, scores, strict=True)]
+        head.sort(key=lambda c: c.rerank_score if c.rerank_score is not None else 0.0, reverse=True)
+        kept = head + kept[RERANK_CANDIDATES:]
+    return kept[:k]

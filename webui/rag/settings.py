@@ -1,0 +1,78 @@
+"""Retrieval settings kept with each collection: chunk size, overlap, passages (k) and cut-off."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from webui.rag.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
+
+DEFAULT_K = 4
+# Cosine similarity (all-MiniLM-L6-v2) under which a passage is treated as not answering the
+# question. Chosen by scripts/eval_retrieval.py on its tuning split (licences + Python docs, with
+# near-topic questions the documents do not answer) as the value that gets the most questions
+# right; the split it reports is kept apart. See the README for the counts it gives.
+DEFAULT_MIN_SCORE = 0.30
+
+MIN_CHUNK_TOKENS, MAX_CHUNK_TOKENS = 32, 512
+MAX_K = 20
+
+_PREFIX = "rag_"  # metadata keys, apart from the collection's own facts
+
+
+class InvalidRetrievalSettingsError(ValueError):
+    """A setting out of range; str(error) says which and what is allowed."""
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    """How a collection is chunked at ingestion and searched at question time."""
+
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS
+    overlap_tokens: int = DEFAULT_OVERLAP_TOKENS
+    k: int = DEFAULT_K
+    min_score: float = DEFAULT_MIN_SCORE
+
+    def validated(self) -> RetrievalSettings:
+        """Itself, or InvalidRetrievalSettingsError naming the first value out of range."""
+        if not MIN_CHUNK_TOKENS <= self.chunk_tokens <= MAX_CHUNK_TOKENS:
+            raise InvalidRetrievalSettingsError(
+                f"Chunk size must be between {MIN_CHUNK_TOKENS} and {MAX_CHUNK_TOKENS} tokens."
+            )
+        if not 0 <= self.overlap_tokens <= self.chunk_tokens // 2:
+            raise InvalidRetrievalSettingsError(
+                "Overlap must be between 0 and half the chunk size "
+                f"({self.chunk_tokens // 2} tokens)."
+            )
+        if not 1 <= self.k <= MAX_K:
+            raise InvalidRetrievalSettingsError(f"Passages (k) must be between 1 and {MAX_K}.")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise InvalidRetrievalSettingsError("The relevance cut-off must be between 0 and 1.")
+        return self
+
+    def to_metadata(self) -> dict[str, int | float]:
+        return {
+            f"{_PREFIX}chunk_tokens": self.chunk_tokens,
+            f"{_PREFIX}overlap_tokens": self.overlap_tokens,
+            f"{_PREFIX}k": self.k,
+            f"{_PREFIX}min_score": self.min_score,
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, Any]) -> RetrievalSettings:
+        """Settings stored with a collection; collections made before settings existed get defaults."""
+        default = cls()
+
+        def number(key: str, fallback: float, kind: type) -> Any:
+            try:
+                return kind(meta.get(f"{_PREFIX}{key}", fallback))
+            except (TypeError, ValueError):
+                return fallback
+
+        return cls(
+            chunk_tokens=number("chunk_tokens", default.chunk_tokens, int),
+            overlap_tokens=number("overlap_tokens", default.overlap_tokens, int),
+            k=number("k", default.k, int),
+            min_score=number("min_score", default.min_score, float),
+        )
