@@ -301,6 +301,9 @@ def _build_parser() -> argparse.ArgumentParser:
     passwd.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
+    from webui.api_keys import add_api_key_command  # the API's keys live in their own module
+
+    add_api_key_command(commands, data_dir)
     return parser
 
 
@@ -367,6 +370,12 @@ def run_users_command(
                 raise UnknownUser(f"no user named {args.name!r}")
             store.set_password(args.name, _read_password(args, stdin, getpass, args.name))
             print(f"Changed the password of {args.name}", file=stdout)
+        elif args.command == "api-key":
+            if store.get(args.name) is None:
+                raise UnknownUser(f"no user named {args.name!r}")
+            from webui.api_keys import run_api_key_command
+
+            return run_api_key_command(args, data_dir / "api-keys.json", stdout=stdout, stderr=stderr)
     except AuthError as error:
         print(f"users {args.command}: error: {error}", file=stderr)
         return 1

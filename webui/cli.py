@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="allow serving on the network without login (not recommended) [WEBUI_INSECURE_NO_AUTH]")
     parser.add_argument("--ssl-certfile", type=Path, default=_env("SSL_CERTFILE"), help="HTTPS certificate [WEBUI_SSL_CERTFILE]")
     parser.add_argument("--ssl-keyfile", type=Path, default=_env("SSL_KEYFILE"), help="HTTPS key [WEBUI_SSL_KEYFILE]")
+    parser.add_argument("--api-key", default=_env("API_KEY"),
+                        help="on a single-user app, the Bearer key /v1 and /api calls must send (default: none "
+                        "needed on localhost; team mode uses per-user keys) [WEBUI_API_KEY]")
+    parser.add_argument("--api-allow-model-switch", action="store_true", default=_env_flag("API_ALLOW_MODEL_SWITCH"),
+                        help="let an admin's API call that names another local model load it (default: such "
+                        "calls get 404) [WEBUI_API_ALLOW_MODEL_SWITCH]")
     return parser
 
 
@@ -103,6 +109,8 @@ def parse_settings(argv: Sequence[str]) -> Settings:
         max_upload_mb=args.max_upload_mb,
         ssl_certfile=Path(args.ssl_certfile) if args.ssl_certfile else None,
         ssl_keyfile=Path(args.ssl_keyfile) if args.ssl_keyfile else None,
+        api_key=args.api_key or None,
+        api_model_switch=args.api_allow_model_switch,
     )
 
 

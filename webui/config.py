@@ -6,7 +6,7 @@ Values flow command line > environment (``WEBUI_*``) > defaults, and are resolve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -36,6 +36,8 @@ class Settings:
     embedding_model: str | None = None  # None means the packaged all-MiniLM-L6-v2
     max_upload_mb: int = 100
     prompt_cache_mb: int = 1024  # RAM for per-conversation llama.cpp states; 0 turns it off
+    api_key: str | None = field(default=None, repr=False)  # the key API calls need on a single-user app
+    api_model_switch: bool = False  # an admin's API call naming another local model loads it
 
     @property
     def listens_on_network(self) -> bool:
@@ -61,6 +63,10 @@ class Settings:
     @property
     def model_settings_file(self) -> Path:
         return self.data_dir / "model-settings.json"
+
+    @property
+    def api_keys_file(self) -> Path:
+        return self.data_dir / "api-keys.json"
 
     @property
     def uploads_dir(self) -> Path:

@@ -10,12 +10,14 @@ from webui.config import Settings
 from webui.engine import Engine
 from webui.hardware import HardwareInfo
 from webui.history import HistoryStore
-from webui.models.manager import ModelManager
 from webui.prompts.presets import PresetStore
 from webui.rag import DocumentLibrary
 from webui.services.access import LOCAL_USER, NotAuthorized
+from webui.services.api_access import ApiAccessService
 from webui.services.chat import ChatService, DocumentQuery, ReplyUpdate
+from webui.services.completions import CompletionService
 from webui.services.documents import DocumentService
+from webui.services.models import ModelService
 from webui.services.notebook import CompletionUpdate, NotebookService
 from webui.services.presets import AppliedPreset, PresetService
 
@@ -34,13 +36,16 @@ class Services:
         self.engine = engine
         self.history = HistoryStore(settings.history_db)
         self.users = UserStore(settings.users_file)
-        self.models = ModelManager(settings, hardware, engine)
+        self.models = ModelService(settings, hardware, engine)  # the Models tab, the picker and the API
         self.presets = PresetStore(settings.presets_dir)
         self.document_actions = DocumentService(settings)  # the Documents tab's actions
         self.chat = ChatService(engine, self.history, documents=self.document_actions, presets=self.presets)
         # The Presets tab's actions; in team mode presets have owners and only admins write shared ones.
         self.preset_actions = PresetService(self.presets, engine, team=self.auth_required)
         self.notebook = NotebookService(engine)
+        # The HTTP API's two doors: who a call acts as, and generation/embeddings with its checks.
+        self.api_access = ApiAccessService(settings, self.users, team_mode=self.auth_required)
+        self.completions = CompletionService(settings, engine, self.models, self.chat, self.document_actions)
 
     @property
     def auth_required(self) -> bool:
@@ -72,7 +77,8 @@ class Services:
         info = self.engine.info
         return {
             "version": __version__,
-            "model": info.as_dict() if info else None,
+            # Without the path: /status is open to every signed-in user, not only admins.
+            "model": {k: v for k, v in info.as_dict().items() if k != "path"} if info else None,
             "hardware": self.hardware.as_dict(),
             "queue": {"waiting": self.engine.queue_length},
         }

@@ -10,9 +10,12 @@ import gradio as gr
 from starlette.routing import Mount
 
 from webui import __version__
+from webui.api import build_api_router
 from webui.services import NotAuthorized, Services
+from webui.ui.api_keys import build_api_keys_section
 from webui.ui.chat import build_chat_tab
 from webui.ui.documents import build_documents_tab
+from webui.ui.model_picker import build_model_picker
 from webui.ui.models import build_models_tab
 from webui.ui.notebook import build_notebook_tab
 from webui.ui.presets import build_presets_tab
@@ -36,6 +39,7 @@ def build_blocks(services: Services) -> gr.Blocks:
                 gr.Button("Log out", size="sm", link="/logout", scale=0, min_width=90)
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
+                build_model_picker(services)
                 chat = build_chat_tab(services, blocks)
             with gr.Tab("Documents", id="documents"):
                 build_documents_tab(services, blocks, chat)
@@ -47,6 +51,9 @@ def build_blocks(services: Services) -> gr.Blocks:
                 build_notebook_tab(services)
             with gr.Tab("Users", id="users", visible=False) as users_tab:
                 build_users_tab(services)
+        if services.auth_required:  # in team mode every API call needs a key of its user
+            with gr.Accordion("API keys", open=False, elem_id="api-keys"):
+                build_api_keys_section(services)
 
         def show_role(request: gr.Request):
             user = services.user(request.username)
@@ -106,6 +113,10 @@ def build_app(services: Services) -> fastapi.FastAPI:
                 raise fastapi.HTTPException(status_code=401, detail="Log in first.",
                                             headers={"WWW-Authenticate": "Basic"}) from exc
         return services.status()
+
+    # OpenAI- and Ollama-compatible /v1 and /api routes; included before the page is mounted at /,
+    # which would otherwise answer every path. They check their own Bearer keys.
+    app.include_router(build_api_router(services))
 
     blocks = build_blocks(services)
     return gr.mount_gradio_app(

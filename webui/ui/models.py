@@ -1,6 +1,6 @@
 """The Models tab: list local GGUFs, load/unload them hot with per-model settings, download, delete.
 
-Every decision is ModelManager's; this module turns its answers and errors into components and
+Every decision is ModelService's (which checks that the caller is an admin); this module turns its answers and errors into components and
 one-sentence messages.
 """
 
@@ -15,16 +15,21 @@ from typing import Any
 
 import gradio as gr
 
-from webui.engine import EngineError, ModelInfo
-from webui.models.download import DownloadError
-from webui.models.manager import DownloadJob, LocalModel, ModelManagerError, RemoteModelFile
-from webui.models.model_settings import (
+from webui.auth import User
+from webui.services import NotAuthorized, Services
+from webui.services.models import (
     KV_CACHE_TYPES,
+    DownloadError,
+    DownloadJob,
+    EngineError,
     InvalidLoadOptions,
+    LoadedModel,
+    LocalModel,
     ModelLoadOptions,
+    ModelManagerError,
+    RemoteModelFile,
     parse_gpu_layers_text,
 )
-from webui.services import NotAuthorized, Services
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +59,7 @@ def remote_rows(files: list[RemoteModelFile]) -> list[list[Any]]:
             for f in files]
 
 
-def loaded_summary(info: ModelInfo | None) -> str:
+def loaded_summary(info: LoadedModel | None) -> str:
     if info is None:
         return "**No model is loaded.** Pick one below and press Load."
     return (f"**Loaded:** {info.file} · {info.architecture} · context {info.n_ctx} · GPU layers {info.n_gpu_layers}"
@@ -96,10 +101,9 @@ def form_from_options(options: ModelLoadOptions) -> tuple[Any, ...]:
 
 
 def build_models_tab(services: Services) -> None:
-    manager = services.models
+    models = services.models
 
-    gr.Markdown(f"GGUF files in `{manager.models_dir}`. Copy files there by hand and press Refresh, "
-                "or download them from the hub below.")
+    where = gr.Markdown(elem_id="models-where")
     loaded_md = gr.Markdown(elem_id="models-loaded")
     table = gr.Dataframe(headers=LOCAL_HEADERS, type="array", interactive=False, label="Local models",
                          elem_id="models-table")
@@ -147,44 +151,59 @@ def build_models_tab(services: Services) -> None:
 
     form = [n_ctx, gpu_layers, threads, n_batch, flash, kv_type, mmap, mlock, chat_format]
 
-    def listing(selected: str | None = None) -> tuple[Any, Any, str]:
-        models = manager.list_models()
-        names = [m.file_name for m in models]
-        loaded = next((m.file_name for m in models if m.loaded), None)
+    def listing(user: User, selected: str | None = None) -> tuple[Any, Any, str]:
+        local = models.list_models(user)
+        names = [m.file_name for m in local]
+        loaded = next((m.file_name for m in local if m.loaded), None)
         value = selected if selected in names else loaded or (names[0] if names else None)
-        return local_rows(models), gr.Dropdown(choices=names, value=value), loaded_summary(services.engine.info)
+        return local_rows(local), gr.Dropdown(choices=names, value=value), loaded_summary(models.loaded())
 
-    def require_admin(request: gr.Request) -> None:
+    def caller(request: gr.Request) -> User:
         """Model management is for admins: hidden from others in the page, and refused here too."""
         try:
-            services.require_admin(request.username)
+            user = services.user(request.username)
+            models.models_dir(user)  # raises NotAuthorized for non-admins
         except NotAuthorized as exc:
             raise gr.Error(str(exc)) from exc
+        return user
 
-    def refresh_all(selected: str | None = None):
-        return listing(selected)
+    def on_load(request: gr.Request):
+        """The tab's first view; non-admins (whose tab is hidden) get nothing, not even paths."""
+        try:
+            user = services.user(request.username)
+            folder = models.models_dir(user)
+        except NotAuthorized:
+            return "", [], gr.Dropdown(choices=[], value=None), ""
+        intro = (f"GGUF files in `{folder}`. Copy files there by hand and press Refresh, "
+                 "or download them from the hub below.")
+        return intro, *listing(user)
 
-    def fill_form(name: str | None):
+    def refresh_all(request: gr.Request, selected: str | None = None):
+        return listing(caller(request), selected)
+
+    def fill_form(request: gr.Request, name: str | None):
+        user = caller(request)
         if not name:
             return (*form_from_options(ModelLoadOptions()), "")
         try:
-            options = manager.settings_for(name)
-            warning = manager.memory_check(name, options)
+            options = models.settings_for(user, name)
+            warning = models.memory_check(user, name, options)
         except (ModelManagerError, EngineError) as exc:
             return (*form_from_options(ModelLoadOptions()), f"⚠️ {exc}")
         return (*form_from_options(options), f"⚠️ {warning}" if warning else "")
 
-    def check_memory(name: str | None, *values: Any) -> str:
+    def check_memory(request: gr.Request, name: str | None, *values: Any) -> str:
+        user = caller(request)
         if not name:
             return ""
         try:
-            warning = manager.memory_check(name, options_from_form(*values))
+            warning = models.memory_check(user, name, options_from_form(*values))
         except (InvalidLoadOptions, ModelManagerError, EngineError) as exc:
             return f"⚠️ {exc}"
         return f"⚠️ {warning}" if warning else ""
 
     def do_load(request: gr.Request, name: str | None, ignore_memory: bool, *values: Any) -> Iterator[tuple[Any, ...]]:
-        require_admin(request)
+        user = caller(request)
         unchanged = (gr.update(), gr.update(), gr.update())
         if not name:
             gr.Warning("Pick a model to load first.")
@@ -201,7 +220,8 @@ def build_models_tab(services: Services) -> None:
 
         def work() -> None:
             try:
-                outcome["info"] = manager.load(name, options, on_wait=positions.put, ignore_memory_check=ignore_memory)
+                outcome["info"] = models.load(user, name, options, on_wait=positions.put,
+                                              ignore_memory_check=ignore_memory)
             except (EngineError, ModelManagerError) as exc:
                 outcome["error"] = exc
             except Exception as exc:  # noqa: BLE001 - reported to the user below, detail logged
@@ -220,38 +240,40 @@ def build_models_tab(services: Services) -> None:
             yield f"Waiting for the current reply to finish before loading {name} (position {position})…", *unchanged
         error = outcome.get("error")
         if error is not None:
-            still = services.engine.info
+            still = models.loaded()
             if isinstance(error, (EngineError, ModelManagerError)):
                 detail = str(error)
             else:
                 detail = f"Loading {name} failed unexpectedly ({type(error).__name__})."
             keep_note = f" {still.file} is still loaded." if still else ""
             gr.Warning(detail)
-            yield f"**Not loaded:** {detail}{keep_note}", *listing(name)
+            yield f"**Not loaded:** {detail}{keep_note}", *listing(user, name)
             return
-        info: ModelInfo = outcome["info"]
+        info: LoadedModel = outcome["info"]
         gr.Info(f"Loaded {info.file}.")
-        yield f"Loaded {info.file}: {info.architecture}, context {info.n_ctx}, GPU layers {info.n_gpu_layers}.", *listing(name)
+        yield (f"Loaded {info.file}: {info.architecture}, context {info.n_ctx}, GPU layers {info.n_gpu_layers}.",
+               *listing(user, name))
 
     def do_unload(request: gr.Request):
-        require_admin(request)
-        manager.unload()
+        user = caller(request)
+        models.unload(user)
         gr.Info("The model was unloaded.")
-        return "Unloaded. Chats answer only after a model is loaded again.", *listing()
+        return "Unloaded. Chats answer only after a model is loaded again.", *listing(user)
 
     def do_save(request: gr.Request, name: str | None, *values: Any) -> str:
-        require_admin(request)
+        user = caller(request)
         if not name:
             return "Pick a model first."
         try:
-            manager.save_settings(name, options_from_form(*values))
+            models.save_settings(user, name, options_from_form(*values))
         except InvalidLoadOptions as exc:
             gr.Warning(str(exc))
             return f"**Not saved:** {exc}"
         except OSError as exc:
             log.error("cannot save the settings of %s: %s", name, exc)
-            gr.Warning(f"The settings could not be written to {manager.store.path}.")
-            return f"**Not saved:** the settings file {manager.store.path} cannot be written."
+            settings_file = models.settings_file(user)
+            gr.Warning(f"The settings could not be written to {settings_file}.")
+            return f"**Not saved:** the settings file {settings_file} cannot be written."
         return f"Saved the load settings of {name}; they apply on its next load."
 
     def ask_delete(name: str | None):
@@ -260,24 +282,24 @@ def build_models_tab(services: Services) -> None:
         return gr.Row(visible=True), f"Delete **{name}** from disk? This cannot be undone.", ""
 
     def do_delete(request: gr.Request, name: str | None):
-        require_admin(request)
+        user = caller(request)
         try:
-            manager.delete(name or "")
+            models.delete(user, name or "")
         except ModelManagerError as exc:
             gr.Warning(str(exc))
-            return gr.Row(visible=False), f"**Not deleted:** {exc}", *listing(name)
+            return gr.Row(visible=False), f"**Not deleted:** {exc}", *listing(user, name)
         except OSError as exc:
             log.error("cannot delete %s: %s", name, exc)
             gr.Warning(f"{name} could not be deleted.")
             message = f"**Not deleted:** {name} could not be deleted ({exc.strerror})."
-            return gr.Row(visible=False), message, *listing(name)
+            return gr.Row(visible=False), message, *listing(user, name)
         gr.Info(f"Deleted {name}.")
-        return gr.Row(visible=False), f"Deleted {name}.", *listing()
+        return gr.Row(visible=False), f"Deleted {name}.", *listing(user)
 
     def do_list(request: gr.Request, repo_id: str):
-        require_admin(request)
+        user = caller(request)
         try:
-            files = manager.remote_files(repo_id)
+            files = models.remote_files(user, repo_id)
         except DownloadError as exc:
             log.warning("listing %r failed: %s", repo_id, exc)
             gr.Warning(str(exc))
@@ -289,16 +311,17 @@ def build_models_tab(services: Services) -> None:
         return remote_rows(files), gr.Dropdown(choices=choices, value=files[0].filename), f"{len(files)} GGUF models in {repo_id}."
 
     def do_download(request: gr.Request, repo_id: str, filename: str | None):
-        require_admin(request)
+        user = caller(request)
         try:
-            job = manager.start_download(repo_id, filename or "")
+            job = models.start_download(user, repo_id, filename or "")
         except DownloadError as exc:
             gr.Warning(str(exc))
             return None, "", f"**Not downloading:** {exc}", gr.Timer(active=False)
         return job.id, progress_html(job), f"Downloading {job.filename}…", gr.Timer(active=True)
 
-    def poll(current: str | None, selected: str | None):
-        job = manager.download_job(current) if current else None
+    def poll(request: gr.Request, current: str | None, selected: str | None):
+        user = caller(request)
+        job = models.download_job(user, current) if current else None
         if job is None:
             return progress_html(None), gr.update(), gr.Timer(active=False), gr.update(), gr.update(), gr.update()
         if not job.finished:
@@ -307,16 +330,16 @@ def build_models_tab(services: Services) -> None:
             gr.Info(job.message)
         elif job.state == "failed":
             gr.Warning(job.message)
-        return (progress_html(job), job.message, gr.Timer(active=False), *listing(selected))
+        return (progress_html(job), job.message, gr.Timer(active=False), *listing(user, selected))
 
     def do_cancel(request: gr.Request, current: str | None) -> str:
-        require_admin(request)
-        if current and manager.cancel_download(current):
+        user = caller(request)
+        if current and models.cancel_download(user, current):
             return "Cancelling… the data so far is kept, so a new Download resumes."
         return "No download is running."
 
     listing_outputs = [table, pick, loaded_md]
-    gr.on(triggers=None, fn=refresh_all, inputs=None, outputs=listing_outputs, queue=False)
+    gr.on(triggers=None, fn=on_load, inputs=None, outputs=[where, *listing_outputs], queue=False)
     refresh.click(refresh_all, [pick], listing_outputs, queue=False)
     pick.change(fill_form, [pick], [*form, memory_md], queue=False)
     for box in (n_ctx, kv_type):

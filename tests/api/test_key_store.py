@@ -1,0 +1,80 @@
+"""API keys on disk: hashed, several per user, revocable, and checked by the access service."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from webui.api_keys import ApiKeyStore, UnknownApiKey
+from webui.auth import UserStore
+from webui.config import Settings
+from webui.services.access import LOCAL_USER
+from webui.services.api_access import ApiAccessService, NotAuthorized, bearer_token
+
+
+def test_keys_are_stored_hashed_and_work_until_revoked(tmp_path: Path) -> None:
+    store = ApiKeyStore(tmp_path / "api-keys.json")
+    first, secret1 = store.create("alice", "editor")
+    second, secret2 = store.create("alice")
+    assert store.user_for(secret1) == store.user_for(secret2) == "alice"
+    text = (tmp_path / "api-keys.json").read_text()
+    assert secret1 not in text and secret2 not in text, "only hashes are written"
+    assert stat.S_IMODE((tmp_path / "api-keys.json").stat().st_mode) == 0o600
+    assert [k.id for k in store.list("alice")] == [first.id, second.id]
+    store.revoke("alice", first.id)
+    assert store.user_for(secret1) is None and store.user_for(secret2) == "alice"
+    with pytest.raises(UnknownApiKey):
+        store.revoke("bob", second.id)
+    assert store.user_for("sk-local-" + "x" * 40) is None
+
+
+def test_a_broken_keys_file_is_reported_not_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "api-keys.json"
+    path.write_text("{not json")
+    store = ApiKeyStore(path)
+    with pytest.raises(Exception, match="cannot be read"):
+        store.create("alice")
+    assert path.read_text() == "{not json"
+
+
+def test_bearer_parsing() -> None:
+    assert bearer_token("Bearer abc") == "abc"
+    assert bearer_token("bearer  abc ") == "abc"
+    assert bearer_token("Basic abc") is None and bearer_token(None) is None and bearer_token("Bearer ") is None
+
+
+def test_single_user_app_needs_the_api_key_only_when_one_is_set(tmp_path: Path) -> None:
+    users = UserStore(tmp_path / "users.json")
+    open_app = ApiAccessService(Settings(data_dir=tmp_path), users, team_mode=False)
+    assert open_app.caller(None) == LOCAL_USER
+    keyed = ApiAccessService(Settings(data_dir=tmp_path, api_key="s3cret-key"), users, team_mode=False)
+    assert keyed.caller("Bearer s3cret-key") == LOCAL_USER
+    for header in (None, "Bearer wrong"):
+        with pytest.raises(NotAuthorized):
+            keyed.caller(header)
+
+
+def test_team_keys_act_as_their_user_and_die_with_the_user(tmp_path: Path) -> None:
+    from argon2 import PasswordHasher
+
+    users = UserStore(tmp_path / "users.json", hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    users.add("alice", "alice-secret-1", admin=True)
+    users.add("bob", "bob-secret-22")
+    access = ApiAccessService(Settings(data_dir=tmp_path), users, team_mode=True)
+    alice = users.get("alice")
+    bob = users.get("bob")
+    _, bob_secret = access.create_key(bob)
+    assert access.caller(f"Bearer {bob_secret}").name == "bob"
+    with pytest.raises(NotAuthorized):
+        access.create_key(bob, "alice")  # only admins manage other users' keys
+    key, _ = access.create_key(alice, "bob", "made by an admin")
+    assert {k.id for k in access.list_keys(alice, "bob")} >= {key.id}
+    users.remove("bob")
+    with pytest.raises(NotAuthorized):
+        access.caller(f"Bearer {bob_secret}")
+    with pytest.raises(NotAuthorized):
+        access.caller(None)
+    assert json.loads((tmp_path / "api-keys.json").read_text())["version"] == 1

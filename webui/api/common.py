@@ -1,0 +1,192 @@
+"""What both API faces share: reading a bounded JSON body, strict request models, the caller, streaming.
+
+Bodies are parsed here rather than by FastAPI's own validation so that every refusal comes back in
+the shape the client's library parses (OpenAI's ``{"error": {...}}`` or Ollama's ``{"error": "..."}``)
+with a 4xx status, never FastAPI's 422 layout or a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import anyio
+import fastapi
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from webui.auth import User
+from webui.engine import EngineError, InvalidGrammar, NoModelLoaded, PromptTooLong, StreamChunk
+from webui.services import Services
+from webui.services.access import NotAuthorized
+from webui.services.completions import Generation, RequestRefused
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 4 * 2**20  # a chat that long would not fit any local context window anyway
+DISCONNECT_POLL_S = 0.25
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Request bodies: unknown fields are refused by name, so a typo never silently does nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApiProblem(Exception):
+    """A refusal on its way to the client: HTTP status, one sentence, a machine-readable code."""
+
+    def __init__(self, status: int, message: str, code: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+
+
+def describe_validation(error: ValidationError) -> tuple[str, str | None]:
+    """The first problem of a body as a sentence, and the field it concerns."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    if first.get("type") == "extra_forbidden":
+        return f"Unknown field '{where}'.", where
+    if first.get("type") == "missing":
+        return f"The field '{where}' is required.", where
+    return f"Invalid value for '{where}': {first.get('msg', 'not accepted')}.", where or None
+
+
+async def read_json(request: fastapi.Request, model: type[Model]) -> Model:
+    """The body as ``model``; too large, not JSON or not matching the model -> ApiProblem (4xx)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiProblem(413, f"The request body is larger than {MAX_BODY_BYTES // 2**20} MB.", "request_too_large")
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiProblem(413, f"The request body is larger than {MAX_BODY_BYTES // 2**20} MB.",
+                             "request_too_large")
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiProblem(400, f"The request body is not valid JSON ({exc}).", "invalid_json") from exc
+    if not isinstance(data, dict):
+        raise ApiProblem(400, "The request body must be a JSON object.", "invalid_json")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        message, param = describe_validation(exc)
+        raise ApiProblem(400, message, "invalid_request", param=param) from exc
+
+
+def caller(services: Services, request: fastapi.Request) -> User:
+    """The user this call acts as (its API key's), or a 401."""
+    try:
+        return services.api_access.caller(request.headers.get("authorization"))
+    except NotAuthorized as exc:
+        raise ApiProblem(401, str(exc), "invalid_api_key") from exc
+
+
+def problem_from(exc: Exception) -> ApiProblem:
+    """Service and engine errors as HTTP refusals, by type (never by message text)."""
+    if isinstance(exc, ApiProblem):
+        return exc
+    if isinstance(exc, RequestRefused):
+        return ApiProblem(exc.status, str(exc), exc.code)
+    if isinstance(exc, NotAuthorized):
+        return ApiProblem(403, str(exc), "forbidden")
+    if isinstance(exc, (PromptTooLong,)):
+        return ApiProblem(400, str(exc), "context_length_exceeded")
+    if isinstance(exc, InvalidGrammar):
+        return ApiProblem(400, str(exc), "invalid_response_format", param="response_format")
+    if isinstance(exc, NoModelLoaded):
+        return ApiProblem(503, str(exc), "model_not_loaded")
+    if isinstance(exc, EngineError):
+        return ApiProblem(500, str(exc), "engine_error")
+    log.error("API request failed unexpectedly", exc_info=exc)
+    return ApiProblem(500, f"The server failed unexpectedly ({type(exc).__name__}); the log has the details.",
+                      "internal_error")
+
+
+async def _watch_disconnect(request: fastapi.Request, generation: Generation) -> None:
+    """A client that goes away cancels its generation, also while it still waits in the queue."""
+    while not generation.cancel.is_set():
+        if await request.is_disconnected():
+            log.info("API client went away; cancelling its generation")
+            generation.cancel.set()
+            return
+        await asyncio.sleep(DISCONNECT_POLL_S)
+
+
+class Driven:
+    """A generation read from async code: each chunk is pulled in a worker thread (the engine blocks)."""
+
+    def __init__(self, request: fastapi.Request, generation: Generation) -> None:
+        self.generation = generation
+        self.started = time.perf_counter()
+        self._watcher = asyncio.create_task(_watch_disconnect(request, generation))
+        self._done = False
+        self._finished = False
+
+    async def next(self) -> StreamChunk | None:
+        """The next chunk, or None at the end; errors come out as ApiProblem."""
+        if self._done:
+            return None
+        try:
+            chunk = await anyio.to_thread.run_sync(next, self.generation.chunks, None, abandon_on_cancel=True)
+        except Exception as exc:
+            self.close()
+            raise problem_from(exc) from exc
+        if chunk is None:
+            self._finished = True
+            self.close()
+        return chunk
+
+    async def chunks(self) -> AsyncIterator[StreamChunk]:
+        while (chunk := await self.next()) is not None:
+            yield chunk
+
+    def close(self) -> None:
+        """Stop the generation if it still runs (client gone, or an error) and the watcher."""
+        if not self._done:
+            self._done = True
+            self._watcher.cancel()
+            if not self._finished:
+                log.info("API generation cancelled before its end (the client went away or it failed)")
+        self.generation.cancel.set()
+
+
+async def threaded(function: Callable[..., Any], *args: Any) -> Any:
+    """Service calls that may block (model files, tokenizing, retrieval) run off the event loop."""
+    return await anyio.to_thread.run_sync(function, *args)
+
+
+def ndjson(item: dict[str, Any]) -> bytes:
+    return (json.dumps(item, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def sse(item: dict[str, Any] | str) -> bytes:
+    data = item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
+    return f"data: {data}\n\n".encode()
+
+
+def guarded(render: Callable[[ApiProblem], fastapi.Response]):
+    """Wrap a route so any refusal or failure becomes ``render(problem)``, never a bare 500 page."""
+
+    def decorate(route):
+        async def run(request: fastapi.Request) -> fastapi.Response:
+            try:
+                return await route(request)
+            except Exception as exc:  # noqa: BLE001 - every error becomes a typed refusal or a logged 500
+                return render(problem_from(exc))
+
+        run.__name__ = route.__name__
+        run.__doc__ = route.__doc__
+        return run
+
+    return decorate

@@ -1,0 +1,325 @@
+"""Ollama-compatible routes under /api: tags, show, chat, generate, embed, version (NDJSON streaming).
+
+Shapes follow Ollama's API docs, so the ``ollama`` Python package and LangChain's ``langchain-ollama``
+talk to the app's address unchanged. Errors come back as Ollama's ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import fastapi
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import Field
+
+from webui import __version__
+from webui.api.common import ApiProblem, Driven, StrictModel, caller, guarded, ndjson, read_json, threaded
+from webui.engine import SamplingParams
+from webui.services import Services
+from webui.services.completions import Generation, GenerationOptions, grammar_for
+
+
+def ollama_error(problem: ApiProblem) -> JSONResponse:
+    return JSONResponse({"error": problem.message}, status_code=problem.status)
+
+
+class Options(StrictModel):
+    """Ollama's model options; those that concern loading (num_ctx, num_gpu...) are accepted and not applied,
+    as the admin's load settings decide them for everyone."""
+
+    num_predict: int | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    min_p: float | None = Field(None, ge=0, le=1)
+    seed: int | None = None
+    stop: list[str] | None = None
+    repeat_penalty: float | None = Field(None, gt=0)
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    # accepted, not applied:
+    numa: bool | None = None
+    num_ctx: int | None = None
+    num_batch: int | None = None
+    num_gpu: int | None = None
+    main_gpu: int | None = None
+    low_vram: bool | None = None
+    f16_kv: bool | None = None
+    logits_all: bool | None = None
+    vocab_only: bool | None = None
+    use_mmap: bool | None = None
+    use_mlock: bool | None = None
+    embedding_only: bool | None = None
+    num_thread: int | None = None
+    num_keep: int | None = None
+    tfs_z: float | None = None
+    typical_p: float | None = None
+    repeat_last_n: int | None = None
+    mirostat: int | None = None
+    mirostat_tau: float | None = None
+    mirostat_eta: float | None = None
+    penalize_newline: bool | None = None
+
+    def sampling(self, grammar: str | None) -> SamplingParams:
+        base = SamplingParams()
+        return SamplingParams(
+            temperature=base.temperature if self.temperature is None else self.temperature,
+            top_p=base.top_p if self.top_p is None else self.top_p,
+            top_k=base.top_k if self.top_k is None else self.top_k,
+            min_p=base.min_p if self.min_p is None else self.min_p,
+            repeat_penalty=base.repeat_penalty if self.repeat_penalty is None else self.repeat_penalty,
+            seed=-1 if self.seed is None else self.seed,
+            stop=tuple(s for s in self.stop or [] if s),
+            presence_penalty=self.presence_penalty or 0.0,
+            frequency_penalty=self.frequency_penalty or 0.0,
+            grammar=grammar,
+        )
+
+    def max_tokens(self) -> int | None:
+        """num_predict: -1 (or absent) means as much as fits, like Ollama; 0 is refused."""
+        if self.num_predict is None or self.num_predict < 0:
+            return None
+        if self.num_predict == 0:
+            raise ApiProblem(400, "options.num_predict must be positive (or -1 for as much as fits).",
+                             "invalid_request")
+        return self.num_predict
+
+
+class Message(StrictModel):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+    images: list[str] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_name: str | None = None
+    thinking: str | None = None
+
+
+class _Generating(StrictModel):
+    model: str = Field(min_length=1)
+    format: Literal["", "json"] | dict[str, Any] | None = None
+    options: Options | None = None
+    stream: bool = True
+    keep_alive: str | int | float | None = None
+    think: bool | str | None = None
+
+    def generation_options(self, *, collections: list[str] | None = None) -> GenerationOptions:
+        options = self.options or Options()
+        if isinstance(self.format, dict):
+            response_format: dict[str, Any] | None = {"type": "json_schema", "json_schema": {"schema": self.format}}
+        else:
+            response_format = {"type": "json_object"} if self.format == "json" else None
+        return GenerationOptions(model=self.model, sampling=options.sampling(grammar_for(response_format)),
+                                 max_tokens=options.max_tokens(), collections=tuple(collections or ()))
+
+
+class ChatRequest(_Generating):
+    messages: list[Message] = Field(min_length=1)
+    tools: list[dict[str, Any]] | None = None
+    collections: list[str] | None = None  # extension: answer from these document collections
+
+
+class GenerateRequest(_Generating):
+    prompt: str = ""
+    suffix: str | None = None
+    system: str | None = None
+    template: str | None = None
+    context: list[int] | None = None
+    raw: bool = False
+    images: list[str] | None = None
+
+
+class EmbedRequest(StrictModel):
+    model: str = Field(min_length=1)
+    input: str | list[str]
+    truncate: bool | None = None
+    options: Options | None = None
+    keep_alive: str | int | float | None = None
+    dimensions: int | None = None
+
+
+class LegacyEmbedRequest(StrictModel):
+    model: str = Field(min_length=1)
+    prompt: str
+    options: Options | None = None
+    keep_alive: str | int | float | None = None
+
+
+class ShowRequest(StrictModel):
+    model: str | None = None
+    name: str | None = None  # older clients
+    verbose: bool | None = None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _details(entry) -> dict[str, Any]:
+    family = entry.architecture or "unknown"
+    return {"parent_model": "", "format": "gguf", "family": family, "families": [family],
+            "parameter_size": entry.parameters or "", "quantization_level": entry.quant or ""}
+
+
+def build_ollama_router(services: Services) -> fastapi.APIRouter:
+    router = fastapi.APIRouter(prefix="/api")
+    on_error = guarded(ollama_error)
+
+    @router.get("/version")
+    @on_error
+    async def version(request: fastapi.Request) -> fastapi.Response:
+        caller(services, request)
+        return JSONResponse({"version": __version__})
+
+    @router.get("/tags")
+    @on_error
+    async def tags(request: fastapi.Request) -> fastapi.Response:
+        caller(services, request)
+        entries = await threaded(services.models.entries)
+        return JSONResponse({"models": [
+            {"name": e.name, "model": e.name,
+             "modified_at": datetime.fromtimestamp(e.modified, timezone.utc).isoformat(),
+             "size": e.size_bytes, "digest": "", "details": _details(e)} for e in entries]})
+
+    @router.get("/ps")
+    @on_error
+    async def running(request: fastapi.Request) -> fastapi.Response:
+        caller(services, request)
+        entries = [e for e in await threaded(services.models.entries) if e.loaded]
+        return JSONResponse({"models": [
+            {"name": e.name, "model": e.name, "size": e.size_bytes, "digest": "", "details": _details(e),
+             "expires_at": "0001-01-01T00:00:00Z", "size_vram": 0} for e in entries]})
+
+    @router.post("/show")
+    @on_error
+    async def show(request: fastapi.Request) -> fastapi.Response:
+        caller(services, request)
+        body = await read_json(request, ShowRequest)
+        name = body.model or body.name or ""
+        entry = await threaded(services.models.find, name)
+        if entry is None:
+            raise ApiProblem(404, f"model '{name}' not found", "model_not_found")
+        info = {"general.architecture": entry.architecture or "unknown"}
+        if entry.context_length:
+            info[f"{entry.architecture}.context_length"] = entry.context_length
+        return JSONResponse({"modelfile": "", "parameters": "", "template": "", "details": _details(entry),
+                             "model_info": info, "capabilities": ["completion"],
+                             "modified_at": datetime.fromtimestamp(entry.modified, timezone.utc).isoformat()})
+
+    @router.post("/chat")
+    @on_error
+    async def chat(request: fastapi.Request) -> fastapi.Response:
+        user = caller(services, request)
+        body = await read_json(request, ChatRequest)
+        if body.tools:
+            raise ApiProblem(400, "Tool calling is not supported by this server.", "unsupported_parameter")
+        if any(m.images for m in body.messages):
+            raise ApiProblem(400, "Images are not supported by this server.", "unsupported_parameter")
+        options = body.generation_options(collections=body.collections)
+        messages = [{"role": m.role, "content": m.content} for m in body.messages]
+        generation = await threaded(services.completions.chat, user, messages, options)
+        return await _respond(request, generation, stream=body.stream, chat=True)
+
+    @router.post("/generate")
+    @on_error
+    async def generate(request: fastapi.Request) -> fastapi.Response:
+        user = caller(services, request)
+        body = await read_json(request, GenerateRequest)
+        if body.images or body.suffix or body.context or body.template:
+            raise ApiProblem(400, "images, suffix, context and template are not supported by this server.",
+                             "unsupported_parameter")
+        options = body.generation_options()
+        if not body.prompt:  # Ollama's way to ask "is the model loaded?"
+            model = await threaded(services.completions.require_model, user, body.model)
+            return JSONResponse({"model": model, "created_at": _now(), "response": "", "done": True,
+                                 "done_reason": "load"})
+        if body.raw:
+            generation = await threaded(services.completions.complete, user, body.prompt, options)
+        else:
+            messages = ([{"role": "system", "content": body.system}] if body.system else []) + [
+                {"role": "user", "content": body.prompt}]
+            generation = await threaded(services.completions.chat, user, messages, options)
+        return await _respond(request, generation, stream=body.stream, chat=False)
+
+    @router.post("/embed")
+    @on_error
+    async def embed(request: fastapi.Request) -> fastapi.Response:
+        user = caller(services, request)
+        body = await read_json(request, EmbedRequest)
+        texts = [body.input] if isinstance(body.input, str) else body.input
+        started = time.perf_counter_ns()
+        result = await threaded(services.completions.embed, user, body.model, texts)
+        return JSONResponse({"model": body.model, "embeddings": result.vectors,
+                             "total_duration": time.perf_counter_ns() - started, "load_duration": 0,
+                             "prompt_eval_count": result.prompt_tokens})
+
+    @router.post("/embeddings")
+    @on_error
+    async def embeddings(request: fastapi.Request) -> fastapi.Response:
+        user = caller(services, request)
+        body = await read_json(request, LegacyEmbedRequest)
+        result = await threaded(services.completions.embed, user, body.model, [body.prompt])
+        return JSONResponse({"embedding": result.vectors[0]})
+
+    return router
+
+
+async def _respond(request: fastapi.Request, generation: Generation, *, stream: bool, chat: bool) -> fastapi.Response:
+    """NDJSON lines (one per piece, then a ``done`` line with counts and durations) or one object."""
+    driven = Driven(request, generation)
+    first = await driven.next()
+
+    def line(text: str) -> dict[str, Any]:
+        base: dict[str, Any] = {"model": generation.model, "created_at": _now()}
+        if chat:
+            base["message"] = {"role": "assistant", "content": text}
+        else:
+            base["response"] = text
+        return base
+
+    def final(stats) -> dict[str, Any]:
+        total = int((time.perf_counter() - driven.started) * 1e9)
+        ttft = int(stats.ttft_s * 1e9) if stats else 0
+        done = {**line(""), "done": True, "done_reason": "length" if stats and stats.finish_reason == "length"
+                else "stop", "total_duration": total, "load_duration": 0,
+                "prompt_eval_count": generation.prompt_tokens, "prompt_eval_duration": ttft,
+                "eval_count": stats.completion_tokens if stats else 0, "eval_duration": max(0, total - ttft)}
+        if generation.sources:
+            done["sources"] = generation.sources
+        return done
+
+    if not stream:
+        texts: list[str] = []
+        stats = None
+        chunk = first
+        try:
+            while chunk is not None:
+                stats = chunk.stats or stats
+                texts.append(chunk.text)
+                chunk = await driven.next()
+        finally:
+            driven.close()
+        reply = final(stats)
+        if chat:
+            reply["message"]["content"] = "".join(texts)
+        else:
+            reply["response"] = "".join(texts)
+        return JSONResponse(reply)
+
+    async def lines():
+        chunk = first
+        stats = None
+        try:
+            while chunk is not None:
+                stats = chunk.stats or stats
+                if chunk.text:
+                    yield ndjson({**line(chunk.text), "done": False})
+                chunk = await driven.next()
+            yield ndjson(final(stats))
+        except ApiProblem as problem:
+            yield ndjson({"error": problem.message})
+        finally:
+            driven.close()
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")

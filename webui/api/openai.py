@@ -1,0 +1,320 @@
+"""OpenAI-compatible routes under /v1: models, chat/completions, completions, embeddings.
+
+Shapes follow OpenAI's API reference, so the official client, LangChain's ChatOpenAI, editors and
+Open WebUI work unchanged. ``collections`` (sent through ``extra_body``) answers from the caller's
+document collections and returns the cited passages in ``sources``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+import fastapi
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import Field
+
+from webui.api.common import ApiProblem, Driven, StrictModel, caller, guarded, read_json, sse, threaded
+from webui.engine import SamplingParams, TokenLogprob
+from webui.services import Services
+from webui.services.completions import GenerationOptions, embedding_base64, grammar_for
+
+
+def openai_error(problem: ApiProblem) -> JSONResponse:
+    """OpenAI's error body, which its clients turn into typed exceptions by status."""
+    kind = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+            413: "invalid_request_error", 429: "rate_limit_error"}.get(problem.status)
+    kind = kind or ("invalid_request_error" if problem.status < 500 else "server_error")
+    headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else None
+    return JSONResponse({"error": {"message": problem.message, "type": kind, "param": problem.param,
+                                   "code": problem.code}}, status_code=problem.status, headers=headers)
+
+
+class TextPart(StrictModel):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(StrictModel):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+    refusal: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+    def as_message(self) -> dict[str, str]:
+        text = self.content if isinstance(self.content, str) else "".join(p.text for p in self.content or [])
+        role = "system" if self.role == "developer" else self.role
+        return {"role": role, "content": text}
+
+
+class StreamOptions(StrictModel):
+    include_usage: bool = False
+    include_obfuscation: bool | None = None
+
+
+class Sampling(StrictModel):
+    """Sampling fields common to both generation routes (top_k, min_p, repeat_penalty: llama.cpp extras)."""
+
+    model: str = Field(min_length=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    min_p: float | None = Field(None, ge=0, le=1)
+    repeat_penalty: float | None = Field(None, gt=0)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int | None = Field(None, ge=1, le=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+    logit_bias: dict[str, float] | None = None
+    collections: list[str] | None = None  # extension: answer from these document collections
+    passages: int | None = Field(None, ge=1, le=20)  # extension: how many passages to retrieve
+
+    def sampling(self, *, grammar: str | None, logprobs: int | None) -> SamplingParams:
+        base = SamplingParams()
+        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        return SamplingParams(
+            temperature=base.temperature if self.temperature is None else self.temperature,
+            top_p=base.top_p if self.top_p is None else self.top_p,
+            top_k=base.top_k if self.top_k is None else self.top_k,
+            min_p=base.min_p if self.min_p is None else self.min_p,
+            # OpenAI clients expect no repeat penalty unless they ask for one.
+            repeat_penalty=1.0 if self.repeat_penalty is None else self.repeat_penalty,
+            seed=-1 if self.seed is None else self.seed,
+            stop=tuple(s for s in stops if s),
+            presence_penalty=self.presence_penalty or 0.0,
+            frequency_penalty=self.frequency_penalty or 0.0,
+            grammar=grammar,
+            logprobs=logprobs,
+        )
+
+    def check_unsupported(self) -> None:
+        if self.logit_bias:
+            raise ApiProblem(400, "logit_bias is not supported by this server.", "unsupported_parameter",
+                             param="logit_bias")
+
+
+class ChatRequest(Sampling):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    response_format: dict[str, Any] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
+    parallel_tool_calls: bool | None = None
+    functions: list[dict[str, Any]] | None = None
+    function_call: Any = None
+    metadata: dict[str, Any] | None = None
+    store: bool | None = None
+    service_tier: str | None = None
+    reasoning_effort: str | None = None
+    modalities: list[Literal["text"]] | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+
+
+class CompletionRequest(Sampling):
+    prompt: str | list[str]
+    max_tokens: int | None = Field(16, ge=1)  # OpenAI's default for this route
+    logprobs: int | None = Field(None, ge=0, le=20)
+    echo: bool = False
+    suffix: str | None = None
+    best_of: int | None = Field(None, ge=1, le=1)
+
+
+class EmbeddingRequest(StrictModel):
+    model: str = Field(min_length=1)
+    input: str | list[str]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _finish(reason: str | None) -> str:
+    return "length" if reason == "length" else "stop"
+
+
+def _chat_logprobs(items: list[TokenLogprob] | None) -> dict[str, Any] | None:
+    if not items:
+        return None
+    return {"content": [
+        {"token": t.token, "logprob": t.logprob, "bytes": list(t.token.encode("utf-8")),
+         "top_logprobs": [{"token": k, "logprob": v, "bytes": list(k.encode("utf-8"))} for k, v in t.top.items()]}
+        for t in items]}
+
+
+def _text_logprobs(items: list[TokenLogprob] | None) -> dict[str, Any] | None:
+    if not items:
+        return None
+    return {"tokens": [t.token for t in items], "token_logprobs": [t.logprob for t in items],
+            "top_logprobs": [t.top for t in items], "text_offset": []}
+
+
+def build_openai_router(services: Services) -> fastapi.APIRouter:
+    router = fastapi.APIRouter(prefix="/v1")
+    on_error = guarded(openai_error)
+
+    @router.get("/models")
+    @on_error
+    async def list_models(request: fastapi.Request) -> fastapi.Response:
+        caller(services, request)
+        entries = await threaded(services.models.entries)
+        return JSONResponse({"object": "list", "data": [
+            {"id": e.name, "object": "model", "created": int(e.modified), "owned_by": "local"} for e in entries]})
+
+    @router.get("/models/{name:path}")
+    @on_error
+    async def one_model(request: fastapi.Request) -> fastapi.Response:
+        caller(services, request)
+        name = request.path_params["name"]
+        entry = await threaded(services.models.find, name)
+        if entry is None:
+            raise ApiProblem(404, f"The model {name!r} does not exist.", "model_not_found")
+        return JSONResponse({"id": entry.name, "object": "model", "created": int(entry.modified), "owned_by": "local"})
+
+    @router.post("/chat/completions")
+    @on_error
+    async def chat_completions(request: fastapi.Request) -> fastapi.Response:
+        user = caller(services, request)
+        body = await read_json(request, ChatRequest)
+        body.check_unsupported()
+        if body.tools or body.functions:
+            raise ApiProblem(400, "Tool and function calling are not supported by this server.",
+                             "unsupported_parameter", param="tools")
+        logprobs = (body.top_logprobs or 0) if body.logprobs else None
+        sampling = body.sampling(grammar=grammar_for(body.response_format), logprobs=logprobs)
+        options = GenerationOptions(
+            model=body.model, sampling=sampling, max_tokens=body.max_completion_tokens or body.max_tokens,
+            collections=tuple(body.collections or ()), passages=body.passages or GenerationOptions.passages,
+        )
+        messages = [m.as_message() for m in body.messages]
+        generation = await threaded(services.completions.chat, user, messages, options)
+        return await _respond(request, generation, body, chat=True)
+
+    @router.post("/completions")
+    @on_error
+    async def completions(request: fastapi.Request) -> fastapi.Response:
+        user = caller(services, request)
+        body = await read_json(request, CompletionRequest)
+        body.check_unsupported()
+        prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+        if len(prompts) != 1:
+            raise ApiProblem(400, "Send one prompt per request.", "unsupported_parameter", param="prompt")
+        if body.echo or body.suffix:
+            raise ApiProblem(400, "echo and suffix are not supported by this server.", "unsupported_parameter")
+        if body.collections:
+            raise ApiProblem(400, "collections work with /v1/chat/completions only.", "unsupported_parameter",
+                             param="collections")
+        sampling = body.sampling(grammar=None, logprobs=body.logprobs)
+        options = GenerationOptions(model=body.model, sampling=sampling, max_tokens=body.max_tokens)
+        generation = await threaded(services.completions.complete, user, prompts[0], options)
+        return await _respond(request, generation, body, chat=False)
+
+    @router.post("/embeddings")
+    @on_error
+    async def embeddings(request: fastapi.Request) -> fastapi.Response:
+        user = caller(services, request)
+        body = await read_json(request, EmbeddingRequest)
+        texts = [body.input] if isinstance(body.input, str) else body.input
+        result = await threaded(services.completions.embed, user, body.model, texts)
+        if body.dimensions is not None and result.vectors and body.dimensions != len(result.vectors[0]):
+            raise ApiProblem(400, f"{result.model} makes vectors of {len(result.vectors[0])} dimensions only.",
+                             "unsupported_parameter", param="dimensions")
+        encode = embedding_base64 if body.encoding_format == "base64" else list
+        return JSONResponse({
+            "object": "list", "model": result.model,
+            "data": [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(result.vectors)],
+            "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
+        })
+
+    return router
+
+
+async def _respond(request: fastapi.Request, generation, body: ChatRequest | CompletionRequest, *,
+                   chat: bool) -> fastapi.Response:
+    """Stream (SSE ending in ``data: [DONE]``) or answer at once; the first chunk is awaited before the
+    status is sent, so a refusal from the engine (prompt too long, bad grammar) still gets its 4xx."""
+    driven = Driven(request, generation)
+    first = await driven.next()
+    ident = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+    kind = "chat.completion" if chat else "text_completion"
+    extra = {"sources": generation.sources} if generation.sources else {}
+
+    def envelope(choice: dict[str, Any], **more: Any) -> dict[str, Any]:
+        return {"id": ident, "object": kind + (".chunk" if chat and body.stream else ""), "created": created,
+                "model": generation.model, "system_fingerprint": None, "choices": [choice] if choice else [], **more}
+
+    if not body.stream:
+        texts: list[str] = []
+        logprobs: list[TokenLogprob] = []
+        chunk = first
+        stats = None
+        try:
+            while chunk is not None:
+                if chunk.stats is not None:
+                    stats = chunk.stats
+                texts.append(chunk.text)
+                logprobs += chunk.logprobs or []
+                chunk = await driven.next()
+        finally:
+            driven.close()
+        text = "".join(texts)
+        completion_tokens = stats.completion_tokens if stats else 0
+        if chat:
+            choice = {"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                      "logprobs": _chat_logprobs(logprobs), "finish_reason": _finish(stats and stats.finish_reason)}
+        else:
+            choice = {"index": 0, "text": text, "logprobs": _text_logprobs(logprobs),
+                      "finish_reason": _finish(stats and stats.finish_reason)}
+        return JSONResponse(envelope(choice, usage=_usage(generation.prompt_tokens, completion_tokens), **extra))
+
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+    def piece(chunk_text: str, items: list[TokenLogprob] | None, finish: str | None = None,
+              first_piece: bool = False) -> dict[str, Any]:
+        if chat:
+            delta: dict[str, Any] = {"content": chunk_text} if chunk_text or not finish else {}
+            if first_piece:
+                delta = {"role": "assistant", **delta}
+            return {"index": 0, "delta": delta, "logprobs": _chat_logprobs(items), "finish_reason": finish}
+        return {"index": 0, "text": chunk_text, "logprobs": _text_logprobs(items), "finish_reason": finish}
+
+    async def events():
+        chunk = first
+        stats = None
+        opened = False
+        try:
+            while chunk is not None:
+                if chunk.stats is not None:
+                    stats = chunk.stats
+                if chunk.text or chunk.logprobs or not opened:
+                    yield sse(envelope(piece(chunk.text, chunk.logprobs, first_piece=not opened),
+                                       **({**extra, "usage": None} if not opened else {"usage": None})))
+                    opened = True
+                chunk = await driven.next()
+            finish = _finish(stats.finish_reason if stats else None)
+            yield sse(envelope(piece("", None, finish), usage=None))
+            if include_usage:
+                completion_tokens = stats.completion_tokens if stats else 0
+                yield sse(envelope({}, usage=_usage(generation.prompt_tokens, completion_tokens)))
+            yield sse("[DONE]")
+        except ApiProblem as problem:  # after the status was sent: the error travels as an event
+            yield sse({"error": {"message": problem.message, "type": "server_error", "code": problem.code}})
+        finally:
+            driven.close()
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,191 @@
+"""API keys: several per user, stored only as SHA-256 hashes in one JSON file, revocable one by one.
+
+A key is 32 random bytes (``secrets.token_urlsafe``), so it cannot be guessed and a plain SHA-256
+is enough to store it: argon2's slowness protects low-entropy passwords, and would cost every API
+call ~90 ms here for nothing. The key itself is shown once, when made, and never written anywhere.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tempfile
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+KEY_PREFIX = "sk-local-"
+_FILE_VERSION = 1
+
+
+class ApiKeyError(Exception):
+    """A key request that cannot be done; the message is one sentence for the user."""
+
+
+class ApiKeysFileError(ApiKeyError):
+    """The keys file exists but cannot be read as ours; it is left untouched."""
+
+
+class UnknownApiKey(ApiKeyError):
+    """No key with that id belongs to that user."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A key as listed: never the key itself, only its id (the first characters after the prefix)."""
+
+    id: str
+    user: str
+    label: str
+    created_at: str
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+class ApiKeyStore:
+    """The keys file (``Settings.api_keys_file``, mode 0600), re-read when it changes on disk.
+
+    Re-reading lets ``launcher.py users api-key`` add or revoke keys while the server runs.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._guard = threading.Lock()
+        self._cached: tuple[tuple[int, int], list[dict[str, Any]]] | None = None
+
+    def create(self, user: str, label: str = "") -> tuple[ApiKey, str]:
+        """A new key for ``user``: its listing entry and the key itself (shown once)."""
+        key_id = secrets.token_hex(4)
+        secret = f"{KEY_PREFIX}{key_id}-{secrets.token_urlsafe(32)}"
+        record = {"id": key_id, "user": user, "label": label.strip()[:80],
+                  "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "sha256": _digest(secret)}
+        with self._guard:
+            records = self._load()
+            records.append(record)
+            self._save(records)
+        return self._to_key(record), secret
+
+    def list(self, user: str | None = None) -> builtins.list[ApiKey]:
+        """Keys of ``user`` (or of everyone), oldest first."""
+        with self._guard:
+            records = self._load()
+        return [self._to_key(r) for r in records if user is None or r["user"] == user]
+
+    def revoke(self, user: str, key_id: str) -> ApiKey:
+        """Revoke one key of ``user``; works at once, also for a server already running."""
+        with self._guard:
+            records = self._load()
+            found = next((r for r in records if r["user"] == user and r["id"] == key_id.strip()), None)
+            if found is None:
+                raise UnknownApiKey(f"{user} has no API key with id {key_id!r}.")
+            self._save([r for r in records if r is not found])
+        return self._to_key(found)
+
+    def revoke_all(self, user: str) -> int:
+        """Revoke every key of ``user`` (e.g. when the user is removed); returns how many."""
+        with self._guard:
+            records = self._load()
+            kept = [r for r in records if r["user"] != user]
+            if len(kept) != len(records):
+                self._save(kept)
+        return len(records) - len(kept)
+
+    def user_for(self, secret: str) -> str | None:
+        """The user a presented key belongs to, or None for an unknown or revoked key."""
+        if not secret.startswith(KEY_PREFIX):
+            return None
+        digest = _digest(secret)
+        with self._guard:
+            records = self._load()
+        for record in records:
+            if hmac.compare_digest(record["sha256"], digest):
+                return record["user"]
+        return None
+
+    @staticmethod
+    def _to_key(record: dict[str, Any]) -> ApiKey:
+        return ApiKey(id=record["id"], user=record["user"], label=record.get("label", ""),
+                      created_at=record.get("created_at", ""))
+
+    def _load(self) -> builtins.list[dict[str, Any]]:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return []
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if self._cached is not None and self._cached[0] == stamp:
+            return list(self._cached[1])
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            records = data["keys"]
+            if not isinstance(records, builtins.list) or not all(
+                isinstance(r, dict) and {"id", "user", "sha256"} <= r.keys() for r in records
+            ):
+                raise ValueError("unexpected layout")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ApiKeysFileError(f"The API keys file {self.path} cannot be read ({exc}); fix or move it.") from exc
+        self._cached = (stamp, records)
+        return list(records)
+
+    def _save(self, records: builtins.list[dict[str, Any]]) -> None:
+        """Write atomically (temp file, then rename) with mode 0600: a crash never leaves half a file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".api-keys-", dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump({"version": _FILE_VERSION, "keys": records}, handle, indent=2)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._cached = None
+
+
+# -- the command line: launcher.py users api-key NAME [--label TEXT | --list | --revoke ID | --revoke-all] ----
+
+
+def add_api_key_command(commands: Any, *parents: Any) -> None:
+    """Register ``api-key`` among the ``users`` subcommands (``commands`` is their subparsers object)."""
+    command = commands.add_parser("api-key", parents=list(parents),
+                                  help="make (default), list or revoke a user's API keys")
+    command.add_argument("name")
+    action = command.add_mutually_exclusive_group()
+    action.add_argument("--list", action="store_true", help="list the user's keys (ids and labels)")
+    action.add_argument("--revoke", metavar="ID", help="revoke the key with this id")
+    action.add_argument("--revoke-all", action="store_true", help="revoke all of the user's keys")
+    command.add_argument("--label", default="", help="what the new key is for")
+
+
+def run_api_key_command(args: Any, keys_file: Path, *, stdout: Any, stderr: Any) -> int:
+    """Run ``users api-key`` for an existing user; a new key alone goes to stdout (for scripts)."""
+    store = ApiKeyStore(keys_file)
+    try:
+        if args.list:
+            keys = store.list(args.name)
+            if not keys:
+                print(f"{args.name} has no API keys.", file=stdout)
+            for key in keys:
+                print(f"{key.id}  {key.created_at}  {key.label}", file=stdout)
+        elif args.revoke:
+            key = store.revoke(args.name, args.revoke)
+            print(f"Revoked API key {key.id} of {key.user}.", file=stdout)
+        elif args.revoke_all:
+            print(f"Revoked {store.revoke_all(args.name)} API keys of {args.name}.", file=stdout)
+        else:
+            key, secret = store.create(args.name, args.label)
+            print(f"New API key {key.id} for {key.user} (shown only now; revoke with --revoke {key.id}):",
+                  file=stderr)
+            print(secret, file=stdout)
+    except ApiKeyError as error:
+        print(f"users api-key: error: {error}", file=stderr)
+        return 1
+    return 0

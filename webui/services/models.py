@@ -1,0 +1,203 @@
+"""Models as the front ends see them: who may list paths, load, delete or download, and what is loaded.
+
+The page's Models tab, its model picker and the HTTP API all come through here; this service owns
+the ModelManager (files, settings, downloads) and asks it for the work. Admins manage models; every
+other user sees model names only, never where the files live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from webui.auth import User
+from webui.config import Settings
+from webui.engine import Engine, EngineError, ModelInfo
+from webui.hardware import HardwareInfo
+from webui.models.download import DownloadError
+from webui.models.manager import (
+    DownloadJob,
+    LocalModel,
+    ModelManager,
+    ModelManagerError,
+    RemoteModelFile,
+    UnknownModel,
+)
+from webui.models.model_settings import KV_CACHE_TYPES, InvalidLoadOptions, ModelLoadOptions, parse_gpu_layers_text
+from webui.services.access import NotAuthorized
+
+# What the front ends need to name (types and errors), so they import this service, not the manager.
+__all__ = [
+    "KV_CACHE_TYPES", "DownloadError", "DownloadJob", "EngineError", "InvalidLoadOptions", "LoadedModel", "LocalModel",
+    "ModelEntry", "ModelLoadOptions", "ModelManagerError", "ModelService", "RemoteModelFile", "UnknownModel",
+    "parse_gpu_layers_text",
+]
+
+GGUF_SUFFIX = ".gguf"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The loaded model without its path: what any signed-in user (or API client) may know."""
+
+    file: str
+    name: str
+    architecture: str
+    n_ctx: int
+    n_gpu_layers: int
+    chat_format: str
+    chat_format_source: str
+    chat_format_note: str | None
+
+    @classmethod
+    def from_info(cls, info: ModelInfo) -> LoadedModel:
+        return cls(file=info.file, name=info.name, architecture=info.architecture, n_ctx=info.n_ctx,
+                   n_gpu_layers=info.n_gpu_layers, chat_format=info.chat_format,
+                   chat_format_source=info.chat_format_source, chat_format_note=info.chat_format_note)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One local model by name, with the facts an API client shows (no path)."""
+
+    name: str
+    loaded: bool
+    size_bytes: int
+    modified: float  # seconds since the epoch
+    architecture: str | None
+    parameters: str
+    quant: str | None
+    context_length: int | None
+
+
+def _require_admin(user: User) -> None:
+    if not user.is_admin:
+        raise NotAuthorized("Only an admin can manage models.")
+
+
+def model_name_matches(requested: str, file_name: str) -> bool:
+    """API clients name a model by its file name, with or without ``.gguf``, or Ollama-style with ``:latest``."""
+    wanted = requested.strip()
+    if wanted.endswith(":latest"):
+        wanted = wanted[: -len(":latest")]
+    stem = file_name[: -len(GGUF_SUFFIX)] if file_name.lower().endswith(GGUF_SUFFIX) else file_name
+    return wanted in (file_name, stem)
+
+
+class ModelService:
+    """Model management for admins, model names and the loaded model for everyone."""
+
+    def __init__(self, settings: Settings, hardware: HardwareInfo, engine: Engine,
+                 *, hub_endpoint: str | None = None) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._manager = ModelManager(settings, hardware, engine, hub_endpoint=hub_endpoint)
+
+    # -- for everyone -------------------------------------------------------------------------
+
+    def loaded(self) -> LoadedModel | None:
+        info = self._engine.info
+        return LoadedModel.from_info(info) if info is not None else None
+
+    @property
+    def switching_to(self) -> str | None:
+        """The file a switch is loading, so waiting users can be told why their reply waits."""
+        return self._engine.switching_to
+
+    @property
+    def queue_length(self) -> int:
+        return self._engine.queue_length
+
+    def names(self) -> list[str]:
+        """Every local model's file name, the loaded one first."""
+        return [entry.name for entry in self.entries()]
+
+    def entries(self) -> list[ModelEntry]:
+        """Local models by name (loaded first) with their metadata facts, for API listings."""
+        entries = [self._entry(model) for model in self._manager.list_models()]
+        return sorted(entries, key=lambda e: not e.loaded)
+
+    def find(self, requested: str) -> ModelEntry | None:
+        """The local model an API client means by ``requested``, or None."""
+        return next((e for e in self.entries() if model_name_matches(requested, e.name)), None)
+
+    @staticmethod
+    def _entry(model: LocalModel) -> ModelEntry:
+        try:
+            modified = model.path.stat().st_mtime
+        except OSError:
+            modified = 0.0
+        return ModelEntry(name=model.file_name, loaded=model.loaded, size_bytes=model.size_bytes, modified=modified,
+                          architecture=model.architecture, parameters=model.parameters, quant=model.quant,
+                          context_length=model.context_length)
+
+    def status(self) -> dict[str, object] | None:
+        """The loaded model for /status, without its path."""
+        loaded = self.loaded()
+        return None if loaded is None else {**loaded.__dict__}
+
+    # -- admins only --------------------------------------------------------------------------
+
+    def models_dir(self, user: User) -> Path:
+        _require_admin(user)
+        return self._manager.models_dir
+
+    def settings_file(self, user: User) -> Path:
+        _require_admin(user)
+        return self._manager.store.path
+
+    def list_models(self, user: User) -> list[LocalModel]:
+        """Every local model with its path and metadata (admins); others get ``names()``."""
+        _require_admin(user)
+        return self._manager.list_models()
+
+    def settings_for(self, user: User, name: str) -> ModelLoadOptions:
+        _require_admin(user)
+        return self._manager.settings_for(name)
+
+    def save_settings(self, user: User, name: str, options: ModelLoadOptions) -> None:
+        _require_admin(user)
+        self._manager.save_settings(name, options)
+
+    def memory_check(self, user: User, name: str, options: ModelLoadOptions | None = None) -> str | None:
+        _require_admin(user)
+        return self._manager.memory_check(name, options)
+
+    def load(self, user: User, name: str, options: ModelLoadOptions | None = None, *,
+             on_wait: Callable[[int], None] | None = None, ignore_memory_check: bool = False) -> LoadedModel:
+        """Switch models; a running reply finishes first (``on_wait`` hears the position in line)."""
+        _require_admin(user)
+        info = self._manager.load(name, options, on_wait=on_wait, ignore_memory_check=ignore_memory_check)
+        return LoadedModel.from_info(info)
+
+    def load_by_request(self, user: User, requested: str) -> LoadedModel:
+        """Load the model an API client named (the admin-only opt-in switch)."""
+        entry = self.find(requested)
+        if entry is None:
+            raise UnknownModel(f"There is no model named {requested}.")
+        return self.load(user, entry.name)
+
+    def unload(self, user: User) -> None:
+        _require_admin(user)
+        self._manager.unload()
+
+    def delete(self, user: User, name: str) -> None:
+        _require_admin(user)
+        self._manager.delete(name)
+
+    def remote_files(self, user: User, repo_id: str) -> list[RemoteModelFile]:
+        _require_admin(user)
+        return self._manager.remote_files(repo_id)
+
+    def start_download(self, user: User, repo_id: str, filename: str) -> DownloadJob:
+        _require_admin(user)
+        return self._manager.start_download(repo_id, filename)
+
+    def download_job(self, user: User, job_id: str) -> DownloadJob | None:
+        _require_admin(user)
+        return self._manager.download_job(job_id)
+
+    def cancel_download(self, user: User, job_id: str) -> bool:
+        _require_admin(user)
+        return self._manager.cancel_download(job_id)

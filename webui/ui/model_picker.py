@@ -1,0 +1,83 @@
+"""The model picker at the top of the Chat tab: the model in use, switchable by admins.
+
+Switching follows the Models tab's rules (the model service checks the caller is an admin; a reply
+still streaming finishes first). In team mode other users see the model in use, read-only.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from webui.services import NotAuthorized, Services
+from webui.services.models import EngineError, LoadedModel, ModelManagerError
+
+log = logging.getLogger(__name__)
+
+
+def picker_label(loaded: LoadedModel | None, *, can_switch: bool) -> str:
+    if loaded is None:
+        return "Model (none loaded)" + (": pick one to load it" if can_switch else "")
+    return "Model in use" + ("" if can_switch else " (only an admin can switch it)")
+
+
+def build_model_picker(services: Services) -> gr.Dropdown:
+    """A dropdown of local model names showing the loaded one, and a status line for switches."""
+    with gr.Row(equal_height=True):
+        picker = gr.Dropdown(label="Model in use", choices=[], value=None, interactive=False, scale=5,
+                             elem_id="model-picker", allow_custom_value=False)
+        status = gr.Markdown(elem_id="model-picker-status")
+
+    def current(request: gr.Request) -> Any:
+        """The loaded model and (names only) the others; interactive only for those who may switch."""
+        user = services.user(request.username)
+        loaded = services.models.loaded()
+        names = services.models.names()
+        return gr.Dropdown(choices=names, value=loaded.file if loaded else None, interactive=user.is_admin,
+                           label=picker_label(loaded, can_switch=user.is_admin))
+
+    def switch(name: str | None, request: gr.Request) -> Iterator[tuple[Any, str]]:
+        user = services.user(request.username)
+        loaded = services.models.loaded()
+        if not name or (loaded is not None and loaded.file == name):
+            yield gr.update(), ""
+            return
+        if not user.is_admin:
+            yield current(request), "Only an admin can switch the model."
+            return
+        positions: queue.Queue[int] = queue.Queue()
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["loaded"] = services.models.load(user, name, on_wait=positions.put)
+            except (EngineError, ModelManagerError, NotAuthorized) as exc:
+                outcome["error"] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - the user gets a sentence, the log the traceback
+                log.exception("switching to %s failed", name)
+                outcome["error"] = f"Switching to {name} failed unexpectedly ({type(exc).__name__})."
+
+        # The load waits for replies still streaming; running it beside the handler lets us say so.
+        worker = threading.Thread(target=work, name="picker-load", daemon=True)
+        worker.start()
+        yield gr.update(), f"Loading {name}…"
+        while worker.is_alive():
+            try:
+                position = positions.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            yield gr.update(), f"Waiting for the current reply to finish before loading {name} (position {position})…"
+        if "error" in outcome:
+            gr.Warning(outcome["error"])
+            yield current(request), f"**Not switched:** {outcome['error']}"
+            return
+        yield current(request), f"Now using **{outcome['loaded'].file}**."
+
+    gr.on(triggers=None, fn=current, inputs=None, outputs=[picker], queue=False)
+    picker.input(switch, [picker], [picker, status])
+    return picker
