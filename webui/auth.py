@@ -1,8 +1,10 @@
 """Users with argon2 password hashes in one JSON file; the login check; the ``users`` command.
 
 The file (``Settings.users_file``, mode 0600) holds no plaintext, only argon2id hashes with their
-salts and parameters. It is re-read on every call, so users added with ``users add`` while the
-server runs can log in at once; it is rewritten atomically so a crash never leaves half a file.
+salts and parameters. It is re-read whenever it changed on disk, so users added, removed or given a
+new password with the ``users`` command while the server runs take effect at once (each user's
+credential stamp changes with the password, which signs out their sessions); it is rewritten
+atomically so a crash never leaves half a file.
 """
 
 from __future__ import annotations
@@ -102,6 +104,9 @@ class UserStore:
         # argon2-cffi's defaults are RFC 9106's low-memory profile (argon2id, 64 MiB, t=3).
         self.hasher = hasher or PasswordHasher()
         self._lock = threading.Lock()
+        # The last parse of the file and the (inode, mtime, size) it came from: the session check
+        # reads the users on every request, and an unchanged file need not be parsed again.
+        self._cache: tuple[tuple[int, int, int], dict[str, dict[str, Any]]] | None = None
 
     # -- public API -------------------------------------------------------------------------
 
@@ -116,6 +121,7 @@ class UserStore:
                 raise UserExists(f"user {name!r} already exists")
             users[name] = {
                 "hash": password_hash,
+                "stamp": secrets.token_hex(8),
                 "admin": bool(admin),
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
@@ -154,6 +160,7 @@ class UserStore:
             if name not in users:
                 raise UnknownUser(f"no user named {name!r}")
             users[name]["hash"] = password_hash
+            users[name]["stamp"] = secrets.token_hex(8)  # signs out every session of the old password
             self._save(users)
 
     def verify(self, name: str, password: str) -> User | None:
@@ -174,8 +181,18 @@ class UserStore:
         return _to_user(name, record)
 
     def check(self, name: str, password: str) -> bool:
-        """Gradio's ``auth=`` callback: True when the login is valid."""
+        """True when the login is valid."""
         return self.verify(name, password) is not None
+
+    def credential_stamp(self, name: str) -> str | None:
+        """A value that changes whenever *name*'s password does; None when there is no such user.
+
+        Sessions remember it at login and end when it changes or the user is removed.
+        """
+        record = self._load().get(name)
+        if record is None:
+            return None
+        return str(record.get("stamp") or record["hash"])  # files written before stamps existed
 
     # -- internals --------------------------------------------------------------------------
 
@@ -200,12 +217,18 @@ class UserStore:
             users = self._load()
             # Someone may have changed the password since we read the file: keep theirs.
             if name in users and users[name]["hash"] == old_hash:
+                users[name].setdefault("stamp", old_hash)  # a stronger hash is not a new password
                 users[name]["hash"] = new_hash
                 self._save(users)
 
     def _load(self) -> dict[str, dict[str, Any]]:
         """The users as ``{name: {"hash", "admin", ...}}``; an absent file means no users."""
         try:
+            info = self.users_file.stat()
+            key = (info.st_ino, info.st_mtime_ns, info.st_size)
+            cached = self._cache
+            if cached is not None and cached[0] == key:
+                return {name: dict(record) for name, record in cached[1].items()}
             text = self.users_file.read_text(encoding="utf-8")
         except FileNotFoundError:
             return {}
@@ -219,7 +242,9 @@ class UserStore:
                 f"the users file {self.users_file} is not valid JSON ({error}); "
                 "restore it from a backup or delete it and add the users again"
             ) from error
-        return _parse_users(data, self.users_file)
+        users = _parse_users(data, self.users_file)
+        self._cache = (key, users)
+        return {name: dict(record) for name, record in users.items()}
 
     def _save(self, users: Mapping[str, Mapping[str, Any]]) -> None:
         """Write the file atomically with mode 0600: a temp file in the same folder, then rename."""

@@ -80,6 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="allow serving on the network without login (not recommended) [WEBUI_INSECURE_NO_AUTH]")
     parser.add_argument("--ssl-certfile", type=Path, default=_env("SSL_CERTFILE"), help="HTTPS certificate [WEBUI_SSL_CERTFILE]")
     parser.add_argument("--ssl-keyfile", type=Path, default=_env("SSL_KEYFILE"), help="HTTPS key [WEBUI_SSL_KEYFILE]")
+    parser.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
+                        help="another web origin (https://host:port) allowed to call the app with a signed-in "
+                        "user's cookie; repeat or separate with commas. Default: this app's own origin only "
+                        "[WEBUI_CORS_ORIGIN]")
+    parser.add_argument("--session-idle-hours", type=float, default=float(_env("SESSION_IDLE_HOURS", "12") or 12),
+                        help="sign out a login unused for this many hours [WEBUI_SESSION_IDLE_HOURS]")
+    parser.add_argument("--session-max-days", type=float, default=float(_env("SESSION_MAX_DAYS", "7") or 7),
+                        help="sign out every login this many days after it began [WEBUI_SESSION_MAX_DAYS]")
+    parser.add_argument("--login-max-failures", type=int, default=int(_env("LOGIN_MAX_FAILURES", "10") or 10),
+                        help="wrong passwords in a row that lock a user name (an address gets 5 times as many) "
+                        "[WEBUI_LOGIN_MAX_FAILURES]")
+    parser.add_argument("--login-lockout-minutes", type=float,
+                        default=float(_env("LOGIN_LOCKOUT_MINUTES", "15") or 15),
+                        help="how long such a lock lasts [WEBUI_LOGIN_LOCKOUT_MINUTES]")
     parser.add_argument("--api-key", default=_env("API_KEY"),
                         help="on a single-user app, the Bearer key /v1 and /api calls must send (default: none "
                         "needed on localhost; team mode uses per-user keys) [WEBUI_API_KEY]")
@@ -109,9 +123,29 @@ def parse_settings(argv: Sequence[str]) -> Settings:
         max_upload_mb=args.max_upload_mb,
         ssl_certfile=Path(args.ssl_certfile) if args.ssl_certfile else None,
         ssl_keyfile=Path(args.ssl_keyfile) if args.ssl_keyfile else None,
+        cors_origins=parse_origins(args.cors_origin if args.cors_origin is not None else [_env("CORS_ORIGIN") or ""]),
+        session_idle_hours=args.session_idle_hours,
+        session_max_days=args.session_max_days,
+        login_max_failures=args.login_max_failures,
+        login_lockout_minutes=args.login_lockout_minutes,
         api_key=args.api_key or None,
         api_model_switch=args.api_allow_model_switch,
     )
+
+
+def parse_origins(values: Sequence[str]) -> tuple[str, ...]:
+    """``--cors-origin`` values (repeated, or comma-separated) -> normalised ``scheme://host[:port]`` origins."""
+    origins: list[str] = []
+    for value in values:
+        for item in value.split(","):
+            origin = item.strip().rstrip("/").lower()
+            if not origin:
+                continue
+            scheme, sep, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+                raise SystemExit(f"error: --cors-origin takes origins like https://host:port, not {item.strip()!r}")
+            origins.append(origin)
+    return tuple(dict.fromkeys(origins))
 
 
 def configure_logging(data_dir: Path) -> None:

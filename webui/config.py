@@ -36,6 +36,11 @@ class Settings:
     embedding_model: str | None = None  # None means the packaged all-MiniLM-L6-v2
     max_upload_mb: int = 100
     prompt_cache_mb: int = 1024  # RAM for per-conversation llama.cpp states; 0 turns it off
+    cors_origins: tuple[str, ...] = ()  # other web origins allowed to call the app with a user's cookie
+    session_idle_hours: float = 12.0  # a login unused this long is signed out
+    session_max_days: float = 7.0  # a login is signed out this long after it began, used or not
+    login_max_failures: int = 10  # wrong passwords in a row before a name (or 5x for an address) is locked
+    login_lockout_minutes: float = 15.0
     api_key: str | None = field(default=None, repr=False)  # the key API calls need on a single-user app
     api_model_switch: bool = False  # an admin's API call naming another local model loads it
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.app_server import ROOT, RunningApp, running_app
+from tests.support.gradio_queue import GradioSession
 
 pytestmark = pytest.mark.e2e
 
@@ -134,22 +136,32 @@ def test_two_users_chat_at_once_privately_and_the_second_waits_in_line(browser, 
             context.close()
 
 
-def test_another_users_conversation_cannot_be_read_through_the_api(team_app: RunningApp, team_dir: Path) -> None:
-    from gradio_client import Client
+def signed_in_session(app: RunningApp, name: str) -> GradioSession:
+    """The page's events are private (not named for API clients), so tests call them as the page does."""
+    session = GradioSession(app.url)
+    assert session.login(name, PASSWORDS[name]).status_code == 200
+    return session
 
+
+def test_another_users_conversation_cannot_be_read_through_the_api(team_app: RunningApp, team_dir: Path) -> None:
     from webui.history import HistoryStore
 
     store = HistoryStore(team_dir / "data" / "history.sqlite3")
     secret = store.create("alice", "Lighthouse plans")
     store.append("alice", secret.id, "user", "My lighthouse is at 12 Harbour Road.")
-    from gradio_client.exceptions import AppError
+    alice = signed_in_session(team_app, "alice")
+    assert alice.call("on_load", []).success  # fills her sidebar, as the page does on load
+    opened = alice.call_direct(alice.dependency("open_conversation"), [secret.id])
+    assert "Harbour Road" in opened.text, "the call is right: alice herself sees it"
 
-    bob = Client(team_app.url, auth=("bob", PASSWORDS["bob"]), verbose=False)
-    try:
-        shown = repr(bob.predict(secret.id, api_name="/open_conversation"))
-    except AppError as refused:  # refused before reaching the history store: also fine
-        shown = str(refused)
-    assert "lighthouse" not in shown.lower()
+    bob = signed_in_session(team_app, "bob")
+    assert bob.call("on_load", []).success
+    for attempt in (bob.call_direct(bob.dependency("open_conversation"), [secret.id]).text,
+                    bob.call(bob.dependency("open_conversation"), [secret.id]).text):
+        assert "lighthouse" not in attempt.lower() and "harbour" not in attempt.lower()
+    renamed = bob.call_direct(bob.dependency("rename_chat"), [secret.id, "taken over"])
+    assert "taken over" not in renamed.text
+    assert store.get("alice", secret.id).title == "Lighthouse plans", "bob could not rename it either"
 
 
 def test_history_survives_a_restart_and_a_kill_mid_reply(browser, tmp_path: Path, smollm_path: Path) -> None:
@@ -183,14 +195,18 @@ def test_history_survives_a_restart_and_a_kill_mid_reply(browser, tmp_path: Path
         context.close()
 
 
-def test_only_an_admin_can_manage_models(team_app: RunningApp) -> None:
-    from gradio_client import Client
-    from gradio_client.exceptions import AppError
-
-    bob = Client(team_app.url, auth=("bob", PASSWORDS["bob"]), verbose=False)
-    with pytest.raises(AppError, match="Only an admin"):
-        bob.predict(api_name="/do_unload")
+def test_only_an_admin_can_manage_models_and_users(team_app: RunningApp) -> None:
+    bob = signed_in_session(team_app, "bob")
+    unloaded = bob.call("do_unload", [])
+    assert not unloaded.success and "Only an admin" in unloaded.text, unloaded.text
     assert team_app.status()["model"] is not None, "the model is still loaded"
+    added = bob.call(bob.button_click("Add user"), ["mallory", "mallory-password", True])
+    assert "Only an admin" in added.text and "Added" not in added.text, added.text
+    removed = bob.call(bob.button_click("Remove user"), ["alice", "", False])
+    assert "Only an admin" in removed.text, removed.text
+    listed = bob.call("rows", [])
+    assert not listed.success and "alice" not in json.dumps(listed.output)
+    assert signed_in_session(team_app, "alice").http.get("/status").status_code == 200, "alice is still there"
 
 
 def test_https_with_a_certificate_serves_the_login_protected_app(tmp_path: Path, team_dir: Path,

@@ -311,3 +311,43 @@ def test_users_command_defaults_to_real_streams(
     captured = capsys.readouterr()
     assert "Added user alice" in captured.out
     assert "no user named 'zed'" in captured.err
+
+
+def test_credential_stamp_changes_with_the_password_and_ends_with_the_user(store: UserStore) -> None:
+    store.add("alice", PASSWORD)
+    first = store.credential_stamp("alice")
+    assert first and store.credential_stamp("alice") == first, "a stamp is stable while nothing changes"
+    store.set_password("alice", "another password")
+    assert store.credential_stamp("alice") not in (None, first)
+    store.remove("alice")
+    assert store.credential_stamp("alice") is None
+
+
+def test_a_change_made_by_another_process_is_seen_at_once(store: UserStore, data_dir: Path) -> None:
+    """The server's store caches the parsed file; the ``users`` command writes it from elsewhere."""
+    store.add("alice", PASSWORD)
+    before = store.credential_stamp("alice")
+    other = UserStore(data_dir / "users.json", hasher=CHEAP)  # another process's view of the file
+    other.set_password("alice", "another password")
+    assert store.credential_stamp("alice") != before
+    other.remove("alice")
+    assert store.credential_stamp("alice") is None and store.get("alice") is None
+
+
+def test_a_stronger_rehash_keeps_the_stamp(data_dir: Path) -> None:
+    old = UserStore(data_dir / "users.json", hasher=CHEAP)
+    old.add("alice", PASSWORD)
+    stamp = old.credential_stamp("alice")
+    stronger = UserStore(data_dir / "users.json", hasher=PasswordHasher(time_cost=2, memory_cost=1024))
+    assert stronger.verify("alice", PASSWORD) is not None
+    assert json.loads((data_dir / "users.json").read_text())["users"]["alice"]["hash"].startswith("$argon2id$")
+    assert stronger.credential_stamp("alice") == stamp
+
+
+def test_files_written_before_stamps_use_the_hash(store: UserStore, data_dir: Path) -> None:
+    store.add("alice", PASSWORD)
+    path = data_dir / "users.json"
+    data = json.loads(path.read_text())
+    del data["users"]["alice"]["stamp"]
+    path.write_text(json.dumps(data))
+    assert store.credential_stamp("alice") == data["users"]["alice"]["hash"]

@@ -1,4 +1,4 @@
-"""The Gradio app: one page with a tab per feature, mounted on a FastAPI app with /status."""
+"""The Gradio app: one page with a tab per feature, mounted on a FastAPI app with /status and its guards."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import binascii
 
 import fastapi
 import gradio as gr
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount
 
 from webui import __version__
@@ -19,6 +20,16 @@ from webui.ui.model_picker import build_model_picker
 from webui.ui.models import build_models_tab
 from webui.ui.notebook import build_notebook_tab
 from webui.ui.presets import build_presets_tab
+from webui.ui.security import (
+    LoginGuard,
+    LoginLocked,
+    LoginThrottle,
+    SecurityMiddleware,
+    SecurityPolicy,
+    SessionRegistry,
+    TokenTable,
+    session_token,
+)
 from webui.ui.users import build_users_tab
 
 # System fonts only: the page must not fetch anything from the internet (privacy), and Gradio's
@@ -66,18 +77,34 @@ def build_blocks(services: Services) -> gr.Blocks:
 
         blocks.load(show_role, None, [signed_in, models_tab, users_tab])
     blocks.queue(default_concurrency_limit=4)
+    keep_api_private(blocks, PUBLIC_API_NAMES)
     return blocks
 
 
-def basic_auth_user(services: Services, header: str | None) -> str | None:
-    """The user named by a valid ``Authorization: Basic`` header, for scripts calling /status."""
+# The events scripts may call by name (scripts/bench.py and API clients use "chat"); every other event
+# is the page's own, callable by the page but neither listed at /gradio_api/info nor named for clients.
+PUBLIC_API_NAMES = frozenset({"chat"})
+
+
+def keep_api_private(blocks: gr.Blocks, public: frozenset[str]) -> None:
+    """Mark every event outside *public* ``api_visibility="private"``, in one place for all tabs."""
+    for fn in blocks.fns.values():
+        if fn.api_name not in public:
+            fn.api_visibility = "private"
+
+
+async def basic_auth_user(guard: LoginGuard, header: str | None, address: str) -> str | None:
+    """The user named by a valid ``Authorization: Basic`` header, for scripts calling /status.
+
+    Throttled like the page's login; raises :class:`LoginLocked` while locked.
+    """
     if not header or not header.lower().startswith("basic "):
         return None
     try:
-        name, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+        name, _, password = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
-    user = services.users.verify(name, password)
+    user = await guard.attempt(name, password, address)
     return user.name if user else None
 
 
@@ -96,19 +123,29 @@ def build_app(services: Services) -> fastapi.FastAPI:
     """The ASGI app served by uvicorn: /status plus the Gradio page at /."""
     app = fastapi.FastAPI(title="Local LLM web UI", docs_url=None, redoc_url=None, openapi_url=None)
     settings = services.settings
+    policy = SecurityPolicy.from_settings(settings)
+    team = services.auth_required
+    guard = LoginGuard(services.users, LoginThrottle(policy.max_failures, policy.lockout_seconds))
+    sessions = SessionRegistry(services.users, idle_seconds=policy.session_idle_seconds,
+                               max_seconds=policy.session_max_seconds)
+    mounted: list[TokenTable] = []  # the Gradio app, once mounted below: its login tokens
 
-    def gradio_user(request: fastapi.Request) -> str | None:
-        gradio_app = next(route.app for route in app.routes if isinstance(route, Mount))
-        token = request.cookies.get(f"access-token-{gradio_app.cookie_id}") or request.cookies.get(
-            f"access-token-unsecure-{gradio_app.cookie_id}")
-        return gradio_app.tokens.get(token)
+    def gradio_logins() -> TokenTable | None:
+        return mounted[0] if team and mounted else None
 
     @app.get("/status")
-    def status(request: fastapi.Request) -> dict:
-        if services.auth_required:
-            username = gradio_user(request) or basic_auth_user(services, request.headers.get("authorization"))
+    async def status(request: fastapi.Request) -> dict:
+        if team:
+            logins = gradio_logins()
+            token = session_token(logins, dict(request.cookies)) if logins else None
+            username = logins.tokens.get(token) if logins and token else None
+            address = request.client.host if request.client else "unknown"
             try:
+                username = username or await basic_auth_user(guard, request.headers.get("authorization"), address)
                 services.user(username)
+            except LoginLocked as exc:
+                raise fastapi.HTTPException(status_code=429, detail=str(exc),
+                                            headers={"Retry-After": str(int(exc.seconds_left) + 1)}) from exc
             except NotAuthorized as exc:
                 raise fastapi.HTTPException(status_code=401, detail="Log in first.",
                                             headers={"WWW-Authenticate": "Basic"}) from exc
@@ -118,8 +155,14 @@ def build_app(services: Services) -> fastapi.FastAPI:
     # which would otherwise answer every path. They check their own Bearer keys.
     app.include_router(build_api_router(services))
 
+    # Our own cross-origin policy on the parent app: Gradio then adds none of its own (its middleware
+    # reflects any Origin with credentials once the app is reached by a LAN address).
+    app.add_middleware(CORSMiddleware, allow_origins=list(policy.cors_origins), allow_credentials=True,
+                       allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(SecurityMiddleware, policy=policy, guard=guard if team else None,
+                       sessions=sessions if team else None, gradio=gradio_logins)
     blocks = build_blocks(services)
-    return gr.mount_gradio_app(
+    gr.mount_gradio_app(
         app,
         blocks,
         path="",
@@ -127,7 +170,7 @@ def build_app(services: Services) -> fastapi.FastAPI:
         server_port=settings.port,
         footer_links=["settings"],
         theme=THEME,
-        auth=services.users.check if services.auth_required else None,
+        auth=guard.check if team else None,  # async: the password check runs off the event loop
         auth_message="Sign in with the account your admin created for you.",
         max_file_size=f"{transport_limit_mb(settings.max_upload_mb)}mb",
         # Nothing under the data dir (other users' uploads, history, users file) is ever served as a file.
@@ -135,4 +178,12 @@ def build_app(services: Services) -> fastapi.FastAPI:
         ssr_mode=False,
         mcp_server=False,
         pwa=False,
+        # Gradio's sub-app would otherwise serve its whole route list at /openapi.json without a login.
+        app_kwargs={"openapi_url": None},
     )
+    mounted.append(next(route.app for route in app.routes if isinstance(route, Mount)))
+    # Gradio checks file paths sent by clients (upload folder only, never blocked_paths) only in apps
+    # it launched itself; launch() and Gradio's reloader mark that with this flag. A mounted app never
+    # launches, so without it any client could name any file on the server as an "upload".
+    blocks.has_launched = True
+    return app

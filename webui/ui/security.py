@@ -1,0 +1,502 @@
+"""The app's own HTTP guards: same-origin writes, session expiry and revocation, and login throttling.
+
+Gradio keeps logins as random tokens in a dict (``App.tokens``) and checks nothing else: a token
+lives until the process ends, survives the removal of its user, and any number of wrong passwords
+may be tried. One ASGI middleware on the parent app (so it also covers routes other front ends add)
+adds what is missing; the checks themselves live in small classes that tests call with plain values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import anyio
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from webui.auth import User, UserStore
+from webui.config import Settings
+
+log = logging.getLogger(__name__)
+
+STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+ADDRESS_FAILURE_FACTOR = 5  # an address (possibly shared by a team behind NAT) gets more tries than a name
+MAX_LOGIN_BODY = 64 * 1024
+CROSS_SITE_REFUSED = "Refused: this request came from another web site."
+
+
+class LoginLocked(Exception):
+    """Too many wrong passwords for a name or from an address; str() is the sentence to show."""
+
+    def __init__(self, seconds_left: float) -> None:
+        self.seconds_left = seconds_left
+        minutes = max(1, round(seconds_left / 60))
+        super().__init__(
+            f"Too many failed logins: signing in is paused for this account or address. "
+            f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+        )
+
+
+@dataclass(frozen=True)
+class SecurityPolicy:
+    """The numbers behind the guards, from Settings."""
+
+    cors_origins: tuple[str, ...] = ()
+    session_idle_seconds: float = 12 * 3600
+    session_max_seconds: float = 7 * 86400
+    max_failures: int = 10
+    lockout_seconds: float = 15 * 60
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SecurityPolicy:
+        return cls(
+            cors_origins=tuple(settings.cors_origins),
+            session_idle_seconds=settings.session_idle_hours * 3600,
+            session_max_seconds=settings.session_max_days * 86400,
+            max_failures=max(1, settings.login_max_failures),
+            lockout_seconds=settings.login_lockout_minutes * 60,
+        )
+
+
+# -- cross-site requests ----------------------------------------------------------------------
+
+
+def _netloc(scheme: str, host: str) -> str:
+    """``host[:port]`` with the scheme's default port left out, lower-cased, for comparing origins."""
+    host = host.strip().lower()
+    default = {"http": ":80", "https": ":443"}.get(scheme, "")
+    return host[: -len(default)] if default and host.endswith(default) else host
+
+
+def origin_allowed(origin: str, host: str, scheme: str, listed: Iterable[str]) -> bool:
+    """True when a browser's ``Origin`` is this app itself (same host and port) or a listed origin."""
+    origin = origin.strip().lower().rstrip("/")
+    if origin in listed:
+        return True
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc or not host:
+        return False  # "null" (sandboxed frames, file pages) and anything odd
+    # Behind a TLS proxy the app sees http while the browser says https; host and port decide.
+    return _netloc(parts.scheme, parts.netloc) == _netloc(scheme, host)
+
+
+# -- login throttling ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+
+
+class LoginThrottle:
+    """Wrong passwords counted per user name and per client address: growing delays, then a lock.
+
+    Our own code rather than a library: the few rate-limit packages for Starlette count requests,
+    not failures, and know nothing of user names. A lock lasts ``lockout_seconds`` after the last
+    counted failure; attempts refused while locked are not counted, so a lock always ends.
+    """
+
+    def __init__(self, max_failures: int, lockout_seconds: float, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_failures = max_failures
+        self.lockout_seconds = lockout_seconds
+        self._clock = clock
+        self._failures: dict[tuple[str, str], _Failures] = {}
+
+    def _keys(self, name: str, address: str) -> list[tuple[tuple[str, str], int]]:
+        return [(("user", name), self.max_failures),
+                (("address", address), self.max_failures * ADDRESS_FAILURE_FACTOR)]
+
+    def _current(self, key: tuple[str, str]) -> _Failures | None:
+        record = self._failures.get(key)
+        if record is not None and self._clock() - record.last > self.lockout_seconds:
+            del self._failures[key]  # forgotten after a quiet lockout period
+            return None
+        return record
+
+    def seconds_locked(self, name: str, address: str) -> float:
+        """How long logins for *name* or from *address* stay refused; 0 when they are not."""
+        left = 0.0
+        for key, limit in self._keys(name, address):
+            record = self._current(key)
+            if record is not None and record.count >= limit:
+                left = max(left, record.last + self.lockout_seconds - self._clock())
+        return left
+
+    def delay(self, name: str, address: str) -> float:
+        """Seconds to wait before checking the next password: none for the first few failures."""
+        worst = 0.0
+        for key, limit in self._keys(name, address):
+            record = self._current(key)
+            if record is None:
+                continue
+            scaled = record.count * self.max_failures / limit  # an address's count, in name-sized steps
+            if scaled >= 3:
+                worst = max(worst, min(2.0, 0.25 * 2 ** (scaled - 3)))
+        return worst
+
+    def failed(self, name: str, address: str) -> int:
+        """Count a wrong password; returns the count for the name."""
+        now = self._clock()
+        counts = []
+        for key, _limit in self._keys(name, address):
+            record = self._current(key) or self._failures.setdefault(key, _Failures())
+            record.count += 1
+            record.last = now
+            counts.append(record.count)
+        return counts[0]
+
+    def succeeded(self, name: str) -> None:
+        """A right password clears the name's failures (not the address's: one account must not
+        let its owner keep guessing others')."""
+        self._failures.pop(("user", name), None)
+
+
+class LoginGuard:
+    """Password checks in a worker thread, at most a few at once, with the throttle around them.
+
+    argon2 takes ~90 ms of CPU on purpose; on the event loop, every login froze every user's page.
+    """
+
+    def __init__(self, users: UserStore, throttle: LoginThrottle, *, concurrency: int | None = None) -> None:
+        self.users = users
+        self.throttle = throttle
+        # One check at a time per two cores: argon2 runs several threads itself.
+        self.concurrency = concurrency or max(1, (os.cpu_count() or 2) // 2)
+        self._limiter: anyio.CapacityLimiter | None = None  # made on first use, inside the event loop
+
+    async def verify(self, name: str, password: str) -> User | None:
+        """The user when the password is right; runs off the event loop."""
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.concurrency)
+        return await anyio.to_thread.run_sync(self.users.verify, name, password, limiter=self._limiter)
+
+    async def check(self, name: str, password: str) -> bool:
+        """Gradio's ``auth=`` callback (the middleware has throttled the attempt already)."""
+        return await self.verify(name, password) is not None
+
+    async def before_attempt(self, name: str, address: str) -> None:
+        """Raise :class:`LoginLocked` while locked; otherwise wait the delay earned by failures."""
+        left = self.throttle.seconds_locked(name, address)
+        if left > 0:
+            log.warning("login refused for %r from %s: locked for %.0f more seconds", name, address, left)
+            raise LoginLocked(left)
+        delay = self.throttle.delay(name, address)
+        if delay:
+            await asyncio.sleep(delay)
+
+    def after_attempt(self, name: str, address: str, ok: bool) -> None:
+        if ok:
+            self.throttle.succeeded(name)
+            log.info("login of %r from %s", name, address)
+            return
+        count = self.throttle.failed(name, address)
+        log.warning("failed login for %r from %s (%d in a row)", name, address, count)
+        if self.throttle.seconds_locked(name, address) > 0:
+            log.warning("logins for %r or from %s are locked for %.0f minutes", name, address,
+                        self.throttle.lockout_seconds / 60)
+
+    async def attempt(self, name: str, password: str, address: str) -> User | None:
+        """A whole throttled login (Basic auth on /status); raises :class:`LoginLocked`."""
+        await self.before_attempt(name, address)
+        user = await self.verify(name, password)
+        self.after_attempt(name, address, user is not None)
+        return user
+
+
+# -- sessions ----------------------------------------------------------------------------------
+
+
+class TokenTable(Protocol):
+    """What the guards need of Gradio's login state: its token dict and its cookie names."""
+
+    tokens: dict[str, str]
+    cookie_id: str
+
+
+def session_token(app: TokenTable, cookies: dict[str, str]) -> str | None:
+    """The login token in a request's cookies, read the way Gradio reads it."""
+    return cookies.get(f"access-token-{app.cookie_id}") or cookies.get(f"access-token-unsecure-{app.cookie_id}")
+
+
+@dataclass
+class _Session:
+    user: str
+    stamp: str
+    started: float
+    last_seen: float = field(default=0.0)
+
+
+class SessionRegistry:
+    """Gradio's login tokens, watched: idle and absolute expiry, and the end of a session whose user
+    was removed or given a new password (by the page or by the ``users`` command in another process:
+    the users file's credential stamp is compared on every request)."""
+
+    SWEEP_SECONDS = 60.0
+
+    def __init__(self, users: UserStore, *, idle_seconds: float, max_seconds: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.users = users
+        self.idle_seconds = idle_seconds
+        self.max_seconds = max_seconds
+        self._clock = clock
+        self._sessions: dict[str, _Session] = {}
+        self._last_sweep = clock()
+
+    def started(self, tokens: dict[str, str], token: str) -> None:
+        """Record a login the moment Gradio issues its token."""
+        user = tokens.get(token)
+        stamp = self.users.credential_stamp(user) if user else None
+        if user is None or stamp is None:
+            tokens.pop(token, None)
+            return
+        now = self._clock()
+        self._sessions[token] = _Session(user=user, stamp=stamp, started=now, last_seen=now)
+
+    def check(self, tokens: dict[str, str], token: str) -> str | None:
+        """The user of a live session, or None after ending it (expired, revoked, or unknown)."""
+        now = self._clock()
+        if now - self._last_sweep > self.SWEEP_SECONDS:
+            self._sweep(tokens, now)
+        user = tokens.get(token)
+        if user is None:
+            self._sessions.pop(token, None)
+            return None
+        session = self._sessions.get(token)
+        if session is None:  # issued before we watched (cannot happen once mounted): trust it from now
+            self.started(tokens, token)
+            return tokens.get(token)
+        why = self._why_ended(session, now)
+        if why:
+            log.info("signed out %r: %s", session.user, why)
+            tokens.pop(token, None)
+            del self._sessions[token]
+            return None
+        session.last_seen = now
+        return user
+
+    def _why_ended(self, session: _Session, now: float) -> str | None:
+        if now - session.started > self.max_seconds:
+            return "the session reached its maximum age"
+        if now - session.last_seen > self.idle_seconds:
+            return "the session was idle too long"
+        stamp = self.users.credential_stamp(session.user)
+        if stamp is None:
+            return "the user was removed"
+        if stamp != session.stamp:
+            return "the password was changed"
+        return None
+
+    def _sweep(self, tokens: dict[str, str], now: float) -> None:
+        """End sessions nobody uses any more, so dead tokens do not pile up in memory."""
+        self._last_sweep = now
+        for token, session in list(self._sessions.items()):
+            if token not in tokens:
+                del self._sessions[token]
+            elif self._why_ended(session, now):
+                tokens.pop(token, None)
+                del self._sessions[token]
+
+
+# -- the middleware ----------------------------------------------------------------------------
+
+# Shown on the login page: Gradio's form only says "Incorrect credentials" on a 400 and nothing at
+# all otherwise, so this shows the server's own sentence (a lock, with its duration) in that place.
+_LOGIN_PAGE_SCRIPT = """<script>(() => {
+  const original = window.fetch.bind(window);
+  window.fetch = async (...args) => {
+    const response = await original(...args);
+    const target = args[0] && args[0].url ? args[0].url : String(args[0]);
+    if (![400, 429].includes(response.status) || !/\\/login\\/?$/.test(new URL(target, location.href).pathname)) {
+      return response;
+    }
+    const body = await response.clone().text();
+    let detail = null;
+    try { detail = JSON.parse(body).detail; } catch (e) {}
+    if (typeof detail === "string") {
+      let tries = 0;
+      const show = () => {
+        const place = document.querySelector("p.creds");
+        if (place) { place.textContent = detail; } else if (tries++ < 50) { setTimeout(show, 20); }
+      };
+      setTimeout(show, 0);
+    }
+    return new Response(body, {status: 400, headers: response.headers});
+  };
+})();</script>"""
+
+_API_INFO = re.compile(r"(<script>window\.gradio_api_info = ).*?(;</script>)", re.DOTALL)
+
+
+def _login_page(html: str) -> str:
+    """The login page without the API description Gradio embeds in it, and with the script above."""
+    html = _API_INFO.sub(r"\1{}\2", html, count=1)
+    return html.replace("</head>", _LOGIN_PAGE_SCRIPT + "</head>", 1)
+
+
+class SecurityMiddleware:
+    """Refuses cross-site writes, ends stale sessions, throttles logins and hardens the cookie.
+
+    ``gradio`` returns the mounted Gradio app (its token table), or None in single-user mode.
+    """
+
+    def __init__(self, app: ASGIApp, *, policy: SecurityPolicy, guard: LoginGuard | None,
+                 sessions: SessionRegistry | None, gradio: Callable[[], TokenTable | None]) -> None:
+        self.app = app
+        self.policy = policy
+        self.guard = guard
+        self.sessions = sessions
+        self.gradio = gradio
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # Gradio 6 talks over HTTP and SSE only
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        method = scope.get("method", "GET")
+        origin = headers.get("origin")
+        own = (headers.get("host", ""), scope.get("scheme", "http"))
+        if origin is not None and method in STATE_CHANGING_METHODS and \
+                not origin_allowed(origin, *own, self.policy.cors_origins):
+            log.warning("refused a cross-site %s %s from %s", method, scope.get("path"), origin)
+            await JSONResponse({"detail": CROSS_SITE_REFUSED}, status_code=403)(scope, receive, send)
+            return
+        gradio = self.gradio()
+        signed_in = True
+        if gradio is not None and self.sessions is not None:
+            token = session_token(gradio, _cookies(headers))
+            signed_in = token is not None and self.sessions.check(gradio.tokens, token) is not None
+        path = scope.get("path", "")
+        if gradio is not None and self.guard is not None and method == "POST" and path.rstrip("/") == "/login":
+            await self._login(scope, receive, send, gradio)
+            return
+        if not signed_in and method == "GET" and path == "/":
+            await self._login_page(scope, receive, send)
+            return
+        await self.app(scope, receive, _hardened_cookies(send))
+
+    async def _login(self, scope: Scope, receive: Receive, send: Send, gradio: TokenTable) -> None:
+        """Gradio's POST /login, throttled, with the new session recorded."""
+        assert self.guard is not None and self.sessions is not None  # noqa: S101 (set together)
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > MAX_LOGIN_BODY:
+                await JSONResponse({"detail": "The login form is too large."}, status_code=413)(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            form = await Request(scope, replay).form()
+            name = str(form.get("username") or "").strip()
+        except Exception:  # noqa: BLE001 - any unparsable form is a client error, never a 500
+            await JSONResponse({"detail": "Send a user name and a password."}, status_code=400)(scope, receive, send)
+            return
+        address = (scope.get("client") or ("unknown", 0))[0]
+        try:
+            await self.guard.before_attempt(name, address)
+        except LoginLocked as locked:
+            response = JSONResponse({"detail": str(locked)}, status_code=429,
+                                    headers={"Retry-After": str(int(locked.seconds_left) + 1)})
+            await response(scope, receive, send)
+            return
+        status: dict[str, Any] = {}
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                for key, value in message.get("headers", []):
+                    if key.lower() == b"set-cookie":
+                        status.setdefault("cookies", []).append(value.decode("latin-1"))
+            await send(message)
+
+        await self.app(scope, replay, _hardened_cookies(watch))
+        ok = status.get("code") == 200
+        self.guard.after_attempt(name, address, ok)
+        if ok:
+            for token in _issued_tokens(status.get("cookies", []), gradio.cookie_id):
+                self.sessions.started(gradio.tokens, token)
+
+    async def _login_page(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Gradio's page for a visitor who is not signed in, rewritten by :func:`_login_page`."""
+        # Ask for an uncompressed page so it can be edited (Gradio compresses with Brotli otherwise).
+        scope = dict(scope)
+        scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"accept-encoding"]
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def collect(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            if message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                headers = MutableHeaders(raw=list(start.get("headers", [])))
+                body = b"".join(chunks)
+                if headers.get("content-type", "").startswith("text/html"):
+                    body = _login_page(body.decode("utf-8")).encode("utf-8")
+                    headers["content-length"] = str(len(body))
+                start["headers"] = headers.raw
+                await send(start)
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                return
+            await send(message)
+
+        await self.app(scope, receive, _hardened_cookies(collect))
+
+
+def _cookies(headers: Headers) -> dict[str, str]:
+    jar = SimpleCookie()
+    try:
+        jar.load(headers.get("cookie", ""))
+    except Exception:  # noqa: BLE001 - a malformed Cookie header means no cookies, not a 500
+        return {}
+    return {key: morsel.value for key, morsel in jar.items()}
+
+
+def _issued_tokens(set_cookies: list[str], cookie_id: str) -> set[str]:
+    names = {f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"}
+    tokens = set()
+    for header in set_cookies:
+        jar = SimpleCookie()
+        jar.load(header)
+        tokens.update(morsel.value for key, morsel in jar.items() if key in names and morsel.value)
+    return tokens
+
+
+_SAMESITE_NONE = re.compile(rb"samesite=none", re.IGNORECASE)
+
+
+def _hardened_cookies(send: Send) -> Send:
+    """Gradio sets its login cookie ``SameSite=None`` (for embedding in other sites); ours is ``Lax``,
+    so no other web site's page can make the browser send it along with a request."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message)
+            message["headers"] = [
+                (key, _SAMESITE_NONE.sub(b"SameSite=lax", value) if key.lower() == b"set-cookie" else value)
+                for key, value in message.get("headers", [])
+            ]
+        await send(message)
+
+    return wrapped
