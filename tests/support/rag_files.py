@@ -147,6 +147,18 @@ def write_good_files(folder: Path) -> dict[str, Path]:
     return {kind: path for kind, (path, _) in files.items()}
 
 
+_PUMP_PARTS = ["valve", "filter", "gasket", "bearing", "impeller", "seal", "motor", "shaft", "flange", "sensor", "hose"]
+_COLOURS = ["red", "blue", "green", "yellow", "grey", "white", "black"]
+
+
+def manual_pages(count: int) -> list[list[str]]:
+    """A pump manual of ``count`` short pages, each with its own fact (no line repeats across pages)."""
+    return [
+        [f"Station {n} check: the {_COLOURS[n % 7]} {_PUMP_PARTS[n % 11]} is replaced after {n * 3 + 5} hours."]
+        for n in range(1, count + 1)
+    ]
+
+
 def pptx_bytes(slides: list[tuple[str, list[str], str]]) -> bytes:
     """A PowerPoint deck: for each (title, bullet lines, speaker notes), one title-and-content slide."""
     from pptx import Presentation

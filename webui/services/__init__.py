@@ -20,6 +20,7 @@ from webui.services.documents import DocumentService
 from webui.services.models import ModelService
 from webui.services.notebook import CompletionUpdate, NotebookService
 from webui.services.presets import AppliedPreset, PresetService
+from webui.services.summaries import SummaryService
 
 __all__ = [
     "LOCAL_USER", "AppliedPreset", "ChatService", "CompletionUpdate", "DocumentQuery", "DocumentService",
@@ -43,6 +44,7 @@ class Services:
         # The Presets tab's actions; in team mode presets have owners and only admins write shared ones.
         self.preset_actions = PresetService(self.presets, engine, team=self.auth_required)
         self.notebook = NotebookService(engine)
+        self.summaries = SummaryService(engine, self.document_actions, self.preset_actions, self.history)
         # The HTTP API's two doors: who a call acts as, and generation/embeddings with its checks.
         self.api_access = ApiAccessService(settings, self.users, team_mode=self.auth_required)
         self.completions = CompletionService(settings, engine, self.models, self.chat, self.document_actions)

@@ -32,6 +32,10 @@ class ChatControls:
     max_tokens: gr.Slider
     seed: gr.Number
     documents: gr.Dropdown  # collections the next message is answered from
+    # The open conversation, so another tab (a saved summary) can open one it just made.
+    conversation_id: gr.State | None = None
+    conversations: gr.Radio | None = None
+    chatbot: gr.Chatbot | None = None
 
 
 def stats_line(stats: dict[str, Any]) -> str:
@@ -133,7 +137,7 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
                                           max_lines=30, interactive=False, elem_id="exact-prompt")
 
     controls = ChatControls(system_prompt, temperature, top_p, top_k, min_p, repeat_penalty, max_tokens, seed,
-                            documents)
+                            documents, conversation_id, conversation_list, chatbot)
     sampling_inputs = [system_prompt, temperature, top_p, top_k, min_p, repeat_penalty, max_tokens, seed]
 
     def owner_of(request: gr.Request) -> str:

@@ -12,6 +12,7 @@ from webui.rag.loaders import SUPPORTED_EXTENSIONS
 from webui.services import NotAuthorized, Services
 from webui.services.documents import document_rows, outcome_report, progress_line
 from webui.ui.chat import ChatControls
+from webui.ui.summaries import build_summary_panel
 from webui.ui.uploads import UploadRejected, discard_uploads, uploaded_paths
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControl
                 document = gr.Dropdown(label="Document", choices=[], value=None, scale=3)
                 delete_doc = gr.Button("Delete document", size="sm", variant="stop", scale=1)
                 confirm_delete_doc = gr.Button("Yes, delete it", size="sm", variant="stop", visible=False, scale=1)
+            build_summary_panel(services, collection=collection, document=document, chat=chat)
 
     def owner_of(request: gr.Request) -> str:
         return services.user(request.username).name

@@ -1,0 +1,289 @@
+"""Summaries of a document or a whole collection: one pass when it fits, map-reduce when not, with Stop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from webui.auth import User
+from webui.engine import Engine, EngineError, Message, NoModelLoaded, SamplingParams
+from webui.history import HistoryStore
+from webui.prompts.presets import PresetError
+from webui.rag import Passage, RagError
+from webui.rag.summarize import (
+    REDUCE_INSTRUCTIONS,
+    Piece,
+    Place,
+    estimated_calls,
+    format_places,
+    input_budget,
+    map_prompt,
+    merged_places,
+    pack,
+    reduce_groups,
+    reduce_prompt,
+    reply_tokens_for,
+    resolve_citations,
+    spans_several_files,
+    summary_title,
+)
+from webui.services.documents import DocumentService
+from webui.services.presets import PresetService, applied_preset
+from webui.services.streaming import UPDATE_INTERVAL_S, CancelRegistry
+
+log = logging.getLogger(__name__)
+
+SUMMARIZER_PRESET = "Summarizer"
+# Used when the built-in preset was deleted or cannot be read: the same instructions, shorter.
+FALLBACK_SYSTEM = (
+    "Summarize the text the user gives you: one sentence with the main point, then up to five "
+    "bullet points with the key facts. Use only what the text says."
+)
+FALLBACK_SAMPLING = SamplingParams(temperature=0.2, top_p=0.9, min_p=0.05, repeat_penalty=1.1, max_tokens=512)
+_LABEL_TOKENS = 16  # a partial summary's "[n] (pp. 3–7)" label, for the progress estimate
+
+
+class SummaryError(RagError):
+    """Nothing to summarize or to save; str() is the sentence to show."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A finished (or stopped) summary and the parts its citations point into."""
+
+    collection: str
+    file_name: str | None  # None: the whole collection
+    text: str  # citations already turned into pages: "[pp. 3–7]"
+    parts: tuple[Piece, ...]  # the partial summaries (map-reduce) or the passages (one pass)
+    passages: int
+    map_steps: int
+    calls: int
+    seconds: float
+    stopped: bool = False
+
+    @property
+    def subject(self) -> str:
+        """What was summarized, as a title names it."""
+        return self.file_name or f"the collection '{self.collection}'"
+
+    @property
+    def with_file(self) -> bool:
+        return spans_several_files(self.parts)
+
+
+@dataclass(frozen=True)
+class SummaryUpdate:
+    """What the page shows while a summary runs: a caption, a fraction done, the text streaming now."""
+
+    caption: str
+    fraction: float
+    text: str = ""
+    done: bool = False
+    summary: Summary | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Setup:
+    system: str
+    sampling: SamplingParams
+    budget: int
+    per_group: int
+
+
+def summary_sources(summary: Summary) -> list[dict[str, Any]]:
+    """The parts as a reply's sources are saved in the chat (same keys as ``chat.sources_meta``)."""
+    sources = []
+    for number, part in enumerate(summary.parts, start=1):
+        first = part.places[0] if part.places else Place("")
+        sources.append({
+            "number": number, "file_name": first.file_name, "page": first.page, "heading": first.heading,
+            "collection": summary.collection, "score": 1.0,
+            "citation": format_places(part.places, with_file=True), "text": part.text,
+        })
+    return sources
+
+
+class SummaryService:
+    """Summarize what a user may read, through the engine's public streaming interface."""
+
+    def __init__(
+        self, engine: Engine, documents: DocumentService, presets: PresetService, history: HistoryStore
+    ) -> None:
+        self._engine = engine
+        self._documents = documents
+        self._presets = presets
+        self._history = history
+        self._cancels = CancelRegistry()
+
+    def stop(self, session_key: str) -> bool:
+        """Stop this session's running summary: the current generation and every step after it."""
+        return self._cancels.stop(session_key)
+
+    def summarize(
+        self,
+        user: User,
+        session_key: str,
+        collection: str,
+        file_name: str | None = None,
+        *,
+        max_tokens: int | None = None,
+    ) -> Iterator[SummaryUpdate]:
+        """Stream progress, then one update with ``done`` and the summary (or an error).
+
+        ``user`` must be able to read the collection (their own, or a shared one); their own copy
+        of the Summarizer preset is used if they have one. ``max_tokens`` caps each model reply; by
+        default the preset's value is used.
+        """
+        cancel = self._cancels.start(session_key)
+        started = time.monotonic()
+        try:
+            passages = self._documents.passages(user.name, collection, file_name)
+            if not passages:
+                raise SummaryError(f"There is nothing to summarize in '{collection}' yet: add files first.")
+            yield from self._run(user, collection, file_name, passages, cancel, started, max_tokens)
+        except (EngineError, RagError) as exc:
+            log.warning("summary of %s/%s failed: %s", collection, file_name or "*", exc)
+            yield SummaryUpdate(caption="", fraction=0.0, done=True, error=str(exc))
+        finally:
+            self._cancels.finish(session_key, cancel)
+
+    def save_to_chat(self, user: User, summary: Summary) -> str:
+        """Save the summary as a new conversation (request and cited reply); returns its id."""
+        if not summary.text.strip():
+            raise SummaryError("There is no summary to save yet: summarize a document first.")
+        info = self._engine.info
+        owner = user.name
+        conversation = self._history.create(owner, f"Summary of {summary.subject}", model=info.file if info else None)
+        self._history.append(owner, conversation.id, "user", f"Summarize {summary.subject}.")
+        self._history.append(owner, conversation.id, "assistant", summary.text,
+                             meta={"sources": summary_sources(summary), "collections": [summary.collection]})
+        return conversation.id
+
+    # -- the steps ---------------------------------------------------------------------------
+
+    def _setup(self, user: User, title: str, max_tokens: int | None) -> _Setup:
+        info = self._engine.info
+        if info is None:
+            raise NoModelLoaded("No model is loaded. Load one in the Models tab.")
+        try:
+            preset = applied_preset(self._presets.get(SUMMARIZER_PRESET, user), info)
+            system = preset.system_prompt
+            sampling = replace(FALLBACK_SAMPLING, **preset.sampling.as_dict())
+        except PresetError as exc:
+            log.warning("the %s preset cannot be used (%s); using the built-in instructions", SUMMARIZER_PRESET, exc)
+            system, sampling = FALLBACK_SYSTEM, FALLBACK_SAMPLING
+        count = self._engine.count_tokens
+        # The longer of the two instructions, so one budget serves map and reduce steps alike.
+        overhead = count(system) + count(REDUCE_INSTRUCTIONS.replace("{title}", title))
+        reply = reply_tokens_for(info.n_ctx, max_tokens or sampling.max_tokens, overhead)
+        budget = input_budget(info.n_ctx, reply, overhead)
+        if budget < 64:
+            raise EngineError(
+                f"The model's context window ({info.n_ctx} tokens) is too small to summarize with; "
+                "load the model with a larger context size.")
+        sampling = replace(sampling, max_tokens=reply)
+        return _Setup(system, sampling, budget, per_group=max(2, budget // (reply + _LABEL_TOKENS)))
+
+    def _run(
+        self, user: User, collection: str, file_name: str | None, passages: Sequence[Passage],
+        cancel: threading.Event, started: float, max_tokens: int | None,
+    ) -> Iterator[SummaryUpdate]:
+        title = summary_title(file_name, collection)
+        setup = self._setup(user, title, max_tokens)
+        count = self._engine.count_tokens
+        pieces = [Piece(p.text, (Place(p.file_name, p.page, p.heading),)) for p in passages]
+        with_file = spans_several_files(pieces)
+        batches = pack(pieces, budget_tokens=setup.budget, count_tokens=count, with_file=with_file)
+        total = estimated_calls(len(batches), setup.per_group)
+        calls = 0
+
+        def finished(text: str, parts: Sequence[Piece], *, stopped: bool) -> SummaryUpdate:
+            summary = Summary(collection, file_name, text, tuple(parts), len(passages), len(batches), calls,
+                              round(time.monotonic() - started, 2), stopped)
+            log.info("summary of %s: %d passages, %d map steps, %d calls, %.1f s%s", summary.subject,
+                     len(passages), len(batches), calls, summary.seconds, " (stopped)" if stopped else "")
+            return SummaryUpdate(caption="Stopped." if stopped else "Done.", fraction=1.0, done=True, summary=summary)
+
+        def step(prompt: str, caption: str) -> Iterator[SummaryUpdate | str]:
+            """Stream one model call: updates while it runs, then its whole text (a str) last."""
+            messages: list[Message] = [{"role": "system", "content": setup.system}, {"role": "user", "content": prompt}]
+            text = ""
+            yield SummaryUpdate(caption=caption, fraction=calls / total)
+            shown_at = 0.0
+            # Read to the very end: a stream left early sets ``cancel``, which here is the whole
+            # summary's Stop flag, not just this step's.
+            for chunk in self._engine.stream_chat(messages, setup.sampling, cancel=cancel, user=user.name,
+                                                  conversation=None):
+                text += chunk.text
+                if chunk.text and time.monotonic() - shown_at >= UPDATE_INTERVAL_S:
+                    shown_at = time.monotonic()
+                    yield SummaryUpdate(caption=caption, fraction=calls / total, text=text)
+            yield text
+
+        # One pass: everything fits one call, and the passages themselves are what it cites.
+        if len(batches) == 1:
+            text = ""
+            for item in step(map_prompt(title, batches[0], with_file=with_file), f"Summarizing {title}…"):
+                if isinstance(item, str):
+                    text = item
+                else:
+                    yield item
+            calls = 1
+            yield finished(resolve_citations(text, batches[0], with_file=with_file), batches[0],
+                           stopped=cancel.is_set())
+            return
+
+        partials: list[Piece] = []
+        for number, batch in enumerate(batches, start=1):
+            if cancel.is_set():
+                yield finished("", partials, stopped=True)
+                return
+            where = format_places(merged_places(batch), with_file=with_file)
+            caption = f"Reading part {number} of {len(batches)} ({where})…"
+            text = ""
+            for item in step(map_prompt(title, batch, with_file=with_file), caption):
+                if isinstance(item, str):
+                    text = item
+                else:
+                    yield item
+            calls += 1
+            if cancel.is_set():  # a part cut short is not a summary of that part
+                yield finished("", partials, stopped=True)
+                return
+            if text.strip():
+                partials.append(Piece(resolve_citations(text, batch, with_file=with_file), merged_places(batch)))
+        if not partials:
+            raise SummaryError("The model wrote nothing for any part of the text; try another model.")
+
+        level = partials
+        while len(level) > 1:
+            groups = reduce_groups(level, budget_tokens=setup.budget, count_tokens=count, with_file=with_file)
+            combined: list[Piece] = []
+            for group in groups:
+                if cancel.is_set():
+                    yield finished("", partials, stopped=True)
+                    return
+                if len(group) == 1:
+                    combined.append(group[0])
+                    continue
+                where = format_places(merged_places(group), with_file=with_file)
+                text = ""
+                for item in step(reduce_prompt(title, group, with_file=with_file), f"Combining the summaries of {where}…"):
+                    if isinstance(item, str):
+                        text = item
+                    else:
+                        yield item
+                calls += 1
+                if cancel.is_set():
+                    yield finished("", partials, stopped=True)
+                    return
+                # A combination that came out empty keeps its inputs' text rather than losing it.
+                merged_text = resolve_citations(text, group, with_file=with_file) or "\n\n".join(p.text for p in group)
+                combined.append(Piece(merged_text, merged_places(group)))
+            level = combined
+        yield finished(level[0].text, partials, stopped=False)
