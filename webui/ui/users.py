@@ -1,4 +1,8 @@
-"""The Users tab (admins only): list, add, remove users and reset passwords."""
+"""The Users tab (admins only): list, add, remove users and reset passwords.
+
+Removing a user or resetting a password signs that user out everywhere at once: the users file's
+credential stamp changes, and the session guard (webui/ui/security.py) checks it on every request.
+"""
 
 from __future__ import annotations
 
@@ -42,13 +46,13 @@ def build_users_tab(services: Services) -> None:
 
     def reset_password(user_name: str, secret: str, _admin: bool, _me: str | None) -> str:
         services.users.set_password(user_name, secret)
-        return f"New password set for **{user_name}**."
+        return f"New password set for **{user_name}**; they were signed out everywhere."
 
     def remove_user(user_name: str, _secret: str, _admin: bool, me: str | None) -> str:
         if user_name == me:
             raise NotAuthorized("You cannot remove yourself while signed in.")
         services.users.remove(user_name)
-        return f"Removed **{user_name}**."
+        return f"Removed **{user_name}** and signed them out everywhere."
 
     inputs = [name, password, is_admin]
     outputs = [users_table, result, password]
