@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--embedding-model", default=_env("EMBEDDING_MODEL"),
                         help="sentence-transformers model for documents (default: the packaged all-MiniLM-L6-v2) "
                         "[WEBUI_EMBEDDING_MODEL]")
+    parser.add_argument("--reranker-model", default=_env("RERANKER_MODEL"),
+                        help="local sentence-transformers cross-encoder folder that rescores document "
+                        "passages (off by default) [WEBUI_RERANKER_MODEL]")
     parser.add_argument("--max-upload-mb", type=int, default=int(_env("MAX_UPLOAD_MB", "100") or 100),
                         help="largest file accepted in the Documents tab, in MB [WEBUI_MAX_UPLOAD_MB]")
     parser.add_argument("--insecure-no-auth", action="store_true", default=_env_flag("INSECURE_NO_AUTH"),
@@ -120,6 +123,7 @@ def parse_settings(argv: Sequence[str]) -> Settings:
         insecure_no_auth=args.insecure_no_auth,
         prompt_cache_mb=args.prompt_cache_mb,
         embedding_model=args.embedding_model or None,
+        reranker_model=args.reranker_model or None,
         max_upload_mb=args.max_upload_mb,
         ssl_certfile=Path(args.ssl_certfile) if args.ssl_certfile else None,
         ssl_keyfile=Path(args.ssl_keyfile) if args.ssl_keyfile else None,

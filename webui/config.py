@@ -34,6 +34,7 @@ class Settings:
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     embedding_model: str | None = None  # None means the packaged all-MiniLM-L6-v2
+    reranker_model: str | None = None  # a local cross-encoder folder; None: reranking off
     max_upload_mb: int = 100
     prompt_cache_mb: int = 1024  # RAM for per-conversation llama.cpp states; 0 turns it off
     cors_origins: tuple[str, ...] = ()  # other web origins allowed to call the app with a user's cookie

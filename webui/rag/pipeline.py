@@ -18,6 +18,10 @@ from typing import Any, Literal
 from webui.rag.chunking import Chunk, chunk_budget, chunk_sections
 from webui.rag.embeddings import Embedder
 from webui.rag.loaders import DocumentParseError, load_document, sanitize_file_name
+from webui.rag.rerank import Reranker
+from webui.rag.retrieval import RetrievalMode, search
+from webui.rag.settings import DEFAULT_MIN_SCORE as _DEFAULT_MIN_SCORE
+from webui.rag.settings import InvalidRetrievalSettingsError, RetrievalSettings
 from webui.rag.store import SHARED_OWNER, ChromaStore, StoredCollection
 
 log = logging.getLogger(__name__)
@@ -32,11 +36,8 @@ RAG_INSTRUCTIONS = (
     "source it comes from as [1], [2], ... If the sources do not contain the answer, say so."
 )
 
-# Cosine similarity under which a chunk is treated as unrelated. Measured with all-MiniLM-L6-v2 by
-# scripts/eval_retrieval.py: the chunk that answers a question scored 0.43-0.75 (median 0.55), the
-# best chunk for an off-topic question at most 0.09. 0.25 sits in that gap, nearer the off-topic
-# side, so loosely worded but relevant questions still get passages.
-DEFAULT_MIN_SCORE = 0.25
+# The cut-off and the other retrieval settings live in webui/rag/settings.py (kept per collection).
+DEFAULT_MIN_SCORE = _DEFAULT_MIN_SCORE
 
 MAX_COLLECTION_NAME_CHARS = 80
 _EMBED_BATCH = 64  # chunks per progress report during embedding
@@ -72,6 +73,10 @@ class DocumentNotFoundError(RagError):
     pass
 
 
+class InvalidSettingsError(RagError):
+    pass
+
+
 @dataclass(frozen=True)
 class CollectionInfo:
     """A collection as one user sees it."""
@@ -84,6 +89,7 @@ class CollectionInfo:
     created_by: str
     created_at: str
     editable: bool  # the viewer may add, delete, rename (own collections and shared ones they made)
+    settings: RetrievalSettings = RetrievalSettings()
 
 
 @dataclass(frozen=True)
@@ -226,12 +232,14 @@ class DocumentLibrary:
         embedding_model: str | None = None,
         max_file_mb: int = 100,
         embedder: Embedder | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.uploads_dir = self.data_dir / "uploads"
         self.max_file_bytes = max_file_mb * 1024 * 1024
         self.embedder = embedder or Embedder(embedding_model)
         self.store = ChromaStore(self.data_dir / "chroma")
+        self.reranker = reranker  # None: no cross-encoder available offline (webui/rag/rerank.py)
         self._write_lock = threading.RLock()
 
     # --- collections -------------------------------------------------------------------------
@@ -273,6 +281,7 @@ class DocumentLibrary:
             created_by=stored.created_by,
             created_at=stored.created_at,
             editable=self._may_edit(owner, stored),
+            settings=stored.settings,
         )
 
     def collections(self, owner: str) -> list[CollectionInfo]:
@@ -470,7 +479,9 @@ class DocumentLibrary:
         document = load_document(data, name)
         counts["pages"] += document.pages
         report(name)
-        chunk_tokens, overlap = chunk_budget(self.embedder.max_seq_tokens)
+        chunk_tokens, overlap = chunk_budget(
+            self.embedder.max_seq_tokens, stored.settings.chunk_tokens, stored.settings.overlap_tokens
+        )
         chunks = chunk_sections(
             document.sections,
             count_tokens=self.embedder.count_tokens,
@@ -516,11 +527,19 @@ class DocumentLibrary:
         question: str,
         collections: Sequence[str],
         *,
-        k: int = 4,
-        min_score: float = DEFAULT_MIN_SCORE,
+        k: int | None = None,
+        min_score: float | None = None,
+        mode: RetrievalMode = "hybrid",
+        rerank: bool = True,
     ) -> list[Passage]:
-        """The k chunks most similar to the question across the chosen collections, best first."""
-        if not question.strip() or not collections or k <= 0:
+        """The k best passages for the question across the chosen collections, best first.
+
+        Hybrid by default (vectors and BM25, fused by rank; see webui/rag/retrieval.py). ``k`` and
+        ``min_score`` left as None take each collection's own settings; a passage whose cosine
+        similarity is under the cut-off is dropped, so an unanswerable question gets none.
+        ``rerank`` uses the cross-encoder when the library has one.
+        """
+        if not question.strip() or not collections or (k is not None and k <= 0):
             return []
         chosen = [self._resolve(owner, name) for name in dict.fromkeys(collections)]
         for stored in chosen:
@@ -529,28 +548,48 @@ class DocumentLibrary:
                     f"'{stored.name}' was built with the embedding model {stored.embedding_model}, "
                     f"but {self.embedder.model_name} is in use; it cannot be searched."
                 )
-        query = self.embedder.embed_query(question)
-        found: list[tuple[float, str, dict[str, Any], str]] = []
-        for stored in chosen:
-            total = self.store.count(stored)
-            if total == 0:
-                continue
-            for hit in self.store.query(stored, query, min(k, total)):
-                if hit.score >= min_score:
-                    found.append((hit.score, hit.text, hit.metadata, stored.name))
-        found.sort(key=lambda item: item[0], reverse=True)
+        wanted = k if k is not None else max(s.settings.k for s in chosen)
+        cut_offs = {
+            s.chroma_name: s.settings.min_score if min_score is None else min_score for s in chosen
+        }
+        found = search(
+            self.store, chosen, question, self.embedder.embed_query(question), k=wanted,
+            min_scores=cut_offs, mode=mode, reranker=self.reranker if rerank else None,
+        )
         return [
             Passage(
                 number=number,
-                text=text,
-                file_name=str(meta.get("file_name", "")),
-                page=int(meta["page"]) if "page" in meta else None,
-                heading=str(meta["heading"]) if "heading" in meta else None,
-                score=score,
-                collection=collection_name,
+                text=c.text,
+                file_name=str(c.metadata.get("file_name", "")),
+                page=int(c.metadata["page"]) if "page" in c.metadata else None,
+                heading=str(c.metadata["heading"]) if "heading" in c.metadata else None,
+                score=c.cosine,
+                collection=c.collection.name,
             )
-            for number, (score, text, meta, collection_name) in enumerate(found[:k], start=1)
+            for number, c in enumerate(found, start=1)
         ]
+
+    # --- retrieval settings ------------------------------------------------------------------
+
+    def retrieval_settings(self, owner: str, collection: str) -> RetrievalSettings:
+        return self._resolve(owner, collection).settings
+
+    def update_retrieval_settings(
+        self, owner: str, collection: str, settings: RetrievalSettings
+    ) -> RetrievalSettings:
+        """Keep new settings with the collection; chunk size and overlap apply to files added later."""
+        try:
+            settings.validated()
+        except InvalidRetrievalSettingsError as exc:
+            raise InvalidSettingsError(str(exc)) from exc
+        with self._write_lock:
+            stored = self._editable(owner, collection)
+            return self.store.update_settings(stored, settings).settings
+
+
+def _is_complete(head: dict[str, Any]) -> bool:
+    """Heads written before the flag existed were written in one go, so they count as complete."""
+    return bool(head.get("complete", True))
 
 
 def _chunk_metadata(

@@ -18,6 +18,8 @@ from webui.rag import (
     Passage,
 )
 from webui.rag.embeddings import Embedder
+from webui.rag.rerank import CrossEncoderReranker, Reranker
+from webui.rag.settings import RetrievalSettings
 from webui.services.access import NotAuthorized
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,11 @@ def progress_line(progress: IngestProgress) -> tuple[float, str]:
     return progress.files_done / total, caption
 
 
+def _reranker(settings: Settings) -> Reranker | None:
+    """The cross-encoder named by --reranker-model; none by default (none is packaged offline)."""
+    return CrossEncoderReranker(settings.reranker_model) if settings.reranker_model else None
+
+
 class DocumentService:
     """The document library, opened on first use: Chroma and the embedding model are slow to load."""
 
@@ -93,6 +100,7 @@ class DocumentService:
                     embedding_model=self._settings.embedding_model,
                     max_file_mb=self._settings.max_upload_mb,
                     embedder=self._embedder,
+                    reranker=_reranker(self._settings),
                 )
             return self._library
 
@@ -128,6 +136,15 @@ class DocumentService:
 
     def delete_document(self, owner: str, collection: str, file_name: str) -> None:
         self.library.delete_document(owner, collection, file_name)
+
+    def retrieval_settings(self, owner: str, collection: str) -> RetrievalSettings:
+        """Chunk size, overlap, k and cut-off kept with the collection."""
+        return self.library.retrieval_settings(owner, collection)
+
+    def update_retrieval_settings(
+        self, owner: str, collection: str, settings: RetrievalSettings
+    ) -> RetrievalSettings:
+        return self.library.update_retrieval_settings(owner, collection, settings)
 
     def ingest(
         self,

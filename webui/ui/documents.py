@@ -12,6 +12,7 @@ from webui.rag.loaders import SUPPORTED_EXTENSIONS
 from webui.services import NotAuthorized, Services
 from webui.services.documents import document_rows, outcome_report, progress_line
 from webui.ui.chat import ChatControls
+from webui.ui.retrieval_settings import build_retrieval_settings
 from webui.ui.summaries import build_summary_panel
 from webui.ui.uploads import UploadRejected, discard_uploads, uploaded_paths
 
@@ -43,6 +44,7 @@ def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControl
                 delete = gr.Button("Delete collection", size="sm", variant="stop")
                 confirm_delete = gr.Button("Yes, delete the collection and all its documents", size="sm",
                                            variant="stop", visible=False)
+            build_retrieval_settings(services, collection)
         with gr.Column(scale=3):
             summary = gr.Markdown(elem_id="doc-summary")
             files = gr.File(label=f"Add files (drag and drop; up to {docs.max_upload_mb} MB each)",
