@@ -51,7 +51,9 @@ class ApiProblem(Exception):
 
 def describe_validation(error: ValidationError) -> tuple[str, str | None]:
     """The first problem of a body as a sentence, and the field it concerns."""
-    first = error.errors()[0]
+    problems = error.errors()
+    # An unknown field is the likeliest cause of the rest (a typo), so it is named first.
+    first = next((p for p in problems if p.get("type") == "extra_forbidden"), problems[0])
     where = ".".join(str(part) for part in first.get("loc", ()))
     if first.get("type") == "extra_forbidden":
         return f"Unknown field '{where}'.", where

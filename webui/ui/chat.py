@@ -147,7 +147,7 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
         return [(c.title, c.id) for c in services.chat.conversations(owner)]
 
     def describe_model() -> str:
-        info = services.engine.info
+        info = services.models.loaded()
         if info is None:
             return "**No model loaded.** Load one in the Models tab."
         line = f"Model **{info.file}** · chat format **{info.chat_format}** ({info.chat_format_source})"
