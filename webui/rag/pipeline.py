@@ -9,7 +9,8 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +18,13 @@ from typing import Any, Literal
 
 from webui.rag.chunking import Chunk, chunk_budget, chunk_sections
 from webui.rag.embeddings import Embedder
-from webui.rag.loaders import DocumentParseError, load_document, sanitize_file_name
+from webui.rag.loaders import (
+    DocumentParseError,
+    load_document,
+    read_document_file,
+    sanitize_file_name,
+    unpacked_limit,
+)
 from webui.rag.rerank import Reranker
 from webui.rag.retrieval import RetrievalMode, search
 from webui.rag.settings import DEFAULT_MIN_SCORE as _DEFAULT_MIN_SCORE
@@ -40,9 +47,12 @@ RAG_INSTRUCTIONS = (
 DEFAULT_MIN_SCORE = _DEFAULT_MIN_SCORE
 
 MAX_COLLECTION_NAME_CHARS = 80
-_EMBED_BATCH = 64  # chunks per progress report during embedding
+# Chunks embedded and written at a time: one progress report, and one turn when several ingests
+# share the machine (about a second of MiniLM on two cores), so a small upload waits little.
+_EMBED_BATCH = 64
 
-IngestStatus = Literal["added", "unchanged", "replaced", "failed"]
+IngestStatus = Literal["added", "unchanged", "replaced", "failed", "cancelled"]
+DocumentState = Literal["complete", "adding", "incomplete"]
 
 
 class RagError(Exception):
@@ -75,6 +85,28 @@ class DocumentNotFoundError(RagError):
 
 class InvalidSettingsError(RagError):
     pass
+
+
+class DocumentBusyError(RagError):
+    pass
+
+
+class IngestCancelled(RagError):
+    """The user cancelled an ingest: files done before stay, the file in progress is rolled back."""
+
+
+class IngestControl:
+    """What an ingest calls between batches: wait for its turn, stop when cancelled.
+
+    This default runs freely; the document service supplies one that takes turns between users.
+    """
+
+    def turn(self) -> AbstractContextManager[None]:
+        """Held while one batch is embedded and written; raises IngestCancelled when cancelled."""
+        return nullcontext()
+
+    def check(self) -> None:
+        """Raise IngestCancelled if the ingest was cancelled; cheap, called often."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +151,9 @@ class DocumentInfo:
     size_bytes: int
     added_at: str
     sha256: str
+    # "adding" while an ingest writes it; "incomplete" when one was killed part way (added again,
+    # it is repaired). Only complete documents count in a collection's total.
+    state: DocumentState = "complete"
 
 
 @dataclass(frozen=True)
@@ -232,6 +267,7 @@ class DocumentLibrary:
         embedding_model: str | None = None,
         max_file_mb: int = 100,
         embedder: Embedder | None = None,
+        embed_batch: int = _EMBED_BATCH,
         reranker: Reranker | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
@@ -240,7 +276,11 @@ class DocumentLibrary:
         self.embedder = embedder or Embedder(embedding_model)
         self.store = ChromaStore(self.data_dir / "chroma")
         self.reranker = reranker  # None: no cross-encoder available offline (webui/rag/rerank.py)
+        self.embed_batch = max(1, embed_batch)
         self._write_lock = threading.RLock()
+        # (collection, file name) pairs an ingest is writing now: their heads say "incomplete"
+        # until the last batch, and must not be taken for the leftovers of a killed ingest.
+        self._adding: set[tuple[str, str]] = set()
 
     # --- collections -------------------------------------------------------------------------
 
@@ -271,11 +311,15 @@ class DocumentLibrary:
         """Chunk 0 of every document carries the document's facts; one record per document."""
         return self.store.metadatas(stored, {"chunk_index": 0})
 
+    def _complete_heads(self, stored: StoredCollection) -> list[dict[str, Any]]:
+        """The heads of documents whose last batch was written (older ones carry no flag)."""
+        return [m for m in self._document_heads(stored) if _is_complete(m)]
+
     def _info(self, owner: str, stored: StoredCollection) -> CollectionInfo:
         return CollectionInfo(
             name=stored.name,
             shared=stored.shared,
-            documents=len(self._document_heads(stored)),
+            documents=len(self._complete_heads(stored)),
             chunks=self.store.count(stored),
             embedding_model=stored.embedding_model,
             created_by=stored.created_by,
@@ -326,23 +370,39 @@ class DocumentLibrary:
     # --- documents ---------------------------------------------------------------------------
 
     def documents(self, owner: str, collection: str) -> list[DocumentInfo]:
+        """One entry per file name: its complete version, else the one being added or left incomplete."""
         stored = self._resolve(owner, collection)
-        docs = [
-            DocumentInfo(
-                file_name=str(m["file_name"]),
+        by_name: dict[str, DocumentInfo] = {}
+        for m in self._document_heads(stored):
+            name = str(m["file_name"])
+            if _is_complete(m):
+                state: DocumentState = "complete"
+            else:
+                state = "adding" if (stored.chroma_name, name) in self._adding else "incomplete"
+            info = DocumentInfo(
+                file_name=name,
                 pages=int(m.get("pages", 1)),
                 chunks=int(m.get("doc_chunks", 0)),
                 size_bytes=int(m.get("size_bytes", 0)),
                 added_at=str(m.get("added_at", "")),
                 sha256=str(m.get("sha256", "")),
+                state=state,
             )
-            for m in self._document_heads(stored)
-        ]
-        return sorted(docs, key=lambda d: d.file_name.lower())
+            known = by_name.get(name)
+            # While a new version is written the old one still answers: show the complete one.
+            if known is None or (known.state != "complete" and state == "complete") or (
+                known.state == state and info.added_at > known.added_at
+            ):
+                by_name[name] = info
+        return sorted(by_name.values(), key=lambda d: d.file_name.lower())
 
     def delete_document(self, owner: str, collection: str, file_name: str) -> None:
         with self._write_lock:
             stored = self._editable(owner, collection)
+            if (stored.chroma_name, file_name) in self._adding:
+                raise DocumentBusyError(
+                    f"'{file_name}' is being added right now; cancel that first or wait for it."
+                )
             if not self.store.metadatas(stored, {"file_name": file_name}):
                 raise DocumentNotFoundError(f"'{file_name}' is not in '{collection}'.")
             self.store.delete_where(stored, {"file_name": file_name})
@@ -402,16 +462,23 @@ class DocumentLibrary:
         files: Sequence[Path],
         *,
         progress: Callable[[IngestProgress], None] | None = None,
+        control: IngestControl | None = None,
     ) -> list[FileOutcome]:
-        """Add files to a collection; each file gets its own outcome and one bad file stops nothing."""
+        """Add files to a collection; each file gets its own outcome and one bad file stops nothing.
+
+        Cancelling (through ``control``) keeps the files already added, rolls back the one in
+        progress and skips the rest; each gets a "cancelled" outcome.
+        """
         stored = self._editable(owner, collection)
         if stored.embedding_model != self.embedder.model_name:
             raise EmbeddingModelMismatchError(
                 f"'{collection}' was built with the embedding model {stored.embedding_model}, but "
                 f"{self.embedder.model_name} is in use; switch back or make a new collection."
             )
+        control = control or IngestControl()
         counts = {"pages": 0, "chunks": 0}
         outcomes: list[FileOutcome] = []
+        repaired = self._repair(stored)
 
         def report(current: str) -> None:
             if progress is not None:
@@ -425,7 +492,16 @@ class DocumentLibrary:
             name = sanitize_file_name(Path(path).name)
             report(name)
             try:
-                outcome = self._ingest_one(stored, Path(path), name, counts, report)
+                control.check()
+                outcome = self._ingest_one(stored, Path(path), name, counts, report, control)
+            except IngestCancelled:
+                outcomes.extend(
+                    FileOutcome(sanitize_file_name(Path(p).name), False,
+                                f"{sanitize_file_name(Path(p).name)} was not added: the add was cancelled.",
+                                0, 0, "cancelled")
+                    for p in files[len(outcomes):]
+                )
+                break
             except DocumentParseError as exc:
                 outcome = FileOutcome(name, False, str(exc), 0, 0, "failed")
             except OSError as exc:
@@ -437,9 +513,42 @@ class DocumentLibrary:
                     name, False, f"{name} could not be added because of an internal error.", 0, 0,
                     "failed",
                 )
+            if outcome.ok and outcome.status != "unchanged" and name in repaired:
+                outcome = replace(
+                    outcome, message=f"{outcome.message} An earlier add of it had been interrupted; "
+                    "its partial passages were removed."
+                )
             outcomes.append(outcome)
         report("")
         return outcomes
+
+    def _repair(self, stored: StoredCollection) -> set[str]:
+        """Remove what a killed ingest left half-written in this collection; the file names mended."""
+        repaired: set[str] = set()
+        with self._write_lock:
+            for head in self.store.metadatas(stored, {"$and": [{"chunk_index": 0}, {"complete": False}]}):
+                name, sha = str(head.get("file_name", "")), str(head.get("sha256", ""))
+                if (stored.chroma_name, name) in self._adding:
+                    continue  # being written right now, not left over
+                log.warning("removing the passages of an interrupted add of %s in '%s'", name, stored.name)
+                self.store.delete_where(stored, {"$and": [{"file_name": name}, {"sha256": sha}]})
+                repaired.add(name)
+        return repaired
+
+    @contextmanager
+    def _adding_file(self, stored: StoredCollection, name: str) -> Iterator[bool]:
+        """Mark (collection, file) as being written; yields False if another ingest already is."""
+        key = (stored.chroma_name, name)
+        with self._write_lock:
+            if key in self._adding:
+                yield False
+                return
+            self._adding.add(key)
+        try:
+            yield True
+        finally:
+            with self._write_lock:
+                self._adding.discard(key)
 
     def _ingest_one(
         self,
@@ -448,26 +557,35 @@ class DocumentLibrary:
         name: str,
         counts: dict[str, int],
         report: Callable[[str], None],
+        control: IngestControl,
     ) -> FileOutcome:
-        size = path.stat().st_size
-        if size > self.max_file_bytes:
-            limit = self.max_file_bytes // (1024 * 1024)
-            raise DocumentParseError(
-                f"{name} is {size / 1024 / 1024:.1f} MB, over the {limit} MB limit for one file."
-            )
-        if size == 0:
-            raise DocumentParseError(f"{name} is empty.")
-        data = path.read_bytes()
+        data = read_document_file(path, name, max_bytes=self.max_file_bytes)
+        size = len(data)
         sha = hashlib.sha256(data).hexdigest()
 
-        same_name = self.store.metadatas(stored, {"$and": [{"file_name": name}, {"chunk_index": 0}]})
+        heads = self.store.metadatas(stored, {"$and": [{"file_name": name}, {"chunk_index": 0}]})
+        same_name = [m for m in heads if _is_complete(m)]
         if any(m.get("sha256") == sha for m in same_name):
-            head = same_name[0]
+            head = next(m for m in same_name if m.get("sha256") == sha)
+            if len(same_name) > 1:  # a kill between writing a new version and removing the old
+                with self._write_lock:
+                    if (stored.chroma_name, name) in self._adding:
+                        return FileOutcome(
+                            name, False,
+                            f"{name} is being added by another upload right now; wait for it.",
+                            0, 0, "failed",
+                        )
+                    self.store.delete_where(
+                        stored, {"$and": [{"file_name": name}, {"sha256": {"$ne": sha}}]}
+                    )
             return FileOutcome(
                 name, True, f"{name} is already in this collection, unchanged.",
                 int(head.get("doc_chunks", 0)), int(head.get("pages", 1)), "unchanged",
             )
-        twins = self.store.metadatas(stored, {"$and": [{"sha256": sha}, {"chunk_index": 0}]})
+        twins = [
+            m for m in self.store.metadatas(stored, {"$and": [{"sha256": sha}, {"chunk_index": 0}]})
+            if _is_complete(m)
+        ]
         if twins:
             other = twins[0]
             return FileOutcome(
@@ -476,41 +594,71 @@ class DocumentLibrary:
                 int(other.get("doc_chunks", 0)), int(other.get("pages", 1)), "unchanged",
             )
 
-        document = load_document(data, name)
+        document = load_document(
+            data, name, max_unpacked_bytes=unpacked_limit(self.max_file_bytes)
+        )
         counts["pages"] += document.pages
         report(name)
         chunk_tokens, overlap = chunk_budget(
             self.embedder.max_seq_tokens, stored.settings.chunk_tokens, stored.settings.overlap_tokens
         )
+
+        def count_tokens(text: str) -> int:
+            control.check()  # chunking a large file takes a while; let Cancel stop it
+            return self.embedder.count_tokens(text)
+
         chunks = chunk_sections(
             document.sections,
-            count_tokens=self.embedder.count_tokens,
+            count_tokens=count_tokens,
             chunk_tokens=chunk_tokens,
             overlap_tokens=overlap,
         )
-        vectors: list[list[float]] = []
-        for start in range(0, len(chunks), _EMBED_BATCH):
-            batch = chunks[start : start + _EMBED_BATCH]
-            vectors.extend(self.embedder.embed([c.text for c in batch]))
-            counts["chunks"] += len(batch)
-            report(name)
+        if not chunks:
+            raise DocumentParseError(f"{name} contains no text to index.")
 
         added_at = _now()
+        ids = [f"{sha}-{c.index}" for c in chunks]
         metadatas = [
             _chunk_metadata(c, name, sha, size, document.pages, len(chunks), added_at)
             for c in chunks
         ]
-        with self._write_lock:
-            self.store.add(
-                stored, [f"{sha}-{c.index}" for c in chunks], vectors, [c.text for c in chunks],
-                metadatas,
-            )
-            # New chunks first, old ones after: a reader never sees the file missing.
-            if same_name:
-                self.store.delete_where(
-                    stored, {"$and": [{"file_name": name}, {"sha256": {"$ne": sha}}]}
+        # The head (chunk 0, written with the first batch) says "incomplete" until the last batch
+        # is in, so a kill part way is never taken for a finished document; see _repair.
+        metadatas[0]["complete"] = False
+        with self._adding_file(stored, name) as free:
+            if not free:
+                return FileOutcome(
+                    name, False, f"{name} is being added by another upload right now; wait for it.",
+                    0, 0, "failed",
                 )
-            self._keep_copy(stored, name, data)
+            try:
+                head_vector: list[float] = []
+                for start in range(0, len(chunks), self.embed_batch):
+                    batch = chunks[start : start + self.embed_batch]
+                    with control.turn():
+                        vectors = self.embedder.embed([c.text for c in batch])
+                        with self._write_lock:
+                            self.store.add(
+                                stored, ids[start : start + len(batch)], vectors,
+                                [c.text for c in batch], metadatas[start : start + len(batch)],
+                            )
+                    head_vector = head_vector or vectors[0]
+                    counts["chunks"] += len(batch)
+                    report(name)
+                with self._write_lock:
+                    self.store.add(
+                        stored, ids[:1], [head_vector], [chunks[0].text],
+                        [{**metadatas[0], "complete": True}],
+                    )
+                    # New chunks first, old ones after: a reader never sees the file missing.
+                    if same_name:
+                        self.store.delete_where(
+                            stored, {"$and": [{"file_name": name}, {"sha256": {"$ne": sha}}]}
+                        )
+                    self._keep_copy(stored, name, data)
+            except BaseException:
+                self._roll_back(stored, name, sha)
+                raise
         status: IngestStatus = "replaced" if same_name else "added"
         verb = "Replaced" if same_name else "Added"
         pages = f"{document.pages} pages, " if document.pages > 1 else ""
@@ -518,6 +666,14 @@ class DocumentLibrary:
             name, True, f"{verb} {name} ({pages}{len(chunks)} passages).", len(chunks),
             document.pages, status,
         )
+
+    def _roll_back(self, stored: StoredCollection, name: str, sha: str) -> None:
+        """Remove the passages a failed or cancelled ingest wrote; an older version stays."""
+        try:
+            with self._write_lock:
+                self.store.delete_where(stored, {"$and": [{"file_name": name}, {"sha256": sha}]})
+        except Exception:  # what stays is marked incomplete and mended by the next add
+            log.exception("could not roll back the partial add of %s in '%s'", name, stored.name)
 
     # --- retrieval ---------------------------------------------------------------------------
 
@@ -594,9 +750,9 @@ def _is_complete(head: dict[str, Any]) -> bool:
 
 def _chunk_metadata(
     chunk: Chunk, name: str, sha: str, size: int, pages: int, total: int, added_at: str
-) -> dict[str, str | int]:
+) -> dict[str, str | int | bool]:
     """Chroma metadata cannot hold None, so page and heading are left out when unknown."""
-    meta: dict[str, str | int] = {
+    meta: dict[str, str | int | bool] = {
         "file_name": name,
         "sha256": sha,
         "chunk_index": chunk.index,

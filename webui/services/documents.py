@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from webui.auth import User
@@ -14,6 +17,8 @@ from webui.rag import (
     DocumentInfo,
     DocumentLibrary,
     FileOutcome,
+    IngestCancelled,
+    IngestControl,
     IngestProgress,
     Passage,
 )
@@ -34,25 +39,39 @@ def format_size(size_bytes: int) -> str:
     return f"{size:.1f} GB"  # unreachable; keeps type checkers content
 
 
+_STATE_NOTES = {
+    "complete": "",
+    "adding": " (being added)",
+    "incomplete": " (incomplete: an add was interrupted; add the file again)",
+}
+
+
 def document_rows(documents: Sequence[DocumentInfo]) -> list[list[str | int]]:
     """Rows of (file, pages, passages, size, added) for the Documents tab's table."""
     return [
-        [d.file_name, d.pages, d.chunks, format_size(d.size_bytes), d.added_at.replace("T", " ")[:16]]
+        [d.file_name + _STATE_NOTES[d.state], d.pages, d.chunks, format_size(d.size_bytes),
+         d.added_at.replace("T", " ")[:16]]
         for d in documents
     ]
 
 
-_OUTCOME_MARKS = {"added": "added", "replaced": "replaced", "unchanged": "unchanged", "failed": "**failed**"}
+_OUTCOME_MARKS = {
+    "added": "added", "replaced": "replaced", "unchanged": "unchanged", "failed": "**failed**",
+    "cancelled": "cancelled",
+}
 
 
 def outcome_report(outcomes: Sequence[FileOutcome]) -> str:
     """One Markdown line per file saying what happened to it, with a count first."""
     if not outcomes:
         return "No files were chosen."
-    failed = sum(not o.ok for o in outcomes)
-    head = f"**{len(outcomes) - failed} of {len(outcomes)} files added or already there.**"
+    cancelled = sum(o.status == "cancelled" for o in outcomes)
+    failed = sum(not o.ok for o in outcomes) - cancelled
+    head = f"**{len(outcomes) - failed - cancelled} of {len(outcomes)} files added or already there.**"
     if failed:
         head += f" {failed} could not be added."
+    if cancelled:
+        head += f" Cancelled: {cancelled} not added, nothing of them kept."
     lines = [f"- {_OUTCOME_MARKS[o.status]}: {o.message}" for o in outcomes]
     return "\n".join([head, "", *lines])
 
@@ -68,6 +87,94 @@ def progress_line(progress: IngestProgress) -> tuple[float, str]:
     return progress.files_done / total, caption
 
 
+@dataclass(eq=False)
+class _IngestJob(IngestControl):
+    """One running ingest: it waits for its turns through the shared IngestTurns."""
+
+    turns: IngestTurns
+    user: str
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        self.turns.acquire(self)
+        try:
+            yield
+        finally:
+            self.turns.release()
+
+    def check(self) -> None:
+        if self.cancelled.is_set():
+            raise IngestCancelled("The add was cancelled.")
+
+
+class IngestTurns:
+    """Ingests take turns one batch at a time; of those waiting, the user served longest ago goes first.
+
+    One batch runs at a time whoever asks (the embedding model and the cores are shared anyway),
+    and a user who just had a turn goes behind every other user waiting, so a three-line file
+    finishes within a batch or two of someone else's 40 MB upload instead of after it. Turns are
+    taken in the document service, not the web page's queue, so every front end gets the same.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._busy = False
+        self._tickets = itertools.count()
+        self._waiting: dict[_IngestJob, int] = {}  # job -> ticket, in the order they asked
+        self._last_turn: dict[str, int] = {}  # user -> ticket of their latest turn
+        self._jobs: set[_IngestJob] = set()
+
+    @contextmanager
+    def job(self, user: str) -> Iterator[_IngestJob]:
+        """A running ingest for ``user``, cancellable through cancel(user) until it ends."""
+        job = _IngestJob(self, user)
+        with self._changed:
+            self._jobs.add(job)
+        try:
+            yield job
+        finally:
+            with self._changed:
+                self._jobs.discard(job)
+                self._waiting.pop(job, None)
+                self._changed.notify_all()
+
+    def _next(self) -> _IngestJob:
+        return min(self._waiting, key=lambda j: (self._last_turn.get(j.user, -1), self._waiting[j]))
+
+    def acquire(self, job: _IngestJob) -> None:
+        """Wait until it is this job's turn; raise IngestCancelled if it is cancelled meanwhile."""
+        with self._changed:
+            self._waiting[job] = next(self._tickets)
+            try:
+                while True:
+                    job.check()
+                    if not self._busy and self._next() is job:
+                        break
+                    self._changed.wait()
+            except BaseException:
+                del self._waiting[job]
+                self._changed.notify_all()  # the next in line may have been waiting behind this job
+                raise
+            del self._waiting[job]
+            self._busy = True
+            self._last_turn[job.user] = next(self._tickets)
+
+    def release(self) -> None:
+        with self._changed:
+            self._busy = False
+            self._changed.notify_all()
+
+    def cancel(self, user: str) -> int:
+        """Cancel every running ingest of ``user``; how many there were."""
+        with self._changed:
+            mine = [job for job in self._jobs if job.user == user]
+            for job in mine:
+                job.cancelled.set()
+            self._changed.notify_all()
+        return len(mine)
+
+
 def _reranker(settings: Settings) -> Reranker | None:
     """The cross-encoder named by --reranker-model; none by default (none is packaged offline)."""
     return CrossEncoderReranker(settings.reranker_model) if settings.reranker_model else None
@@ -76,12 +183,17 @@ def _reranker(settings: Settings) -> Reranker | None:
 class DocumentService:
     """The document library, opened on first use: Chroma and the embedding model are slow to load."""
 
-    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
-        """``embedder`` lets several libraries (tests, tools) share one loaded model."""
+    def __init__(
+        self, settings: Settings, *, embedder: Embedder | None = None, embed_batch: int | None = None
+    ) -> None:
+        """``embedder`` lets several libraries (tests, tools) share one loaded model; ``embed_batch``
+        sets the chunks per turn (tests use a few, to see turns taken within a small file)."""
         self._settings = settings
         self._embedder = embedder
+        self._embed_batch = embed_batch
         self._library: DocumentLibrary | None = None
         self._guard = threading.Lock()
+        self._turns = IngestTurns()
 
     @property
     def max_upload_mb(self) -> int:
@@ -101,6 +213,7 @@ class DocumentService:
                     max_file_mb=self._settings.max_upload_mb,
                     embedder=self._embedder,
                     reranker=_reranker(self._settings),
+                    **({"embed_batch": self._embed_batch} if self._embed_batch else {}),
                 )
             return self._library
 
@@ -118,7 +231,7 @@ class DocumentService:
     def create(self, user: User, name: str, *, shared: bool = False) -> CollectionInfo:
         """A new empty collection; only an admin may share one with the whole team."""
         if shared and not user.is_admin:
-            raise NotAuthorized("Only an admin can share a collection with the team.")
+            raise NotAuthorized("Only an admin can do this.")
         return self.library.create_collection(user.name, name, shared=shared)
 
     def rename(self, owner: str, old: str, new: str) -> CollectionInfo:
@@ -154,5 +267,16 @@ class DocumentService:
         *,
         progress: Callable[[IngestProgress], None] | None = None,
     ) -> list[FileOutcome]:
-        """Add files to a collection; every file gets an outcome, one bad file stops nothing."""
-        return self.library.ingest(owner, collection, [Path(f) for f in files], progress=progress)
+        """Add files to a collection; every file gets an outcome, one bad file stops nothing.
+
+        Several ingests take turns batch by batch, rotating between users; cancel_ingest stops
+        the owner's ingests, keeping the files already added and nothing of the one in progress.
+        """
+        with self._turns.job(owner) as job:
+            return self.library.ingest(
+                owner, collection, [Path(f) for f in files], progress=progress, control=job
+            )
+
+    def cancel_ingest(self, owner: str) -> int:
+        """Cancel the owner's running ingests (never anyone else's); how many were running."""
+        return self._turns.cancel(owner)

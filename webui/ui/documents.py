@@ -19,6 +19,9 @@ from webui.ui.uploads import UploadRejected, discard_uploads, uploaded_paths
 log = logging.getLogger(__name__)
 
 INGEST_QUEUE = "ingest"  # its own queue: a long upload never holds up anyone's chat
+# Ingests that run at once. They take turns batch by batch inside the document service, rotating
+# between users, so another user's small file is not stuck behind a large one in this queue.
+INGEST_CONCURRENCY = 8
 DOCUMENT_HEADERS = ["File", "Pages", "Passages", "Size", "Added (UTC)"]
 _USER_ERRORS = (RagError, EmbeddingModelError, NotAuthorized, UploadRejected)
 
@@ -49,7 +52,9 @@ def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControl
             summary = gr.Markdown(elem_id="doc-summary")
             files = gr.File(label=f"Add files (drag and drop; up to {docs.max_upload_mb} MB each)",
                             file_count="multiple", elem_id="doc-files")
-            add = gr.Button("Add to collection", variant="primary")
+            with gr.Row():
+                add = gr.Button("Add to collection", variant="primary", scale=3)
+                cancel = gr.Button("Cancel adding", size="sm", variant="stop", scale=1, elem_id="doc-cancel")
             result = gr.Markdown(elem_id="ingest-result")
             table = gr.Dataframe(headers=DOCUMENT_HEADERS, value=[], interactive=False, wrap=True,
                                  label="Documents in this collection", elem_id="doc-table")
@@ -183,6 +188,13 @@ def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControl
         summary_line, rows, doc_choices = describe(owner, selected)
         return outcome_report(outcomes), None, summary_line, rows, doc_choices
 
+    def cancel_adding(request: gr.Request) -> None:
+        running = docs.cancel_ingest(owner_of(request))
+        if running:
+            gr.Info("Cancelling: files already added stay; the one in progress is removed.")
+        else:
+            gr.Info("Nothing of yours is being added right now.")
+
     def delete_document(selected: str | None, file_name: str | None, request: gr.Request):
         owner = owner_of(request)
         hide = gr.update(visible=False)
@@ -209,6 +221,7 @@ def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControl
                          [collection, *listing, chat.documents, confirm_delete])
     # Ingestion has its own queue, off the "generate" one, so it never holds up a chat.
     add.click(add_files, [collection, files], [result, files, *listing],
-              concurrency_id=INGEST_QUEUE, concurrency_limit=1)
+              concurrency_id=INGEST_QUEUE, concurrency_limit=INGEST_CONCURRENCY)
+    cancel.click(cancel_adding, None, None, queue=False)  # unqueued: it must not wait behind the add
     delete_doc.click(lambda: gr.update(visible=True), None, [confirm_delete_doc], queue=False)
     confirm_delete_doc.click(delete_document, [collection, document], [*listing, confirm_delete_doc])
