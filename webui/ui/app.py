@@ -30,6 +30,7 @@ from webui.ui.security import (
     TokenTable,
     session_token,
 )
+from webui.ui.uploads import STATE_KEY, UploadOwners
 from webui.ui.users import build_users_tab
 
 # System fonts only: the page must not fetch anything from the internet (privacy), and Gradio's
@@ -129,6 +130,7 @@ def build_app(services: Services) -> fastapi.FastAPI:
     sessions = SessionRegistry(services.users, idle_seconds=policy.session_idle_seconds,
                                max_seconds=policy.session_max_seconds)
     mounted: list[TokenTable] = []  # the Gradio app, once mounted below: its login tokens
+    upload_owners = UploadOwners() if team else None  # who uploaded which copy in Gradio's shared folder
 
     def gradio_logins() -> TokenTable | None:
         return mounted[0] if team and mounted else None
@@ -160,7 +162,7 @@ def build_app(services: Services) -> fastapi.FastAPI:
     app.add_middleware(CORSMiddleware, allow_origins=list(policy.cors_origins), allow_credentials=True,
                        allow_methods=["*"], allow_headers=["*"])
     app.add_middleware(SecurityMiddleware, policy=policy, guard=guard if team else None,
-                       sessions=sessions if team else None, gradio=gradio_logins)
+                       sessions=sessions if team else None, gradio=gradio_logins, uploads=upload_owners)
     blocks = build_blocks(services)
     gr.mount_gradio_app(
         app,
@@ -182,6 +184,8 @@ def build_app(services: Services) -> fastapi.FastAPI:
         app_kwargs={"openapi_url": None},
     )
     mounted.append(next(route.app for route in app.routes if isinstance(route, Mount)))
+    if upload_owners is not None:  # where handlers find it (webui/ui/uploads.py), through their request
+        setattr(mounted[0].state, STATE_KEY, upload_owners)
     # Gradio checks file paths sent by clients (upload folder only, never blocked_paths) only in apps
     # it launched itself; launch() and Gradio's reloader mark that with this flag. A mounted app never
     # launches, so without it any client could name any file on the server as an "upload".

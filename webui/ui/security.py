@@ -9,6 +9,7 @@ adds what is missing; the checks themselves live in small classes that tests cal
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -27,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webui.auth import User, UserStore
 from webui.config import Settings
+from webui.ui.uploads import UploadOwners
 
 log = logging.getLogger(__name__)
 
@@ -353,12 +355,14 @@ class SecurityMiddleware:
     """
 
     def __init__(self, app: ASGIApp, *, policy: SecurityPolicy, guard: LoginGuard | None,
-                 sessions: SessionRegistry | None, gradio: Callable[[], TokenTable | None]) -> None:
+                 sessions: SessionRegistry | None, gradio: Callable[[], TokenTable | None],
+                 uploads: UploadOwners | None = None) -> None:
         self.app = app
         self.policy = policy
         self.guard = guard
         self.sessions = sessions
         self.gradio = gradio
+        self.uploads = uploads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # Gradio 6 talks over HTTP and SSE only
@@ -374,10 +378,11 @@ class SecurityMiddleware:
             await JSONResponse({"detail": CROSS_SITE_REFUSED}, status_code=403)(scope, receive, send)
             return
         gradio = self.gradio()
-        signed_in = True
+        signed_in, user = True, None
         if gradio is not None and self.sessions is not None:
             token = session_token(gradio, _cookies(headers))
-            signed_in = token is not None and self.sessions.check(gradio.tokens, token) is not None
+            user = self.sessions.check(gradio.tokens, token) if token is not None else None
+            signed_in = user is not None
         path = scope.get("path", "")
         if gradio is not None and self.guard is not None and method == "POST" and path.rstrip("/") == "/login":
             await self._login(scope, receive, send, gradio)
@@ -385,7 +390,36 @@ class SecurityMiddleware:
         if not signed_in and method == "GET" and path == "/":
             await self._login_page(scope, receive, send)
             return
+        if user is not None and self.uploads is not None and method == "POST" and \
+                path.rstrip("/") == "/gradio_api/upload":
+            await self._upload(scope, receive, send, user)
+            return
         await self.app(scope, receive, _hardened_cookies(send))
+
+    async def _upload(self, scope: Scope, receive: Receive, send: Send, user: str) -> None:
+        """Gradio's upload route, with the copies it made recorded as *user*'s."""
+        assert self.uploads is not None  # noqa: S101 (checked by the caller)
+        scope = dict(scope)  # an uncompressed answer, so the paths in it can be read
+        scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"accept-encoding"]
+        status: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        if status.get("code") != 200:
+            return
+        try:
+            paths = json.loads(b"".join(chunks))
+        except ValueError:
+            return
+        if isinstance(paths, list):
+            self.uploads.record(user, [p for p in paths if isinstance(p, str)])
 
     async def _login(self, scope: Scope, receive: Receive, send: Send, gradio: TokenTable) -> None:
         """Gradio's POST /login, throttled, with the new session recorded."""
