@@ -1,13 +1,18 @@
-"""The chat page in a real Chromium: streaming, Stop, and a page that stays on this machine."""
+"""The chat page in a real Chromium: streaming, Stop, Enter, edits, Clear, a reply cut by a kill, local only."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from urllib.parse import urlparse
 
 import pytest
 
+from tests.support.app_server import running_app
 from tests.support.ui import set_slider
+from webui.services.chat import SAVE_INTERVAL_S
+from webui.ui.chat import INCOMPLETE_NOTE
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +41,7 @@ def test_reply_streams_into_the_page_and_shows_stats(page, smollm_app) -> None:
     set_max_tokens(page, 160)
     send(page, "Write a long poem about the sea, with many verses.")
     lengths: list[int] = []
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # generous: CI machines are sometimes heavily loaded
     while time.monotonic() < deadline:
         lengths.append(len(last_reply(page)))
         if "tokens/s" in last_reply(page):
@@ -65,3 +70,105 @@ def test_stop_ends_a_long_reply_and_keeps_the_partial_text(page, smollm_app) -> 
     assert last_reply(page) == stopped_text, "nothing more arrives after Stop"
     tokens = int(stopped_text.split(" tokens ·")[0].split()[-1])
     assert 0 < tokens < 2000
+
+
+def bot_count(page) -> int:
+    return page.locator(BOT_MESSAGES).count()
+
+
+def wait_for_finished_reply(page, count: int, timeout_ms: int = 120_000) -> None:
+    page.wait_for_function(
+        f"(n) => {{ const r = document.querySelectorAll(\"{BOT_MESSAGES}\");"
+        " return r.length >= n && r[n-1].innerText.includes('tokens/s'); }", arg=count, timeout=timeout_ms)
+
+
+def test_enter_sends_and_shift_enter_starts_a_new_line(page, smollm_app) -> None:
+    page.goto(smollm_app.url)
+    set_max_tokens(page, 16)
+    box = page.get_by_label("Message", exact=True)
+    box.click()
+    box.type("First line")
+    box.press("Shift+Enter")
+    box.type("second line")
+    assert box.input_value() == "First line\nsecond line", "Shift+Enter makes a new line and sends nothing"
+    assert page.locator("[data-testid='user']").count() == 0
+    box.press("Enter")
+    page.locator("[data-testid='user']").first.wait_for()
+    assert "second line" in page.locator("[data-testid='user']").first.inner_text()
+    wait_for_finished_reply(page, 1)
+    assert box.input_value() == "", "the sent message leaves the box"
+
+
+def test_edit_a_question_then_the_reply_is_written_again(page, smollm_app) -> None:
+    page.goto(smollm_app.url)
+    set_max_tokens(page, 16)
+    send(page, "What is the capital of Italy?")
+    wait_for_finished_reply(page, 1)
+    first_reply = last_reply(page)
+    user_message = page.locator("[data-testid='user']").first
+    user_message.hover()
+    page.get_by_role("button", name="Edit").first.click()
+    editor = page.locator("#chatbot textarea").first
+    editor.fill("What is the capital of France? Answer in one word.")
+    page.get_by_role("button", name="Submit").first.click()
+    page.wait_for_function(
+        f"(old) => {{ const r = document.querySelectorAll(\"{BOT_MESSAGES}\");"
+        " return r.length === 1 && r[0].innerText.includes('tokens/s') && r[0].innerText !== old; }",
+        arg=first_reply, timeout=120_000)
+    shown = page.locator("#chatbot").inner_text()
+    assert "capital of France" in shown and "capital of Italy" not in shown
+    assert "Paris" in last_reply(page)
+    # The edit is saved: reopening the chat shows it.
+    page.reload()
+    page.locator("#conversations").get_by_text("What is the capital of Italy", exact=False).click()
+    page.wait_for_function("() => document.querySelector('#chatbot').innerText.includes('capital of France')")
+
+
+def test_clear_asks_first_and_cancel_keeps_the_chat(page, smollm_app) -> None:
+    page.goto(smollm_app.url)
+    set_max_tokens(page, 16)
+    send(page, "Say hello.")
+    wait_for_finished_reply(page, 1)
+    page.locator("#chat-clear").click()
+    page.locator("#chat-confirm-clear").wait_for()
+    assert bot_count(page) == 1, "nothing is cleared before confirming"
+    page.locator("#chat-cancel-clear").click()
+    page.locator("#chat-confirm-clear").wait_for(state="hidden")
+    assert bot_count(page) == 1 and "Say hello." in page.locator("#chatbot").inner_text()
+    page.locator("#chat-clear").click()
+    page.locator("#chat-confirm-clear").click()
+    page.wait_for_function("() => !document.querySelector('#chatbot').innerText.includes('Say hello.')")
+    page.reload()
+    page.locator("#conversations").get_by_text("Say hello.", exact=False).click()
+    page.wait_for_timeout(1_000)
+    assert "Say hello." not in page.locator("#chatbot").inner_text(), "the clear was saved"
+
+
+def test_a_reply_cut_by_a_kill_comes_back_marked_unfinished(browser, tmp_path, smollm_path) -> None:
+    args = ["--model", str(smollm_path), "--data-dir", str(tmp_path / "data"), "--models-dir",
+            str(tmp_path / "models"), "--offline", "--ctx-size", "2048"]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        with running_app(tmp_path, args) as app:
+            page.goto(app.url)
+            set_max_tokens(page, 2000)
+            send(page, "Tell me an extremely long story about a dragon and a knight, in great detail.")
+            page.wait_for_function(
+                f"() => {{ const r = document.querySelectorAll(\"{BOT_MESSAGES}\");"
+                " return r.length && r[r.length-1].innerText.length > 40; }", timeout=180_000)
+            seen = last_reply(page)
+            # A save comes at most SAVE_INTERVAL_S and one token after the last: wait for one.
+            time.sleep(2 * SAVE_INTERVAL_S + 1)
+            os.kill(app.process.pid, signal.SIGKILL)
+            app.process.wait(10)
+        with running_app(tmp_path, args) as app:
+            page.goto(app.url)
+            page.locator("#conversations").get_by_text("Tell me an extremely long story", exact=False).click()
+            page.wait_for_function(f"() => document.querySelectorAll(\"{BOT_MESSAGES}\").length === 1")
+            kept = last_reply(page)
+            assert INCOMPLETE_NOTE in kept and "tokens/s" not in kept
+            assert kept.startswith(seen.strip()), f"the words shown before the kill are kept: {seen!r} / {kept!r}"
+    finally:
+        context.close()

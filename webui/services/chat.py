@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import threading
+import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from webui.engine import (
@@ -19,6 +21,7 @@ from webui.engine import (
 )
 from webui.history import (
     Conversation,
+    HistoryError,
     HistoryStore,
     StoredMessage,
     title_from_first_message,
@@ -58,6 +61,7 @@ class ReplyUpdate:
     notice: str | None = None  # e.g. "2 older messages were left out to fit the context window"
     error: str | None = None
     sources: tuple[Passage, ...] = ()  # the numbered passages a document answer may cite
+    dropped: bool = False  # the chat was cleared or deleted while the reply was written: nothing was kept
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,82 @@ class PreparedReply:
     sources: tuple[Passage, ...] = ()
     answer: str | None = None
     error: str | None = None
+
+
+MAX_MESSAGE_CHARS = 100_000  # about 25,000 tokens: more than most context windows hold
+SAVE_INTERVAL_S = 2.0  # a streaming reply is saved this often, so a killed server loses at most this much
+
+
+class MessageTooLong(ValueError):
+    """A chat message over MAX_MESSAGE_CHARS; refused before anything is saved or tokenized."""
+
+
+def check_message_size(text: str) -> None:
+    """Refuse a message over the cap at once, by length alone (a 20 MB paste never reaches the tokenizer).
+
+    A fixed cap rather than one from the context window: it holds for every model and for the
+    API, and the engine already drops old turns that do not fit.
+    """
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise MessageTooLong(
+            f"Your message is {len(text):,} characters long; the limit is {MAX_MESSAGE_CHARS:,}. "
+            "Shorten it, or add long text as a document in the Documents tab and ask about it."
+        )
+
+
+@dataclass
+class ActiveReplies:
+    """The replies being written into each conversation, so Clear and Delete can drop them."""
+
+    _flags: dict[str, dict[str, threading.Event]] = field(default_factory=dict)  # chat -> session -> flag
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, conversation_id: str, session_key: str) -> threading.Event:
+        with self._guard:
+            flag = threading.Event()
+            self._flags.setdefault(conversation_id, {})[session_key] = flag
+            return flag
+
+    def drop(self, conversation_id: str) -> list[str]:
+        """Flag every reply into ``conversation_id`` as dropped; returns their session keys."""
+        with self._guard:
+            flags = self._flags.get(conversation_id, {})
+            for flag in flags.values():
+                flag.set()
+            return list(flags)
+
+    def finish(self, conversation_id: str, session_key: str, flag: threading.Event) -> None:
+        with self._guard:
+            flags = self._flags.get(conversation_id, {})
+            if flags.get(session_key) is flag:
+                del flags[session_key]
+            if not flags:
+                self._flags.pop(conversation_id, None)
+
+
+@dataclass
+class _ReplySaver:
+    """Saves a reply while it streams: from its first words, marked incomplete, then every few seconds."""
+
+    history: HistoryStore
+    owner: str
+    conversation_id: str
+    question_id: int | None
+    message_id: int | None = None
+    saved_at: float = 0.0
+
+    def progress(self, text: str, meta: dict[str, Any]) -> None:
+        """Save ``text`` if nothing is saved yet or SAVE_INTERVAL_S has passed; HistoryError if the chat is gone."""
+        if self.message_id is None or time.monotonic() - self.saved_at >= SAVE_INTERVAL_S:
+            self.save(text, {**meta, "incomplete": True})
+
+    def save(self, text: str, meta: dict[str, Any]) -> None:
+        if self.message_id is None:
+            self.message_id = self.history.append_reply(
+                self.owner, self.conversation_id, self.question_id, text, meta=meta).id
+        else:
+            self.history.update_message(self.owner, self.conversation_id, self.message_id, text, meta=meta)
+        self.saved_at = time.monotonic()
 
 
 def switching_notice(file_name: str) -> str:
@@ -102,6 +182,7 @@ class ChatService:
         self._documents = documents
         self._presets = presets
         self._cancels = CancelRegistry()
+        self._active = ActiveReplies()
 
     # -- conversations -----------------------------------------------------------------------
 
@@ -112,7 +193,11 @@ class ChatService:
         return self._history.messages(owner, conversation_id)
 
     def add_user_message(self, owner: str, conversation_id: str | None, text: str) -> str:
-        """Save the user's message (starting a conversation if needed); returns the conversation id."""
+        """Save the user's message (starting a conversation if needed); returns the conversation id.
+
+        MessageTooLong if it is over the cap; nothing is saved then.
+        """
+        check_message_size(text)
         if conversation_id is None:
             model = self._engine.info.file if self._engine.info else None
             conversation_id = self._history.create(owner, title_from_first_message(text), model=model).id
@@ -129,11 +214,34 @@ class ChatService:
     def rename(self, owner: str, conversation_id: str, title: str) -> Conversation:
         return self._history.rename(owner, conversation_id, title)
 
+    def edit_user_message(self, owner: str, conversation_id: str, index: int, text: str) -> None:
+        """Replace the user's message at ``index`` (as the chat page lists them) and drop what followed.
+
+        The reply is then generated again from there; a reply still being written is dropped.
+        """
+        text = text.strip()
+        if not text:
+            raise ValueError("An edited message cannot be empty.")
+        check_message_size(text)
+        shown = [m for m in self._history.messages(owner, conversation_id) if m.role != "system"]
+        if not 0 <= index < len(shown) or shown[index].role != "user":
+            raise ValueError("Only your own messages can be edited.")
+        self._drop_replies(conversation_id)
+        self._history.edit_and_truncate(owner, conversation_id, shown[index].id, text)
+
     def delete(self, owner: str, conversation_id: str) -> None:
+        """Delete a chat; a reply still being written into it is stopped and dropped."""
         self._history.delete(owner, conversation_id)
+        self._drop_replies(conversation_id)
 
     def clear(self, owner: str, conversation_id: str) -> None:
+        """Empty a chat; a reply still being written into it is stopped and dropped."""
         self._history.clear(owner, conversation_id)
+        self._drop_replies(conversation_id)
+
+    def _drop_replies(self, conversation_id: str) -> None:
+        for session_key in self._active.drop(conversation_id):
+            self._cancels.stop(session_key)
 
     # -- replies -----------------------------------------------------------------------------
 
@@ -203,32 +311,68 @@ class ChatService:
         sampling: SamplingParams,
         documents: DocumentQuery | None = None,
     ) -> Iterator[ReplyUpdate]:
-        """Stream the reply to a saved conversation and save it once complete (or stopped).
+        """Stream the reply to a saved conversation, saving it as it streams.
 
-        A document answer's sources are saved in the reply's meta, so they show again later.
+        The reply is saved, marked incomplete, from its first words and again every SAVE_INTERVAL_S,
+        so a server killed mid-reply keeps what was written; done (or stopped) it is saved whole. A
+        document answer's sources are saved in its meta, so they show again later. When the chat is
+        cleared or deleted meanwhile, the reply is stopped and nothing comes back: the last update
+        has ``dropped`` set.
         """
+        stored = self._history.messages(owner, conversation_id)
+        question_id = stored[-1].id if stored and stored[-1].role == "user" else None
         prepared = self.prepare_reply(owner, conversation_id, system_prompt=system_prompt, sampling=sampling,
                                       documents=documents)
         if prepared.error:
             yield ReplyUpdate(text="", done=True, error=prepared.error)
             return
+        saver = _ReplySaver(self._history, owner, conversation_id, question_id)
         if prepared.answer is not None:
             picked = list(documents.collections) if documents else []
-            self._history.append(owner, conversation_id, "assistant", prepared.answer,
-                                 meta={"sources": [], "collections": picked})
+            try:
+                saver.save(prepared.answer, {"sources": [], "collections": picked})
+            except HistoryError:
+                yield ReplyUpdate(text="", done=True, dropped=True)
+                return
             yield ReplyUpdate(text=prepared.answer, done=True)
             return
+        meta: dict[str, Any] = {"sources": sources_meta(prepared.sources)} if prepared.sources else {}
+        dropped = self._active.start(conversation_id, session_key)
         last: ReplyUpdate | None = None
-        for last in self.stream(session_key, prepared.conversation, system_prompt=prepared.system_prompt,
-                                sampling=sampling):
-            if prepared.sources:
-                last = dataclasses.replace(last, sources=prepared.sources)
-            yield last
-        if last is not None and last.done and not last.error and last.text:
-            meta: dict[str, Any] = {"stats": last.stats.as_dict()} if last.stats else {}
-            if prepared.sources:
-                meta["sources"] = sources_meta(prepared.sources)
-            self._history.append(owner, conversation_id, "assistant", last.text, meta=meta)
+        try:
+            for last in self.stream(session_key, prepared.conversation, system_prompt=prepared.system_prompt,
+                                    sampling=sampling, user=owner, conversation_id=conversation_id):
+                if prepared.sources:
+                    last = dataclasses.replace(last, sources=prepared.sources)
+                if dropped.is_set():
+                    continue  # Clear or Delete also pressed Stop: the stream ends within a token
+                if last.done:
+                    break
+                if last.text:
+                    try:
+                        saver.progress(last.text, meta)
+                    except HistoryError:
+                        self._drop_replies(conversation_id)
+                        continue
+                yield last
+        finally:
+            self._active.finish(conversation_id, session_key, dropped)
+        if last is None:
+            return
+        if dropped.is_set():
+            log.info("a reply was dropped: its chat was cleared or deleted while it was written")
+            yield ReplyUpdate(text="", done=True, dropped=True)
+            return
+        if last.text:
+            final = dict(meta, stats=last.stats.as_dict()) if last.stats else dict(meta)
+            if last.error:
+                final["incomplete"] = True  # what was written before the failure is kept, marked
+            try:
+                saver.save(last.text, final)
+            except HistoryError:
+                yield ReplyUpdate(text="", done=True, dropped=True)
+                return
+        yield last
 
     def document_library(self) -> DocumentLibrary:
         if self._documents is None:
@@ -277,8 +421,19 @@ class ChatService:
         *,
         system_prompt: str,
         sampling: SamplingParams,
+        user: str | None = None,
+        conversation_id: str | None = None,
     ) -> Iterator[ReplyUpdate]:
-        """Stream the assistant's reply to ``conversation`` (whose last message is the user's)."""
+        """Stream the assistant's reply to ``conversation`` (whose last message is the user's).
+
+        ``user`` and ``conversation_id`` let the engine share slots fairly and reuse the chat's cache.
+        """
+        try:
+            for message in conversation:
+                check_message_size(message["content"])
+        except MessageTooLong as exc:
+            yield ReplyUpdate(text="", done=True, error=str(exc))
+            return
         messages: list[Message] = []
         if system_prompt.strip():
             messages.append({"role": "system", "content": system_prompt.strip()})
@@ -288,7 +443,8 @@ class ChatService:
         if self._engine.switching_to:
             yield ReplyUpdate(text="", notice=switching_notice(self._engine.switching_to))
         try:
-            for text, stats in paced_text(self._engine.stream_chat(messages, sampling, cancel=cancel)):
+            for text, stats in paced_text(self._engine.stream_chat(messages, sampling, cancel=cancel, user=user,
+                                                                   conversation=conversation_id)):
                 if stats is not None:
                     yield ReplyUpdate(text=text, done=True, stats=stats,
                                       notice=dropped_notice(stats.dropped_messages))

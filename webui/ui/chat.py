@@ -61,20 +61,36 @@ def sources_view(sources: Sequence[dict[str, Any]]) -> str:
             + "\n".join(items) + "\n</details>")
 
 
+INCOMPLETE_NOTE = "unfinished reply: it was cut off before its end"
+
+
 def message_view(
     role: str, content: str, stats: dict[str, Any] | None = None, sources: Sequence[dict[str, Any]] | None = None,
+    *, incomplete: bool = False,
 ) -> dict[str, str]:
     """A chatbot message; a reply is followed by its sources and stats, which the model never sees."""
     if sources:
         content = f"{content}\n\n{sources_view(sources)}"
     if stats:
         content = f"{content}\n\n<sub>{stats_line(stats)}</sub>"
+    if incomplete:  # saved while it streamed, and the server stopped (or failed) before its end
+        content = f"{content}\n\n<sub>{INCOMPLETE_NOTE}</sub>"
     return {"role": role, "content": content}
 
 
 def stored_view(messages: list[StoredMessage]) -> list[dict[str, str]]:
-    return [message_view(m.role, m.content, m.meta.get("stats"), m.meta.get("sources"))
+    return [message_view(m.role, m.content, m.meta.get("stats"), m.meta.get("sources"),
+                         incomplete=bool(m.meta.get("incomplete")))
             for m in messages if m.role != "system"]
+
+
+def edited_text(value: Any) -> str:
+    """The text of an edited chatbot message, which Gradio may send as a list of content parts."""
+    if isinstance(value, list):
+        return "\n".join(edited_text(part) for part in value)
+    if isinstance(value, dict):
+        return str(value.get("text") or value.get("content") or "")
+    return "" if value is None else str(value)
 
 
 def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
@@ -93,6 +109,7 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
             chatbot = gr.Chatbot(
                 label="Conversation", height=500, buttons=["copy"], elem_id="chatbot",
                 feedback_options=None, placeholder="Type a message below and press Send.",
+                editable="user",  # edit one of your messages, and the reply is written again from there
             )
             notice = gr.Markdown(elem_id="chat-notice")
             with gr.Row(equal_height=False):
@@ -103,16 +120,23 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
                 )
                 refresh_documents = gr.Button("↻ Refresh", size="sm", scale=1, min_width=90)
             with gr.Row():
+                # lines=1 with room to grow: Gradio then sends on Enter, and Shift+Enter is a new line
+                # (a multi-line box does the opposite).
                 message = gr.Textbox(
-                    label="Message", placeholder="Ask anything…", lines=2, scale=6, elem_id="message",
-                    autofocus=True,
+                    label="Message", placeholder="Ask anything… (Enter sends, Shift+Enter starts a new line)",
+                    lines=1, max_lines=12, scale=6, elem_id="message", autofocus=True,
                 )
                 with gr.Column(scale=1, min_width=140):
                     send = gr.Button("Send", variant="primary")
                     stop = gr.Button("Stop", variant="stop")
             with gr.Row():
                 regenerate = gr.Button("Regenerate", size="sm")
-                clear = gr.Button("Clear", size="sm")
+                clear = gr.Button("Clear", size="sm", elem_id="chat-clear")
+            with gr.Row(visible=False) as confirm_clear_row:
+                gr.Markdown("Clear every message of this chat? This cannot be undone.")
+                confirm_clear = gr.Button("Yes, clear this chat", size="sm", variant="stop",
+                                          elem_id="chat-confirm-clear")
+                cancel_clear = gr.Button("Cancel", size="sm", elem_id="chat-cancel-clear")
             with gr.Accordion("System prompt and sampling", open=False):
                 system_prompt = gr.Textbox(label="System prompt", lines=3, value="You are a helpful assistant.")
                 defaults = SamplingParams()
@@ -187,9 +211,12 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
             return gr.update(), current, gr.update(), gr.update()
         owner = owner_of(request)
         try:
-            current = services.chat.add_user_message(owner, current, text)
-        except HistoryError:
-            current = services.chat.add_user_message(owner, None, text)
+            try:
+                current = services.chat.add_user_message(owner, current, text)
+            except HistoryError:
+                current = services.chat.add_user_message(owner, None, text)
+        except ValueError as exc:  # too long: refused before anything is saved; the text stays in the box
+            raise gr.Error(str(exc)) from exc
         view = stored_view(services.chat.messages(owner, current))
         return "", current, view, gr.update(choices=conversation_choices(owner), value=current)
 
@@ -217,11 +244,33 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
                 yield saved + pending, update.notice or ""
         if update is None:
             return
+        try:
+            shown = stored_view(services.chat.messages(owner, current))
+        except HistoryError:  # the chat was deleted while the reply was written: nothing to show
+            shown = []
+        if update.dropped:  # cleared or deleted meanwhile: no orphan reply, and no error either
+            yield shown, ""
+            return
         if update.error:
             gr.Warning(update.error)
-            yield saved, f"**Error:** {update.error}"
+            yield shown, f"**Error:** {update.error}"
             return
-        yield stored_view(services.chat.messages(owner, current)), update.notice or ""
+        yield shown, update.notice or ""
+
+    def edit_message(current: str | None, edit: gr.EditData, request: gr.Request):
+        """Save the edited question and drop what followed it; the reply is then generated again."""
+        owner = owner_of(request)
+        if current is None:
+            return gr.update(), ""
+        index = edit.index if isinstance(edit.index, int) else edit.index[0]
+        try:
+            services.chat.edit_user_message(owner, current, index, edited_text(edit.value))
+        except (HistoryError, ValueError) as exc:
+            gr.Warning(str(exc) or "That message can no longer be edited.")
+        try:
+            return stored_view(services.chat.messages(owner, current)), ""
+        except HistoryError:
+            return [], ""
 
     def drop_last_reply(current: str | None, request: gr.Request):
         if current is None:
@@ -231,9 +280,13 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
         return stored_view(services.chat.messages(owner, current))
 
     def clear_chat(current: str | None, request: gr.Request):
+        owner = owner_of(request)
         if current is not None:
-            services.chat.clear(owner_of(request), current)
-        return [], ""
+            try:
+                services.chat.clear(owner, current)
+            except HistoryError:
+                pass  # deleted meanwhile (another tab): it is empty either way
+        return [], "", gr.update(visible=False)
 
     def start_new_chat():
         return None, [], "", gr.update(value=None), ""
@@ -271,10 +324,14 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
         concurrency_id=GENERATE_QUEUE, concurrency_limit=1,
     )
     for trigger in (send.click, message.submit):
+        # .success: a refused message (too long) starts no reply.
         trigger(add_user_message, [message, conversation_id], [message, conversation_id, chatbot, conversation_list],
-                queue=False).then(**generate_kwargs).then(describe_model, None, model_line, queue=False)
+                queue=False).success(**generate_kwargs).then(describe_model, None, model_line, queue=False)
     regenerate.click(drop_last_reply, [conversation_id], [chatbot], queue=False).then(**generate_kwargs)
-    clear.click(clear_chat, [conversation_id], [chatbot, notice], queue=False)
+    chatbot.edit(edit_message, [conversation_id], [chatbot, notice], queue=False).then(**generate_kwargs)
+    clear.click(lambda: gr.update(visible=True), None, [confirm_clear_row], queue=False)
+    cancel_clear.click(lambda: gr.update(visible=False), None, [confirm_clear_row], queue=False)
+    confirm_clear.click(clear_chat, [conversation_id], [chatbot, notice, confirm_clear_row], queue=False)
     new_chat.click(start_new_chat, None, [conversation_id, chatbot, title, conversation_list, notice], queue=False)
     rename.click(rename_chat, [conversation_id, title], [conversation_list], queue=False)
     delete.click(lambda: gr.update(visible=True), None, [confirm_delete], queue=False)
