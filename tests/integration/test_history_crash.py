@@ -1,7 +1,8 @@
-"""A process killed with SIGKILL while streaming messages to history loses nothing it committed."""
+"""A process killed with SIGKILL while streaming messages or a reply to history loses nothing it committed."""
 
 from __future__ import annotations
 
+import ast
 import os
 import random
 import signal
@@ -98,3 +99,57 @@ def test_sigkill_mid_stream_keeps_every_committed_message(data_dir: Path) -> Non
     store.append("alice", conversation.id, "user", "still here?")
     assert store.messages("alice", conversation.id)[-1].content == "still here?"
     assert store.list("alice")[0].id == conversation.id
+
+
+# A reply streamed by the real engine through ChatService, in a process killed mid-reply: what it
+# had acknowledged as shown must be in the history afterwards, marked unfinished.
+REPLY_CHILD = """
+import sys
+from pathlib import Path
+from webui.engine import Engine, LoadSettings, SamplingParams
+from webui.history import HistoryStore
+from webui.services import ChatService
+
+engine = Engine()
+engine.load(Path(sys.argv[2]), LoadSettings(n_ctx=1024, n_threads=1))
+chat = ChatService(engine, HistoryStore(Path(sys.argv[1])))
+conversation = chat.add_user_message("alice", None, "Tell me an extremely long story about a lighthouse.")
+print("conversation", conversation, flush=True)
+sampling = SamplingParams(max_tokens=2000, temperature=0.8, seed=5)
+for update in chat.reply_in("alice", "s", conversation, system_prompt="", sampling=sampling):
+    print("shown", repr(update.text), flush=True)
+"""
+
+
+def test_sigkill_mid_reply_keeps_the_reply_streamed_so_far(data_dir: Path, smollm_path: Path) -> None:
+    from webui.services.chat import SAVE_INTERVAL_S
+
+    db_path = data_dir / "history.sqlite3"
+    pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    child = subprocess.Popen([sys.executable, "-c", REPLY_CHILD, str(db_path), str(smollm_path)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": pythonpath})
+    try:
+        conversation = child.stdout.readline().split()[1]
+        shown = ""
+        while len(shown) < 40:
+            line = child.stdout.readline()
+            if not line:
+                pytest.fail(f"the child ended early: {child.wait()} {child.stderr.read()[-2000:]}")
+            shown = ast.literal_eval(line.split(" ", 1)[1])
+        time.sleep(2 * SAVE_INTERVAL_S + 1)  # the next save comes within SAVE_INTERVAL_S and one token
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)
+        child.stdout.close()
+        child.stderr.close()
+
+    [question, reply] = HistoryStore(db_path).messages("alice", conversation)
+    assert question.role == "user" and reply.role == "assistant"
+    assert reply.meta.get("incomplete") is True and "stats" not in reply.meta
+    assert reply.content.startswith(shown), (shown, reply.content)
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
