@@ -172,3 +172,28 @@ def test_a_reply_cut_by_a_kill_comes_back_marked_unfinished(browser, tmp_path, s
             assert kept.startswith(seen.strip()), f"the words shown before the kill are kept: {seen!r} / {kept!r}"
     finally:
         context.close()
+
+
+def test_clearing_a_chat_while_it_replies_stops_the_reply_without_an_orphan_or_error(page, smollm_app) -> None:
+    page.goto(smollm_app.url)
+    set_max_tokens(page, 2000)
+    send(page, "Write an extremely long story about a lighthouse keeper, in great detail.")
+    page.wait_for_function(
+        f"() => {{ const r = document.querySelectorAll(\"{BOT_MESSAGES}\");"
+        " return r.length && r[r.length-1].innerText.length > 10; }", timeout=180_000)
+    page.locator("#chat-clear").click()
+    page.locator("#chat-confirm-clear").click()
+    page.wait_for_function("() => !document.querySelector('#chatbot').innerText.includes('lighthouse')")
+    time.sleep(3 * SAVE_INTERVAL_S)  # the stopped reply would have come back by now
+    assert bot_count(page) == 0 and "lighthouse" not in page.locator("#chatbot").inner_text()
+    toasts = page.locator("[data-testid='toast-body']")
+    assert toasts.count() == 0, f"no error toast: {[t.inner_text() for t in toasts.all()]}"
+    # The stopped reply freed the model: a short new question is answered at once, in the same chat.
+    set_slider(page, "max-tokens", 16)
+    send(page, "Say hello.")
+    wait_for_finished_reply(page, 1, timeout_ms=180_000)
+    assert "lighthouse" not in page.locator("#chatbot").inner_text()
+    page.reload()
+    page.locator("#conversations").get_by_text("Write an extremely long story", exact=False).click()
+    page.wait_for_function("() => document.querySelector('#chatbot').innerText.includes('Say hello.')")
+    assert "unfinished" not in page.locator("#chatbot").inner_text(), "no orphan was saved either"
