@@ -59,3 +59,76 @@ def test_switch_to_gemma_in_the_models_tab_then_chat_with_it(page, two_model_app
     assert text.strip(), "Gemma wrote a reply"
     assert int(text.split()[-1]) <= 16, f"the reply kept to the 16-token limit: {stats}"
     assert two_model_app.status()["model"]["file"] == gemma_path.name
+
+
+def test_the_chat_pages_model_picker_shows_and_switches_the_model(page, two_model_app, smollm_path) -> None:
+    """Runs after the switch to Gemma above: the picker atop the Chat tab shows it and switches back."""
+    page.goto(two_model_app.url)
+    picker = page.locator("#model-picker input")
+    picker.wait_for()
+    loaded = two_model_app.status()["model"]["file"]
+    page.wait_for_function(
+        "(name) => document.querySelector('#model-picker input').value === name", arg=loaded)
+    if loaded == smollm_path.name:
+        pytest.skip("the switch test above did not run first; nothing to switch back from")
+    picker.click()
+    page.get_by_role("option", name=smollm_path.name).click()
+    page.locator("#model-picker-status").get_by_text(f"Now using {smollm_path.name}").wait_for(timeout=60_000)
+    assert two_model_app.status()["model"]["file"] == smollm_path.name
+
+
+TEAM = {"alice": "alice-secret-1", "bob": "bob-secret-22"}
+
+
+@pytest.fixture(scope="module")
+def team_models_app(tmp_path_factory: pytest.TempPathFactory, smollm_path: Path) -> Iterator[tuple[RunningApp, Path]]:
+    """Team mode with alice (admin) and bob, SmolLM2 in a models dir whose path bob must never see."""
+    import subprocess
+    import sys
+
+    from tests.support.app_server import ROOT
+
+    workdir = tmp_path_factory.mktemp("team-models")
+    models = workdir / "secret-models-folder"
+    models.mkdir()
+    (models / smollm_path.name).symlink_to(smollm_path)
+    for name, password in TEAM.items():
+        subprocess.run([sys.executable, str(ROOT / "launcher.py"), "users", "add", name,
+                        *(["--admin"] if name == "alice" else []), "--password-stdin",
+                        "--data-dir", str(workdir / "data")], input=password + "\n", text=True, check=True,
+                       capture_output=True, timeout=120)
+    args = ["--listen", "--model", smollm_path.name, "--models-dir", str(models), "--data-dir",
+            str(workdir / "data"), "--offline", "--ctx-size", "1024", "--threads", "2"]
+    with running_app(workdir, args, status_auth=("alice", TEAM["alice"])) as app:
+        yield app, models
+
+
+def log_in(page, app: RunningApp, name: str) -> None:
+    page.goto(app.url)
+    page.get_by_label("username").fill(name)
+    page.get_by_label("password").fill(TEAM[name])
+    page.get_by_role("button", name="Login").click()
+    page.get_by_role("button", name="Send").wait_for()
+
+
+def test_a_plain_user_sees_the_model_in_use_read_only_and_never_its_path(page, team_models_app, smollm_path) -> None:
+    app, models = team_models_app
+    log_in(page, app, "bob")
+    picker = page.locator("#model-picker input")
+    page.wait_for_function(
+        "(name) => document.querySelector('#model-picker input').value === name", arg=smollm_path.name)
+    assert picker.is_disabled(), "only admins switch models"
+    page.wait_for_timeout(1000)  # let every load event land before reading what reached the browser
+    config = page.evaluate("() => fetch('/config').then(r => r.text())")
+    assert str(models) not in page.content() and str(models) not in config
+    assert "secret-models-folder" not in config
+
+
+def test_an_admin_sees_the_models_folder_and_can_switch(page, team_models_app, smollm_path) -> None:
+    app, models = team_models_app
+    log_in(page, app, "alice")
+    page.wait_for_function(
+        "(name) => document.querySelector('#model-picker input').value === name", arg=smollm_path.name)
+    assert page.locator("#model-picker input").is_enabled()
+    page.get_by_role("tab", name="Models").click()
+    page.locator("#models-where").get_by_text(str(models)).wait_for()

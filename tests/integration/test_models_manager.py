@@ -288,3 +288,32 @@ def test_bad_repos_and_an_unreachable_hub_give_clear_messages(hub_manager, tmp_p
     offline = ModelManager(Settings(models_dir=tmp_path / "m", data_dir=tmp_path / "d", offline=True), MACHINE, Engine())
     with pytest.raises(manager_module.HubUnreachable, match="offline"):
         offline.remote_files(REPO)
+
+
+def test_the_model_service_gives_other_users_names_only_and_refuses_them_management(workspace, smollm_path,
+                                                                                  gemma_path) -> None:
+    from webui.auth import User
+    from webui.services.access import NotAuthorized
+    from webui.services.models import ModelService
+
+    manager, settings = workspace
+    service = ModelService(settings, MACHINE, manager.engine)
+    bob, admin = User("bob", is_admin=False), User("root", is_admin=True)
+    refused = [
+        lambda: service.list_models(bob), lambda: service.models_dir(bob), lambda: service.settings_file(bob),
+        lambda: service.load(bob, gemma_path.name), lambda: service.unload(bob),
+        lambda: service.delete(bob, gemma_path.name), lambda: service.settings_for(bob, gemma_path.name),
+        lambda: service.save_settings(bob, gemma_path.name, SMALL), lambda: service.memory_check(bob, gemma_path.name),
+        lambda: service.remote_files(bob, REPO), lambda: service.start_download(bob, REPO, "x.gguf"),
+        lambda: service.download_job(bob, "id"), lambda: service.cancel_download(bob, "id"),
+    ]
+    for call in refused:
+        with pytest.raises(NotAuthorized):
+            call()
+    loaded = manager.engine.info.file
+    assert service.names()[0] == loaded and set(service.names()) == {smollm_path.name, gemma_path.name}
+    assert service.loaded().file == loaded and not hasattr(service.loaded(), "path")
+    assert all(not hasattr(entry, "path") for entry in service.entries())
+    assert service.find(smollm_path.name.removesuffix(".gguf")).name == smollm_path.name
+    assert service.find(f"{smollm_path.name}:latest").name == smollm_path.name and service.find("gpt-4o") is None
+    assert [m.file_name for m in service.list_models(admin)] and service.models_dir(admin) == settings.models_dir

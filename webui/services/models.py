@@ -7,6 +7,7 @@ other user sees model names only, never where the files live.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,7 @@ class ModelService:
         self._settings = settings
         self._engine = engine
         self._manager = ModelManager(settings, hardware, engine, hub_endpoint=hub_endpoint)
+        self._switch_guard = threading.Lock()  # one switch at a time, so duplicates can be seen as such
 
     # -- for everyone -------------------------------------------------------------------------
 
@@ -166,9 +168,17 @@ class ModelService:
 
     def load(self, user: User, name: str, options: ModelLoadOptions | None = None, *,
              on_wait: Callable[[int], None] | None = None, ignore_memory_check: bool = False) -> LoadedModel:
-        """Switch models; a running reply finishes first (``on_wait`` hears the position in line)."""
+        """Switch models; a running reply finishes first (``on_wait`` hears the position in line).
+
+        Without ``options``, asking for the model already loaded changes nothing: a second click (or
+        two admins picking the same model) must not unload and reload it under everyone's replies.
+        """
         _require_admin(user)
-        info = self._manager.load(name, options, on_wait=on_wait, ignore_memory_check=ignore_memory_check)
+        with self._switch_guard:
+            current = self._engine.info
+            if options is None and current is not None and current.file == name:
+                return LoadedModel.from_info(current)
+            info = self._manager.load(name, options, on_wait=on_wait, ignore_memory_check=ignore_memory_check)
         return LoadedModel.from_info(info)
 
     def load_by_request(self, user: User, requested: str) -> LoadedModel:

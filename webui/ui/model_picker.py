@@ -50,6 +50,7 @@ def build_model_picker(services: Services) -> gr.Dropdown:
         if not user.is_admin:
             yield current(request), "Only an admin can switch the model."
             return
+        log.info("model picker: %s switches to %s", user.name, name)
         positions: queue.Queue[int] = queue.Queue()
         outcome: dict[str, Any] = {}
 
