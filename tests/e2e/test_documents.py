@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,73 @@ def test_upload_ask_and_see_the_source_with_nothing_leaving_the_machine(
     lines = audit_log.read_text().splitlines()
     assert lines[0] == "hook-installed", "the audit hook must be active for this test to mean anything"
     assert outside_connections(lines) == [], "ingest and answer must not reach beyond this machine"
+
+
+def _log_in(page, url: str, name: str, password: str) -> None:
+    page.goto(url)
+    page.get_by_label("username").fill(name)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+    page.get_by_role("tab", name="Documents").click()
+
+
+def _new_collection(page, name: str) -> None:
+    page.get_by_label("New collection name").fill(name)
+    page.get_by_role("button", name="Create collection").click()
+    page.locator("#doc-summary", has_text=name).wait_for()
+
+
+def _add(page, path: Path) -> None:
+    page.locator("#doc-files input[type='file']").set_input_files(str(path))
+    page.locator("#doc-files", has_text=path.name).wait_for()
+    page.get_by_role("button", name="Add to collection").click()
+
+
+def test_another_users_small_file_is_added_while_a_large_one_runs_and_cancel_leaves_nothing(
+    tmp_path: Path, smollm_path: Path, browser
+) -> None:
+    """Issue 14 item 6 through the page: two users in team mode, one ingest queue, turns by batch."""
+    from tests.support.team import PASSWORDS, team_app
+
+    big = tmp_path / "handbook.txt"  # about 400 passages: a dozen turns of 32
+    big.write_text("\n\n".join(
+        f"Section {n}. " + " ".join(
+            f"Valve {n}-{k} on pump {n % 9} is inspected every {n + k} days by the night shift."
+            for k in range(12)
+        )
+        for n in range(1, 401)
+    ))
+    note = tmp_path / "note.txt"
+    note.write_text("The spare key hangs in the boiler room.\nThe boiler is serviced in May.\nCall Ada.\n")
+    pages = []
+    with team_app(tmp_path, smollm_path) as app:
+        try:
+            for name in ("alice", "bob"):
+                context = browser.new_context(viewport={"width": 1280, "height": 900})
+                pages.append(context.new_page())
+                pages[-1].set_default_timeout(60_000)
+                _log_in(pages[-1], app.url, name, PASSWORDS[name])
+            alice, bob = pages
+            _new_collection(alice, "Manuals")
+            _new_collection(bob, "Notes")
+
+            _add(alice, big)
+            alice.get_by_text(re.compile(r"[1-9]\d* passages")).first.wait_for(timeout=240_000)
+            _add(bob, note)
+            bob.locator("#ingest-result", has_text="Added note.txt").wait_for(timeout=240_000)
+            alice_now = alice.locator("#ingest-result").inner_text()
+            assert "Added handbook.txt" not in alice_now, (
+                "alice's large file finished before bob's three lines: bob waited for all of it"
+            )
+            assert "File 1 of 1 (handbook.txt)" in alice_now  # her progress bar is still up
+
+            alice.get_by_role("button", name="Cancel adding").click()
+            result = alice.locator("#ingest-result", has_text="files added or already there")
+            result.wait_for(timeout=240_000)
+            assert "cancelled: handbook.txt was not added" in result.inner_text()
+            alice.locator("#doc-summary", has_text="0 documents").wait_for()
+            assert "handbook.txt" not in alice.locator("#doc-table").inner_text()
+            bob.locator("#doc-table", has_text="note.txt").wait_for()
+        finally:
+            for page in pages:
+                page.context.close()

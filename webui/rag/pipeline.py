@@ -48,8 +48,9 @@ DEFAULT_MIN_SCORE = _DEFAULT_MIN_SCORE
 
 MAX_COLLECTION_NAME_CHARS = 80
 # Chunks embedded and written at a time: one progress report, and one turn when several ingests
-# share the machine (about a second of MiniLM on two cores), so a small upload waits little.
-_EMBED_BATCH = 64
+# share the machine. The encoder's own batch (32), so turns cost no speed; about a second of
+# MiniLM on two idle cores, so another user's small upload waits little.
+_EMBED_BATCH = 32
 
 IngestStatus = Literal["added", "unchanged", "replaced", "failed", "cancelled"]
 DocumentState = Literal["complete", "adding", "incomplete"]
