@@ -9,9 +9,15 @@ import pytest
 
 from tests.support.rag_files import (
     PDF_PAGES,
+    docx_bytes,
     encrypted_pdf_bytes,
+    epub_bytes,
+    manual_with_running_lines,
     pdf_bytes,
+    pptx_bytes,
+    scanned_pdf_bytes,
     write_good_files,
+    xlsx_bytes,
 )
 from tests.support.rag_network import record_network
 from webui.rag.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
@@ -298,3 +304,47 @@ def test_ingest_and_retrieve_never_touch_the_network(
             probe.close()
     assert all(o.ok for o in outcomes) and passages[0].file_name == "bakery.html"
     assert network.attempts == ["connect ('192.0.2.1', 9)"]
+
+
+def test_slides_sheets_books_and_clean_pdf_pages_are_cited_and_bad_files_fail_alone(
+    library: DocumentLibrary, tmp_path: Path
+) -> None:
+    """Issue 12: EPUB, PPTX and XLSX beside running-header PDFs and a scan, in one batch."""
+    incoming = tmp_path / "formats"
+    incoming.mkdir()
+    files = {
+        "deck.pptx": pptx_bytes([
+            ("Quarterly results", ["Revenue grew by nine percent."], ""),
+            ("Office plans", ["The Lisbon office opens in May."], "Mention the hiring freeze."),
+        ]),
+        "fleet.xlsx": xlsx_bytes({"Boats": [["boat", "berth"], ["Albatross", "B12"], ["Petrel", "C3"]]}),
+        "voyage.epub": epub_bytes([("Departure", "The ship left Bergen at dawn."),
+                                   ("Arrival", "Reykjavik harbour came into view after four days.")]),
+        "handbook.pdf": pdf_bytes(manual_with_running_lines(chapters=2, pages_per_chapter=4)),
+        "scan.pdf": scanned_pdf_bytes(4),
+        "broken.pptx": b"PK\x03\x04 not a deck",
+        "broken.epub": docx_bytes([(None, ["a Word file renamed"])]),
+    }
+    for name, data in files.items():
+        (incoming / name).write_bytes(data)
+    library.create_collection("alice", "mixed")
+    outcomes = {o.file_name: o for o in library.ingest("alice", "mixed", sorted(incoming.iterdir()))}
+
+    assert {n for n, o in outcomes.items() if o.status == "added"} == {
+        "deck.pptx", "fleet.xlsx", "voyage.epub", "handbook.pdf"
+    }
+    assert outcomes["scan.pdf"].message.startswith("scan.pdf: this PDF has no text (scanned?)")
+    assert outcomes["broken.pptx"].message == "broken.pptx is not a readable PowerPoint file (it is not a valid zip archive)."
+    assert outcomes["broken.epub"].message == "broken.epub is not a readable EPUB book."
+
+    lisbon = library.retrieve("alice", "When does the Lisbon office open?", ["mixed"], k=1)
+    assert lisbon[0].citation == "deck.pptx, Slide 2: Office plans"
+    berth = library.retrieve("alice", "Which berth is the Petrel moored at?", ["mixed"], k=1)
+    assert berth[0].citation == "fleet.xlsx, Sheet Boats" and "Petrel" in berth[0].text
+    harbour = library.retrieve("alice", "How long did the voyage to Reykjavik take?", ["mixed"], k=1)
+    assert harbour[0].citation == "voyage.epub, Arrival"
+    register = library.retrieve("alice", "What does function number 35 return?", ["mixed"], k=1)
+    assert register[0].citation == "handbook.pdf, p. 5"
+    assert register[0].text.startswith("The function number 35")  # no running header before it
+    pdf_passages = [p.text for p in library.passages("alice", "mixed", "handbook.pdf")]
+    assert pdf_passages and not any("Function reference" in t or "Pump Handbook" in t for t in pdf_passages)
