@@ -59,8 +59,8 @@ def build_summary_panel(
         gr.Markdown("Summarize the chosen document, or every document in the collection. Long texts are "
                     "read part by part and the summary cites the pages it comes from.")
         with gr.Row():
-            one = gr.Button("Summarize document", variant="primary", size="sm")
-            whole = gr.Button("Summarize collection", size="sm")
+            one = gr.Button("Summarize document", size="sm")
+            whole = gr.Button("Summarize collection", variant="primary", size="sm")
             stop = gr.Button("Stop summary", variant="stop", size="sm")
         progress = gr.Markdown(elem_id="summary-progress")
         result = gr.Markdown(elem_id="summary-result")
