@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prompt-cache-mb", type=int, default=int(_env("PROMPT_CACHE_MB", "1024") or 1024),
                         help="RAM for cached conversation states, so users taking turns keep their prompt "
                         "prefix; 0 turns it off [WEBUI_PROMPT_CACHE_MB]")
+    parser.add_argument("--parallel", type=int, default=int(_env("PARALLEL", "0") or 0) or None,
+                        help="replies decoded at once, each with its own context of --ctx-size (default: up to 4, "
+                        "as free memory allows; 1 = one at a time) [WEBUI_PARALLEL]")
     parser.add_argument("--embedding-model", default=_env("EMBEDDING_MODEL"),
                         help="sentence-transformers model for documents (default: the packaged all-MiniLM-L6-v2) "
                         "[WEBUI_EMBEDDING_MODEL]")
@@ -122,6 +125,7 @@ def parse_settings(argv: Sequence[str]) -> Settings:
         threads=args.threads,
         insecure_no_auth=args.insecure_no_auth,
         prompt_cache_mb=args.prompt_cache_mb,
+        parallel=args.parallel,
         embedding_model=args.embedding_model or None,
         reranker_model=args.reranker_model or None,
         max_upload_mb=args.max_upload_mb,
@@ -225,7 +229,7 @@ def serve(settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"Model: {resolved.path} ({resolved.note})")
-    engine = Engine(prompt_cache_mb=settings.prompt_cache_mb)
+    engine = Engine(prompt_cache_mb=settings.prompt_cache_mb, parallel=settings.parallel)
     try:
         # The settings remembered for this file in the Models tab, the flags for the rest.
         load = ModelManager(settings, hw, engine).load_settings_for_path(resolved.path)

@@ -37,6 +37,7 @@ class Settings:
     reranker_model: str | None = None  # a local cross-encoder folder; None: reranking off
     max_upload_mb: int = 100
     prompt_cache_mb: int = 1024  # RAM for per-conversation llama.cpp states; 0 turns it off
+    parallel: int | None = None  # replies decoded at once in one context; None: chosen from free memory
     cors_origins: tuple[str, ...] = ()  # other web origins allowed to call the app with a user's cookie
     session_idle_hours: float = 12.0  # a login unused this long is signed out
     session_max_days: float = 7.0  # a login is signed out this long after it began, used or not

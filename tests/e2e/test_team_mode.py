@@ -39,7 +39,8 @@ def team_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def team_args(workdir: Path, model: Path) -> list[str]:
     return ["--listen", "--model", str(model), "--offline", "--data-dir", str(workdir / "data"),
-            "--models-dir", str(workdir / "models"), "--ctx-size", "1024"]
+            "--models-dir", str(workdir / "models"), "--ctx-size", "1024",
+            "--parallel", "1"]  # one reply at a time, so a second user waits in line (see test_team_batching)
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,7 @@ class Services:
             # Without the path: /status is open to every signed-in user, not only admins.
             "model": {k: v for k, v in info.as_dict().items() if k != "path"} if info else None,
             "hardware": self.hardware.as_dict(),
-            "queue": {"waiting": self.engine.queue_length},
+            "queue": {"waiting": self.engine.queue_length, "parallel": self.engine.parallel},
         }
 
 

@@ -43,7 +43,8 @@ class NotebookService:
         cancel = self._cancels.start(session_key)
         text = ""
         try:
-            for text, stats in paced_text(self._engine.stream_completion(prompt, sampling, cancel=cancel)):
+            for text, stats in paced_text(self._engine.stream_completion(
+                    prompt, sampling, cancel=cancel, conversation=f"notebook:{session_key}")):
                 yield CompletionUpdate(text=text, done=stats is not None, stats=stats)
                 if stats is not None:
                     return

@@ -1,0 +1,514 @@
+"""The one owner of the llama.cpp model: load, unload, render, stream, cancel, count and fit.
+
+One engine thread owns the llama.cpp context and runs the scheduler (``Batcher``): replies join a
+running batch at the next step, up to ``parallel`` at once; the rest wait in one line, first come
+first served, and see their place in it. Loads and unloads wait in the same line and run once the
+running replies are done. Tokenizing and rendering from other threads hold a read lock that a load
+or unload takes for writing, so a model is never freed under them.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from webui.engine.sampling import check_grammar
+from webui.engine.scheduler import Batcher, Job, LoadedModel, open_model
+from webui.engine.types import (
+    MIN_REPLY_TOKENS,
+    EngineError,
+    FittedPrompt,
+    GenerationStats,
+    LoadSettings,
+    Message,
+    ModelInfo,
+    ModelLoadError,
+    NoModelLoaded,
+    PromptTooLong,
+    SamplingParams,
+    StreamChunk,
+    check_gguf_file,
+    choose_messages_to_keep,
+    pick_next,
+    pump_in_background,
+)
+from webui.hardware import parse_proc_meminfo
+from webui.prompts.templates import RenderedPrompt
+
+log = logging.getLogger(__name__)
+
+_FINISHED = object()
+POLL_S = 0.1
+
+
+class ReadWriteLock:
+    """Many readers (tokenize, render) or one writer (load, unload); a waiting writer holds off new readers.
+
+    The standard library has none. A thread that already reads may read again (``fit`` renders and
+    tokenizes in a loop) without waiting behind a writer that waits for it.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers: dict[int, int] = {}
+        self._writing = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        me = threading.get_ident()
+        with self._cond:
+            if me not in self._readers:
+                while self._writing or self._writers_waiting:
+                    self._cond.wait()
+            self._readers[me] = self._readers.get(me, 0) + 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers[me] -= 1
+                if not self._readers[me]:
+                    del self._readers[me]
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            try:
+                while self._writing or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    tokens: list[int]
+    stop: tuple[str, ...]
+    sampling: SamplingParams
+    dropped: int
+
+
+@dataclass(eq=False)
+class _Request:
+    """A reply waiting in line (or running): how to prepare it for the loaded model, and its output."""
+
+    prepare: Callable[[LoadedModel], _Prepared]
+    cancel: threading.Event
+    user: str | None
+    conversation: str | None
+    out: queue.SimpleQueue[object] = field(default_factory=queue.SimpleQueue)
+    prepared: _Prepared | None = None
+    generation: int = -1
+    submitted: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(eq=False)
+class _Command:
+    """A load or unload waiting in line; it runs in the engine thread once no reply is running."""
+
+    run: Callable[[], Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+def available_memory_bytes() -> int:
+    """RAM available now (Linux); 0 when unknown, which lets ``choose_parallel`` take its default."""
+    try:
+        return parse_proc_meminfo(Path("/proc/meminfo").read_text())[1] * 2**20
+    except OSError:
+        return 0
+
+
+class Engine:
+    """Owns llama.cpp; every method is safe to call from any thread."""
+
+    def __init__(self, *, prompt_cache_mb: int = 0, parallel: int | None = 1,
+                 free_memory: Callable[[], int] = available_memory_bytes) -> None:
+        """``parallel`` is how many replies decode together (None: chosen from free memory at load).
+        ``prompt_cache_mb`` > 0 keeps the KV state of conversations evicted from their slot in RAM,
+        so users who take turns do not evaluate their whole chat again."""
+        self._prompt_cache_mb = prompt_cache_mb
+        self._parallel = parallel
+        self._free_memory = free_memory
+        self._cond = threading.Condition()
+        self._line: list[_Request | _Command] = []
+        self._models = ReadWriteLock()
+        self._loaded: LoadedModel | None = None
+        self._batcher: Batcher | None = None
+        self._generation = 0
+        self._thread: threading.Thread | None = None
+        self._switching_to: str | None = None
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def info(self) -> ModelInfo | None:
+        loaded = self._loaded
+        return loaded.info if loaded else None
+
+    @property
+    def load_settings(self) -> LoadSettings | None:
+        loaded = self._loaded
+        return loaded.settings if loaded else None
+
+    @property
+    def parallel(self) -> int:
+        """Sequence slots of the loaded model's context (replies decoded at once); 0 with no model."""
+        loaded = self._loaded
+        return loaded.n_seq if loaded else 0
+
+    @property
+    def queue_length(self) -> int:
+        """Requests (and model switches) waiting for a free slot."""
+        with self._cond:
+            return len(self._line)
+
+    @property
+    def switching_to(self) -> str | None:
+        """The file a model switch is loading (or waiting to load), so waiting users can be told."""
+        return self._switching_to
+
+    @property
+    def evaluated_tokens(self) -> int:
+        """Prompt tokens evaluated since the model was loaded (reused cache tokens not counted)."""
+        batcher = self._batcher
+        return batcher.evaluated_tokens if batcher else 0
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def load(self, path: Path, settings: LoadSettings, *, on_wait: Callable[[int], None] | None = None) -> ModelInfo:
+        """Load ``path``, replacing the current model only once the new one has loaded.
+
+        A switch waits for the running replies. If the new file fails, the previous model is
+        restored, so a bad file never leaves the app without a model.
+        """
+        path = Path(path)
+        check_gguf_file(path)
+        self._switching_to = path.name
+        try:
+            return self._command(lambda: self._load_now(path, settings), on_wait)
+        finally:
+            self._switching_to = None
+
+    def unload(self) -> None:
+        self._command(self._release_now, None)
+
+    def _load_now(self, path: Path, settings: LoadSettings) -> ModelInfo:
+        with self._models.write():
+            previous = (self._loaded.info.path, self._loaded.settings) if self._loaded else None
+            self._release()
+            try:
+                self._open(path, settings)
+            except ModelLoadError:
+                if previous is not None:
+                    log.warning("restoring %s after a failed load of %s", previous[0].name, path.name)
+                    self._open(*previous)
+                raise
+            assert self._loaded is not None
+            return self._loaded.info
+
+    def _release_now(self) -> None:
+        with self._models.write():
+            self._release()
+
+    def _release(self) -> None:
+        if self._batcher is not None:
+            self._batcher.close()
+        if self._loaded is not None:
+            self._loaded.close()
+        self._batcher = None
+        self._loaded = None
+        self._generation += 1
+
+    def _open(self, path: Path, settings: LoadSettings) -> None:
+        started = time.perf_counter()
+        loaded = open_model(path, settings, parallel=self._parallel, free_bytes=self._free_memory())
+        try:
+            batcher = Batcher(loaded, cache_bytes=self._prompt_cache_mb * 2**20)
+        except BaseException:
+            loaded.close()
+            raise
+        loaded.info = replace(loaded.info, n_ctx=batcher.n_ctx_seq)  # what llama.cpp made of the size asked for
+        self._loaded, self._batcher = loaded, batcher
+        self._generation += 1
+        log.info(
+            "loaded %s (%s, n_ctx=%d x %d sequences, gpu layers=%d, format=%s) in %.1fs",
+            path.name, loaded.info.architecture, loaded.info.n_ctx, loaded.n_seq, settings.n_gpu_layers,
+            loaded.chat_format.name, time.perf_counter() - started,
+        )
+
+    # -- prompts and tokens ------------------------------------------------------------------
+
+    def _require_model(self) -> LoadedModel:
+        if self._loaded is None:
+            raise NoModelLoaded("No model is loaded. Load one in the Models tab.")
+        return self._loaded
+
+    def render(self, messages: Sequence[Message]) -> RenderedPrompt:
+        """The exact text the model receives for ``messages``, special tokens included."""
+        with self._models.read():
+            return self._require_model().chat_format.render(list(messages))
+
+    def tokenize(self, rendered: RenderedPrompt) -> list[int]:
+        with self._models.read():
+            return self._require_model().tokenize(rendered.text, add_bos=not rendered.added_special, special=True)
+
+    def count_tokens(self, text: str) -> int:
+        with self._models.read():
+            return len(self._require_model().tokenize(text, add_bos=False, special=False))
+
+    def fit(self, messages: Sequence[Message], max_tokens: int) -> FittedPrompt:
+        """Cut ``messages`` to fit one conversation's context with room for the reply; oldest turns go first.
+
+        When even the newest message leaves less than ``max_tokens`` of room, the reply budget
+        shrinks down to ``MIN_REPLY_TOKENS`` before the request is refused.
+        """
+        with self._models.read():
+            return self._fit(self._require_model(), messages, max_tokens)
+
+    @staticmethod
+    def _fit(model: LoadedModel, messages: Sequence[Message], max_tokens: int) -> FittedPrompt:
+        n_ctx = model.info.n_ctx
+        reserve = min(max_tokens, n_ctx - 1)
+
+        def prompt_tokens(candidate: list[Message]) -> list[int]:
+            rendered = model.chat_format.render(candidate)
+            return model.tokenize(rendered.text, add_bos=not rendered.added_special, special=True)
+
+        kept, dropped = choose_messages_to_keep(messages, lambda c: len(prompt_tokens(c)) + reserve <= n_ctx)
+        tokens = prompt_tokens(kept)
+        room = n_ctx - len(tokens)
+        if room < min(reserve, MIN_REPLY_TOKENS):
+            raise PromptTooLong(
+                f"The message is too long for this model's context window: it needs {len(tokens)} tokens "
+                f"and the context holds {n_ctx}. Shorten it, or load the model with a larger context size."
+            )
+        return FittedPrompt(
+            messages=kept,
+            rendered=model.chat_format.render(kept),
+            tokens=tokens,
+            dropped_messages=dropped,
+            max_tokens=min(reserve, room),
+        )
+
+    # -- generation --------------------------------------------------------------------------
+
+    def stream_chat(
+        self,
+        messages: Sequence[Message],
+        sampling: SamplingParams,
+        *,
+        cancel: threading.Event | None = None,
+        on_wait: Callable[[int], None] | None = None,
+        user: str | None = None,
+        conversation: str | None = None,
+    ) -> Iterator[StreamChunk]:
+        """Stream a reply to a chat; the last chunk carries the stats.
+
+        ``user`` keeps one user from taking a second slot while another waits; ``conversation``
+        lets the next turn reuse this one's KV cache and evaluate only the new tokens.
+        """
+        messages = list(messages)
+
+        def prepare(model: LoadedModel) -> _Prepared:
+            fitted = self._fit(model, messages, sampling.max_tokens)
+            check_grammar(model.vocab, sampling.grammar)
+            return _Prepared(fitted.tokens, (*fitted.rendered.stop, *sampling.stop),
+                             replace(sampling, max_tokens=fitted.max_tokens), fitted.dropped_messages)
+
+        return self._stream(prepare, cancel, on_wait, user, conversation)
+
+    def stream_completion(
+        self,
+        text: str,
+        sampling: SamplingParams,
+        *,
+        cancel: threading.Event | None = None,
+        on_wait: Callable[[int], None] | None = None,
+        user: str | None = None,
+        conversation: str | None = None,
+    ) -> Iterator[StreamChunk]:
+        """Raw continuation of ``text`` with no chat template (the notebook mode)."""
+
+        def prepare(model: LoadedModel) -> _Prepared:
+            tokens = model.tokenize(text, add_bos=True, special=True)
+            n_ctx = model.info.n_ctx
+            room = n_ctx - len(tokens)
+            if room < MIN_REPLY_TOKENS:
+                tokens = tokens[:1] + tokens[-(n_ctx - MIN_REPLY_TOKENS - 1):]
+                room = MIN_REPLY_TOKENS
+            check_grammar(model.vocab, sampling.grammar)
+            return _Prepared(tokens, tuple(sampling.stop), replace(sampling, max_tokens=min(sampling.max_tokens, room)), 0)
+
+        return self._stream(prepare, cancel, on_wait, user, conversation)
+
+    def _stream(
+        self,
+        prepare: Callable[[LoadedModel], _Prepared],
+        cancel: threading.Event | None,
+        on_wait: Callable[[int], None] | None,
+        user: str | None,
+        conversation: str | None,
+    ) -> Iterator[StreamChunk]:
+        def produce(stop_flag: threading.Event) -> Iterator[StreamChunk]:
+            request = _Request(prepare, stop_flag, user, conversation)
+            with self._models.read():  # a prompt too long is refused at once, not after the wait
+                if self._loaded is not None:
+                    request.prepared, request.generation = prepare(self._loaded), self._generation
+            self._enqueue(request)
+            reported = 0
+            while True:
+                try:
+                    item = request.out.get(timeout=POLL_S)
+                except queue.Empty:
+                    position = self._position(request)
+                    if on_wait and position and position != reported:
+                        reported = position
+                        try:
+                            on_wait(position)
+                        except BaseException:
+                            stop_flag.set()  # leaves the line at once; nothing waits on it
+                            self._withdraw(request)
+                            raise
+                    continue
+                if item is _FINISHED:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                assert isinstance(item, StreamChunk)
+                yield item
+
+        return pump_in_background(produce, cancel or threading.Event())
+
+    # -- the line and the engine thread ------------------------------------------------------
+
+    def _enqueue(self, item: _Request | _Command) -> None:
+        with self._cond:
+            self._line.append(item)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="llama-engine", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _position(self, item: _Request | _Command) -> int:
+        """1 = next in line; 0 = not waiting (running or done)."""
+        with self._cond:
+            return self._line.index(item) + 1 if item in self._line else 0
+
+    def _withdraw(self, item: _Request | _Command) -> bool:
+        """Take a waiting item out of the line; False if it already left (it runs or ran)."""
+        with self._cond:
+            if item in self._line:
+                self._line.remove(item)
+                return True
+            return False
+
+    def _command(self, run: Callable[[], Any], on_wait: Callable[[int], None] | None) -> Any:
+        command = _Command(run)
+        self._enqueue(command)
+        reported = 0
+        while not command.done.wait(POLL_S):
+            position = self._position(command)
+            if on_wait and position and position != reported:
+                reported = position
+                try:
+                    on_wait(position)
+                except BaseException:
+                    if self._withdraw(command):
+                        raise
+                    command.done.wait()  # it started already: let it finish before raising
+                    raise
+        if command.error is not None:
+            raise command.error
+        return command.result
+
+    def _run(self) -> None:
+        """The engine thread: admit waiting replies into free slots, run loads, step the batch."""
+        while True:
+            admitted: list[_Request] = []
+            command: _Command | None = None
+            with self._cond:
+                self._drop_cancelled()
+                batcher = self._batcher
+                head = [item for item in self._line[: self._first_command()] if isinstance(item, _Request)]
+                free = batcher.free_slots if batcher else len(head)  # with no model, they fail at once
+                active = batcher.active_users() if batcher else {}
+                while head and free:
+                    request = head.pop(pick_next([r.user for r in head], active))
+                    self._line.remove(request)
+                    admitted.append(request)
+                    if request.user is not None and batcher:
+                        active[request.user] = active.get(request.user, 0) + 1
+                    free -= 1
+                idle = batcher is None or batcher.idle
+                if not admitted and idle and self._line and isinstance(self._line[0], _Command):
+                    command = self._line.pop(0)
+                elif not admitted and idle:
+                    self._cond.wait(POLL_S if self._line else None)
+                    continue
+            for request in admitted:
+                self._admit(request)
+            if command is not None:
+                try:
+                    command.result = command.run()
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                    command.error = exc
+                command.done.set()
+                continue
+            batcher = self._batcher
+            if batcher is not None and not batcher.idle:
+                try:
+                    batcher.step()
+                except Exception as exc:  # noqa: BLE001 - one bad step must not kill the engine thread
+                    log.exception("the engine's decode step failed")
+                    batcher.fail_all(EngineError(f"The reply failed inside llama.cpp: {exc}"))
+
+    def _first_command(self) -> int:
+        for index, item in enumerate(self._line):
+            if isinstance(item, _Command):
+                return index
+        return len(self._line)
+
+    def _drop_cancelled(self) -> None:
+        """Requests stopped while still waiting leave the line without ever running."""
+        for request in [i for i in self._line if isinstance(i, _Request) and i.cancel.is_set()]:
+            self._line.remove(request)
+            request.out.put(StreamChunk(stats=GenerationStats(
+                prompt_tokens=len(request.prepared.tokens) if request.prepared else 0,
+                completion_tokens=0, ttft_s=0.0, total_s=time.perf_counter() - request.submitted,
+                stopped_by_user=True, dropped_messages=0, finish_reason="cancelled",
+            )))
+            request.out.put(_FINISHED)
+
+    def _admit(self, request: _Request) -> None:
+        try:
+            if self._loaded is None or self._batcher is None:
+                raise NoModelLoaded("No model is loaded. Load one in the Models tab.")
+            if request.prepared is None or request.generation != self._generation:
+                request.prepared = request.prepare(self._loaded)  # the model changed while it waited
+            prepared = request.prepared
+            self._batcher.admit(Job(
+                tokens=prepared.tokens, stop=prepared.stop, sampling=prepared.sampling, dropped=prepared.dropped,
+                cancel=request.cancel, emit=request.out.put, finished=lambda: request.out.put(_FINISHED),
+                user=request.user, conversation=request.conversation, submitted=request.submitted,
+            ))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer's thread
+            request.out.put(exc)
+            request.out.put(_FINISHED)

@@ -1,0 +1,410 @@
+"""Continuous batching: many replies decoded together in one llama.cpp context, one sequence each.
+
+llama-cpp-python's high-level ``Llama`` decodes one sequence at a time (its issue #771), so this
+drives llama.cpp's batch API through the low-level bindings. Only the engine thread calls into a
+``Batcher``; tokenizing from other threads only reads the vocabulary.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import multiprocessing
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+from llama_cpp import _internals
+from llama_cpp._logger import set_verbose
+
+from webui.engine.sampling import build_sampler, logprobs_for, token_piece
+from webui.engine.types import (
+    GenerationStats,
+    LoadSettings,
+    ModelInfo,
+    ModelLoadError,
+    SamplingParams,
+    StopScanner,
+    StreamChunk,
+    TokenLogprob,
+    choose_parallel,
+    common_prefix,
+    kv_bytes_per_token,
+)
+from webui.prompts.templates import ChatFormat, resolve_chat_format
+
+log = logging.getLogger(__name__)
+
+KV_TYPES = {"f16": (llama_cpp.GGML_TYPE_F16, 2.0), "q8_0": (llama_cpp.GGML_TYPE_Q8_0, 34 / 32),
+            "q4_0": (llama_cpp.GGML_TYPE_Q4_0, 18 / 32)}
+
+
+@dataclass
+class LoadedModel:
+    """A model file, its vocabulary and chat format: what tokenizing and rendering need."""
+
+    model: Any  # llama_cpp._internals.LlamaModel (it reads metadata and tokenizes; we reuse it)
+    settings: LoadSettings
+    chat_format: ChatFormat
+    info: ModelInfo
+    n_seq: int
+
+    @property
+    def vocab(self) -> Any:
+        return self.model.vocab
+
+    def tokenize(self, text: str, *, add_bos: bool, special: bool) -> list[int]:
+        return self.model.tokenize(text.encode("utf-8"), add_bos, special)
+
+    def close(self) -> None:
+        self.model.close()
+
+
+def open_model(path: Path, settings: LoadSettings, *, parallel: int | None, free_bytes: int) -> LoadedModel:
+    """Load a GGUF file (weights and vocabulary); the context with its sequences comes separately."""
+    if settings.kv_cache_type not in KV_TYPES:
+        raise ModelLoadError(f"Unknown KV cache type {settings.kv_cache_type!r}; use one of {', '.join(KV_TYPES)}.")
+    set_verbose(False)  # what Llama(verbose=False) does: llama.cpp's own log lines stay quiet
+    params = llama_cpp.llama_model_default_params()
+    params.n_gpu_layers = settings.n_gpu_layers
+    params.use_mmap = settings.use_mmap
+    params.use_mlock = settings.use_mlock
+    try:
+        model = _internals.LlamaModel(path_model=str(path), params=params, verbose=False)
+    except (ValueError, RuntimeError, OSError) as exc:
+        log.error("llama.cpp failed to load %s: %s", path, exc)
+        raise ModelLoadError(
+            f"llama.cpp could not load {path.name}: the file is damaged, incomplete, of an "
+            f"unsupported architecture, or too large for this machine's memory ({exc})."
+        ) from exc
+    metadata = dict(model.metadata() or {})
+    architecture = metadata.get("general.architecture", "unknown")
+    bos = model.token_bos()
+    eos = model.token_eos()
+    try:
+        chat_format = resolve_chat_format(
+            metadata, model_name=path.name,
+            bos_token=model.detokenize([bos], special=True).decode("utf-8", "ignore") if bos >= 0 else "",
+            eos_token=model.detokenize([eos], special=True).decode("utf-8", "ignore") if eos >= 0 else "",
+            override=settings.chat_format,
+        )
+    except ValueError as exc:
+        model.close()
+        raise ModelLoadError(f"The chat format override for {path.name} is invalid: {exc}") from exc
+    per_token = kv_bytes_per_token(metadata, KV_TYPES[settings.kv_cache_type][1])
+    n_seq = choose_parallel(parallel, per_token * settings.n_ctx, free_bytes)
+    info = ModelInfo(
+        path=path,
+        architecture=architecture,
+        name=metadata.get("general.name", path.stem),
+        n_ctx=settings.n_ctx,
+        n_ctx_train=int(metadata.get(f"{architecture}.context_length", 0) or 0),
+        n_layers=int(metadata.get(f"{architecture}.block_count", 0) or 0),
+        n_gpu_layers=settings.n_gpu_layers,
+        size_bytes=path.stat().st_size,
+        chat_format=chat_format.name,
+        chat_format_source=chat_format.source,
+        chat_format_note=chat_format.note,
+        metadata=metadata,
+    )
+    return LoadedModel(model=model, settings=settings, chat_format=chat_format, info=info, n_seq=n_seq)
+
+
+@dataclass(eq=False)
+class Job:
+    """One reply as the engine thread runs it: tokens to evaluate, how to sample, where output goes."""
+
+    tokens: list[int]
+    stop: tuple[str, ...]
+    sampling: SamplingParams  # max_tokens already fitted to the room left in the sequence
+    dropped: int
+    cancel: threading.Event
+    emit: Callable[[object], None]  # a StreamChunk, or an exception for the consumer
+    finished: Callable[[], None]
+    user: str | None = None
+    conversation: str | None = None
+    submitted: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(eq=False)
+class _Running:
+    job: Job
+    sampler: Any
+    pending: list[int]
+    cached: int
+    scanner: StopScanner
+    decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
+    generated: int = 0
+    next_token: int | None = None
+    output_index: int | None = None
+    first_token_at: float | None = None
+
+
+@dataclass(eq=False)
+class Slot:
+    """One sequence of the context: the tokens its KV cache holds and whose conversation they are."""
+
+    seq_id: int
+    tokens: list[int] = field(default_factory=list)
+    conversation: str | None = None
+    last_used: float = 0.0
+    running: _Running | None = None
+
+
+class SequenceStore:
+    """Saved KV states of evicted conversations, least recently used dropped first, within a byte budget.
+
+    Only one sequence's state is copied (``llama_state_seq_get_data``), not the whole context.
+    """
+
+    def __init__(self, capacity_bytes: int) -> None:
+        self.capacity = capacity_bytes
+        self._items: OrderedDict[str, tuple[list[int], Any]] = OrderedDict()
+        self._used = 0
+
+    def __contains__(self, conversation: str) -> bool:
+        return conversation in self._items
+
+    def put(self, conversation: str, tokens: list[int], state: Any) -> None:
+        self.pop(conversation)
+        if len(state) > self.capacity:
+            return
+        self._items[conversation] = (tokens, state)
+        self._used += len(state)
+        while self._used > self.capacity:
+            _, (_, dropped) = self._items.popitem(last=False)
+            self._used -= len(dropped)
+
+    def pop(self, conversation: str) -> tuple[list[int], Any] | None:
+        item = self._items.pop(conversation, None)
+        if item is not None:
+            self._used -= len(item[1])
+        return item
+
+
+class Batcher:
+    """The scheduler's core: N sequence slots in one context, stepped one batch at a time."""
+
+    def __init__(self, loaded: LoadedModel, *, cache_bytes: int) -> None:
+        settings = loaded.settings
+        kv_type = KV_TYPES[settings.kv_cache_type][0]
+        params = llama_cpp.llama_context_default_params()
+        params.n_seq_max = loaded.n_seq
+        params.n_ctx = settings.n_ctx * loaded.n_seq  # each sequence gets the context size the user set
+        self.n_batch = max(1, min(settings.n_batch, params.n_ctx))
+        params.n_batch = self.n_batch
+        params.n_ubatch = min(self.n_batch, 512)
+        params.n_threads = settings.n_threads or max(multiprocessing.cpu_count() // 2, 1)
+        params.n_threads_batch = settings.n_threads or multiprocessing.cpu_count()
+        params.type_k = params.type_v = kv_type
+        params.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if settings.flash_attn
+                                  else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        params.kv_unified = False  # one KV stream per sequence: a long chat never crowds out another
+        params.swa_full = True  # sliding-window models (Gemma 3) keep the whole window, so a prefix is reusable
+        params.no_perf = True
+        self.loaded = loaded
+        self.ctx = llama_cpp.llama_init_from_model(loaded.model.model, params)
+        if not self.ctx:
+            raise ModelLoadError(
+                f"llama.cpp could not make a context of {settings.n_ctx} tokens x {loaded.n_seq} sequences for "
+                f"{loaded.info.file}: not enough memory. Lower the context size or --parallel."
+            )
+        self.memory = llama_cpp.llama_get_memory(self.ctx)
+        self.vocab = loaded.vocab
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        self.n_ctx_seq = llama_cpp.llama_n_ctx_seq(self.ctx)
+        self.batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
+        self.slots = [Slot(seq_id=i) for i in range(loaded.n_seq)]
+        self.store = SequenceStore(cache_bytes)
+        self.evaluated_tokens = 0  # prompt tokens evaluated since load (tests and benchmarks count them)
+
+    # -- admission -------------------------------------------------------------------------
+
+    @property
+    def free_slots(self) -> int:
+        return sum(1 for slot in self.slots if slot.running is None)
+
+    @property
+    def idle(self) -> bool:
+        return all(slot.running is None for slot in self.slots)
+
+    def active_users(self) -> Counter[str]:
+        return Counter(s.running.job.user for s in self.slots if s.running and s.running.job.user is not None)
+
+    def admit(self, job: Job) -> None:
+        """Give ``job`` a free slot, reusing whatever its KV cache already holds of the prompt."""
+        sampler = build_sampler(self.vocab, job.sampling)
+        slot = self._choose_slot(job)
+        slot.conversation = job.conversation
+        n = min(common_prefix(slot.tokens, job.tokens), len(job.tokens) - 1)
+        if n < len(slot.tokens) and not llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, n, -1):
+            llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)  # this cache cannot cut; start over
+            n = 0
+        del slot.tokens[n:]
+        slot.running = _Running(job=job, sampler=sampler, pending=job.tokens[n:], cached=n,
+                                scanner=StopScanner(job.stop))
+
+    def _choose_slot(self, job: Job) -> Slot:
+        free = [slot for slot in self.slots if slot.running is None]
+        if job.conversation is not None:
+            for slot in free:
+                if slot.conversation == job.conversation:
+                    return slot
+        else:
+            shared = max(free, key=lambda s: common_prefix(s.tokens, job.tokens) if s.conversation is None else 0)
+            if shared.conversation is None and common_prefix(shared.tokens, job.tokens) > 0:
+                return shared
+        slot = min(free, key=lambda s: (bool(s.tokens), s.last_used))  # empty first, then least recently used
+        self._evict(slot)
+        saved = self.store.pop(job.conversation) if job.conversation is not None else None
+        if saved is not None:
+            tokens, state = saved
+            if llama_cpp.llama_state_seq_set_data(self.ctx, state, len(state), slot.seq_id):
+                slot.tokens = list(tokens)
+            else:
+                log.warning("could not restore the cached state of a conversation; evaluating it again")
+                llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
+        return slot
+
+    def _evict(self, slot: Slot) -> None:
+        """Empty a slot, saving its conversation's KV state to RAM first when there is room for it."""
+        if slot.tokens and slot.conversation is not None and self.store.capacity > 0:
+            size = llama_cpp.llama_state_seq_get_size(self.ctx, slot.seq_id)
+            if 0 < size <= self.store.capacity:
+                state = (ctypes.c_uint8 * size)()
+                if llama_cpp.llama_state_seq_get_data(self.ctx, state, size, slot.seq_id):
+                    self.store.put(slot.conversation, list(slot.tokens), state)
+        llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
+        slot.tokens = []
+        slot.conversation = None
+
+    # -- decoding --------------------------------------------------------------------------
+
+    def step(self) -> None:
+        """Decode one batch: one token for each replying sequence, then prompt chunks in what is left."""
+        for slot in self.slots:
+            if slot.running and slot.running.job.cancel.is_set():
+                self._finish(slot, "cancelled")
+        batch, n = self.batch, 0
+        chunks: list[tuple[Slot, list[int]]] = []
+
+        def add(slot: Slot, token: int, pos: int, wants_logits: bool) -> None:
+            nonlocal n
+            batch.token[n] = token
+            batch.pos[n] = pos
+            batch.n_seq_id[n] = 1
+            batch.seq_id[n][0] = slot.seq_id
+            batch.logits[n] = wants_logits
+            n += 1
+
+        for slot in self.slots:
+            run = slot.running
+            if run is not None and run.next_token is not None:
+                run.output_index = n
+                add(slot, run.next_token, len(slot.tokens), True)
+                chunks.append((slot, [run.next_token]))
+        for slot in sorted((s for s in self.slots if s.running and s.running.pending),
+                           key=lambda s: s.running.job.submitted):  # type: ignore[union-attr]
+            run = slot.running
+            assert run is not None
+            room = self.n_batch - n
+            if room <= 0:
+                break
+            chunk = run.pending[:room]
+            last = len(chunk) == len(run.pending)
+            for i, token in enumerate(chunk):
+                add(slot, token, len(slot.tokens) + i, last and i == len(chunk) - 1)
+            if last:
+                run.output_index = n - 1
+            chunks.append((slot, chunk))
+        if n == 0:
+            return
+        batch.n_tokens = n
+        code = llama_cpp.llama_decode(self.ctx, batch)
+        if code != 0:
+            log.error("llama_decode failed with code %d for %d sequences", code, len(chunks))
+            for slot, _ in chunks:
+                if slot.running:
+                    slot.running.job.emit(RuntimeError(f"llama.cpp could not decode this reply (code {code})."))
+                    self._finish(slot, "error", emit_stats=False)
+                    llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
+                    slot.tokens = []
+            return
+        for slot, chunk in chunks:
+            run = slot.running
+            assert run is not None
+            slot.tokens.extend(chunk)
+            if run.next_token is None:
+                del run.pending[: len(chunk)]
+                self.evaluated_tokens += len(chunk)
+            if run.output_index is not None and not run.pending:
+                self._sample(slot, run)
+
+    def _sample(self, slot: Slot, run: _Running) -> None:
+        index, run.output_index = run.output_index, None
+        token = llama_cpp.llama_sampler_sample(run.sampler, self.ctx, index)
+        if run.first_token_at is None:
+            run.first_token_at = time.perf_counter()
+        if llama_cpp.llama_vocab_is_eog(self.vocab, token):
+            self._finish(slot, "stop")
+            return
+        run.generated += 1
+        logprobs: list[TokenLogprob] | None = None
+        if run.job.sampling.logprobs is not None:
+            logprobs = [logprobs_for(self.ctx, self.vocab, index, self.n_vocab, token, run.job.sampling.logprobs)]
+        text, stopped = run.scanner.feed(run.decoder.decode(token_piece(self.vocab, token)))
+        if text or logprobs:
+            run.job.emit(StreamChunk(text=text, logprobs=logprobs))
+        if stopped:
+            self._finish(slot, "stop", flush=False)
+        elif run.generated >= run.job.sampling.max_tokens or len(slot.tokens) + 1 >= self.n_ctx_seq:
+            self._finish(slot, "length")
+        else:
+            run.next_token = token
+
+    def _finish(self, slot: Slot, reason: str, *, flush: bool = True, emit_stats: bool = True) -> None:
+        run = slot.running
+        assert run is not None
+        slot.running = None
+        slot.last_used = time.perf_counter()
+        llama_cpp.llama_sampler_free(run.sampler)
+        job = run.job
+        if flush:
+            tail = run.scanner.feed(run.decoder.decode(b"", final=True))[0] + run.scanner.flush()
+            if tail:
+                job.emit(StreamChunk(text=tail))
+        if emit_stats:
+            done = time.perf_counter()
+            job.emit(StreamChunk(stats=GenerationStats(
+                prompt_tokens=len(job.tokens),
+                completion_tokens=run.generated,
+                ttft_s=(run.first_token_at or done) - job.submitted,
+                total_s=done - job.submitted,
+                stopped_by_user=reason == "cancelled",
+                dropped_messages=job.dropped,
+                finish_reason=reason,
+                cached_tokens=run.cached,
+            )))
+        job.finished()
+
+    def fail_all(self, error: BaseException) -> None:
+        """End every running reply with ``error`` (after an unexpected failure in the engine thread)."""
+        for slot in self.slots:
+            if slot.running:
+                slot.running.job.emit(error)
+                self._finish(slot, "error", flush=False, emit_stats=False)
+
+    def close(self) -> None:
+        for slot in self.slots:
+            if slot.running:
+                llama_cpp.llama_sampler_free(slot.running.sampler)
+                slot.running = None
+        llama_cpp.llama_batch_free(self.batch)
+        llama_cpp.llama_free(self.ctx)
+        self.ctx = None
