@@ -192,10 +192,6 @@ class PresetService:
     def get(self, name: str, user: User | None = None) -> Preset:
         return self.store.get(name, self.owner(user))
 
-    def may_edit(self, preset: Preset, user: User) -> bool:
-        """Whether saving writes over this preset itself (else a copy of it is saved)."""
-        return preset.owner is not None or (user.is_admin and not preset.builtin)
-
     def apply(self, name: str, user: User | None = None) -> AppliedPreset:
         """Preset ``name`` resolved for the model loaded now."""
         return applied_preset(self.get(name, user), self._engine.info)
