@@ -19,6 +19,7 @@ from webui.rag.summarize import (
     spans_several_files,
     split_to_fit,
     trim_to,
+    without_overlaps,
 )
 
 
@@ -133,3 +134,26 @@ def test_trimming_marks_the_cut_and_keeps_short_text() -> None:
     assert trim_to(piece, 10, words) is piece
     assert trim_to(piece, 3, words).text == "one two …"
     assert cites_anything("It is red [p. 3].") and not cites_anything("It is red.")
+
+
+def test_the_overlap_between_chunks_of_one_page_is_read_once() -> None:
+    first = Piece("The pump starts at dawn. The red valve opens after ten minutes of running.", (Place("m.pdf", 1),))
+    second = Piece("The red valve opens after ten minutes of running. Then the tank fills.", (Place("m.pdf", 1),))
+    other_page = Piece("The red valve opens after ten minutes of running. On page two.", (Place("m.pdf", 2),))
+    short_repeat = Piece("running. Short repeats stay.", (Place("m.pdf", 2),))
+    assert [p.text for p in without_overlaps([first, second, other_page, short_repeat])] == [
+        first.text, "Then the tank fills.", other_page.text, short_repeat.text,
+    ]
+
+
+def test_chunks_from_the_real_splitter_read_back_as_the_original_text() -> None:
+    from webui.rag.chunking import chunk_sections
+    from webui.rag.loaders import Section
+
+    text = " ".join(f"Sentence {n} tells how pump {n} is serviced by the night crew." for n in range(60))
+    chunks = chunk_sections([Section(text=text, page=4, heading=None)], count_tokens=words,
+                            chunk_tokens=50, overlap_tokens=12)
+    assert len(chunks) > 5
+    pieces = [Piece(c.text, (Place("m.pdf", c.page),)) for c in chunks]
+    assert sum(words(p.text) for p in pieces) > words(text), "the chunks overlap"
+    assert " ".join(p.text for p in without_overlaps(pieces)) == text

@@ -90,6 +90,32 @@ def format_places(places: Iterable[Place], *, with_file: bool) -> str:
     return "; ".join(parts)
 
 
+# Chunks of one section overlap by up to 40 embedding tokens (a sentence or two) so retrieval finds
+# facts on a boundary; read in order, that text would be summarized twice. Repeats shorter than
+# MIN_OVERLAP_CHARS are left alone: they may be a chance match of a few words.
+MAX_OVERLAP_CHARS = 1000
+MIN_OVERLAP_CHARS = 20
+
+
+def _after_overlap(previous: str, text: str) -> str:
+    """``text`` without its beginning where that repeats the end of ``previous``."""
+    for size in range(min(len(previous), len(text) - 1, MAX_OVERLAP_CHARS), MIN_OVERLAP_CHARS - 1, -1):
+        if previous.endswith(text[:size]):
+            return text[size:].lstrip()
+    return text
+
+
+def without_overlaps(pieces: Sequence[Piece]) -> list[Piece]:
+    """Passages in reading order with the chunk overlap taken out, so no sentence is read twice."""
+    out: list[Piece] = []
+    for index, piece in enumerate(pieces):
+        previous = pieces[index - 1] if index else None
+        if previous is not None and previous.places == piece.places:
+            piece = replace(piece, text=_after_overlap(previous.text, piece.text))
+        out.append(piece)
+    return out
+
+
 def spans_several_files(pieces: Iterable[Piece]) -> bool:
     """Whether citations must name the file (a collection), or pages alone are clear (one document)."""
     return len({place.file_name for piece in pieces for place in piece.places}) > 1

@@ -30,6 +30,7 @@ from webui.rag.summarize import (
     resolve_citations,
     spans_several_files,
     summary_title,
+    without_overlaps,
 )
 from webui.services.documents import DocumentService
 from webui.services.presets import PresetService, applied_preset
@@ -196,7 +197,7 @@ class SummaryService:
         title = summary_title(file_name, collection)
         setup = self._setup(user, title, max_tokens)
         count = self._engine.count_tokens
-        pieces = [Piece(p.text, (Place(p.file_name, p.page, p.heading),)) for p in passages]
+        pieces = without_overlaps([Piece(p.text, (Place(p.file_name, p.page, p.heading),)) for p in passages])
         with_file = spans_several_files(pieces)
         batches = pack(pieces, budget_tokens=setup.budget, count_tokens=count, with_file=with_file)
         total = estimated_calls(len(batches), setup.per_group)
