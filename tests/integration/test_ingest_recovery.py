@@ -17,6 +17,7 @@ import pytest
 from tests.integration.test_ingest_turns import handbook
 from webui.rag.embeddings import Embedder
 from webui.rag.pipeline import DocumentLibrary, IngestProgress
+from webui.services.documents import document_rows
 
 pytestmark = pytest.mark.slow
 
@@ -68,6 +69,8 @@ def test_a_killed_ingest_is_shown_incomplete_and_repaired_when_added_again(
     assert info.chunks == 1 + 8  # the note, and the two batches written before the kill
     listed = {d.file_name: d.state for d in library.documents("alice", "home")}
     assert listed == {"note.txt": "complete", "handbook.txt": "incomplete"}
+    shown = [row[0] for row in document_rows(library.documents("alice", "home"))]
+    assert shown == ["handbook.txt (incomplete: an add was interrupted; add the file again)", "note.txt"]
 
     [outcome] = library.ingest("alice", "home", [big])
     assert outcome.status == "added", outcome.message  # not "unchanged"

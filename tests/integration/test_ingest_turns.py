@@ -13,9 +13,9 @@ import pytest
 
 from webui.auth import User
 from webui.config import Settings
-from webui.rag import IngestProgress
+from webui.rag import IngestCancelled, IngestProgress
 from webui.rag.embeddings import Embedder
-from webui.services.documents import DocumentService
+from webui.services.documents import DocumentService, IngestTurns, outcome_report
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +47,38 @@ def handbook(path: Path, paragraphs: int) -> Path:
     )
     path.write_text(body)
     return path
+
+
+def test_turns_go_to_the_user_served_longest_ago_and_a_cancelled_wait_ends() -> None:
+    turns = IngestTurns()
+    order: list[str] = []
+    errors: list[BaseException] = []
+
+    def take(job, name: str) -> threading.Thread:
+        def run() -> None:
+            try:
+                with job.turn():
+                    order.append(name)
+            except IngestCancelled as exc:
+                errors.append(exc)
+
+        waiting = len(turns._waiting)
+        thread = threading.Thread(target=run)
+        thread.start()
+        while len(turns._waiting) == waiting:  # queued before the next one asks
+            threading.Event().wait(0.01)
+        return thread
+
+    with turns.job("alice") as alice, turns.job("bob") as bob, turns.job("carol") as carol, \
+            turns.job("dave") as dave:
+        with alice.turn():  # alice's first batch runs while the others line up
+            threads = [take(bob, "bob"), take(alice, "alice"), take(dave, "dave"), take(carol, "carol")]
+            assert turns.cancel("dave") == 1
+        for thread in threads:
+            thread.join(10)
+    # bob, dave and carol had no turn yet, so they go before alice's second; dave was cancelled.
+    assert order == ["bob", "carol", "alice"]
+    assert [str(e) for e in errors] == ["The add was cancelled."]
 
 
 def test_another_users_small_file_finishes_within_a_few_batches_of_a_large_one(
@@ -120,6 +152,9 @@ def test_cancel_keeps_finished_files_and_leaves_nothing_of_the_one_in_progress(
         ("first.txt", "added"), ("handbook.txt", "cancelled"), ("last.txt", "cancelled")
     ]
     assert "cancelled" in outcomes[1].message
+    assert outcome_report(outcomes).startswith(
+        "**1 of 3 files added or already there.** Cancelled: 2 not added, nothing of them kept."
+    )
     listed = service.documents("alice", "manuals")
     assert [(d.file_name, d.state) for d in listed] == [("first.txt", "complete")]
     [info] = service.collections("alice")
