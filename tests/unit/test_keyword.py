@@ -70,7 +70,7 @@ def test_fusion_rewards_agreement_between_the_two_searches() -> None:
         _candidate("vector-only-top", 1, None, 0.6),
         _candidate("both-second", 2, 2, 0.5),
         _candidate("keyword-only-top", None, 1, 0.2),
-    ])
+    ], vector_weight=1.0, keyword_weight=1.0)
     assert [c.id for c in found] == ["both-second", "vector-only-top", "keyword-only-top"]
 
 

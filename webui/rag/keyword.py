@@ -48,6 +48,24 @@ def keyword_tokens(text: str) -> list[str]:
     return [t for t in tokens if t]
 
 
+def query_tokens(text: str) -> list[str]:
+    """A question's tokens without English function words ("what", "does", "the").
+
+    BM25 weighs such words little but not nothing, and short chunks full of them ("Next topic:
+    What now?") rise on them alone. Words inside an identifier are kept (``--system-site-packages``
+    keeps "system"). The list is scikit-learn's, installed with sentence-transformers.
+    """
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    kept: list[str] = []
+    for match in _TOKEN.finditer(text.casefold()):
+        whole = match.group()
+        if whole in ENGLISH_STOP_WORDS:
+            continue
+        kept.extend(keyword_tokens(whole))
+    return kept or keyword_tokens(text)
+
+
 def _indexed_text(text: str) -> str:
     return " ".join(keyword_tokens(text))
 
@@ -147,7 +165,7 @@ class KeywordIndex:
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """Up to k (chunk id, BM25 score) pairs, best first; higher scores match better."""
-        tokens = list(dict.fromkeys(keyword_tokens(query)))
+        tokens = list(dict.fromkeys(query_tokens(query)))
         if not tokens or k <= 0 or not self.exists():
             return []
         with closing(self._connect()) as connection:

@@ -1,0 +1,163 @@
+"""Hybrid retrieval with real Chroma and real MiniLM: the keyword index, fusion, per-collection settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from webui.rag.embeddings import Embedder
+from webui.rag.pipeline import DocumentLibrary
+from webui.rag.settings import RetrievalSettings
+
+OWNER = "ada"
+
+
+@pytest.fixture(scope="module")
+def embedder(minilm_path: Path) -> Embedder:
+    """One loaded MiniLM for the module: loading it per test would dominate the run."""
+    return Embedder(str(minilm_path))
+
+
+@pytest.fixture()
+def library(data_dir: Path, embedder: Embedder) -> DocumentLibrary:
+    return DocumentLibrary(data_dir, embedder=embedder)
+
+
+def python_help(flag: str) -> str:
+    """Real reference text: this Python's own help for its options or environment variables."""
+    return subprocess.run([sys.executable, flag], capture_output=True, text=True, check=True).stdout
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def keyword_files(library: DocumentLibrary, collection: str, query: str) -> set[str]:
+    """File names of the chunks BM25 finds for query (keyword search alone)."""
+    found = library.retrieve(OWNER, query, [collection], k=10, min_score=-1.0, mode="keyword")
+    return {p.file_name for p in found}
+
+
+def index_and_chroma_counts(library: DocumentLibrary, collection: str) -> tuple[int, int]:
+    stored = library.store.find(OWNER, collection)
+    assert stored is not None
+    return library.store.keyword_index(stored).count(), library.store.count(stored)
+
+
+def test_keyword_index_follows_add_replace_and_delete(library: DocumentLibrary, tmp_path: Path) -> None:
+    library.create_collection(OWNER, "notes")
+    first = write(tmp_path, "setup.txt", "Set HF_HUB_OFFLINE=1 so the hub is never contacted.")
+    other = write(tmp_path, "build.txt", "The build reads its dependencies from pyproject.toml.")
+    library.ingest(OWNER, "notes", [first, other])
+    assert keyword_files(library, "notes", "HF_HUB_OFFLINE") == {"setup.txt"}
+    assert keyword_files(library, "notes", "pyproject.toml") == {"build.txt"}
+    counts = index_and_chroma_counts(library, "notes")
+    assert counts[0] == counts[1] > 0
+
+    replaced = write(tmp_path, "setup.txt", "Pass --ctx-size 4096 to give the model a longer window.")
+    [outcome] = library.ingest(OWNER, "notes", [replaced])
+    assert outcome.status == "replaced"
+    assert keyword_files(library, "notes", "HF_HUB_OFFLINE") == set()
+    assert keyword_files(library, "notes", "--ctx-size") == {"setup.txt"}
+    counts = index_and_chroma_counts(library, "notes")
+    assert counts[0] == counts[1]
+
+    library.delete_document(OWNER, "notes", "setup.txt")
+    assert keyword_files(library, "notes", "--ctx-size") == set()
+    assert keyword_files(library, "notes", "pyproject.toml") == {"build.txt"}
+    counts = index_and_chroma_counts(library, "notes")
+    assert counts[0] == counts[1]
+
+
+def test_keyword_index_is_rebuilt_after_it_is_deleted(
+    data_dir: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    library = DocumentLibrary(data_dir, embedder=embedder)
+    library.create_collection(OWNER, "help")
+    library.ingest(OWNER, "help", [write(tmp_path, "env.txt", python_help("--help-env"))])
+    index_files = list((data_dir / "keyword").glob("*.sqlite3"))
+    assert len(index_files) == 1
+    index_files[0].unlink()
+
+    # A new run (as after a restart) finds the index missing and rebuilds it from Chroma.
+    reopened = DocumentLibrary(data_dir, embedder=embedder)
+    assert keyword_files(reopened, "help", "PYTHONPYCACHEPREFIX") == {"env.txt"}
+    assert index_files[0].is_file()
+    counts = index_and_chroma_counts(reopened, "help")
+    assert counts[0] == counts[1] > 0
+
+    # The same run notices when the file goes away under it, too.
+    index_files[0].unlink()
+    assert keyword_files(reopened, "help", "PYTHONPYCACHEPREFIX") == {"env.txt"}
+    assert index_files[0].is_file()
+
+
+def test_hybrid_ranks_the_exact_identifier_first_where_vectors_alone_do_not(
+    library: DocumentLibrary, tmp_path: Path
+) -> None:
+    library.create_collection(OWNER, "python")
+    # Small chunks, so each holds an option or two: set through the collection's own settings.
+    library.update_retrieval_settings(OWNER, "python", RetrievalSettings(chunk_tokens=40, overlap_tokens=0))
+    files = [
+        write(tmp_path, "options.txt", python_help("-h")),
+        write(tmp_path, "environment.txt", python_help("--help-env")),
+        write(tmp_path, "x-options.txt", python_help("--help-xoptions")),
+    ]
+    library.ingest(OWNER, "python", files)
+
+    def first(question: str, mode: str) -> str:
+        [best, *_] = library.retrieve(OWNER, question, ["python"], k=5, min_score=-1.0, mode=mode)
+        return best.text
+
+    # Variables whose own line MiniLM does not put first (it ranks look-alike lines above it).
+    for variable in ("PYTHONNODEBUGRANGES", "PYTHONSTARTUP", "PYTHONDEBUG", "PYTHONCASEOK"):
+        question = f"What is {variable} for?"
+        assert variable not in first(question, "vector"), question
+        assert variable in first(question, "hybrid"), question
+
+
+def test_a_question_the_documents_do_not_answer_gets_no_passages(
+    library: DocumentLibrary, tmp_path: Path
+) -> None:
+    library.create_collection(OWNER, "python")
+    library.ingest(OWNER, "python", [write(tmp_path, "environment.txt", python_help("--help-env"))])
+    assert library.retrieve(OWNER, "How long should sourdough bread rise?", ["python"]) == []
+    assert library.retrieve(OWNER, "Which variable sets the seed of str hashes?", ["python"])
+
+
+def test_retrieval_settings_persist_across_reopening_and_shape_ingestion(
+    data_dir: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    library = DocumentLibrary(data_dir, embedder=embedder)
+    library.create_collection(OWNER, "tuned")
+    wanted = RetrievalSettings(chunk_tokens=64, overlap_tokens=8, k=7, min_score=0.4)
+    library.update_retrieval_settings(OWNER, "tuned", wanted)
+    library.ingest(OWNER, "tuned", [write(tmp_path, "options.txt", python_help("-h"))])
+
+    reopened = DocumentLibrary(data_dir, embedder=embedder)
+    assert reopened.retrieval_settings(OWNER, "tuned") == wanted
+    [info] = [c for c in reopened.collections(OWNER) if c.name == "tuned"]
+    assert info.settings == wanted
+    passages = reopened.passages(OWNER, "tuned")
+    assert len(passages) > 5
+    assert max(embedder.count_tokens(p.text) for p in passages) <= 64
+    # k and the cut-off come from the collection when the caller leaves them out.
+    found = reopened.retrieve(OWNER, "Which option turns off writing .pyc files?", ["tuned"])
+    assert 0 < len(found) <= 7
+    assert all(p.score >= 0.4 for p in found)
+
+
+def test_bad_retrieval_settings_are_refused_with_a_sentence(library: DocumentLibrary) -> None:
+    from webui.rag.pipeline import InvalidSettingsError
+
+    library.create_collection(OWNER, "strict")
+    with pytest.raises(InvalidSettingsError, match="Overlap must be between 0 and half"):
+        library.update_retrieval_settings(
+            OWNER, "strict", RetrievalSettings(chunk_tokens=64, overlap_tokens=40)
+        )
+    assert library.retrieval_settings(OWNER, "strict") == RetrievalSettings()
