@@ -197,3 +197,25 @@ def test_clearing_a_chat_while_it_replies_stops_the_reply_without_an_orphan_or_e
     page.locator("#conversations").get_by_text("Write an extremely long story", exact=False).click()
     page.wait_for_function("() => document.querySelector('#chatbot').innerText.includes('Say hello.')")
     assert "unfinished" not in page.locator("#chatbot").inner_text(), "no orphan was saved either"
+
+
+def test_a_20_mb_message_sent_as_the_page_sends_it_is_refused_with_a_message_and_not_saved(smollm_app) -> None:
+    from tests.support.gradio_queue import GradioSession
+
+    session = GradioSession(smollm_app.url)
+    try:
+        config = session.config()
+        send_id = next(c["id"] for c in config["components"]
+                       if c.get("type") == "button" and c.get("props", {}).get("value") == "Send")
+        add = next(d for d in config["dependencies"] if [send_id, "click"] in d.get("targets", []))
+        huge = "word " * 4_000_000  # 20 MB
+        response = session.call_direct(add, [huge, None])
+        assert "characters long; the limit is 100,000" in response.text and response.status_code in (400, 500)
+        listing = next(d for d in config["dependencies"]
+                       if any(t[1] == "load" for t in d.get("targets", []))
+                       and any(c["id"] in d.get("outputs", []) for c in config["components"]
+                               if c.get("props", {}).get("elem_id") == "conversations"))
+        shown = session.call_direct(listing, []).json()["data"][0]
+        assert "word word" not in str(shown), "nothing was saved"
+    finally:
+        session.close()
