@@ -132,8 +132,11 @@ def build_app(services: Services) -> fastapi.FastAPI:
     mounted: list[TokenTable] = []  # the Gradio app, once mounted below: its login tokens
     upload_owners = UploadOwners() if team else None  # who uploaded which copy in Gradio's shared folder
 
+    def gradio_app() -> TokenTable | None:
+        return mounted[0] if mounted else None
+
     def gradio_logins() -> TokenTable | None:
-        return mounted[0] if team and mounted else None
+        return gradio_app() if team else None
 
     @app.get("/status")
     async def status(request: fastapi.Request) -> dict:
@@ -162,7 +165,7 @@ def build_app(services: Services) -> fastapi.FastAPI:
     app.add_middleware(CORSMiddleware, allow_origins=list(policy.cors_origins), allow_credentials=True,
                        allow_methods=["*"], allow_headers=["*"])
     app.add_middleware(SecurityMiddleware, policy=policy, guard=guard if team else None,
-                       sessions=sessions if team else None, gradio=gradio_logins, uploads=upload_owners)
+                       sessions=sessions if team else None, gradio=gradio_app, uploads=upload_owners)
     blocks = build_blocks(services)
     gr.mount_gradio_app(
         app,

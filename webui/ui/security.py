@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import anyio
+from gradio.route_utils import FnIndexInferError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -33,6 +34,8 @@ from webui.ui.uploads import UploadOwners
 log = logging.getLogger(__name__)
 
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# What Gradio raises on a request whose event index or data does not fit the app (client mistakes).
+CLIENT_DATA_ERRORS = (KeyError, IndexError, ValueError, TypeError, AttributeError, FnIndexInferError)
 ADDRESS_FAILURE_FACTOR = 5  # an address (possibly shared by a team behind NAT) gets more tries than a name
 MAX_LOGIN_BODY = 64 * 1024
 CROSS_SITE_REFUSED = "Refused: this request came from another web site."
@@ -222,10 +225,12 @@ class LoginGuard:
 
 
 class TokenTable(Protocol):
-    """What the guards need of Gradio's login state: its token dict and its cookie names."""
+    """What the guards need of the mounted Gradio app: its login tokens, cookie names and Blocks."""
 
     tokens: dict[str, str]
     cookie_id: str
+
+    def get_blocks(self) -> Any: ...
 
 
 def session_token(app: TokenTable, cookies: dict[str, str]) -> str | None:
@@ -351,7 +356,8 @@ def _login_page(html: str) -> str:
 class SecurityMiddleware:
     """Refuses cross-site writes, ends stale sessions, throttles logins and hardens the cookie.
 
-    ``gradio`` returns the mounted Gradio app (its token table), or None in single-user mode.
+    ``gradio`` returns the mounted Gradio app once it is mounted; ``guard`` and ``sessions`` are None
+    in single-user mode.
     """
 
     def __init__(self, app: ASGIApp, *, policy: SecurityPolicy, guard: LoginGuard | None,
@@ -379,7 +385,7 @@ class SecurityMiddleware:
             return
         gradio = self.gradio()
         signed_in, user = True, None
-        if gradio is not None and self.sessions is not None:
+        if gradio is not None and self.sessions is not None:  # team mode
             token = session_token(gradio, _cookies(headers))
             user = self.sessions.check(gradio.tokens, token) if token is not None else None
             signed_in = user is not None
@@ -394,7 +400,62 @@ class SecurityMiddleware:
                 path.rstrip("/") == "/gradio_api/upload":
             await self._upload(scope, receive, send, user)
             return
+        if method == "POST" and path.startswith("/gradio_api/"):
+            await self._client_errors(scope, receive, send, gradio)
+            return
         await self.app(scope, receive, _hardened_cookies(send))
+
+    async def _client_errors(self, scope: Scope, receive: Receive, send: Send, gradio: TokenTable | None) -> None:
+        """Gradio's API routes, with malformed requests answered 400 instead of 500.
+
+        Gradio lets a bad ``fn_index`` or data shape escape as an exception (a 500 and a reset
+        connection), and answers a refused input on its direct-call route (``/gradio_api/run/...``,
+        an ``Error`` such as "not in the list of choices" or our handlers' own refusals) with 500.
+        Both are the client's fault. Anything else stays a 500, logged.
+        """
+        scope = dict(scope)  # uncompressed answers, so an error body can be read
+        scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"accept-encoding"]
+        direct = _DIRECT_CALL.fullmatch(scope.get("path", ""))
+        if gradio is not None and direct:
+            receive, problem = await _check_direct_call(receive, gradio, direct.group(1))
+            if problem:
+                log.warning("refused a malformed request to %s: %s", scope.get("path"), problem)
+                await JSONResponse({"detail": problem}, status_code=400)(scope, receive, send)
+                return
+        held: dict[str, Any] = {}
+        chunks: list[bytes] = []
+        sent = False
+
+        async def watch(message: Message) -> None:
+            nonlocal sent
+            if message["type"] == "http.response.start" and message["status"] == 500:
+                held.update(message)
+                return
+            if held and message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                return
+            sent = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, _hardened_cookies(watch))
+        except CLIENT_DATA_ERRORS as exc:
+            if sent:
+                raise
+            log.warning("refused a malformed request to %s: %s: %s", scope.get("path"), type(exc).__name__, exc)
+            await JSONResponse({"detail": "Malformed request: the event, its inputs or their shape are wrong."},
+                               status_code=400)(scope, receive, send)
+            return
+        if held:
+            body = b"".join(chunks)
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                payload = None
+            if isinstance(payload, dict) and "title" in payload:  # a gradio Error: a refusal, not a crash
+                held["status"] = 400
+            await send(held)
+            await send({"type": "http.response.body", "body": body, "more_body": False})
 
     async def _upload(self, scope: Scope, receive: Receive, send: Send, user: str) -> None:
         """Gradio's upload route, with the copies it made recorded as *user*'s."""
@@ -496,6 +557,48 @@ class SecurityMiddleware:
             await send(message)
 
         await self.app(scope, receive, _hardened_cookies(collect))
+
+
+_DIRECT_CALL = re.compile(r"/gradio_api/(?:run|api)/([^/]+)/?")
+
+
+async def _check_direct_call(receive: Receive, gradio: TokenTable, api_name: str) -> tuple[Receive, str | None]:
+    """Read a direct call's body (``/gradio_api/run/<name>``); say what is wrong when its inputs cannot
+    fit the event.
+
+    Gradio answers too few inputs with a 500; the page always sends them all. Returns a receive that
+    replays the body for Gradio.
+    """
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            break
+
+    async def replay() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return replay, None  # Gradio's own validation answers 422
+    if not isinstance(request, dict) or not isinstance(request.get("data"), list):
+        return replay, None
+    index = request.get("fn_index")
+    fns = gradio.get_blocks().fns
+    if isinstance(index, int):
+        fn = fns.get(index)
+    else:
+        fn = next((f for f in fns.values() if f.api_name == api_name), None)
+    if fn is None:
+        return replay, None
+    needed = len(fn.inputs)
+    named = len([block for block in fn.inputs if not getattr(block, "skip_api", False)])
+    sent = len(request["data"])
+    if sent < needed and sent != named:
+        return replay, f"This event takes {needed} inputs; the request sent {sent}."
+    return replay, None
 
 
 def _cookies(headers: Headers) -> dict[str, str]:
