@@ -157,3 +157,22 @@ def test_chunks_from_the_real_splitter_read_back_as_the_original_text() -> None:
     pieces = [Piece(c.text, (Place("m.pdf", c.page),)) for c in chunks]
     assert sum(words(p.text) for p in pieces) > words(text), "the chunks overlap"
     assert " ".join(p.text for p in without_overlaps(pieces)) == text
+
+
+def test_the_page_shows_the_summary_its_sources_and_what_stop_kept() -> None:
+    from webui.services.summaries import Summary
+    from webui.ui.summaries import done_line, summary_markdown
+
+    parts = (Piece("Pumps are checked [p. 1].", (Place("m.pdf", 1), Place("m.pdf", 2))), Piece("Valves.", (Place("m.pdf", 3),)))
+    done = Summary("pumps", "m.pdf", "Pumps and valves [pp. 1–2].", parts, passages=3, map_steps=2, calls=3, seconds=4.0)
+    shown = summary_markdown(done)
+    assert shown.startswith("### Summary of m.pdf\n\nPumps and valves [pp. 1–2].")
+    assert "<b>[1] m.pdf, pp. 1–2</b><br>Pumps are checked [p. 1]." in shown and "[2] m.pdf, p. 3" in shown
+    assert "cited no pages" not in shown
+    assert "cited no pages" in summary_markdown(Summary("pumps", "m.pdf", "Pumps.", parts, 3, 2, 3, 4.0))
+    assert done_line(done) == "**Done:** 3 passages read in 2 parts (3 model calls, 4.0 s)."
+
+    stopped = Summary("pumps", None, "", parts[:1], passages=3, map_steps=2, calls=2, seconds=1.5, stopped=True)
+    assert done_line(stopped) == "**Stopped** after summarizing 1 of 2 parts (2 model calls, 1.5 s)."
+    assert summary_markdown(stopped) == (
+        "### The parts summarized before Stop\n\n- **[pp. 1–2]** Pumps are checked [p. 1].")

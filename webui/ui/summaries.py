@@ -10,7 +10,7 @@ import gradio as gr
 
 from webui.history import HistoryError
 from webui.rag import RagError
-from webui.rag.summarize import format_places
+from webui.rag.summarize import cites_anything, format_places
 from webui.services import NotAuthorized, Services
 from webui.services.summaries import Summary, SummaryUpdate, summary_sources
 from webui.ui.chat import ChatControls, sources_view, stored_view
@@ -44,6 +44,8 @@ def summary_markdown(summary: Summary) -> str:
     if summary.stopped:
         head += " (stopped before the end)"
     body = summary.text.strip() or "*The model wrote no summary.*"
+    if summary.text.strip() and not cites_anything(summary.text):  # small models often cite nothing
+        body += "\n\n*The model cited no pages here; the sources below say which pages each part covers.*"
     return f"{head}\n\n{body}\n\n{sources_view(summary_sources(summary))}"
 
 
