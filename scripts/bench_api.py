@@ -102,9 +102,10 @@ def main() -> int:
     ) as app:
         client = openai.OpenAI(base_url=f"{app.url}/v1", api_key="local", max_retries=0, timeout=600)
         timed(raw_pieces(llm, 16), llm), timed(api_pieces(client, model.name, 16), llm)  # warm-up
-        for _ in range(args.rounds):
+        for round_number in range(1, args.rounds + 1):
             raw_runs.append(timed(raw_pieces(llm, args.tokens), llm))
             api_runs.append(timed(api_pieces(client, model.name, args.tokens), llm))
+            print(f"round {round_number}: raw {raw_runs[-1]}  api {api_runs[-1]}", flush=True)
 
     def median(runs: list[Run], attr: str) -> float:
         return statistics.median(getattr(r, attr) for r in runs)

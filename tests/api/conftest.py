@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.app_server import ROOT, RunningApp, running_app
 
+START_TIMEOUT_S = 300  # CI machines shared with other jobs can be slow to import Gradio and torch
 PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22"}
 ALICE_NOTE = ("The secret launch code of the Zephyr project is PELICAN-42. "
               "It was chosen by Alice in March and must not be shared outside her team.")
@@ -35,7 +36,7 @@ def app_args(workdir: Path, smollm_path: Path) -> list[str]:
 def local_app(tmp_path_factory: pytest.TempPathFactory, smollm_path: Path) -> Iterator[RunningApp]:
     """A single-user app on localhost: no key needed."""
     workdir = tmp_path_factory.mktemp("api-local")
-    with running_app(workdir, app_args(workdir, smollm_path)) as app:
+    with running_app(workdir, app_args(workdir, smollm_path), timeout=START_TIMEOUT_S) as app:
         yield app
 
 
@@ -73,5 +74,5 @@ def team(tmp_path_factory: pytest.TempPathFactory, smollm_path: Path) -> Iterato
     del library
     keys = {name: make_key(workdir, name) for name in PASSWORDS}
     with running_app(workdir, ["--listen", *app_args(workdir, smollm_path)],
-                     status_auth=("alice", PASSWORDS["alice"])) as app:
+                     status_auth=("alice", PASSWORDS["alice"]), timeout=START_TIMEOUT_S) as app:
         yield Team(app, workdir, keys)

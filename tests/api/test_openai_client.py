@@ -136,3 +136,17 @@ def test_unknown_model_is_404_naming_the_local_ones(client, smollm_path: Path) -
     assert refused.value.status_code == 404
     assert smollm_path.name in refused.value.message
     assert refused.value.code == "model_not_found"
+
+
+def test_logprobs_come_with_each_token_where_the_engine_gives_them(client, smollm_path: Path) -> None:
+    try:
+        reply = client.chat.completions.create(
+            model=smollm_path.name, messages=[{"role": "user", "content": "Say hello."}],
+            max_tokens=5, temperature=0, logprobs=True, top_logprobs=2,
+        )
+    except openai.BadRequestError as refused:  # llama-cpp-python's own sampling needs logits_all for them
+        assert "logits_all" in refused.value.message and refused.value.code == "unsupported_parameter"
+        return
+    tokens = reply.choices[0].logprobs.content
+    assert "".join(t.token for t in tokens) == reply.choices[0].message.content
+    assert all(t.logprob <= 0 and len(t.top_logprobs) == 2 for t in tokens)

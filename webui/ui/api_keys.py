@@ -42,26 +42,26 @@ def build_api_keys_section(services: Services) -> None:
         user = services.user(request.username)
         return gr.update(visible=user.is_admin), rows(request)
 
-    def make(who: str, what: str, request: gr.Request) -> tuple[Any, ...]:
+    def make(who: str | None, what: str | None, request: gr.Request) -> tuple[Any, ...]:
         try:
             user = services.user(request.username)
-            key, secret = services.api_access.create_key(user, who.strip() or None, what)
+            key, secret = services.api_access.create_key(user, (who or "").strip() or None, what or "")
         except (ApiKeyError, NotAuthorized) as exc:
             gr.Warning(str(exc))
             return gr.update(), gr.update(visible=False, value=""), f"**Not made:** {exc}"
         return (rows(request, who), gr.update(visible=True, value=secret),
                 f"Made key **{key.id}** for **{key.user}**.")
 
-    def drop(who: str, which: str, request: gr.Request) -> tuple[Any, ...]:
+    def drop(who: str | None, which: str | None, request: gr.Request) -> tuple[Any, ...]:
         try:
             user = services.user(request.username)
-            key = services.api_access.revoke_key(user, which, who.strip() or None)
+            key = services.api_access.revoke_key(user, which or "", (who or "").strip() or None)
         except (ApiKeyError, NotAuthorized) as exc:
             gr.Warning(str(exc))
             return gr.update(), gr.update(), f"**Not revoked:** {exc}"
         return rows(request, who), "", f"Revoked key **{key.id}** of **{key.user}**; it stops working at once."
 
-    def show_for(who: str, request: gr.Request) -> Any:
+    def show_for(who: str | None, request: gr.Request) -> Any:
         try:
             return rows(request, who)
         except (ApiKeyError, NotAuthorized) as exc:

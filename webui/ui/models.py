@@ -182,9 +182,9 @@ def build_models_tab(services: Services) -> None:
         return listing(caller(request), selected)
 
     def fill_form(request: gr.Request, name: str | None):
-        user = caller(request)
-        if not name:
+        if not name:  # also the empty first view of a non-admin, whose tab is hidden
             return (*form_from_options(ModelLoadOptions()), "")
+        user = caller(request)
         try:
             options = models.settings_for(user, name)
             warning = models.memory_check(user, name, options)
