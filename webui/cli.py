@@ -80,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reranker-model", default=_env("RERANKER_MODEL"),
                         help="local sentence-transformers cross-encoder folder that rescores document "
                         "passages (off by default) [WEBUI_RERANKER_MODEL]")
+    parser.add_argument("--chroma-url", default=_env("CHROMA_URL"),
+                        help="a Chroma server (chroma run ...) for the document library instead of the local "
+                        "database under the data dir [WEBUI_CHROMA_URL]")
+    parser.add_argument("--chroma-token", default=_env("CHROMA_TOKEN"),
+                        help="token for that Chroma server, sent as a Bearer header [WEBUI_CHROMA_TOKEN]")
+    parser.add_argument("--backend", action="append", default=None, metavar="URL",
+                        help="a remote OpenAI-compatible server (llama.cpp server, vLLM, ...) whose models can be "
+                        "picked beside the local ones; repeat for several, or separate with commas [WEBUI_BACKEND]")
+    parser.add_argument("--no-local-model", action="store_true", default=_env_flag("NO_LOCAL_MODEL"),
+                        help="front end only: load no model in this process, use the --backend servers "
+                        "[WEBUI_NO_LOCAL_MODEL]")
     parser.add_argument("--max-upload-mb", type=int, default=int(_env("MAX_UPLOAD_MB", "100") or 100),
                         help="largest file accepted in the Documents tab, in MB [WEBUI_MAX_UPLOAD_MB]")
     parser.add_argument("--insecure-no-auth", action="store_true", default=_env_flag("INSECURE_NO_AUTH"),
@@ -128,6 +139,10 @@ def parse_settings(argv: Sequence[str]) -> Settings:
         parallel=args.parallel,
         embedding_model=args.embedding_model or None,
         reranker_model=args.reranker_model or None,
+        chroma_url=args.chroma_url or None,
+        chroma_token=args.chroma_token or None,
+        backends=parse_backends(args.backend if args.backend is not None else [_env("BACKEND") or ""]),
+        no_local_model=args.no_local_model,
         max_upload_mb=args.max_upload_mb,
         ssl_certfile=Path(args.ssl_certfile) if args.ssl_certfile else None,
         ssl_keyfile=Path(args.ssl_keyfile) if args.ssl_keyfile else None,
@@ -154,6 +169,34 @@ def parse_origins(values: Sequence[str]) -> tuple[str, ...]:
                 raise SystemExit(f"error: --cors-origin takes origins like https://host:port, not {item.strip()!r}")
             origins.append(origin)
     return tuple(dict.fromkeys(origins))
+
+
+def parse_backends(values: Sequence[str]) -> tuple[str, ...]:
+    """``--backend`` values (repeated, or comma-separated) -> base URLs without a trailing / or /v1."""
+    urls: list[str] = []
+    for value in values:
+        for item in value.split(","):
+            url = item.strip().rstrip("/")
+            if not url:
+                continue
+            if not url.startswith(("http://", "https://")):
+                raise SystemExit(f"error: --backend takes a URL like http://host:8080, not {item.strip()!r}")
+            urls.append(url[: -len("/v1")] if url.endswith("/v1") else url)
+    return tuple(dict.fromkeys(urls))
+
+
+def chroma_problem(settings: Settings) -> str | None:
+    """Why the --chroma-url server cannot be used (checked at start, so a typo fails at once), or None."""
+    if not settings.chroma_url:
+        return None
+    from webui.rag import ChromaServer, DocumentStoreUnavailable
+    from webui.rag.chroma_server import connect
+
+    try:
+        connect(ChromaServer(settings.chroma_url, settings.chroma_token)).heartbeat()
+    except (DocumentStoreUnavailable, ValueError) as exc:
+        return str(exc).splitlines()[0] if str(exc) else f"cannot reach the Chroma server at {settings.chroma_url}"
+    return None
 
 
 def configure_logging(data_dir: Path) -> None:
@@ -201,6 +244,10 @@ def serve(settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     problem = network_access_problem(settings, users_exist)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    problem = chroma_problem(settings)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -35,6 +35,10 @@ class Settings:
     ssl_keyfile: Path | None = None
     embedding_model: str | None = None  # None means the packaged all-MiniLM-L6-v2
     reranker_model: str | None = None  # a local cross-encoder folder; None: reranking off
+    chroma_url: str | None = None  # a Chroma server for documents instead of data_dir/chroma
+    chroma_token: str | None = field(default=None, repr=False)  # sent as "Authorization: Bearer ..."
+    backends: tuple[str, ...] = ()  # remote OpenAI-compatible servers whose models can be picked
+    no_local_model: bool = False  # front end only: no llama.cpp model loaded in this process
     max_upload_mb: int = 100
     prompt_cache_mb: int = 1024  # RAM for per-conversation llama.cpp states; 0 turns it off
     parallel: int | None = None  # replies decoded at once in one context; None: chosen from free memory

@@ -1,5 +1,7 @@
 """Document Q&A: load files, chunk, embed, store in Chroma, retrieve numbered passages."""
 
+from webui.rag.chroma_server import ChromaServer
+from webui.rag.errors import DocumentStoreUnavailable
 from webui.rag.loaders import DocumentParseError
 from webui.rag.pipeline import (
     NO_RELEVANT_PASSAGES_MESSAGE,
@@ -20,8 +22,10 @@ from webui.rag.pipeline import (
 
 __all__ = [
     "NO_RELEVANT_PASSAGES_MESSAGE",
+    "ChromaServer",
     "CollectionInfo",
     "DocumentInfo",
+    "DocumentStoreUnavailable",
     "DocumentLibrary",
     "DocumentParseError",
     "FileOutcome",

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from webui.rag.chunking import Chunk, chunk_budget, chunk_sections
+from webui.rag.chroma_server import ChromaServer
 from webui.rag.embeddings import Embedder
+from webui.rag.errors import RagError
 from webui.rag.loaders import (
     DocumentParseError,
     load_document,
@@ -54,10 +56,6 @@ _EMBED_BATCH = 32
 
 IngestStatus = Literal["added", "unchanged", "replaced", "failed", "cancelled"]
 DocumentState = Literal["complete", "adding", "incomplete"]
-
-
-class RagError(Exception):
-    """Base of the library's errors; str(error) is one sentence fit for the user."""
 
 
 class CollectionNotFoundError(RagError):
@@ -270,12 +268,14 @@ class DocumentLibrary:
         embedder: Embedder | None = None,
         embed_batch: int = _EMBED_BATCH,
         reranker: Reranker | None = None,
+        chroma_server: ChromaServer | None = None,
     ) -> None:
+        """``chroma_server``: a shared Chroma server instead of the local database under ``data_dir``."""
         self.data_dir = Path(data_dir)
         self.uploads_dir = self.data_dir / "uploads"
         self.max_file_bytes = max_file_mb * 1024 * 1024
         self.embedder = embedder or Embedder(embedding_model)
-        self.store = ChromaStore(self.data_dir / "chroma")
+        self.store = ChromaStore(self.data_dir / "chroma", server=chroma_server)
         self.reranker = reranker  # None: no cross-encoder available offline (webui/rag/rerank.py)
         self.embed_batch = max(1, embed_batch)
         self._write_lock = threading.RLock()

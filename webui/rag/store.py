@@ -1,4 +1,4 @@
-"""Store: document collections in a local Chroma database, with vectors always computed by us.
+"""Store: document collections in a local Chroma database (or a Chroma server), with vectors always computed by us.
 
 Each collection has a keyword (BM25) index beside it under ``keyword/``; every write here goes to
 both, and an index that is missing or out of step is rebuilt from Chroma's own copy of the texts.
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from webui.rag.chroma_server import ChromaServer, connect
 from webui.rag.keyword import KeywordIndex
 from webui.rag.settings import RetrievalSettings
 
@@ -74,10 +75,12 @@ def chroma_name(owner: str, name: str) -> str:
 
 
 class ChromaStore:
-    """A thin layer over one PersistentClient: names, metadata, batching, scores."""
+    """A thin layer over one PersistentClient (or HttpClient): names, metadata, batching, scores."""
 
-    def __init__(self, path: Path, *, keyword_dir: Path | None = None) -> None:
+    def __init__(self, path: Path, *, keyword_dir: Path | None = None, server: ChromaServer | None = None) -> None:
+        """``server``: use that Chroma server instead of the database at ``path``; the keyword index stays local."""
         self.path = Path(path)
+        self.server = server
         self.keyword_dir = Path(keyword_dir) if keyword_dir else self.path.parent / "keyword"
         self._client: ClientAPI | None = None
         self._lock = threading.Lock()
@@ -88,6 +91,8 @@ class ChromaStore:
     def client(self) -> ClientAPI:
         """The Chroma client, opened on first use so start-up does not pay for it."""
         with self._lock:
+            if self._client is None and self.server is not None:
+                self._client = connect(self.server)
             if self._client is None:
                 import chromadb
                 from chromadb.config import Settings
@@ -301,7 +306,8 @@ class ChromaStore:
         """The collection's keyword index, rebuilt from Chroma first when missing or out of step.
 
         Checked once per run (and again after a failed write): a crash between the Chroma write
-        and the index write leaves the two with different counts.
+        and the index write leaves the two with different counts. With a Chroma server, other app
+        instances may write too, so the count is compared on every use (one cheap call).
         """
         with self._keyword_lock:
             index = self._keyword_index(stored)
@@ -311,7 +317,8 @@ class ChromaStore:
                     log.info("rebuilding the keyword index of '%s' (%d chunks) from Chroma",
                              stored.name, chroma_count)
                     index.rebuild(self._all_texts(stored))
-                self._keyword_checked.add(stored.chroma_name)
+                if self.server is None:
+                    self._keyword_checked.add(stored.chroma_name)
             return index
 
     def _keyword_before_write(self, stored: StoredCollection) -> KeywordIndex | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from webui.auth import User
 from webui.config import Settings
 from webui.rag import (
+    ChromaServer,
     CollectionInfo,
     DocumentInfo,
     DocumentLibrary,
@@ -213,13 +214,15 @@ class DocumentService:
                     max_file_mb=self._settings.max_upload_mb,
                     embedder=self._embedder,
                     reranker=_reranker(self._settings),
+                    chroma_server=(ChromaServer(self._settings.chroma_url, self._settings.chroma_token)
+                                   if self._settings.chroma_url else None),
                     **({"embed_batch": self._embed_batch} if self._embed_batch else {}),
                 )
             return self._library
 
     def _never_used(self) -> bool:
         """No collection was ever made here, so listing can skip opening Chroma (page loads stay cheap)."""
-        return self._library is None and not self._settings.chroma_dir.exists()
+        return self._library is None and not self._settings.chroma_url and not self._settings.chroma_dir.exists()
 
     def collections(self, owner: str) -> list[CollectionInfo]:
         return [] if self._never_used() else self.library.collections(owner)
