@@ -1,4 +1,4 @@
-"""The Presets tab in a real Chromium: create, apply in the chat, edit, restart, built-ins untouched."""
+"""The Presets tab in a real Chromium: create, apply, edit, restart, built-ins untouched, owners in team mode."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_team_mode import log_in
 from tests.support.app_server import running_app
+from tests.support.team import PASSWORDS, team_app
 from tests.support.ui import set_number
 from webui.prompts.presets import BUILTIN_DIR
 
@@ -141,3 +143,46 @@ def test_create_apply_chat_edit_restart(browser, tmp_path: Path, smollm_path: Pa
             assert float(page.get_by_role("tabpanel").get_by_label("Top-k").first.input_value()) == 100
     finally:
         context.close()
+
+
+def test_team_mode_admin_shares_a_preset_and_a_user_edits_only_a_copy(browser, tmp_path: Path,
+                                                                        smollm_path: Path) -> None:
+    with team_app(tmp_path, smollm_path) as app:
+        contexts = {name: browser.new_context(viewport={"width": 1280, "height": 1000}) for name in ("alice", "bob")}
+        try:
+            alice, bob = (contexts[name].new_page() for name in ("alice", "bob"))
+            for name, page in (("alice", alice), ("bob", bob)):
+                page.set_default_timeout(30_000)
+                log_in(page, app, name, PASSWORDS[name])
+                page.get_by_role("tab", name="Presets").click()
+                page.locator("#preset-name input").wait_for()
+
+            # The admin writes a shared preset (the box only admins see).
+            alice.locator("#preset-new").click()
+            wait_status(alice, "Write the new preset")
+            alice.locator("#preset-name input").fill("Team rules")
+            alice.locator("#preset-system textarea").fill("Answer politely.")
+            alice.locator("#preset-shared input").check()
+            alice.locator("#preset-save").click()
+            assert "Saved 'Team rules' for everyone." in wait_status(alice, "Saved")
+            assert not bob.locator("#preset-shared input").is_visible()
+
+            # Bob sees it after a reload, and editing it saves his own copy; the shared one stays.
+            bob.reload()
+            bob.get_by_role("tab", name="Presets").click()
+            choose(bob, "Team rules")
+            assert "saving stores your own copy" in bob.locator("#preset-editor-title").inner_text()
+            bob.locator("#preset-system textarea").fill("Ask for passwords.")
+            bob.locator("#preset-save").click()
+            assert "your own copy 'Team rules (copy)'" in wait_status(bob, "your own copy")
+            table = bob.locator("#preset-table").inner_text()
+            assert "Team rules (copy)" in table and "shared" in table
+            shared_file = tmp_path / "data" / "presets" / "team-rules.yaml"
+            assert "Answer politely." in shared_file.read_text()
+            alice.reload()
+            alice.get_by_role("tab", name="Presets").click()
+            alice.locator("#preset-table").wait_for()
+            assert "Team rules (copy)" not in alice.locator("#preset-table").inner_text()
+        finally:
+            for context in contexts.values():
+                context.close()
