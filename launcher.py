@@ -149,12 +149,14 @@ def install_build(python: str, build, hardware, force: bool) -> None:
         return
     env = {"CMAKE_ARGS": build.cmake_args, **build.env}
     if build.pip_cache_safe:
+        step("pip compiles llama.cpp unless its cache has this build (several minutes)")
         extra_env, argv = hardware.llama_install_command(python, build.cmake_args, LLAMA_CPP_VERSION, force=force)
         run(argv, env={**env, **extra_env})
         return
     folder = wheel_cache_dir() / build.cache_key(LLAMA_CPP_VERSION)
     wheels = sorted(folder.glob(f"llama_cpp_python-{LLAMA_CPP_VERSION}-*.whl"))
     if not wheels:
+        step("compiling llama.cpp (several minutes; tens on 2 busy cores)")
         with tempfile.TemporaryDirectory(prefix="webui-llama-wheel-") as tmp:
             run([python, "-m", "pip", "wheel", "--disable-pip-version-check", "--no-deps", "--no-cache-dir",
                  "-w", tmp, requirement], env=env)
@@ -195,8 +197,7 @@ def install_llama(python: str, plan, hardware, *, replacing: bool, gpu_seen: boo
     """Try the plan's builds in order until one installs and works; returns it."""
     force = replacing
     for number, build in enumerate(plan.candidates, 1):
-        step(f"llama-cpp-python {LLAMA_CPP_VERSION}: {build.describe()}, because {build.reason}"
-             + (" (compiles llama.cpp: several minutes)" if build.source == "source" else ""))
+        step(f"llama-cpp-python {LLAMA_CPP_VERSION}: {build.describe()}, because {build.reason}")
         try:
             install_build(python, build, hardware, force)
             check_build(python, build, hardware, gpu_seen=gpu_seen)
