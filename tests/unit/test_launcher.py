@@ -246,3 +246,35 @@ def test_dry_run_with_hipconfig_plans_the_rocm_build(tmp_path: Path) -> None:
     fake_rocm(bin_dir, Path("/opt/rocm-6.2"))
     out = _dry_run(tmp_path, bin_dir)
     assert "Radeon RX 7900 XTX" in out and '1. ROCM source build with CMAKE_ARGS="-DGGML_HIP=on"' in out
+
+
+# --- the launcher's own wheel cache, keyed on the build flags --------------------------------------
+
+
+def test_a_non_portable_build_is_compiled_once_then_installed_from_the_keyed_cache(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    launcher = load_launcher()
+    monkeypatch.setenv("PIP_CACHE_DIR", str(tmp_path / "pip-cache"))
+    calls: list[tuple[list[str], dict]] = []
+
+    def pip(argv, env=None):
+        calls.append((argv, env or {}))
+        if "wheel" in argv:  # pip wheel -w DIR: leave a wheel there, as pip does
+            out = Path(argv[argv.index("-w") + 1])
+            (out / f"llama_cpp_python-{launcher.LLAMA_CPP_VERSION}-py3-none-linux_x86_64.whl").write_bytes(b"wheel")
+
+    monkeypatch.setattr(launcher, "run", pip)
+    avx512 = build_plan.cpu_build(True, frozenset({"AVX512", "AVX512_VNNI"}))
+    launcher.install_build("/venv/bin/python", avx512, hardware, force=False)
+    built, installed = calls
+    assert "wheel" in built[0] and built[1]["CMAKE_ARGS"] == avx512.cmake_args
+    cached = installed[0][-1]
+    assert cached.startswith(str(tmp_path / "pip-cache" / "webui-llama-wheels")) and Path(cached).is_file()
+
+    calls.clear()
+    launcher.install_build("/other-venv/bin/python", avx512, hardware, force=False)
+    assert [argv[-1] for argv, _ in calls] == [cached], "the second checkout compiles nothing"
+    calls.clear()
+    other = build_plan.cpu_build(True, frozenset({"AVX512"}))
+    launcher.install_build("/venv/bin/python", other, hardware, force=False)
+    assert "wheel" in calls[0][0], "other flags never take this wheel"
