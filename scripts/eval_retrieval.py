@@ -105,7 +105,9 @@ def choose_cut_off(
     users complain of most, and a passage that does not answer still lets the model say so."""
     allowed = MAX_WRONGLY_REFUSED * len(answerable_best)
     fine = [t for t in CUT_OFF_STEPS if sum(s < t for s in answerable_best) <= allowed]
-    return max(fine, key=lambda t: (sum(s < t for s in unanswerable_best), -t))
+    refused = {t: sum(s < t for s in unanswerable_best) for t in fine}
+    best = [t for t in fine if refused[t] == max(refused.values())]
+    return best[len(best) // 2]  # the middle of the best range keeps a margin on both sides
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", action="store_true",
                         help="also try fusion weights on the tuning half")
     parser.add_argument("--verbose", action="store_true", help="print every question's ranks")
+    parser.add_argument("--cut-off-only", action="store_true",
+                        help="skip the side-by-side modes; only choose and check the cut-off")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep the ingested collections in this folder and reuse them next time")
     args = parser.parse_args(argv)
@@ -173,11 +177,13 @@ def main(argv: list[str] | None = None) -> int:
         if reranker is not None:
             modes["hybrid+rerank"] = lambda q, c, k: library.retrieve(
                 "eval", q, [c], k=k, min_score=-1.0, mode="hybrid", rerank=True)
+        if args.cut_off_only:
+            modes = {"hybrid": modes["hybrid"]}
         for warm in modes.values():  # load models and open indexes before any timing
             warm(questions[0]["question"], questions[0]["corpus"], args.k)
 
         rows: dict[str, Row] = {}
-        for mode, run in modes.items():
+        for mode, run in ({} if args.cut_off_only else modes).items():
             row = Row([], [])
             for item in questions:
                 began = time.perf_counter()
@@ -230,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         id1, _, _ = metrics([row.ranks[i] for i in identifiers], args.k)
         print(f"{mode:<15}{hit1:7.3f}{hitk:8.3f}{mrr:7.3f}   {all1:10.3f}{allk:8.3f}{allm:7.3f}"
               f"   {id1:18.3f}   {statistics.median(row.millis):9.1f}")
-    if "hybrid+rerank" not in rows:
+    if "hybrid+rerank" not in rows and rows:
         print(f"{'hybrid+rerank':<15}   n/a: no cross-encoder is installed or packaged offline "
               "(pass --reranker-model PATH to measure one)")
 
