@@ -267,6 +267,9 @@ def serve(settings: Settings) -> int:
     hint = hardware.rebuild_hint(hw)
     if hint:
         print(hint)
+    router = remote_router(settings)
+    if settings.no_local_model:
+        return run_server(settings, hw, router)
     try:
         resolved = resolve_model(
             settings.model, settings.models_dir, offline=settings.offline,
@@ -286,7 +289,28 @@ def serve(settings: Settings) -> int:
         return 2
     print(f"Loaded {info.file}: {info.architecture}, context {info.n_ctx}, GPU layers {info.n_gpu_layers}, "
           f"chat format {info.chat_format}" + (f" ({info.chat_format_note})" if info.chat_format_note else ""))
-    return run_server(settings, hw, engine)
+    router.local = engine
+    return run_server(settings, hw, router)
+
+
+def remote_router(settings: Settings):
+    """The router over the --backend servers (the local engine joins it once loaded); lists their models."""
+    from webui.engine.remote import RemoteBackend, RemoteError
+    from webui.engine.router import EngineRouter
+
+    backends = [RemoteBackend(url) for url in settings.backends]
+    for backend in backends:
+        try:
+            print(f"Model server {backend.url}: " + (", ".join(m.file for m in backend.models()) or "no models"))
+        except RemoteError as exc:
+            print(f"warning: {exc} Its models appear once it answers.", file=sys.stderr)
+    router = EngineRouter(None, backends)
+    if settings.no_local_model:
+        first = next(iter(router.remote_models()), None)
+        if first is not None:
+            router.use_remote(first)
+        print("Front end only (--no-local-model): " + (f"using {first.file}" if first else "no model yet"))
+    return router
 
 
 def run_server(settings: Settings, hw, engine) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from webui.auth import User
 from webui.config import Settings
 from webui.engine import Engine, EngineError, ModelInfo
+from webui.engine.router import EngineRouter, as_router
 from webui.hardware import HardwareInfo
 from webui.models.download import DownloadError
 from webui.models.manager import (
@@ -70,6 +71,7 @@ class ModelEntry:
     parameters: str
     quant: str | None
     context_length: int | None
+    where: str = "local"  # "local", or the URL of the remote server that runs it
 
 
 def _require_admin(user: User) -> None:
@@ -89,10 +91,11 @@ def model_name_matches(requested: str, file_name: str) -> bool:
 class ModelService:
     """Model management for admins, model names and the loaded model for everyone."""
 
-    def __init__(self, settings: Settings, hardware: HardwareInfo, engine: Engine,
+    def __init__(self, settings: Settings, hardware: HardwareInfo, engine: Engine | EngineRouter,
                  *, hub_endpoint: str | None = None) -> None:
         self._settings = settings
         self._engine = engine
+        self._router = as_router(engine)  # remote servers' models, and which model is in use
         self._manager = ModelManager(settings, hardware, engine, hub_endpoint=hub_endpoint)
         self._switch_guard = threading.Lock()  # one switch at a time, so duplicates can be seen as such
 
@@ -117,7 +120,11 @@ class ModelService:
 
     def entries(self) -> list[ModelEntry]:
         """Local models by name (loaded first) with their metadata facts, for API listings."""
-        entries = [self._entry(model) for model in self._manager.list_models()]
+        entries = [self._entry(model) for model in self._manager.list_models()] if self._router.local is not None else []
+        in_use = self._router.remote
+        entries += [ModelEntry(name=m.file, loaded=in_use is not None and in_use.file == m.file, size_bytes=0,
+                               modified=0.0, architecture=None, parameters="", quant=None, context_length=m.n_ctx,
+                               where=m.backend) for m in self._router.remote_models()]
         return sorted(entries, key=lambda e: not e.loaded)
 
     def find(self, requested: str) -> ModelEntry | None:
@@ -178,6 +185,9 @@ class ModelService:
             current = self._engine.info
             if options is None and current is not None and current.file == name:
                 return LoadedModel.from_info(current)
+            remote = self._router.find_remote(name)
+            if remote is not None:  # a model on a --backend server: nothing to load, calls go there now
+                return LoadedModel.from_info(self._router.use_remote(remote))
             info = self._manager.load(name, options, on_wait=on_wait, ignore_memory_check=ignore_memory_check)
         return LoadedModel.from_info(info)
 

@@ -1,0 +1,210 @@
+"""Remote inference: an OpenAI-compatible server (llama.cpp's, llama-cpp-python's, vLLM, Ollama) as a backend.
+
+It streams with httpx and yields the same ``StreamChunk``s as the local engine, stats last, with
+time to first token and tokens/s measured here, on our side of the network. Chat formats are the
+server's business: what the app would show as the exact prompt is only the list of messages sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from webui.engine.types import (
+    EngineError,
+    GenerationStats,
+    Message,
+    ModelInfo,
+    SamplingParams,
+    StreamChunk,
+    pump_in_background,
+)
+from webui.prompts.templates import RenderedPrompt
+
+log = logging.getLogger(__name__)
+
+# The OpenAI API says nothing of a model's context window; vLLM lists it (max_model_len), most others
+# do not. 2048 is llama-cpp-python's server default and the smallest in common use, so passages and
+# replies sized for it fit whichever server answers.
+DEFAULT_REMOTE_CTX = 2048
+# The OpenAI API has no tokenizer either: counts are estimated, on the high side (about 3 characters a
+# token, where English averages 4) so that text sized by them fits the server's window.
+CHARS_PER_TOKEN = 3
+LIST_TIMEOUT_S = 3.0
+STREAM_TIMEOUT = httpx.Timeout(connect=5.0, read=300.0, write=30.0, pool=5.0)
+SERVER_FORMATS_NOTE = "The server formats the prompt"
+
+
+class RemoteError(EngineError):
+    """A remote server refused a request, or stopped answering; the message names the server."""
+
+
+def estimate_tokens(text: str) -> int:
+    """A high estimate of ``text``'s tokens on a server whose tokenizer we cannot ask."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def short_model_name(model_id: str) -> str:
+    """llama.cpp servers name a model by the path they loaded; a file name reads better in a picker."""
+    return Path(model_id).name if model_id.startswith(("/", "./", "~")) or model_id.endswith(".gguf") else model_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteModelInfo(ModelInfo):
+    """A model served by a remote backend, named ``<model> @ <host:port>`` so users see where it runs."""
+
+    backend: str
+    model_id: str
+
+    @property
+    def file(self) -> str:
+        return f"{short_model_name(self.model_id)} @ {urlsplit(self.backend).netloc}"
+
+
+def remote_model_info(backend: str, entry: dict[str, Any]) -> RemoteModelInfo:
+    """One entry of GET /v1/models as ModelInfo (vLLM's max_model_len where given)."""
+    model_id = str(entry.get("id", ""))
+    n_ctx = entry.get("max_model_len")
+    n_ctx = int(n_ctx) if isinstance(n_ctx, int) and n_ctx > 0 else DEFAULT_REMOTE_CTX
+    return RemoteModelInfo(
+        path=Path(model_id), architecture="remote", name=short_model_name(model_id), n_ctx=n_ctx, n_ctx_train=n_ctx,
+        n_layers=0, n_gpu_layers=0, size_bytes=0, chat_format="server", chat_format_source="server",
+        chat_format_note=f"{SERVER_FORMATS_NOTE} at {backend}.", backend=backend, model_id=model_id,
+    )
+
+
+def sampling_body(sampling: SamplingParams) -> dict[str, Any]:
+    """Our sampling settings as OpenAI fields, plus the llama.cpp/vLLM extras (top_k, min_p, repeat_penalty)."""
+    body: dict[str, Any] = {
+        "temperature": sampling.temperature, "top_p": sampling.top_p, "max_tokens": sampling.max_tokens,
+        "presence_penalty": sampling.presence_penalty, "frequency_penalty": sampling.frequency_penalty,
+        "top_k": sampling.top_k, "min_p": sampling.min_p, "repeat_penalty": sampling.repeat_penalty,
+    }
+    if sampling.seed >= 0:
+        body["seed"] = sampling.seed
+    if sampling.stop:
+        body["stop"] = list(sampling.stop)
+    if sampling.grammar:
+        body["grammar"] = sampling.grammar  # llama.cpp servers; others ignore it
+    return body
+
+
+def render_for_server(messages: Sequence[Message], model: RemoteModelInfo) -> RenderedPrompt:
+    """What the exact-prompt view shows for a remote model: the messages sent, and who formats them."""
+    lines = [f"[{SERVER_FORMATS_NOTE} ({model.file}); these messages are sent as they are.]", ""]
+    lines += [f"{m['role']}: {m['content']}" for m in messages]
+    return RenderedPrompt(text="\n".join(lines), stop=(), added_special=True)
+
+
+def _server_message(response: httpx.Response) -> str:
+    """The error a server put in its reply body (OpenAI's {"error": {"message": ...}} or FastAPI's detail)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300].strip() or response.reason_phrase
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if body.get("detail"):
+            return str(body["detail"])[:300]
+    return str(body)[:300]
+
+
+class RemoteBackend:
+    """One OpenAI-compatible server: its model list and streamed generations; safe from any thread."""
+
+    def __init__(self, url: str, *, client: httpx.Client | None = None) -> None:
+        self.url = url.rstrip("/")
+        # One pooled client (httpx.Client is thread-safe), so replies reuse connections.
+        self._client = client or httpx.Client(timeout=STREAM_TIMEOUT)
+
+    def models(self) -> list[RemoteModelInfo]:
+        """GET /v1/models; raises RemoteError when the server does not answer."""
+        try:
+            response = self._client.get(f"{self.url}/v1/models", timeout=LIST_TIMEOUT_S)
+            response.raise_for_status()
+            data = response.json().get("data", [])
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            raise RemoteError(f"The model server at {self.url} did not list its models ({exc}).") from exc
+        return [remote_model_info(self.url, entry) for entry in data if isinstance(entry, dict) and entry.get("id")]
+
+    def stream_chat(self, model: RemoteModelInfo, messages: Sequence[Message], sampling: SamplingParams, *,
+                    cancel: threading.Event | None = None) -> Iterator[StreamChunk]:
+        body = {"model": model.model_id, "messages": list(messages), "stream": True, **sampling_body(sampling)}
+        prompt_estimate = sum(estimate_tokens(m["content"]) + 4 for m in messages)
+        return self._stream("/v1/chat/completions", body, prompt_estimate, cancel,
+                            lambda choice: (choice.get("delta") or {}).get("content"))
+
+    def stream_completion(self, model: RemoteModelInfo, text: str, sampling: SamplingParams, *,
+                          cancel: threading.Event | None = None) -> Iterator[StreamChunk]:
+        body = {"model": model.model_id, "prompt": text, "stream": True, **sampling_body(sampling)}
+        return self._stream("/v1/completions", body, estimate_tokens(text), cancel, lambda choice: choice.get("text"))
+
+    def _stream(self, path: str, body: dict[str, Any], prompt_estimate: int, cancel: threading.Event | None,
+                piece_of: Callable[[dict[str, Any]], str | None]) -> Iterator[StreamChunk]:
+        """The reply in a background thread (as the local engine does), so a slow page never slows the read."""
+        return pump_in_background(lambda event: self._read(path, body, prompt_estimate, event, piece_of),
+                                  cancel or threading.Event())
+
+    def _read(self, path: str, body: dict[str, Any], prompt_estimate: int, cancel: threading.Event,
+              piece_of: Callable[[dict[str, Any]], str | None]) -> Iterator[StreamChunk]:
+        started = time.perf_counter()
+        first: float | None = None
+        pieces = 0
+        usage: dict[str, Any] = {}
+        finish = "stop"
+        stopped = False
+        try:
+            with self._client.stream("POST", f"{self.url}{path}", json=body) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise RemoteError(f"The model server at {self.url} refused the request: "
+                                      f"{_server_message(response)}")
+                for line in response.iter_lines():
+                    if cancel.is_set():
+                        stopped = True
+                        break  # leaving the block closes the connection, which stops the server's decoding
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[len("data:"):].strip()
+                    if data == "[DONE]":
+                        break
+                    chunk = json.loads(data)
+                    if chunk.get("error"):
+                        raise RemoteError(f"The model server at {self.url} failed: {chunk['error']}")
+                    usage = chunk.get("usage") or usage
+                    for choice in chunk.get("choices") or []:
+                        finish = choice.get("finish_reason") or finish
+                        piece = piece_of(choice)
+                        if piece:
+                            first = first if first is not None else time.perf_counter()
+                            pieces += 1
+                            yield StreamChunk(text=piece)
+        except httpx.HTTPError as exc:
+            got = "after part of the reply" if pieces else "before replying"
+            raise RemoteError(f"The model server at {self.url} stopped answering {got} "
+                              f"({type(exc).__name__}); what arrived is kept.") from exc
+        except json.JSONDecodeError as exc:
+            raise RemoteError(f"The model server at {self.url} sent something that is not JSON.") from exc
+        now = time.perf_counter()
+        yield StreamChunk(stats=GenerationStats(
+            prompt_tokens=int(usage.get("prompt_tokens") or prompt_estimate),
+            # llama.cpp servers send one token per event, so events count tokens when usage is absent.
+            completion_tokens=int(usage.get("completion_tokens") or pieces),
+            ttft_s=(first or now) - started, total_s=now - started, stopped_by_user=stopped,
+            dropped_messages=0, finish_reason="cancelled" if stopped else finish,
+        ))
+
+    def close(self) -> None:
+        self._client.close()
