@@ -73,4 +73,4 @@ def build_retrieval_settings(services: Services, collection: gr.Dropdown) -> Non
         return [saved.chunk_tokens, saved.overlap_tokens, saved.k, saved.min_score]
 
     collection.change(show, [collection], fields, queue=False)
-    save.click(store, [collection, *fields], fields, queue=False)
+    save.click(store, [collection, *fields], fields)  # queued: toasts travel on the queue
