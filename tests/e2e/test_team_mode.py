@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
+import uuid
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.support.app_server import ROOT, RunningApp, running_app
+from tests.support.app_server import ROOT, RunningApp, free_port, running_app
 from tests.support.gradio_queue import GradioSession
 
 pytestmark = pytest.mark.e2e
@@ -224,3 +228,80 @@ def test_https_with_a_certificate_serves_the_login_protected_app(tmp_path: Path,
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{app.url}/status", timeout=10, context=app._ssl_context)
         assert refused.value.code == 401
+
+
+@pytest.fixture()
+def other_site(tmp_path: Path):
+    """A plain static web site on another port of the same host (another origin, the same site)."""
+    (tmp_path / "index.html").write_text("<!doctype html><title>other site</title><p>hello</p>")
+    port = free_port()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+CROSS_SITE_ATTACK = """async ([app, fnIndex]) => {
+  const seen = {};
+  const grab = async (name, promise) => {
+    try { const r = await promise; seen[name] = r.status + " " + await r.text(); }
+    catch (e) { seen[name] = "blocked: " + e; }
+  };
+  await grab("config", fetch(app + "/config", {credentials: "include"}));
+  const session = Math.random().toString(36).slice(2);
+  const body = JSON.stringify({data: [], fn_index: fnIndex, session_hash: session, event_data: null, trigger_id: null});
+  await grab("join_json", fetch(app + "/gradio_api/queue/join",
+    {method: "POST", credentials: "include", headers: {"Content-Type": "application/json"}, body}));
+  await grab("join_simple", fetch(app + "/gradio_api/queue/join",
+    {method: "POST", credentials: "include", mode: "no-cors", headers: {"Content-Type": "text/plain"}, body}));
+  await new Promise(done => setTimeout(done, 1500));
+  await grab("data", fetch(app + "/gradio_api/queue/data?session_hash=" + session, {credentials: "include"}));
+  return seen;
+}"""
+
+
+def test_a_page_from_another_origin_cannot_read_or_act_for_a_logged_in_user(
+        browser, team_app: RunningApp, team_dir: Path, other_site: str) -> None:
+    """Issue 14, item 2: a page on another port read a logged-in user's conversation list in Chromium."""
+    from webui.history import HistoryStore
+
+    title = f"Harbour plans {uuid.uuid4().hex[:8]}"
+    HistoryStore(team_dir / "data" / "history.sqlite3").create("alice", title)
+    alice = signed_in_session(team_app, "alice")
+    fn_index = alice.dependency("on_load")["id"]  # the event that lists her conversations
+    assert title in alice.call("on_load", []).text, "the event really lists them for alice herself"
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        log_in(page, team_app, "alice", PASSWORDS["alice"])
+        attacker = context.new_page()
+        attacker.goto(other_site)
+        seen = attacker.evaluate(CROSS_SITE_ATTACK, [team_app.url, fn_index])
+    finally:
+        context.close()
+    assert title not in json.dumps(seen)
+    assert '"dependencies"' not in json.dumps(seen), "the app's config was not readable"
+    for name in ("config", "join_json", "data"):
+        assert seen[name].startswith("blocked"), seen
+
+
+def test_a_locked_name_is_told_so_on_the_login_form(browser, team_app: RunningApp) -> None:
+    """Issue 14, item 5: after too many wrong passwords the form names the lock, not "wrong password"."""
+    name = f"guess-{uuid.uuid4().hex[:6]}"  # locks are per name: a made-up one locks no real user
+    codes = [http_status(f"{team_app.url}/login", f"username={name}&password=wrong-{i}".encode())
+             for i in range(11)]
+    assert codes[-1] == 429, codes
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(team_app.url)
+        page.get_by_label("username").fill(name)
+        page.get_by_label("password").fill("wrong-again")
+        page.get_by_role("button", name="Login").click()
+        page.get_by_text("Too many failed logins", exact=False).wait_for(timeout=20_000)
+    finally:
+        context.close()
