@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support.app_server import free_port
 from tests.support.hardware_fakes import hardware_with
+from tests.support.model_servers import start_llama_server
 from webui.auth import User
 from webui.config import Settings
 from webui.engine import SamplingParams
@@ -27,26 +24,6 @@ from webui.services.notebook import NotebookService
 pytestmark = pytest.mark.slow
 SHORT = SamplingParams(temperature=0.0, max_tokens=8, seed=1)
 OWNER = "alice"
-
-
-def start_llama_server(model: Path, port: int) -> subprocess.Popen[bytes]:
-    """llama-cpp-python's OpenAI-compatible server on 127.0.0.1:port, returned once it lists its model."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", "2048", "--n_threads", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, "llama_cpp.server exited at start"
-        time.sleep(0.5)
-    process.kill()
-    raise AssertionError("llama_cpp.server did not answer within 120 s")
 
 
 @pytest.fixture(scope="module")
