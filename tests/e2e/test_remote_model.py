@@ -61,3 +61,13 @@ def test_a_remote_model_picked_in_the_chat_picker_answers_in_the_chat(page, remo
         time.sleep(0.2)
     assert "tokens/s" in reply and "first token" in reply
     assert "POST /v1/chat/completions" in server_log.read_text(), "the reply came from the remote server"
+
+
+def test_the_models_tab_lists_the_servers_models_with_where_they_run(page, remote_app, smollm_path) -> None:
+    app, url, _ = remote_app
+    remote_name = f"{smollm_path.name} @ {url.removeprefix('http://')}"
+    page.goto(app.url)
+    page.get_by_role("tab", name="Models").click()
+    listing = page.locator("#models-loaded")
+    listing.get_by_text("On model servers").wait_for()
+    assert f"{remote_name}: runs at {url}, context 2048" in listing.inner_text()

@@ -25,6 +25,7 @@ from webui.services.models import (
     InvalidLoadOptions,
     LoadedModel,
     LocalModel,
+    ModelEntry,
     ModelLoadOptions,
     ModelManagerError,
     RemoteModelFile,
@@ -64,6 +65,16 @@ def loaded_summary(info: LoadedModel | None) -> str:
         return "**No model is loaded.** Pick one below and press Load."
     return (f"**Loaded:** {info.file} · {info.architecture} · context {info.n_ctx} · GPU layers {info.n_gpu_layers}"
             f" · chat format {info.chat_format}")
+
+
+def remote_summary(entries: list[ModelEntry]) -> str:
+    """The models on --backend servers, each with where it runs; empty when there are none."""
+    if not entries:
+        return ""
+    lines = [f"- `{e.name}`: runs at {e.where}, context {e.context_length}" + (" · **in use**" if e.loaded else "")
+             for e in entries]
+    return ("\n\n**On model servers** (pick one and press Load to use it: it runs there, nothing loads here):\n"
+            + "\n".join(lines))
 
 
 def progress_html(job: DownloadJob | None) -> str:
@@ -153,10 +164,12 @@ def build_models_tab(services: Services) -> None:
 
     def listing(user: User, selected: str | None = None) -> tuple[Any, Any, str]:
         local = models.list_models(user)
-        names = [m.file_name for m in local]
-        loaded = next((m.file_name for m in local if m.loaded), None)
+        remote = [e for e in models.entries() if e.where != "local"]
+        names = [m.file_name for m in local] + [e.name for e in remote]
+        loaded = next((m.file_name for m in local if m.loaded), None) or next((e.name for e in remote if e.loaded), None)
         value = selected if selected in names else loaded or (names[0] if names else None)
-        return local_rows(local), gr.Dropdown(choices=names, value=value), loaded_summary(models.loaded())
+        return (local_rows(local), gr.Dropdown(choices=names, value=value),
+                loaded_summary(models.loaded()) + remote_summary(remote))
 
     def caller(request: gr.Request) -> User:
         """Model management is for admins: hidden from others in the page, and refused here too."""
@@ -185,6 +198,8 @@ def build_models_tab(services: Services) -> None:
         if not name:  # also the empty first view of a non-admin, whose tab is hidden
             return (*form_from_options(ModelLoadOptions()), "")
         user = caller(request)
+        if any(e.name == name and e.where != "local" for e in models.entries()):
+            return (*form_from_options(ModelLoadOptions()), "Runs on a model server: its load settings are the server's.")
         try:
             options = models.settings_for(user, name)
             warning = models.memory_check(user, name, options)
