@@ -38,6 +38,12 @@ class ChatControls:
     chatbot: gr.Chatbot | None = None
 
 
+def generation_slots(services: Services) -> int:
+    """Model events Gradio runs at once: as many as the engine decodes together. More would only wait in
+    the engine's line, where Gradio cannot show their position. With no model loaded yet: up to 4."""
+    return services.engine.parallel or 4
+
+
 def stats_line(stats: dict[str, Any]) -> str:
     """The small line under each reply: tokens, speed, time to first token."""
     line = (
@@ -321,7 +327,7 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     generate_kwargs = dict(
         fn=generate, inputs=[conversation_id, *sampling_inputs, documents, passages, min_score],
         outputs=[chatbot, notice],
-        concurrency_id=GENERATE_QUEUE, concurrency_limit=1,
+        concurrency_id=GENERATE_QUEUE, concurrency_limit=generation_slots(services),
     )
     for trigger in (send.click, message.submit):
         # .success: a refused message (too long) starts no reply.
@@ -358,5 +364,5 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
                 raise gr.Error(update.error)
             yield update.text
 
-    gr.api(chat, api_name="chat", concurrency_id=GENERATE_QUEUE, concurrency_limit=1)
+    gr.api(chat, api_name="chat", concurrency_id=GENERATE_QUEUE, concurrency_limit=generation_slots(services))
     return controls

@@ -8,7 +8,7 @@ import gradio as gr
 
 from webui.engine import SamplingParams
 from webui.services import CompletionUpdate, NotAuthorized, Services
-from webui.ui.chat import GENERATE_QUEUE, stats_line
+from webui.ui.chat import GENERATE_QUEUE, generation_slots, stats_line
 
 INTRO = (
     "Type any text and press **Generate**: the model continues it word for word, with no chat "
@@ -59,7 +59,7 @@ def build_notebook_tab(services: Services) -> None:
         yield prompt + update.text, stats_line(update.stats.as_dict()) if update.stats else ""
 
     generate.click(run, [text, max_tokens, temperature, seed], [text, stats],
-                   concurrency_id=GENERATE_QUEUE, concurrency_limit=1)
+                   concurrency_id=GENERATE_QUEUE, concurrency_limit=generation_slots(services))
 
     def stop_generation(request: gr.Request) -> None:
         caller(request)
