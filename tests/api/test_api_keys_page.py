@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 
 from tests.api.conftest import PASSWORDS, Team
-from tests.e2e.conftest import browser, page  # noqa: F401 - Playwright fixtures shared with the e2e tests
 
 openai = pytest.importorskip("openai")
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def test_a_user_makes_and_revokes_a_key_in_the_page(page, team: Team) -> None:  # noqa: F811
+def test_a_user_makes_and_revokes_a_key_in_the_page(page, team: Team) -> None:
     page.goto(team.app.url)
     page.get_by_label("username").fill("bob")
     page.get_by_label("password").fill(PASSWORDS["bob"])

@@ -117,9 +117,9 @@ def test_editing_a_question_drops_the_old_reply_and_a_new_one_answers_it(chat: C
     chat.add_user_message("alice", conversation, "And of Spain?")
     list(chat.reply_in("alice", "s3", conversation, system_prompt="", sampling=short))
     assert len(chat.messages("alice", conversation)) == 4
-    chat.edit_user_message("alice", conversation, 0, "What is the capital of France?")
+    chat.edit_user_message("alice", conversation, 0, "What is the capital of France? Answer in one word.")
     assert [(m.role, m.content) for m in chat.messages("alice", conversation)] == [
-        ("user", "What is the capital of France?")]
+        ("user", "What is the capital of France? Answer in one word.")]
     final = list(chat.reply_in("alice", "s3", conversation, system_prompt="", sampling=short))[-1]
     assert "Paris" in final.text and chat.messages("alice", conversation)[-1].content == final.text
     with pytest.raises(ValueError, match="Only your own messages"):

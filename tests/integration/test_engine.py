@@ -31,7 +31,7 @@ def collect(chunks) -> tuple[str, object]:
 
 def test_streams_a_reply_token_by_token_with_stats(engine: Engine) -> None:
     chunks: list[StreamChunk] = list(
-        engine.stream_chat([{"role": "user", "content": "What is the capital of France?"}], GREEDY)
+        engine.stream_chat([{"role": "user", "content": "What is the capital of France? Answer in one word."}], GREEDY)
     )
     texts = [c.text for c in chunks if c.text]
     stats = chunks[-1].stats

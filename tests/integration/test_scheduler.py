@@ -16,7 +16,7 @@ GREEDY = SamplingParams(temperature=0.0, max_tokens=40, seed=1)
 SETTINGS = LoadSettings(n_ctx=512, n_threads=1)
 # Each question has marker words its own answer is about and the others' are not.
 QUESTIONS = {
-    "What is the capital of France?": "paris",
+    "What is the capital of France? Answer in one word.": "paris",
     "Name three colours of the rainbow.": "red",
     "What sound does a dog make?": "bark",
     "Which planet is called the red planet?": "mars",
@@ -106,7 +106,7 @@ def test_stop_ends_only_that_reply_and_frees_its_slot(smollm_path: Path) -> None
     _, first_stats = collect(first)
     assert first_stats.stopped_by_user and first_stats.finish_reason == "cancelled"
     # The freed slot takes a new request while the second reply is still streaming.
-    third_text, third_stats = ask(engine, "What is the capital of France?",
+    third_text, third_stats = ask(engine, "What is the capital of France? Answer in one word.",
                                   sampling=SamplingParams(temperature=0, max_tokens=8))
     third_done = time.monotonic()
     second_reader.join(300)
@@ -155,7 +155,7 @@ def test_a_request_stopped_while_queued_never_runs_and_a_failing_wait_callback_f
     stop_running.set()
     list(running)
     assert engine.evaluated_tokens == evaluated_before, "the stopped request's prompt was never evaluated"
-    text, stats = ask(engine, "What is the capital of France?")
+    text, stats = ask(engine, "What is the capital of France? Answer in one word.")
     assert "Paris" in text, "the line still moves"
     engine.unload()
 
@@ -169,7 +169,7 @@ def turn(engine: Engine, history: list[dict[str, str]], question: str, conversat
 
 def test_a_returning_conversation_evaluates_only_its_new_tokens(batched: Engine) -> None:
     history: list[dict[str, str]] = [{"role": "system", "content": "You are a helpful assistant. " * 20}]
-    turn(batched, history, "What is the capital of France?", "chat-a")
+    turn(batched, history, "What is the capital of France? Answer in one word.", "chat-a")
     other: list[dict[str, str]] = []
     turn(batched, other, "Name three colours.", "chat-b")  # another conversation meanwhile
     before = batched.evaluated_tokens
@@ -194,7 +194,7 @@ def test_an_evicted_conversation_restored_from_ram_continues_as_if_it_never_left
     evicted.load(smollm_path, SETTINGS)
     history = []
     turn(evicted, history, questions[0], "moon")
-    turn(evicted, [], "What is the capital of France?", "france")  # takes the only slot: moon is saved to RAM
+    turn(evicted, [], "What is the capital of France? Answer in one word.", "france")  # takes the only slot: moon is saved to RAM
     before = evicted.evaluated_tokens
     text, stats = turn(evicted, history, questions[1], "moon")
     assert stats.cached_tokens > 20, "the moon chat came back from RAM"
@@ -210,7 +210,7 @@ def test_without_a_ram_cache_an_evicted_conversation_is_evaluated_again_with_the
     engine.load(smollm_path, SETTINGS)
     history: list[dict[str, str]] = []
     turn(engine, history, "Tell me a fact about the moon.", "moon")
-    turn(engine, [], "What is the capital of France?", "france")
+    turn(engine, [], "What is the capital of France? Answer in one word.", "france")
     _, stats = turn(engine, history, "Tell me another one.", "moon")
     assert stats.cached_tokens <= 1, "nothing of the moon chat was left to reuse"
     engine.unload()
@@ -224,7 +224,7 @@ def test_gemma_replies_batched_together_stay_apart_and_reuse_their_cache(gemma_p
     # Gemma's greedy replies batched with others may drift from their solo text after a while: its
     # Q4_K matrix kernels for several rows at once round differently from those for one row (seen
     # here; SmolLM2's Q4_1 gives identical text). What must hold is that no reply carries another's topic.
-    topics = {"What is the capital of France?": "france", "Name three colours of the rainbow.": "rainbow",
+    topics = {"What is the capital of France? Answer in one word.": "france", "Name three colours of the rainbow.": "rainbow",
               "What sound does a dog make?": "dog", "Which planet is called the red planet?": "planet"}
     for question, topic in topics.items():
         text = together[question][0].lower()
@@ -232,7 +232,7 @@ def test_gemma_replies_batched_together_stay_apart_and_reuse_their_cache(gemma_p
         foreign = [t for q, t in topics.items() if q != question and t not in alone[question].lower()]
         assert not [t for t in foreign if t in text], (question, text)
     history: list[dict[str, str]] = []
-    turn(engine, history, "What is the capital of France?", "g")
+    turn(engine, history, "What is the capital of France? Answer in one word.", "g")
     _, stats = turn(engine, history, "And of Italy?", "g")
     assert stats.cached_tokens > 10, "a sliding-window model keeps its conversation's cache too"
     engine.unload()
@@ -277,7 +277,7 @@ def test_a_too_long_prompt_gets_the_clear_message_at_once(batched: Engine) -> No
 
 def test_chunks_carry_logprobs_when_asked(batched: Engine) -> None:
     chunks: list[StreamChunk] = list(batched.stream_chat(
-        [{"role": "user", "content": "What is the capital of France?"}],
+        [{"role": "user", "content": "What is the capital of France? Answer in one word."}],
         SamplingParams(temperature=0, max_tokens=6, logprobs=3)))
     logprobs = [lp for c in chunks if c.logprobs for lp in c.logprobs]
     assert len(logprobs) == chunks[-1].stats.completion_tokens
