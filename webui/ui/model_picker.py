@@ -45,7 +45,9 @@ def build_model_picker(services: Services) -> gr.Dropdown:
         user = services.user(request.username)
         loaded = services.models.loaded()
         if not name or (loaded is not None and loaded.file == name):
-            yield gr.update(), ""
+            # Gradio may fire this twice for one pick: the second finds the model loaded and must
+            # leave the first one's "Now using …" line standing.
+            yield gr.update(), gr.update()
             return
         if not user.is_admin:
             yield current(request), "Only an admin can switch the model."
