@@ -102,16 +102,30 @@ def apply_diff(text: str, operations: list) -> str:
     return text
 
 
-def raw_run(llm, max_tokens: int) -> Run:
-    """Straight llama-cpp-python: the GGUF's template, streamed, no app in between."""
+def rendered_prompt(llm, model: Path):
+    """The prompt exactly as the app renders it (a GGUF without a template, like Gemma 3 270M's, would
+    otherwise get llama-cpp-python's own fallback format and a different, often empty, reply)."""
+    from webui.prompts.templates import resolve_chat_format
+
+    def token_text(token: int) -> str:
+        return llm.detokenize([token], special=True).decode("utf-8", "ignore") if token >= 0 else ""
+
+    chat_format = resolve_chat_format(dict(llm.metadata or {}), model_name=model.name,
+                                      bos_token=token_text(llm.token_bos()), eos_token=token_text(llm.token_eos()))
+    return chat_format.render([{"role": "user", "content": PROMPT}])
+
+
+def raw_run(llm, rendered, max_tokens: int) -> Run:
+    """Straight llama-cpp-python on the same rendered prompt, streamed, no app in between."""
     started = time.perf_counter()
     first_at = last_at = None
     text = ""
-    for chunk in llm.create_chat_completion(
-        messages=[{"role": "user", "content": PROMPT}], max_tokens=max_tokens, temperature=TEMPERATURE,
+    tokens_in = llm.tokenize(rendered.text.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+    for chunk in llm.create_completion(
+        prompt=tokens_in, max_tokens=max_tokens, temperature=TEMPERATURE, stop=list(rendered.stop) or None,
         top_p=0.95, top_k=40, min_p=0.05, repeat_penalty=1.1, seed=SEED, stream=True,
     ):
-        piece = chunk["choices"][0]["delta"].get("content") or ""
+        piece = chunk["choices"][0].get("text") or ""
         if piece:
             first_at = first_at or time.perf_counter()
             last_at = time.perf_counter()
@@ -271,9 +285,10 @@ def main() -> int:
         timeout=600,  # a busy machine starts the app slowly
     ) as app:
         client = AppClient(app.url)
-        raw_run(llm, 16), app_run(client, llm, 16)  # warm both up: page cache, first-call costs
+        rendered = rendered_prompt(llm, model)
+        raw_run(llm, rendered, 16), app_run(client, llm, 16)  # warm both up: page cache, first-call costs
         for _ in range(args.rounds):  # interleaved, so drift in machine load hits both alike
-            raw_runs.append(raw_run(llm, args.tokens))
+            raw_runs.append(raw_run(llm, rendered, args.tokens))
             app_runs.append(app_run(client, llm, args.tokens))
         team_rows = []
         for users in user_counts:
