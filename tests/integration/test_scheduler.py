@@ -181,6 +181,23 @@ def test_a_returning_conversation_evaluates_only_its_new_tokens(batched: Engine)
     assert new_tokens < 20, f"only the new question (and the template around it) is evaluated, not {new_tokens}"
 
 
+def test_two_conversations_without_ids_taking_turns_each_keep_their_cache(batched: Engine) -> None:
+    """Clients of the HTTP API send no conversation id: the prompt prefix finds each one's own slot."""
+    def ask_again(history: list[dict[str, str]], question: str) -> object:
+        history.append({"role": "user", "content": question})
+        text, stats = collect(batched.stream_chat(history, GREEDY))
+        history.append({"role": "assistant", "content": text})
+        return stats
+
+    first = [{"role": "system", "content": "You answer questions about ships. " * 12}]
+    second = [{"role": "system", "content": "You answer questions about gardens. " * 12}]
+    ask_again(first, "What is a hull?")
+    ask_again(second, "What is compost?")
+    for stats in (ask_again(first, "And a keel?"), ask_again(second, "And mulch?")):
+        assert stats.cached_tokens > 80, "the other conversation's turn left this one's cache alone"
+        assert stats.prompt_tokens - stats.cached_tokens < 40
+
+
 def test_an_evicted_conversation_restored_from_ram_continues_as_if_it_never_left(smollm_path: Path) -> None:
     questions = ["Tell me a fact about the moon.", "Tell me another one."]
     kept = Engine(parallel=1, prompt_cache_mb=64)

@@ -257,8 +257,14 @@ class Batcher:
                 if slot.conversation == job.conversation:
                     return slot
         else:
-            shared = max(free, key=lambda s: common_prefix(s.tokens, job.tokens) if s.conversation is None else 0)
-            if shared.conversation is None and common_prefix(shared.tokens, job.tokens) > 0:
+            def reusable(slot: Slot) -> int:
+                return common_prefix(slot.tokens, job.tokens) if slot.conversation is None else 0
+
+            shared = max(free, key=reusable)
+            # Take over a cache only when at least half of it is this prompt's prefix (its own earlier
+            # turn, a common system prompt), as llama.cpp's server does: a few template tokens in common
+            # must not wipe another conversation's cache while other slots are free.
+            if reusable(shared) > 0 and 2 * reusable(shared) >= len(shared.tokens):
                 return shared
         slot = min(free, key=lambda s: (bool(s.tokens), s.last_used))  # empty first, then least recently used
         self._evict(slot)
