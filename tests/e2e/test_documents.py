@@ -23,6 +23,7 @@ LAST_REPLY_DONE = (
 # with a benchmark beside it) that once took more than 60 s.
 UPLOAD_SHOWN_TIMEOUT_MS = 180_000
 
+
 def test_upload_ask_and_see_the_source_with_nothing_leaving_the_machine(
     tmp_path: Path, smollm_path: Path, page
 ) -> None:
