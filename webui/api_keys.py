@@ -20,11 +20,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from webui.errors import UserError
+
 KEY_PREFIX = "sk-local-"
 _FILE_VERSION = 1
 
 
-class ApiKeyError(Exception):
+class ApiKeyError(UserError):
     """A key request that cannot be done; the message is one sentence for the user."""
 
 

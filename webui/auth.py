@@ -31,6 +31,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from webui.config import DEFAULT_DATA_DIR
+from webui.errors import UserError
 
 MIN_PASSWORD_LENGTH = 8
 _FILE_VERSION = 1
@@ -47,7 +48,7 @@ class User:
     is_admin: bool
 
 
-class AuthError(Exception):
+class AuthError(UserError):
     """Base class for user-management errors; the message is meant for the person typing."""
 
 

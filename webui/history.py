@@ -26,6 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from webui.errors import UserError
+
 ROLES = ("system", "user", "assistant")
 DEFAULT_TITLE = "New chat"
 _BUSY_TIMEOUT_S = 30.0
@@ -54,16 +56,22 @@ class StoredMessage:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-class HistoryError(Exception):
+class HistoryError(UserError):
     """Base class for history errors."""
 
 
 class ConversationNotFound(HistoryError):
     """No conversation with that id belongs to that user (it may belong to someone else)."""
 
+    def __str__(self) -> str:  # raised with the id, which is for the log (repr); the user gets a sentence
+        return "That conversation no longer exists."
+
 
 class MessageNotFound(HistoryError):
     """No message with that id is in that conversation."""
+
+    def __str__(self) -> str:  # raised with the ids, which are for the log (repr)
+        return "That message no longer exists in this conversation."
 
 
 # -- migrations -------------------------------------------------------------------------------

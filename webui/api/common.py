@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from webui.auth import User
 from webui.engine import EngineError, InvalidGrammar, NoModelLoaded, PromptTooLong, StreamChunk
+from webui.errors import UserError
 from webui.services import Services
 from webui.services.access import NotAuthorized
 from webui.services.completions import Generation, RequestRefused
@@ -38,7 +39,7 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ApiProblem(Exception):
+class ApiProblem(UserError):
     """A refusal on its way to the client: HTTP status, one sentence, a machine-readable code."""
 
     def __init__(self, status: int, message: str, code: str, *, param: str | None = None) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from webui.errors import UserError
 from webui.prompts.templates import RenderedPrompt
 
 Message = dict[str, str]
@@ -16,7 +17,7 @@ GGUF_MAGIC = b"GGUF"
 MIN_REPLY_TOKENS = 64
 
 
-class EngineError(Exception):
+class EngineError(UserError):
     """Base of the engine's errors; the message is one sentence a user can act on."""
 
 

@@ -55,6 +55,8 @@ from huggingface_hub.errors import (  # noqa: E402
 from huggingface_hub.utils import WeakFileLock, build_hf_headers  # noqa: E402
 from huggingface_hub.utils import tqdm as hf_tqdm  # noqa: E402
 
+from webui.errors import UserError
+
 if TYPE_CHECKING:
     from hashlib import _Hash
 
@@ -78,7 +80,7 @@ _QUANT = re.compile(
 )
 
 
-class DownloadError(Exception):
+class DownloadError(UserError):
     """A model download failed; the message is one sentence a user can act on."""
 
 

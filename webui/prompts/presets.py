@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from webui.errors import UserError
+
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 PRESET_SUFFIXES = (".yaml", ".yml")
 MAX_NAME_LENGTH = 80
@@ -46,7 +48,7 @@ _TOP_LEVEL_KEYS = ("name", "description", "system", "sampling", "variants")
 _CONDITION_KEYS = ("family", "architecture", "name_contains")
 
 
-class PresetError(ValueError):
+class PresetError(UserError, ValueError):
     """A preset that cannot be read, validated, saved or found; the message says where and why."""
 
 

@@ -17,12 +17,14 @@ from types import MappingProxyType
 import jinja2
 from llama_cpp import llama_chat_format as lcf
 
+from webui.errors import UserError
+
 GGUF_TEMPLATE_KEY = "tokenizer.chat_template"
 GGUF_FORMAT_NAME = "gguf"
 GUESS_FORMAT_NAME = "chatml"
 
 
-class TemplateError(ValueError):
+class TemplateError(UserError, ValueError):
     """A chat template that cannot be compiled or rendered, or an unknown format name."""
 
 

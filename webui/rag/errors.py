@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from webui.errors import UserError
 
-class RagError(Exception):
+
+class RagError(UserError):
     """Base of the library's errors; str(error) is one sentence fit for the user."""
 
 

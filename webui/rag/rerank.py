@@ -11,11 +11,13 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from webui.errors import UserError
+
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
 
-class RerankerError(Exception):
+class RerankerError(UserError):
     """The reranking model could not be loaded; the message says what to do."""
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from webui.errors import UserError
 from webui.rag.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 
 DEFAULT_K = 4
@@ -23,7 +24,7 @@ MAX_K = 20
 _PREFIX = "rag_"  # metadata keys, apart from the collection's own facts
 
 
-class InvalidRetrievalSettingsError(ValueError):
+class InvalidRetrievalSettingsError(UserError, ValueError):
     """A setting out of range; str(error) says which and what is allowed."""
 
 

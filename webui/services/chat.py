@@ -19,6 +19,7 @@ from webui.engine import (
     NoModelLoaded,
     SamplingParams,
 )
+from webui.errors import UserError
 from webui.history import (
     Conversation,
     HistoryError,
@@ -83,8 +84,12 @@ MAX_MESSAGE_CHARS = 100_000  # about 25,000 tokens: more than most context windo
 SAVE_INTERVAL_S = 2.0  # a streaming reply is saved this often, so a killed server loses at most this much
 
 
-class MessageTooLong(ValueError):
+class MessageTooLong(UserError, ValueError):
     """A chat message over MAX_MESSAGE_CHARS; refused before anything is saved or tokenized."""
+
+
+class EditRefused(UserError, ValueError):
+    """An edit of a chat message that cannot be saved: empty, or not one of the user's own messages."""
 
 
 def check_message_size(text: str) -> None:
@@ -221,11 +226,11 @@ class ChatService:
         """
         text = text.strip()
         if not text:
-            raise ValueError("An edited message cannot be empty.")
+            raise EditRefused("An edited message cannot be empty.")
         check_message_size(text)
         shown = [m for m in self._history.messages(owner, conversation_id) if m.role != "system"]
         if not 0 <= index < len(shown) or shown[index].role != "user":
-            raise ValueError("Only your own messages can be edited.")
+            raise EditRefused("Only your own messages can be edited.")
         self._drop_replies(conversation_id)
         self._history.edit_and_truncate(owner, conversation_id, shown[index].id, text)
 

@@ -19,6 +19,7 @@ from typing import Any
 from webui.auth import User
 from webui.config import Settings
 from webui.engine import Engine, EngineError, InvalidGrammar, Message, NoModelLoaded, SamplingParams, StreamChunk
+from webui.errors import UserError
 from webui.rag import RagError
 from webui.rag.embeddings import EmbeddingModelError
 from webui.rag.pipeline import DEFAULT_MIN_SCORE
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 MAX_EMBEDDING_INPUTS = 2048
 
 
-class RequestRefused(Exception):
+class RequestRefused(UserError):
     """A request the client must change; ``str()`` is the sentence, ``status``/``code`` its HTTP form."""
 
     status = 400

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webui.auth import User, UserStore
 from webui.config import Settings
+from webui.errors import UserError
 from webui.ui.uploads import UploadOwners
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ MAX_LOGIN_BODY = 64 * 1024
 CROSS_SITE_REFUSED = "Refused: this request came from another web site."
 
 
-class LoginLocked(Exception):
+class LoginLocked(UserError):
     """Too many wrong passwords for a name or from an address; str() is the sentence to show."""
 
     def __init__(self, seconds_left: float) -> None:

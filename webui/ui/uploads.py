@@ -17,10 +17,12 @@ from pathlib import Path
 from gradio.context import LocalContext
 from gradio.utils import get_upload_folder
 
+from webui.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-class UploadRejected(ValueError):
+class UploadRejected(UserError, ValueError):
     """A file payload that is not one of this server's uploads; the message is shown to the user."""
 
 
