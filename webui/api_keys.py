@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from webui.errors import UserError
+from webui.storage import SetAside, keep_aside
 
 KEY_PREFIX = "sk-local-"
 _FILE_VERSION = 1
@@ -62,6 +63,7 @@ class ApiKeyStore:
         self.path = path
         self._guard = threading.Lock()
         self._cached: tuple[tuple[int, int], list[dict[str, Any]]] | None = None
+        self.set_aside: builtins.list[SetAside] = []  # damaged files this store kept aside, to report
 
     def create(self, user: str, label: str = "") -> tuple[ApiKey, str]:
         """A new key for ``user``: its listing entry and the key itself (shown once)."""
@@ -126,14 +128,24 @@ class ApiKeyStore:
         if self._cached is not None and self._cached[0] == stamp:
             return list(self._cached[1])
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            text = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:  # unreadable, not damaged: left where it is
+            raise ApiKeysFileError(f"The API keys file {self.path} cannot be read ({exc}); fix or move it.") from exc
+        try:
+            data = json.loads(text)
             records = data["keys"]
             if not isinstance(records, builtins.list) or not all(
                 isinstance(r, dict) and {"id", "user", "sha256"} <= r.keys() for r in records
             ):
                 raise ValueError("unexpected layout")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ApiKeysFileError(f"The API keys file {self.path} cannot be read ({exc}); fix or move it.") from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            # Kept aside, not overwritten by the next new key; meanwhile no key is accepted (fails closed).
+            kept = keep_aside(self.path, f"{type(exc).__name__}: {exc}",
+                              if_unchanged=(stat.st_ino, stat.st_mtime_ns, stat.st_size))
+            self.set_aside += [kept] if kept else []
+            return []
         self._cached = (stamp, records)
         return list(records)
 
@@ -190,4 +202,7 @@ def run_api_key_command(args: Any, keys_file: Path, *, stdout: Any, stderr: Any)
     except ApiKeyError as error:
         print(f"users api-key: error: {error}", file=stderr)
         return 1
+    finally:
+        for kept in store.set_aside:
+            print(f"users api-key: warning: {kept.message()}", file=stderr)
     return 0

@@ -32,6 +32,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from webui.config import DEFAULT_DATA_DIR
 from webui.errors import UserError
+from webui.storage import SetAside, keep_aside
 
 MIN_PASSWORD_LENGTH = 8
 _FILE_VERSION = 1
@@ -108,6 +109,7 @@ class UserStore:
         # The last parse of the file and the (inode, mtime, size) it came from: the session check
         # reads the users on every request, and an unchanged file need not be parsed again.
         self._cache: tuple[tuple[int, int, int], dict[str, dict[str, Any]]] | None = None
+        self.set_aside: builtins.list[SetAside] = []  # damaged files this store kept aside, to report
 
     # -- public API -------------------------------------------------------------------------
 
@@ -230,20 +232,20 @@ class UserStore:
             cached = self._cache
             if cached is not None and cached[0] == key:
                 return {name: dict(record) for name, record in cached[1].items()}
-            text = self.users_file.read_text(encoding="utf-8")
+            text = self.users_file.read_bytes().decode("utf-8", errors="replace")
         except FileNotFoundError:
             return {}
         except OSError as error:
             message = f"cannot read the users file {self.users_file}: {error}"
             raise UsersFileError(message) from error
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise UsersFileError(
-                f"the users file {self.users_file} is not valid JSON ({error}); "
-                "restore it from a backup or delete it and add the users again"
-            ) from error
-        users = _parse_users(data, self.users_file)
+            users = _parse_users(json.loads(text), self.users_file)
+        except (json.JSONDecodeError, UsersFileError) as error:
+            # Kept aside rather than overwritten by the next `users add`; with no users the app
+            # signs nobody in (and a team-mode start says to add one), so nothing opens up.
+            kept = keep_aside(self.users_file, str(error), if_unchanged=key)
+            self.set_aside += [kept] if kept else []
+            return {}
         self._cache = (key, users)
         return {name: dict(record) for name, record in users.items()}
 
@@ -408,6 +410,9 @@ def run_users_command(
     except (EOFError, KeyboardInterrupt):
         print(f"users {args.command}: cancelled; nothing was changed", file=stderr)
         return 130
+    finally:
+        for kept in store.set_aside:
+            print(f"users {args.command}: warning: {kept.message()}", file=stderr)
     return 0
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from webui.errors import UserError
+from webui.storage import SQLITE_SIDECARS, SetAside, is_damaged_database, keep_aside
 
 ROLES = ("system", "user", "assistant")
 DEFAULT_TITLE = "New chat"
@@ -148,6 +149,18 @@ class HistoryStore:
     def __init__(self, db_path: Path) -> None:
         self.db_path = Path(db_path)
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.set_aside: builtins.list[SetAside] = []  # a damaged database kept aside at start, to report
+        try:
+            self._open()
+        except sqlite3.DatabaseError as error:
+            if not is_damaged_database(error):
+                raise
+            kept = keep_aside(self.db_path, str(error), sidecars=SQLITE_SIDECARS)
+            self.set_aside += [kept] if kept else []
+            self._open()
+
+    def _open(self) -> None:
+        """Create or upgrade the database; raises sqlite3.DatabaseError when the file is not one."""
         is_new = not self.db_path.exists()
         with closing(self._connect()) as db:
             if is_new and os.name == "posix":

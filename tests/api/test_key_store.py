@@ -13,6 +13,7 @@ from webui.auth import UserStore
 from webui.config import Settings
 from webui.services.access import LOCAL_USER
 from webui.services.api_access import ApiAccessService, NotAuthorized, bearer_token
+from webui.storage import set_aside_files
 
 
 def test_keys_are_stored_hashed_and_work_until_revoked(tmp_path: Path) -> None:
@@ -31,13 +32,18 @@ def test_keys_are_stored_hashed_and_work_until_revoked(tmp_path: Path) -> None:
     assert store.user_for("sk-local-" + "x" * 40) is None
 
 
-def test_a_broken_keys_file_is_reported_not_overwritten(tmp_path: Path) -> None:
+@pytest.mark.parametrize("garbage", [b"{not json", b'{"keys": "none"}', b'{"keys": [{"id": "x"}]}', b"\xff\x00"])
+def test_a_broken_keys_file_is_kept_aside_and_no_key_is_accepted_meanwhile(tmp_path: Path, garbage: bytes) -> None:
     path = tmp_path / "api-keys.json"
-    path.write_text("{not json")
+    path.write_bytes(garbage)
     store = ApiKeyStore(path)
-    with pytest.raises(Exception, match="cannot be read"):
-        store.create("alice")
-    assert path.read_text() == "{not json"
+    assert store.list() == [] and store.user_for("sk-local-abcd-" + "x" * 40) is None
+    [kept] = set_aside_files(tmp_path)
+    assert kept.name.startswith("api-keys.json.corrupt-") and kept.read_bytes() == garbage
+    [report] = store.set_aside
+    assert report.kept_as == kept and f"kept as {kept.name}" in report.message()
+    _, secret = store.create("alice")  # the store works again, in a new file
+    assert store.user_for(secret) == "alice" and kept.read_bytes() == garbage
 
 
 def test_bearer_parsing() -> None:

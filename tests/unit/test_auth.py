@@ -23,6 +23,7 @@ from webui.auth import (
     UserStore,
     run_users_command,
 )
+from webui.storage import set_aside_files
 
 PASSWORD = "correct horse battery"
 # argon2's test-only parameters: the same code path, microseconds instead of ~0.2 s per hash.
@@ -161,23 +162,25 @@ def test_unknown_user_errors(store: UserStore) -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
+    "content",
     [
-        ("{not json", "not valid JSON"),
-        ("[1, 2]", "no 'users' object"),
-        ('{"users": {"alice": {"admin": true}}}', "malformed entry for 'alice'"),
-        ('{"users": {"alice": "hunter2"}}', "malformed entry for 'alice'"),
+        "{not json",
+        "[1, 2]",
+        '{"users": {"alice": {"admin": true}}}',
+        '{"users": {"alice": "hunter2"}}',
+        "\udcff\x00 binary",
     ],
 )
-def test_corrupt_users_file_gives_a_clear_error(
-    store: UserStore, content: str, message: str
-) -> None:
-    store.users_file.write_text(content)
-    with pytest.raises(UsersFileError, match=message):
-        store.verify("alice", PASSWORD)
-    with pytest.raises(UsersFileError, match=message):
-        store.add("bob", PASSWORD)
-    assert store.users_file.read_text() == content  # never overwritten with a guess
+def test_corrupt_users_file_is_kept_aside_and_nobody_signs_in(store: UserStore, content: str) -> None:
+    store.users_file.write_bytes(content.encode("utf-8", "surrogateescape"))
+    assert store.verify("alice", PASSWORD) is None  # no users: fails closed, never open
+    assert not store.exists()
+    [kept] = set_aside_files(store.users_file.parent)
+    assert kept.name.startswith("users.json.corrupt-")
+    assert kept.read_bytes() == content.encode("utf-8", "surrogateescape")  # never overwritten
+    store.add("bob", PASSWORD, admin=True)  # the store works again, in a new file
+    assert store.check("bob", PASSWORD)
+    assert [u.name for u in UserStore(store.users_file, hasher=store.hasher).list()] == ["bob"]
 
 
 def test_hash_that_is_not_argon2_gives_a_clear_error(store: UserStore) -> None:
@@ -287,8 +290,10 @@ def test_users_command_errors_are_clear_and_non_zero(data_dir: Path) -> None:
 
 def test_users_command_reports_a_corrupt_file(data_dir: Path) -> None:
     (data_dir / "users.json").write_text("{oops")
-    code, _, err = run(["list", "--data-dir", str(data_dir)])
-    assert code == 1 and "not valid JSON" in err
+    code, out, err = run(["list", "--data-dir", str(data_dir)])
+    assert code == 0 and "No users" in out
+    assert "users.json could not be read" in err and "kept as users.json.corrupt-" in err
+    assert [p.read_text() for p in set_aside_files(data_dir)] == ["{oops"]
 
 
 def test_users_command_creates_a_missing_data_dir(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from webui.history import (
     migrate,
     title_from_first_message,
 )
+from webui.storage import set_aside_files
 
 
 @pytest.fixture()
@@ -317,3 +318,19 @@ def test_editing_a_question_drops_what_came_after_it(store: HistoryStore) -> Non
         store.edit_and_truncate("alice", chat.id, reply.id, "7")
     with pytest.raises(ConversationNotFound):
         store.edit_and_truncate("bob", chat.id, first.id, "mine now")
+
+
+@pytest.mark.parametrize("garbage", [b"this is not a database at all " * 200,
+                                     b"SQLite format 3\x00" + b"\xff" * 4096])
+def test_a_damaged_database_is_kept_aside_and_history_starts_empty(db_path: Path, garbage: bytes) -> None:
+    db_path.write_bytes(garbage)
+    Path(f"{db_path}-wal").write_bytes(b"a stray journal")
+    store = HistoryStore(db_path)
+    [kept] = set_aside_files(db_path.parent)
+    assert kept.name.startswith(f"{db_path.name}.corrupt-") and kept.read_bytes() == garbage
+    assert Path(f"{kept}-wal").read_bytes() == b"a stray journal"  # moved with its database
+    assert [r.kept_as for r in store.set_aside] == [kept]
+    conversation = store.create("alice", "after the damage")
+    store.append("alice", conversation.id, "user", "hello")
+    assert [m.content for m in HistoryStore(db_path).messages("alice", conversation.id)] == ["hello"]
+

@@ -14,6 +14,7 @@ from webui.models.model_settings import (
     options_from_dict,
     parse_gpu_layers_text,
 )
+from webui.storage import set_aside_files
 
 
 def test_saved_options_come_back_from_a_new_store(tmp_path: Path) -> None:
@@ -40,13 +41,17 @@ def test_remove_forgets_one_model_only(tmp_path: Path) -> None:
     assert store.get("b.gguf") == ModelLoadOptions(n_ctx=200)
 
 
-def test_a_damaged_file_gives_defaults_and_is_replaced_on_the_next_save(tmp_path: Path) -> None:
-    path = tmp_path / "s.json"
-    path.write_text("{not json")
+@pytest.mark.parametrize("garbage", [b"{not json", b"\xff\xfe\x00garbage", b'["a list, not an object"]', b'{"models": 3}'])
+def test_a_damaged_file_is_kept_aside_and_the_next_save_starts_a_new_one(tmp_path: Path, garbage: bytes) -> None:
+    path = tmp_path / "model-settings.json"
+    path.write_bytes(garbage)
     store = ModelSettingsStore(path)
-    assert store.get("a.gguf") is None
+    assert store.get("a.gguf") is None  # defaults apply
+    [kept] = set_aside_files(tmp_path)
+    assert kept.name.startswith("model-settings.json.corrupt-") and kept.read_bytes() == garbage
     store.save("a.gguf", ModelLoadOptions(n_ctx=64))
     assert store.get("a.gguf") == ModelLoadOptions(n_ctx=64)
+    assert kept.read_bytes() == garbage  # the save did not touch what was kept aside
 
 
 def test_an_invalid_saved_entry_is_ignored_and_unknown_keys_are_tolerated(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from webui.errors import UserError
+from webui.storage import file_key, keep_aside
 
 log = logging.getLogger(__name__)
 
@@ -90,16 +91,24 @@ class ModelSettingsStore:
         self._guard = threading.Lock()
 
     def _read(self) -> dict[str, dict[str, Any]]:
+        """The saved settings; a damaged file is kept aside (and reported) rather than overwritten by the next save."""
+        key = file_key(self.path)
+        if key is None:
+            return {}
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
+            models = raw.get("models") if isinstance(raw, dict) else None
+            if not isinstance(models, dict):
+                raise ValueError("no 'models' object")
         except FileNotFoundError:
             return {}
-        except (OSError, json.JSONDecodeError) as exc:
-            # A damaged file must not stop the app from loading models; defaults apply until the next save.
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
+            keep_aside(self.path, str(exc), if_unchanged=key)
+            return {}
+        except OSError as exc:  # unreadable (permissions), not damaged: defaults apply, the file stays
             log.error("cannot read %s, using default load settings: %s", self.path, exc)
             return {}
-        models = raw.get("models") if isinstance(raw, dict) else None
-        return {str(k): v for k, v in models.items() if isinstance(v, dict)} if isinstance(models, dict) else {}
+        return {str(k): v for k, v in models.items() if isinstance(v, dict)}
 
     def _write(self, models: dict[str, dict[str, Any]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
