@@ -107,3 +107,16 @@ def test_warn_shows_the_sentence_as_a_toast_and_returns_it(caplog):
     assert message == "Only an admin can do this."
     assert [str(t.message) for t in toasts] == ["Only an admin can do this."]
     assert "Creating a shared collection: Only an admin can do this." in caplog.text
+
+
+def test_the_api_answers_any_user_error_with_its_sentence_as_a_4xx(caplog):
+    from webui.api.common import problem_from
+
+    with caplog.at_level(logging.WARNING, logger="webui.api.common"):
+        refused = problem_from(CollectionNotFoundError("No collection named 'notes'."))
+        failed = problem_from(RuntimeError("internal detail"))
+    assert (refused.status, refused.message, refused.code) == (400, "No collection named 'notes'.", "invalid_request")
+    assert (failed.status, failed.code) == (500, "internal_error")
+    assert "internal detail" not in failed.message
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is not None

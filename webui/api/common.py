@@ -111,6 +111,9 @@ def problem_from(exc: Exception) -> ApiProblem:
         return ApiProblem(503, str(exc), "model_not_loaded")
     if isinstance(exc, EngineError):
         return ApiProblem(500, str(exc), "engine_error")
+    if isinstance(exc, UserError):  # any other refusal meant for people: its sentence, as a client error
+        log.warning("API request refused: %s (%s)", exc, type(exc).__name__)
+        return ApiProblem(400, str(exc), "invalid_request")
     log.error("API request failed unexpectedly", exc_info=exc)
     return ApiProblem(500, f"The server failed unexpectedly ({type(exc).__name__}); the log has the details.",
                       "internal_error")

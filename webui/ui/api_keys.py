@@ -9,8 +9,8 @@ from typing import Any
 
 import gradio as gr
 
-from webui.services import NotAuthorized, Services
-from webui.services.api_access import ApiKeyError
+from webui.services import Services
+from webui.ui.feedback import warn
 
 KEY_HEADERS = ["Id", "User", "Label", "Made"]
 
@@ -46,9 +46,8 @@ def build_api_keys_section(services: Services) -> None:
         try:
             user = services.user(request.username)
             key, secret = services.api_access.create_key(user, (who or "").strip() or None, what or "")
-        except (ApiKeyError, NotAuthorized) as exc:
-            gr.Warning(str(exc))
-            return gr.update(), gr.update(visible=False, value=""), f"**Not made:** {exc}"
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            return gr.update(), gr.update(visible=False, value=""), f"**Not made:** {warn(exc, 'Making an API key')}"
         return (rows(request, who), gr.update(visible=True, value=secret),
                 f"Made key **{key.id}** for **{key.user}**.")
 
@@ -56,16 +55,15 @@ def build_api_keys_section(services: Services) -> None:
         try:
             user = services.user(request.username)
             key = services.api_access.revoke_key(user, which or "", (who or "").strip() or None)
-        except (ApiKeyError, NotAuthorized) as exc:
-            gr.Warning(str(exc))
-            return gr.update(), gr.update(), f"**Not revoked:** {exc}"
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            return gr.update(), gr.update(), f"**Not revoked:** {warn(exc, 'Revoking an API key')}"
         return rows(request, who), "", f"Revoked key **{key.id}** of **{key.user}**; it stops working at once."
 
     def show_for(who: str | None, request: gr.Request) -> Any:
         try:
             return rows(request, who)
-        except (ApiKeyError, NotAuthorized) as exc:
-            gr.Warning(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            warn(exc, "Listing API keys")
             return gr.update()
 
     gr.on(triggers=None, fn=on_load, inputs=None, outputs=[owner, table], queue=False)

@@ -10,11 +10,11 @@ from typing import Any
 import gradio as gr
 
 from webui.engine import SamplingParams
-from webui.history import HistoryError, StoredMessage
-from webui.rag import RagError
+from webui.history import ConversationNotFound, HistoryError, StoredMessage
 from webui.rag.pipeline import DEFAULT_MIN_SCORE
-from webui.services import DocumentQuery, NotAuthorized, ReplyUpdate, Services
+from webui.services import DocumentQuery, ReplyUpdate, Services
 from webui.services.chat import DEFAULT_PASSAGES, sources_meta
+from webui.ui.feedback import user_message, warn
 
 GENERATE_QUEUE = "generate"  # one queue for every event that runs the model, so users see their position
 
@@ -194,8 +194,8 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
         """The user's collections (own and shared), keeping the picks that still exist."""
         try:
             names = services.document_actions.collection_names(owner_of(request))
-        except RagError as exc:
-            gr.Warning(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            warn(exc, "Listing the collections for the chat")
             return gr.update()
         return gr.update(choices=names, value=[p for p in picked or [] if p in names])
 
@@ -205,9 +205,11 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
         owner = owner_of(request)
         try:
             conversation = services.chat.messages(owner, selected)
-            found = next(c for c in services.chat.conversations(owner) if c.id == selected)
-        except (HistoryError, StopIteration):
-            gr.Warning("That conversation no longer exists.")
+            found = next((c for c in services.chat.conversations(owner) if c.id == selected), None)
+            if found is None:  # deleted between the two reads
+                raise ConversationNotFound(selected)
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            warn(exc, "Opening a conversation")
             return None, [], "", ""
         return selected, stored_view(conversation), found.title, ""
 
@@ -271,8 +273,8 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
         index = edit.index if isinstance(edit.index, int) else edit.index[0]
         try:
             services.chat.edit_user_message(owner, current, index, edited_text(edit.value))
-        except (HistoryError, ValueError) as exc:
-            gr.Warning(str(exc) or "That message can no longer be edited.")
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            warn(exc, "Editing a message")
         try:
             return stored_view(services.chat.messages(owner, current)), ""
         except HistoryError:
@@ -317,8 +319,8 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     def show_exact_prompt(current: str | None, system: str, draft: str, request: gr.Request) -> str:
         try:
             return services.chat.exact_prompt(owner_of(request), current, system, draft)
-        except (HistoryError, NotAuthorized, ValueError) as exc:
-            return f"Cannot render the prompt: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            return f"Cannot render the prompt: {user_message(exc, 'Showing the exact prompt')}"
 
     blocks.load(on_load, None, [conversation_list, model_line, documents])
     refresh_documents.click(document_choices, [documents], [documents], queue=False)

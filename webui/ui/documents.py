@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import logging
-
 import gradio as gr
 
 from webui.rag import IngestProgress, RagError
-from webui.rag.embeddings import EmbeddingModelError
 from webui.rag.loaders import SUPPORTED_EXTENSIONS
-from webui.services import NotAuthorized, Services
+from webui.services import Services
 from webui.services.documents import document_rows, outcome_report, progress_line
 from webui.ui.chat import ChatControls
+from webui.ui.feedback import user_message, warn
 from webui.ui.retrieval_settings import build_retrieval_settings
 from webui.ui.summaries import build_summary_panel
 from webui.ui.uploads import UploadRejected, discard_uploads, uploaded_paths
-
-log = logging.getLogger(__name__)
 
 INGEST_QUEUE = "ingest"  # its own queue: a long upload never holds up anyone's chat
 # Ingests that run at once. They take turns batch by batch inside the document service, rotating
 # between users, so another user's small file is not stuck behind a large one in this queue.
 INGEST_CONCURRENCY = 8
 DOCUMENT_HEADERS = ["File", "Pages", "Passages", "Size", "Added (UTC)"]
-_USER_ERRORS = (RagError, EmbeddingModelError, NotAuthorized, UploadRejected)
 
 
 def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControls) -> None:
@@ -98,8 +93,8 @@ def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControl
         try:
             choices, value = collection_update(owner, selected)
             return (choices, *describe(owner, value), chat_update(owner, picked))
-        except _USER_ERRORS as exc:
-            gr.Warning(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            warn(exc, "Refreshing the documents")
             return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
 
     def on_load(request: gr.Request):
@@ -109,24 +104,23 @@ def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControl
         try:
             choices, value = collection_update(owner, None)
             described = describe(owner, value)
-        except _USER_ERRORS as exc:
-            log.warning("the document library could not be listed: %s", exc)
-            choices, described = gr.update(), (str(exc), [], gr.update())
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            choices, described = gr.update(), (user_message(exc, "Listing the document library"), [], gr.update())
         return (choices, *described, gr.update(visible=team and user.is_admin))
 
     def show(selected: str | None, request: gr.Request):
         try:
             return describe(owner_of(request), selected)
-        except _USER_ERRORS as exc:
-            gr.Warning(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            warn(exc, "Showing a collection")
             return gr.update(), gr.update(), gr.update()
 
     def create_collection(name: str, share: bool, picked: list[str] | None, request: gr.Request):
         user = services.user(request.username)
         try:
             info = docs.create(user, name or "", shared=bool(share) and services.auth_required)
-        except _USER_ERRORS as exc:
-            gr.Warning(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            warn(exc, "Creating a collection")
             return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
         gr.Info(f"Created the collection '{info.name}'.")
         choices, value = collection_update(user.name, info.name)
@@ -138,8 +132,8 @@ def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControl
             if not selected:
                 raise RagError("Choose a collection to rename first.")
             info = docs.rename(owner, selected, new or "")
-        except _USER_ERRORS as exc:
-            gr.Warning(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            warn(exc, "Renaming a collection")
             return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
         picked = [info.name if p == selected else p for p in picked or []]
         choices, value = collection_update(owner, info.name)
@@ -152,8 +146,8 @@ def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControl
             if not selected:
                 raise RagError("Choose a collection to delete first.")
             docs.delete(owner, selected)
-        except _USER_ERRORS as exc:
-            gr.Warning(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            warn(exc, "Deleting a collection")
             return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), hide
         gr.Info(f"Deleted the collection '{selected}'.")
         choices, value = collection_update(owner, None)
@@ -180,9 +174,8 @@ def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControl
                 progress(fraction, desc=caption)
 
             outcomes = docs.ingest(owner, selected, paths, progress=report)
-        except _USER_ERRORS as exc:
-            gr.Warning(str(exc))
-            return f"**Nothing was added:** {exc}", None, gr.update(), gr.update(), gr.update()
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            return f"**Nothing was added:** {warn(exc, 'Adding files')}", None, gr.update(), gr.update(), gr.update()
         finally:
             discard_uploads(paths)
         summary_line, rows, doc_choices = describe(owner, selected)
@@ -202,8 +195,8 @@ def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControl
             if not selected or not file_name:
                 raise RagError("Choose a document to delete first.")
             docs.delete_document(owner, selected, file_name)
-        except _USER_ERRORS as exc:
-            gr.Warning(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            warn(exc, "Deleting a document")
             return gr.update(), gr.update(), gr.update(), hide
         gr.Info(f"Deleted '{file_name}' from '{selected}'.")
         return (*describe(owner, selected), hide)

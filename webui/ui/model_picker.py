@@ -14,8 +14,9 @@ from typing import Any
 
 import gradio as gr
 
-from webui.services import NotAuthorized, Services
-from webui.services.models import EngineError, LoadedModel, ModelManagerError
+from webui.services import Services
+from webui.services.models import LoadedModel
+from webui.ui.feedback import user_message
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,8 @@ def build_model_picker(services: Services) -> gr.Dropdown:
         def work() -> None:
             try:
                 outcome["loaded"] = services.models.load(user, name, on_wait=positions.put)
-            except (EngineError, ModelManagerError, NotAuthorized) as exc:
-                outcome["error"] = str(exc)
-            except Exception as exc:  # noqa: BLE001 - the user gets a sentence, the log the traceback
-                log.exception("switching to %s failed", name)
-                outcome["error"] = f"Switching to {name} failed unexpectedly ({type(exc).__name__})."
+            except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+                outcome["error"] = user_message(exc, f"Switching to {name}")
 
         # The load waits for replies still streaming; running it beside the handler lets us say so.
         worker = threading.Thread(target=work, name="picker-load", daemon=True)

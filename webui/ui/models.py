@@ -19,9 +19,7 @@ from webui.auth import User
 from webui.services import NotAuthorized, Services
 from webui.services.models import (
     KV_CACHE_TYPES,
-    DownloadError,
     DownloadJob,
-    EngineError,
     InvalidLoadOptions,
     LoadedModel,
     LocalModel,
@@ -31,6 +29,7 @@ from webui.services.models import (
     RemoteModelFile,
     parse_gpu_layers_text,
 )
+from webui.ui.feedback import user_message, warn
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +202,9 @@ def build_models_tab(services: Services) -> None:
         try:
             options = models.settings_for(user, name)
             warning = models.memory_check(user, name, options)
-        except (ModelManagerError, EngineError) as exc:
-            return (*form_from_options(ModelLoadOptions()), f"⚠️ {exc}")
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            message = user_message(exc, f"Reading the settings of {name}")
+            return (*form_from_options(ModelLoadOptions()), f"⚠️ {message}")
         return (*form_from_options(options), f"⚠️ {warning}" if warning else "")
 
     def check_memory(request: gr.Request, name: str | None, *values: Any) -> str:
@@ -213,8 +213,8 @@ def build_models_tab(services: Services) -> None:
             return ""
         try:
             warning = models.memory_check(user, name, options_from_form(*values))
-        except (InvalidLoadOptions, ModelManagerError, EngineError) as exc:
-            return f"⚠️ {exc}"
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            return f"⚠️ {user_message(exc, f'Checking the memory for {name}')}"
         return f"⚠️ {warning}" if warning else ""
 
     def do_load(request: gr.Request, name: str | None, ignore_memory: bool, *values: Any) -> Iterator[tuple[Any, ...]]:
@@ -226,9 +226,8 @@ def build_models_tab(services: Services) -> None:
             return
         try:
             options = options_from_form(*values)
-        except InvalidLoadOptions as exc:
-            gr.Warning(str(exc))
-            yield f"**Not loaded:** {exc}", *unchanged
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            yield f"**Not loaded:** {warn(exc, f'Loading {name}')}", *unchanged
             return
         positions: queue.Queue[int] = queue.Queue()
         outcome: dict[str, Any] = {}
@@ -237,10 +236,7 @@ def build_models_tab(services: Services) -> None:
             try:
                 outcome["info"] = models.load(user, name, options, on_wait=positions.put,
                                               ignore_memory_check=ignore_memory)
-            except (EngineError, ModelManagerError) as exc:
-                outcome["error"] = exc
-            except Exception as exc:  # noqa: BLE001 - reported to the user below, detail logged
-                log.exception("loading %s failed", name)
+            except Exception as exc:  # noqa: BLE001 - reported to the user below
                 outcome["error"] = exc
 
         # The load runs beside this handler so it can say it waits for a reply still streaming.
@@ -256,12 +252,8 @@ def build_models_tab(services: Services) -> None:
         error = outcome.get("error")
         if error is not None:
             still = models.loaded()
-            if isinstance(error, (EngineError, ModelManagerError)):
-                detail = str(error)
-            else:
-                detail = f"Loading {name} failed unexpectedly ({type(error).__name__})."
+            detail = warn(error, f"Loading {name}")
             keep_note = f" {still.file} is still loaded." if still else ""
-            gr.Warning(detail)
             yield f"**Not loaded:** {detail}{keep_note}", *listing(user, name)
             return
         info: LoadedModel = outcome["info"]
@@ -315,10 +307,9 @@ def build_models_tab(services: Services) -> None:
         user = caller(request)
         try:
             files = models.remote_files(user, repo_id)
-        except DownloadError as exc:
-            log.warning("listing %r failed: %s", repo_id, exc)
-            gr.Warning(str(exc))
-            return [], gr.Dropdown(choices=[], value=None), f"**Cannot list files:** {exc}"
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            message = warn(exc, f"Listing the files of {repo_id!r}")
+            return [], gr.Dropdown(choices=[], value=None), f"**Cannot list files:** {message}"
         if not files:
             return [], gr.Dropdown(choices=[], value=None), f"{repo_id} has no GGUF model files."
         choices = [(f"{f.filename} · {human_size(f.size_bytes)} · {f.quant or '?'} · fits: {f.fits}", f.filename)
@@ -329,9 +320,8 @@ def build_models_tab(services: Services) -> None:
         user = caller(request)
         try:
             job = models.start_download(user, repo_id, filename or "")
-        except DownloadError as exc:
-            gr.Warning(str(exc))
-            return None, "", f"**Not downloading:** {exc}", gr.Timer(active=False)
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            return None, "", f"**Not downloading:** {warn(exc, f'Downloading {filename}')}", gr.Timer(active=False)
         return job.id, progress_html(job), f"Downloading {job.filename}…", gr.Timer(active=True)
 
     def poll(request: gr.Request, current: str | None, selected: str | None):

@@ -12,7 +12,8 @@ from webui.prompts.presets import ALLOWED_VARIABLES, SAMPLING_PRESETS, Preset, P
 from webui.services import NotAuthorized, PresetService, Services
 from webui.services.presets import SAMPLING_FIELDS, clamp_sampling, sampling_from_fields
 from webui.ui.chat import ChatControls
-from webui.ui.uploads import UploadRejected, uploaded_paths
+from webui.ui.feedback import user_message
+from webui.ui.uploads import uploaded_paths
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +197,9 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
             return [gr.update()] * (1 + len(chat_sliders)) + ["Pick a preset first."]
         try:
             applied = presets.apply(selected, user)
-        except PresetError as exc:
-            return [gr.update()] * (1 + len(chat_sliders)) + [f"**Could not apply:** {exc}"]
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            message = user_message(exc, "Applying a preset")
+            return [gr.update()] * (1 + len(chat_sliders)) + [f"**Could not apply:** {message}"]
         values, moved = clamp_sampling(applied.sampling, slider_ranges)
         message = applied.message()
         if moved:
@@ -238,8 +240,9 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
             saved, message = presets.save(user, original, name=new_name, description=new_description,
                                           system=new_system, sampling=sampling,
                                           shared=bool(share) if team and user.is_admin else None)
-        except (PresetError, NotAuthorized) as exc:
-            return [gr.update()] * (len(list_outputs) + len(editor_outputs)) + [f"**Not saved:** {exc}"]
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            message = user_message(exc, "Saving a preset")
+            return [gr.update()] * (len(list_outputs) + len(editor_outputs)) + [f"**Not saved:** {message}"]
         return [*list_updates(saved.name, user), *editor_values(presets, saved.name, user), message]
 
     save.click(save_preset, [editing, name, description, system, shared, *sampling_fields.values()],
@@ -251,8 +254,9 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
             return [gr.update()] * len(list_outputs) + ["Pick a preset first."]
         try:
             copy = presets.duplicate(user, selected)
-        except (PresetError, NotAuthorized) as exc:
-            return [gr.update()] * len(list_outputs) + [f"**Not duplicated:** {exc}"]
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            message = user_message(exc, "Duplicating a preset")
+            return [gr.update()] * len(list_outputs) + [f"**Not duplicated:** {message}"]
         return [*list_updates(copy.name, user), f"Saved a copy of '{selected}' as '{copy.name}'."]
 
     duplicate.click(duplicate_preset, [choice], [*list_outputs, status], queue=False)
@@ -263,8 +267,8 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
             return [gr.update(visible=False), "", "Pick a preset first."]
         try:
             preset = presets.get(selected, user)
-        except PresetError as exc:
-            return [gr.update(visible=False), "", str(exc)]
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            return [gr.update(visible=False), "", user_message(exc, "Asking to delete a preset")]
         if preset.builtin:
             return [gr.update(visible=False), "",
                     f"'{preset.name}' is built in and cannot be deleted; duplicate it to make your own."]
@@ -278,8 +282,9 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
         user = caller(request)
         try:
             message = presets.delete(user, selected or "")
-        except (PresetError, NotAuthorized) as exc:
-            return [gr.update(visible=False), *([gr.update()] * len(list_outputs)), f"**Not deleted:** {exc}"]
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            message = user_message(exc, "Deleting a preset")
+            return [gr.update(visible=False), *([gr.update()] * len(list_outputs)), f"**Not deleted:** {message}"]
         return [gr.update(visible=False), *list_updates(selected, user), message]
 
     confirm_delete.click(delete_preset, [choice], [confirm_row, *list_outputs, status], queue=False)
@@ -295,8 +300,9 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
     def imported(user: User, result: Any) -> list[Any]:
         try:
             preset, message = result()
-        except (PresetError, NotAuthorized, UploadRejected) as exc:
-            return [gr.update()] * len(list_outputs) + [gr.update(), f"**Not imported:** {exc}"]
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            message = user_message(exc, "Importing a preset")
+            return [gr.update()] * len(list_outputs) + [gr.update(), f"**Not imported:** {message}"]
         return [*list_updates(preset.name, user), "", message]
 
     def import_text(text: str, request: gr.Request) -> list[Any]:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 import gradio as gr
 
 from webui.rag import RagError
 from webui.rag.settings import MAX_CHUNK_TOKENS, MAX_K, MIN_CHUNK_TOKENS, RetrievalSettings
-from webui.services import NotAuthorized, Services
+from webui.services import Services
+from webui.ui.feedback import user_message, warn
 
-log = logging.getLogger(__name__)
-
-_USER_ERRORS = (RagError, NotAuthorized)
 NOTE = (
     "Search is hybrid: meaning (MiniLM vectors) and exact words (BM25 keywords, so flags, variables "
     "and file names are found as typed). Chunk size and overlap apply to files added from now on."
@@ -53,8 +49,8 @@ def build_retrieval_settings(services: Services, collection: gr.Dropdown) -> Non
             return [gr.update()] * len(fields)
         try:
             found = docs.retrieval_settings(services.user(request.username).name, name)
-        except _USER_ERRORS as exc:
-            log.info("retrieval settings of %r not shown: %s", name, exc)
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            user_message(exc, f"Showing the retrieval settings of {name!r}")  # logged only: no toast on a pick
             return [gr.update()] * len(fields)
         return [found.chunk_tokens, found.overlap_tokens, found.k, found.min_score]
 
@@ -65,9 +61,8 @@ def build_retrieval_settings(services: Services, collection: gr.Dropdown) -> Non
                 raise RagError("Choose a collection first.")
             wanted = settings_from_form(chunk_value, overlap_value, k_value, cut_value)
             saved = docs.update_retrieval_settings(owner, name, wanted)
-        except _USER_ERRORS as exc:
-            gr.Warning(str(exc))
-            log.info("retrieval settings of %r not saved: %s", name, exc)
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            warn(exc, f"Saving the retrieval settings of {name!r}")
             return [gr.update()] * len(fields)
         gr.Info(f"Saved the retrieval settings of '{name}'.")
         return [saved.chunk_tokens, saved.overlap_tokens, saved.k, saved.min_score]

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from webui.history import HistoryError
 from webui.rag import RagError
 from webui.rag.summarize import cites_anything, format_places
-from webui.services import NotAuthorized, Services
+from webui.services import Services
 from webui.services.summaries import Summary, SummaryUpdate, summary_sources
 from webui.ui.chat import ChatControls, sources_view, stored_view
+from webui.ui.feedback import warn
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,8 @@ def build_summary_panel(
             user = services.user(request.username)
             if not selected:
                 raise RagError("Create or choose a collection first.")
-        except (RagError, NotAuthorized) as exc:
-            gr.Warning(str(exc))
-            yield f"**Could not summarize:** {html.escape(str(exc))}", gr.update(), None, hidden
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            yield f"**Could not summarize:** {html.escape(warn(exc, 'Summarizing'))}", gr.update(), None, hidden
             return
         what = file_name or f"the collection '{selected}'"
         yield f"Starting the summary of {html.escape(what)}…", "", None, hidden
@@ -117,9 +116,8 @@ def build_summary_panel(
                 raise RagError("There is no summary to save yet: summarize a document first.")
             conversation = services.summaries.save_to_chat(user, summary)
             messages = services.chat.messages(user.name, conversation)
-        except (RagError, NotAuthorized, HistoryError) as exc:
-            gr.Warning(str(exc))
-            return f"**Not saved:** {html.escape(str(exc))}", *unchanged
+        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+            return f"**Not saved:** {html.escape(warn(exc, 'Saving a summary to the chat'))}", *unchanged
         gr.Info(f"Saved to the chat as 'Summary of {summary.subject}'.")
         line = f"Saved to the chat as **Summary of {html.escape(summary.subject)}**: open the Chat tab."
         choices = [(c.title, c.id) for c in services.chat.conversations(user.name)]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from webui.auth import AuthError
 from webui.services import NotAuthorized, Services
+from webui.ui.feedback import warn
 
 
 def build_users_tab(services: Services) -> None:
@@ -34,9 +34,8 @@ def build_users_tab(services: Services) -> None:
             try:
                 services.require_admin(request.username)
                 message = action(user_name.strip(), secret, admin, request.username)
-            except (AuthError, NotAuthorized) as exc:
-                gr.Warning(str(exc))
-                return gr.update(), f"**Not done:** {exc}", gr.update()
+            except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
+                return gr.update(), f"**Not done:** {warn(exc, 'Managing users')}", gr.update()
             return rows(request), message, ""
         return run
 
