@@ -238,11 +238,14 @@ def serve(settings: Settings) -> int:
     """Detect hardware, load the model and serve until interrupted."""
     from webui.auth import AuthError, UserStore
 
+    users = UserStore(settings.users_file)
     try:
-        users_exist = UserStore(settings.users_file).exists()
+        users_exist = users.exists()
     except AuthError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for kept in users.set_aside:  # before a team-mode refusal for want of users, which this explains
+        print(f"warning: {kept.message()}", file=sys.stderr)
     problem = network_access_problem(settings, users_exist)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -320,6 +323,9 @@ def run_server(settings: Settings, hw, engine) -> int:
     from webui.ui.app import build_app
 
     services = Services(settings, hw, engine)
+    notice = services.set_aside_notice()
+    if notice:
+        print(f"warning: {notice}", file=sys.stderr)
     app = build_app(services)
     scheme = "https" if settings.ssl_certfile else "http"
     shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host

@@ -104,3 +104,13 @@ def set_aside_files(data_dir: Path) -> list[Path]:
                          if name not in kept and not (here == data_dir and name in ("uploads", "chroma"))]
         found += [here / name for name in files if ASIDE_MARK in name and not name.endswith(SQLITE_SIDECARS)]
     return sorted(found, key=lambda p: p.name)
+
+
+def set_aside_notice(data_dir: Path) -> str | None:
+    """One sentence for an admin naming every file kept aside under ``data_dir``, or None when there is none."""
+    found = set_aside_files(data_dir)
+    if not found:
+        return None
+    names = ", ".join(p.relative_to(data_dir).as_posix() for p in found)
+    return (f"Damaged data files were kept aside in {data_dir} and empty ones used instead: {names}. "
+            "webui.log says why; restore what you need from them, then delete them.")

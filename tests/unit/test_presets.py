@@ -18,6 +18,7 @@ from webui.prompts.presets import (
     Variant,
     parse_preset,
 )
+from webui.storage import set_aside_files
 
 GOOD = """\
 name: Pirate
@@ -124,6 +125,20 @@ def test_names_must_be_unique(store: PresetStore) -> None:
         store.duplicate("Coder", "pirate")
     with pytest.raises(PresetError, match="already exists"):
         store.save(Preset(name="PIRATE"))
+
+
+@pytest.mark.parametrize("owner", [None, "bob"])
+def test_saving_over_a_file_that_did_not_load_keeps_that_file_aside(store: PresetStore, owner: str | None) -> None:
+    folder = store.shared_dir if owner is None else store.private_dir(owner)
+    folder.mkdir(parents=True)
+    garbage = b"name: Pirate\nsystem: [unclosed\n\xff"
+    (folder / "pirate.yaml").write_bytes(garbage)
+    assert store.errors(owner) and "Pirate" not in {p.name for p in store.list(owner)}
+    saved = store.import_yaml(GOOD, owner)  # a preset named Pirate goes to pirate.yaml
+    assert saved.path == folder / "pirate.yaml" and store.get("Pirate", owner).system.startswith("You are a pirate")
+    [kept] = set_aside_files(store.user_dir)
+    assert kept.parent == folder and kept.name.startswith("pirate.yaml.corrupt-") and kept.read_bytes() == garbage
+    assert store.errors(owner) == []  # the kept file is no longer read as a preset
 
 
 def test_malformed_file_reports_file_and_line_and_others_still_load(store: PresetStore) -> None:

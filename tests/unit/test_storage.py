@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from webui.storage import SQLITE_SIDECARS, aside_name, file_key, is_damaged_database, keep_aside, set_aside_files
+from webui.storage import (
+    SQLITE_SIDECARS,
+    aside_name,
+    file_key,
+    is_damaged_database,
+    keep_aside,
+    set_aside_files,
+    set_aside_notice,
+)
 
 NOW = datetime(2026, 11, 29, 18, 5, 9, tzinfo=timezone.utc)
 
@@ -70,3 +78,15 @@ def test_set_aside_files_finds_files_and_folders_but_not_in_uploads_or_chroma(tm
     assert [p.name for p in set_aside_files(tmp_path)] == [
         "chroma.corrupt-20261129-180509", "x.yaml.corrupt-20261129-180509"]
     assert set_aside_files(tmp_path / "missing") == []
+
+
+def test_the_notice_names_each_kept_file_relative_to_the_data_dir(tmp_path: Path) -> None:
+    assert set_aside_notice(tmp_path) is None
+    (tmp_path / "users.json").write_text("{")
+    keep_aside(tmp_path / "users.json", "not JSON", now=NOW)
+    (tmp_path / "keyword").mkdir()
+    (tmp_path / "keyword" / "c.sqlite3").write_text("x")
+    keep_aside(tmp_path / "keyword" / "c.sqlite3", "file is not a database", now=NOW)
+    notice = set_aside_notice(tmp_path)
+    assert notice is not None
+    assert "keyword/c.sqlite3.corrupt-20261129-180509, users.json.corrupt-20261129-180509" in notice

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from webui.errors import UserError
+from webui.storage import file_key, keep_aside
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 PRESET_SUFFIXES = (".yaml", ".yml")
@@ -446,6 +447,9 @@ class PresetStore:
                     f"'{stored.name}' would be saved as {target.name}, which holds"
                     f" '{other.name}': choose another name"
                 )
+        if target != previous and target.exists():
+            # A file there that did not load (its error is listed by errors()): kept aside, not overwritten.
+            keep_aside(target, "it did not load as a preset", if_unchanged=file_key(target))
         _atomic_write(target, dump_preset(stored))
         if previous is not None and previous != target:
             previous.unlink(missing_ok=True)  # the preset was renamed

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from webui.rag.chroma_server import ChromaServer, connect
 from webui.rag.keyword import KeywordIndex
 from webui.rag.settings import RetrievalSettings
+from webui.storage import SQLITE_SIDECARS, SetAside, is_damaged_database, keep_aside
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -86,6 +89,7 @@ class ChromaStore:
         self._lock = threading.Lock()
         self._keyword_lock = threading.Lock()
         self._keyword_checked: set[str] = set()  # collections whose index was checked this run
+        self.set_aside: list[SetAside] = []  # a damaged database or index kept aside, to report
 
     @property
     def client(self) -> ClientAPI:
@@ -97,6 +101,7 @@ class ChromaStore:
                 import chromadb
                 from chromadb.config import Settings
 
+                self._keep_damaged_database_aside()
                 self.path.mkdir(parents=True, exist_ok=True)
                 # Telemetry off (in 1.5.9 the Posthog client is a no-op anyway); no reset endpoint.
                 self._client = chromadb.PersistentClient(
@@ -104,6 +109,22 @@ class ChromaStore:
                     settings=Settings(anonymized_telemetry=False, allow_reset=False),
                 )
             return self._client
+
+    def _keep_damaged_database_aside(self) -> None:
+        """A damaged ``chroma.sqlite3`` fails every call, and Chroma's process-wide client cache keeps the
+        failed client: checked first with sqlite3, the folder is kept aside whole and Chroma starts empty
+        (the uploaded originals stay in ``uploads/`` to add again)."""
+        database = self.path / "chroma.sqlite3"
+        if not database.is_file():
+            return
+        try:
+            with closing(sqlite3.connect(database)) as db:
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as error:
+            if is_damaged_database(error):
+                kept = keep_aside(self.path, str(error))
+                self.set_aside += [kept] if kept else []
+            # anything else (locked, unreadable) is Chroma's to report
 
     def _collection(self, stored: StoredCollection) -> Collection:
         # embedding_function=None: Chroma's default would fetch an ONNX model the first time it
@@ -313,13 +334,24 @@ class ChromaStore:
             index = self._keyword_index(stored)
             if stored.chroma_name not in self._keyword_checked:
                 chroma_count = self.count(stored)
-                if not index.exists() or index.count() != chroma_count:
+                if not index.exists() or self._keyword_count(index) != chroma_count:
                     log.info("rebuilding the keyword index of '%s' (%d chunks) from Chroma",
                              stored.name, chroma_count)
                     index.rebuild(self._all_texts(stored))
                 if self.server is None:
                     self._keyword_checked.add(stored.chroma_name)
             return index
+
+    def _keyword_count(self, index: KeywordIndex) -> int | None:
+        """The index's chunk count; None when its file is damaged, which is then kept aside to be rebuilt."""
+        try:
+            return index.count()
+        except sqlite3.DatabaseError as error:
+            if not is_damaged_database(error):
+                raise
+            kept = keep_aside(index.path, str(error), sidecars=SQLITE_SIDECARS)
+            self.set_aside += [kept] if kept else []
+            return None
 
     def _keyword_before_write(self, stored: StoredCollection) -> KeywordIndex | None:
         """The checked index before a Chroma write, so the write does not look like a mismatch."""

@@ -21,6 +21,7 @@ from webui.services.models import ModelService
 from webui.services.notebook import CompletionUpdate, NotebookService
 from webui.services.presets import AppliedPreset, PresetService
 from webui.services.summaries import SummaryService
+from webui.storage import set_aside_notice
 
 __all__ = [
     "LOCAL_USER", "AppliedPreset", "ChatService", "CompletionUpdate", "DocumentQuery", "DocumentService",
@@ -73,6 +74,10 @@ class Services:
         if not user.is_admin:
             raise NotAuthorized("Only an admin can do this.")
         return user
+
+    def set_aside_notice(self) -> str | None:
+        """The damaged data files kept aside (this run or before), as one sentence for an admin; None if none."""
+        return set_aside_notice(self.settings.data_dir)
 
     def status(self) -> dict[str, Any]:
         """The JSON served at GET /status."""

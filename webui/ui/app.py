@@ -70,6 +70,9 @@ def build_blocks(services: Services) -> gr.Blocks:
         def show_role(request: gr.Request):
             user = services.user(request.username)
             team = services.auth_required
+            notice = services.set_aside_notice() if user.is_admin else None
+            if notice:
+                gr.Warning(notice, duration=None)  # stays until closed: data may need restoring
             return (
                 f"Signed in as **{user.name}**" + (" (admin)" if user.is_admin else "") if team else "",
                 gr.update(visible=user.is_admin),
