@@ -152,3 +152,26 @@ def test_bad_collection_names_are_refused(bad: str) -> None:
 
 def test_collection_names_are_trimmed() -> None:
     assert validate_collection_name("  Tax   papers ") == "Tax papers"
+
+
+def test_chunks_carry_their_heading_path_within_the_budget() -> None:
+    """A chunk from the middle of a section says which section it is from, once."""
+    heading = "venv > Command-line interface > --clear"
+    sections = [Section("--clear\n" + sentences(40), heading=heading),
+                Section("--upgrade\nShort.", heading="venv > Command-line interface > --upgrade")]
+    chunks = chunk_sections(sections, count_tokens=words, chunk_tokens=50, overlap_tokens=5,
+                            with_headings=True)
+    assert len(chunks) > 2
+    # The term alone is no chunk: "--clear" starts the first one, through its heading.
+    assert chunks[0].text.startswith(heading + "\nSentence number 0")
+    *cleared, upgrade = chunks
+    assert all(c.text.startswith(heading + "\nSentence") for c in cleared)
+    assert upgrade.text == "venv > Command-line interface\n--upgrade\nShort."
+    assert all(words(c.text) <= 50 for c in chunks)
+    assert all(c.heading == heading for c in cleared)
+
+
+def test_chunks_without_a_heading_get_no_prefix() -> None:
+    plain = chunk_sections([Section(sentences(30), page=3)], count_tokens=words, chunk_tokens=40,
+                           overlap_tokens=5, with_headings=True)
+    assert all(c.text.startswith("Sentence number") for c in plain)

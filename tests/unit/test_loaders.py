@@ -135,8 +135,42 @@ def test_html_drops_scripts_and_navigation(good_files: dict[str, Path]) -> None:
     document = _load(good_files["html"])
     text = "\n".join(s.text for s in document.sections)
     assert "tracking" not in text and "Home | About" not in text
-    hours = next(s for s in document.sections if s.heading == "Opening hours")
+    hours = next(s for s in document.sections if s.heading == "Sourdough bakery > Opening hours")
     assert "closes on Sundays" in hours.text
+
+
+SPHINX_PAGE = b"""<!doctype html><html><head><title>venv - Python docs</title></head><body>
+<div class="related" role="navigation"><h3>Navigation</h3><ul><li>index</li><li>modules |</li>
+<li>next |</li><li>previous |</li></ul></div>
+<div class="document"><div class="body" role="main">
+<section><h1>venv<a class="headerlink" href="#venv">\xc2\xb6</a></h1>
+<p>Creates <code class="literal"><span class="pre">virtual</span> <span class="pre">environments</span></code>
+for <a href="x"><code>tomllib.load()</code></a>.</p>
+<pre><span class="n">tomllib</span><span class="o">.</span><span class="n">load</span>(f)
+second line</pre>
+<section><h2>Options</h2>
+<dl class="std option"><dt id="a"><span class="pre">--clear</span></dt>
+<dd><p>Delete the contents of the environment directory.</p></dd>
+<dt><span class="pre">-h</span></dt><dt><span class="pre">--help</span></dt><dd><p>Show help.</p></dd></dl>
+<p>Text after the list.</p>
+</section></section></div></div>
+<div class="sphinxsidebar" role="navigation"><h3>Table of Contents</h3><p>venv</p></div>
+<div class="footer">&copy; Copyright 2001-2023</div>
+</body></html>"""
+
+
+def test_html_keeps_only_the_main_content_under_heading_paths() -> None:
+    """A documentation page's menus, sidebar and footer are dropped; each option is its own section."""
+    document = load_document(SPHINX_PAGE, "venv.html")
+    text = "\n".join(s.text for s in document.sections)
+    for junk in ("Navigation", "previous", "Table of Contents", "Copyright", "\u00b6"):
+        assert junk not in text
+    assert "Creates virtual environments for tomllib.load()." in text  # inline tags add no spaces
+    assert "tomllib.load(f)\nsecond line" in text  # <pre> keeps its lines and its exact code
+    by_heading = {s.heading: s.text for s in document.sections}
+    assert by_heading["venv > Options > --clear"].startswith("--clear\nDelete the contents")
+    assert by_heading["venv > Options > -h, --help"] == "-h\n--help\nShow help."
+    assert by_heading["venv > Options"].endswith("Text after the list.")
 
 
 def test_csv_rows_carry_their_column_names(good_files: dict[str, Path]) -> None:

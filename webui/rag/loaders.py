@@ -310,11 +310,12 @@ class _HeadedSections:
         self._sections: list[Section] = []
         self._lines: list[str] = []
 
-    def start(self, heading: str | None) -> None:
-        """Close the section so far and open one under ``heading`` (whose text is part of it)."""
+    def start(self, heading: str | None, first_line: str | None = None) -> None:
+        """Close the section so far and open one under ``heading``, whose text (or first_line, when
+        given) is the new section's first line."""
         self._flush()
         self.heading = heading
-        self.add(heading or "")
+        self.add(heading or "" if first_line is None else first_line)
 
     def add(self, text: str) -> None:
         if text:
@@ -358,24 +359,114 @@ def load_docx(data: bytes, file_name: str) -> LoadedDocument:
 
 _HTML_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _HTML_BLOCKS = ("p", "li", "pre", "blockquote", "td", "th", "dd", "dt", "figcaption", "caption")
+# Containers whose text is never the page's content: menus, sidebars, page headers and footers,
+# search forms. Sphinx, MkDocs and most site generators mark them with these tags or roles.
+_HTML_CHROME_TAGS = ("script", "style", "noscript", "template", "nav", "aside", "footer", "form",
+                     "head", "button", "svg")
+_HTML_CHROME_ROLES = ("navigation", "search", "banner", "contentinfo", "complementary")
+# Where the content is, most specific first: ARIA's main role, then HTML5's elements.
+_HTML_MAIN = ({"role": "main"}, {"name": "main"}, {"name": "article"})
+# Element names that start a new line when a page is rendered; text of anything else runs on.
+_HTML_LINE_BREAKS = frozenset(
+    {*_HTML_HEADINGS, *_HTML_BLOCKS, "br", "div", "section", "article", "main", "header", "ul",
+     "ol", "dl", "table", "tr", "figure", "hr"}
+)
+
+
+def _html_main(soup: Any) -> Any:
+    """The element holding the page's own content, or the whole body when none is marked."""
+    for selector in _HTML_MAIN:
+        found = soup.find(selector.get("name"), attrs={k: v for k, v in selector.items() if k != "name"})
+        if found is not None:
+            return found
+    return soup.body or soup
+
+
+def _html_text(element: Any) -> str:
+    """The text a reader sees: inline tags run on without added spaces (``tomllib.load(f)`` stays
+    whole, not ``tomllib . load ( f )``), blocks break lines, and ``<pre>`` keeps its own lines."""
+    if element.name == "pre":
+        return "\n".join(line.rstrip() for line in element.get_text("").strip("\n").splitlines())
+    pieces: list[str] = []
+    for node in element.descendants:
+        if isinstance(node, str):
+            if not any(parent.name == "pre" for parent in node.parents if parent is not element):
+                pieces.append(re.sub(r"\s+", " ", str(node)))  # source line breaks are spaces
+            continue
+        if node.name == "pre":
+            pieces.append("\n" + _html_text(node) + "\n")
+        elif node.name in _HTML_LINE_BREAKS:
+            pieces.append("\n")
+    lines = (" ".join(line.split()) for line in "".join(pieces).splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def load_html(data: bytes, file_name: str) -> LoadedDocument:
-    """Visible HTML text grouped under its nearest heading; scripts, styles and navigation dropped."""
-    from bs4 import BeautifulSoup
+    """The page's main content grouped under heading paths ("Title > Section"), like Markdown.
+
+    Menus, sidebars, breadcrumbs, headers and footers are dropped: repeated on every page of a
+    documentation site, they filled chunks with "index | modules | next | previous" and ranked
+    above the passage that answers. Each term of a definition list (an option, an environment
+    variable, a function) opens its own section, so a chunk holds one definition, not the tail of
+    one and the head of the next.
+    """
+    from bs4 import BeautifulSoup, Tag
 
     soup = BeautifulSoup(decode_text(data, file_name), "html.parser")
-    for tag in soup(["script", "style", "noscript", "template", "nav", "head"]):
+    for tag in soup(_HTML_CHROME_TAGS):
         tag.decompose()
+    for tag in soup.find_all(attrs={"role": list(_HTML_CHROME_ROLES)}):
+        tag.decompose()
+    for tag in soup.find_all("a", class_="headerlink"):  # Sphinx's "¶" after each heading
+        tag.decompose()
+    main = _html_main(soup)
     collected = _HeadedSections()
-    for element in soup.find_all((*_HTML_HEADINGS, *_HTML_BLOCKS)):
-        if element.name in _HTML_HEADINGS:
-            collected.start(element.get_text(" ", strip=True) or collected.heading)
-        elif element.find_parent(_HTML_BLOCKS) is None:  # nested blocks are read with their parent
-            collected.add(element.get_text(" ", strip=True))
+    path: list[tuple[int, str]] = []  # (level, text) of the open headings
+
+    def heading_path(*extra: str) -> str | None:
+        return " > ".join([text for _, text in path] + list(extra)) or None
+
+    def walk(node: Tag) -> None:
+        for child in node.children:
+            if not isinstance(child, Tag):
+                collected.add(" ".join(str(child).split()))
+                continue
+            if child.name in _HTML_HEADINGS:
+                level, text = int(child.name[1]), _html_text(child).replace("\n", " ")
+                if text:
+                    while path and path[-1][0] >= level:
+                        path.pop()
+                    path.append((level, text))
+                    collected.start(heading_path(), text)
+            elif child.name == "dl":
+                walk_definitions(child)
+            elif child.name in _HTML_BLOCKS or not child.find((*_HTML_BLOCKS, *_HTML_HEADINGS, "dl")):
+                collected.add(_html_text(child))
+            else:
+                walk(child)
+
+    def walk_definitions(listing: Tag) -> None:
+        outer = collected.heading
+        terms: list[str] = []  # consecutive terms ("-h", "--help") share the definition after them
+        for item in listing.find_all(("dt", "dd"), recursive=False):
+            if item.name == "dt":
+                term = _html_text(item).replace("\n", " ")
+                terms.append(term)
+                named = ", ".join(t for t in terms if t)[:160]
+                if len(terms) == 1:
+                    collected.start(heading_path(named) if named else outer, term)
+                else:
+                    collected.heading = heading_path(named) if named else outer
+                    collected.add(term)
+            else:
+                terms.clear()
+                walk(item)
+        collected.start(outer, "")  # text after the list belongs to the heading above it again
+
+    walk(main)
     sections = collected.close()
-    if not sections:  # pages made of bare text or <div>s only
-        body = _normalize_space(soup.get_text("\n", strip=True))
+    if not sections:  # pages made of bare text only
+        body = _normalize_space(main.get_text("\n", strip=True))
         if body:
             sections.append(Section(body))
     return LoadedDocument(sections, pages=1)

@@ -613,6 +613,7 @@ class DocumentLibrary:
             count_tokens=count_tokens,
             chunk_tokens=chunk_tokens,
             overlap_tokens=overlap,
+            with_headings=True,
         )
         if not chunks:
             raise DocumentParseError(f"{name} contains no text to index.")
