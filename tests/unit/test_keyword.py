@@ -15,7 +15,7 @@ from webui.rag.store import StoredCollection
 @pytest.mark.parametrize(
     ("text", "whole", "parts"),
     [
-        ("Pass --ctx-size 4096.", "ctx-size", ["ctx", "size"]),
+        ("Pass --ctx-size 4096.", "--ctx-size", ["ctx-size", "ctx", "size"]),
         ("export HF_HUB_OFFLINE=1", "hf_hub_offline", ["hf", "hub", "offline"]),
         ("Edit pyproject.toml first.", "pyproject.toml", ["pyproject", "toml"]),
         ("Call os.path.join()", "os.path.join", ["os", "path", "join"]),
@@ -25,6 +25,17 @@ def test_identifiers_are_kept_whole_and_in_parts(text: str, whole: str, parts: l
     tokens = keyword_tokens(text)
     assert whole in tokens
     assert all(part in tokens for part in parts)
+
+
+def test_short_flags_keep_their_case_apart(tmp_path: Path) -> None:
+    """-B and -b are different options; FTS5 folds case, so each gets a case-exact token too."""
+    assert "=-b^" in keyword_tokens("-B") and "=-b" in keyword_tokens("-b")
+    assert "non-empty" in keyword_tokens("a non-empty string")  # a hyphen inside a word is no flag
+    index = KeywordIndex(tmp_path / "kw.sqlite3")
+    index.add(["lower", "upper"], ["-b Issue a warning when comparing bytes with str.",
+                                   "-B Do not write .pyc files on import."])
+    assert index.search("What does the -B option do?", 2)[0][0] == "upper"
+    assert index.search("What does the -b option do?", 2)[0][0] == "lower"
 
 
 def test_sentence_punctuation_does_not_stick_to_words() -> None:

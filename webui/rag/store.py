@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from webui.rag.chroma_server import ChromaServer, connect
-from webui.rag.keyword import KeywordIndex
+from webui.rag.keyword import INDEX_VERSION, KeywordIndex
 from webui.rag.settings import RetrievalSettings
 from webui.storage import SQLITE_SIDECARS, SetAside, is_damaged_database, keep_aside
 
@@ -334,7 +334,8 @@ class ChromaStore:
             index = self._keyword_index(stored)
             if stored.chroma_name not in self._keyword_checked:
                 chroma_count = self.count(stored)
-                if not index.exists() or self._keyword_count(index) != chroma_count:
+                if (not index.exists() or self._keyword_count(index) != chroma_count
+                        or index.version() != INDEX_VERSION):  # written by older tokens
                     log.info("rebuilding the keyword index of '%s' (%d chunks) from Chroma",
                              stored.name, chroma_count)
                     index.rebuild(self._all_texts(stored))
