@@ -207,6 +207,8 @@ def test_only_an_admin_can_manage_models_and_users(team_app: RunningApp) -> None
     assert team_app.status()["model"] is not None, "the model is still loaded"
     added = bob.call(bob.button_click("Add user"), ["mallory", "mallory-password", True])
     assert "Only an admin" in added.text and "Added" not in added.text, added.text
+    # the refusal is logged as one line at warning (webui/ui/feedback.py), without a traceback
+    assert "WARNING webui.ui.feedback: Managing users: Only an admin" in team_app.log()
     removed = bob.call(bob.button_click("Remove user"), ["alice", "", False])
     assert "Only an admin" in removed.text, removed.text
     listed = bob.call("rows", [])
