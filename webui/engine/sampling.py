@@ -27,6 +27,9 @@ def build_sampler(vocab: Any, sampling: SamplingParams) -> Any:
     add = llama_cpp.llama_sampler_chain_add
     # The order of llama-cpp-python's high-level API, so replies match what the app gave before.
     if sampling.repeat_penalty != 1.0 or sampling.frequency_penalty or sampling.presence_penalty:
+        keep = shortlist_before_penalties(sampling)
+        if keep:
+            add(chain, llama_cpp.llama_sampler_init_top_k(keep))
         add(chain, llama_cpp.llama_sampler_init_penalties(
             llama_cpp.llama_vocab_n_tokens(vocab), PENALTY_LAST_N, sampling.repeat_penalty,
             sampling.frequency_penalty, sampling.presence_penalty))
@@ -49,6 +52,24 @@ def build_sampler(vocab: Any, sampling: SamplingParams) -> Any:
     seed = llama_cpp.LLAMA_DEFAULT_SEED if sampling.seed < 0 else sampling.seed
     add(chain, llama_cpp.llama_sampler_init_dist(seed))
     return chain
+
+
+def shortlist_before_penalties(sampling: SamplingParams) -> int:
+    """How many of the most likely tokens the penalties need to see; 0 when they must see the whole vocabulary.
+
+    The penalties look up every candidate in their window, which for Gemma's 262k-token vocabulary
+    costs ~1.4 ms a token (most of the sampling time). Penalties that only lower scores (repeat
+    penalty >= 1, frequency and presence penalties >= 0) touch at most ``PENALTY_LAST_N`` tokens, so
+    the ``k`` best after them are among the ``k + PENALTY_LAST_N`` best before them: cutting to those
+    first picks exactly the same tokens. A grammar may reject every likely token, so it sees them all.
+    """
+    lowers_only = (sampling.repeat_penalty >= 1.0 and sampling.frequency_penalty >= 0
+                   and sampling.presence_penalty >= 0)
+    if not lowers_only or sampling.grammar:
+        return 0
+    if sampling.temperature <= 0:
+        return 1 + PENALTY_LAST_N
+    return sampling.top_k + PENALTY_LAST_N if sampling.top_k > 0 else 0
 
 
 def check_grammar(vocab: Any, gbnf: str | None) -> None:

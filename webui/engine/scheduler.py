@@ -223,6 +223,9 @@ class Batcher:
         self.slots = [Slot(seq_id=i) for i in range(loaded.n_seq)]
         self.store = SequenceStore(cache_bytes)
         self.evaluated_tokens = 0  # prompt tokens evaluated since load (tests and benchmarks count them)
+        # Per token id: its bytes, or None for an end-of-generation token. Each ctypes call gives up the
+        # GIL and may wait for it behind the consumers' threads, so each token asks llama.cpp only once.
+        self._pieces: dict[int, bytes | None] = {}
 
     # -- admission -------------------------------------------------------------------------
 
@@ -357,14 +360,15 @@ class Batcher:
         token = llama_cpp.llama_sampler_sample(run.sampler, self.ctx, index)
         if run.first_token_at is None:
             run.first_token_at = time.perf_counter()
-        if llama_cpp.llama_vocab_is_eog(self.vocab, token):
+        piece = self._piece(token)
+        if piece is None:
             self._finish(slot, "stop")
             return
         run.generated += 1
         logprobs: list[TokenLogprob] | None = None
         if run.job.sampling.logprobs is not None:
             logprobs = [logprobs_for(self.ctx, self.vocab, index, self.n_vocab, token, run.job.sampling.logprobs)]
-        text, stopped = run.scanner.feed(run.decoder.decode(token_piece(self.vocab, token)))
+        text, stopped = run.scanner.feed(run.decoder.decode(piece))
         if text or logprobs:
             run.job.emit(StreamChunk(text=text, logprobs=logprobs))
         if stopped:
@@ -373,6 +377,15 @@ class Batcher:
             self._finish(slot, "length")
         else:
             run.next_token = token
+
+    def _piece(self, token: int) -> bytes | None:
+        """The bytes ``token`` stands for, or None if it ends the reply (asked of llama.cpp once per token)."""
+        try:
+            return self._pieces[token]
+        except KeyError:
+            piece = None if llama_cpp.llama_vocab_is_eog(self.vocab, token) else token_piece(self.vocab, token)
+            self._pieces[token] = piece
+            return piece
 
     def _finish(self, slot: Slot, reason: str, *, flush: bool = True, emit_stats: bool = True) -> None:
         run = slot.running
