@@ -15,6 +15,8 @@ from webui.history import HistoryStore
 from webui.prompts.presets import PresetStore
 from webui.rag import NO_RELEVANT_PASSAGES_MESSAGE, FileOutcome, IngestProgress, build_context
 from webui.rag.embeddings import Embedder
+from webui.rag.pipeline import Passage
+from webui.rag.settings import RetrievalSettings
 from webui.auth import User
 from webui.services import ChatService, DocumentQuery, DocumentService, NotAuthorized, PresetService, ReplyUpdate
 from webui.services.chat import fill_system_prompt, passage_budget, rag_system_template
@@ -220,3 +222,23 @@ def test_the_library_opens_on_first_use_and_only_an_admin_shares(tmp_path: Path,
     assert documents.collection_names("bob") == ["Garden", "Team handbook"]
     documents.delete("bob", "Garden")
     assert documents.collection_names("bob") == ["Team handbook"]
+
+
+@pytest.mark.slow
+def test_a_chat_query_without_k_or_cut_off_takes_the_collections_own_settings(services, tmp_path: Path) -> None:
+    """The Chat tab sends None until the user moves its sliders: the Documents tab's settings rule."""
+    chat, documents, _ = services
+    library_with_files(documents, tmp_path / "incoming")
+    documents.library.update_retrieval_settings(OWNER, "home", RetrievalSettings(k=1, min_score=0.0))
+    conversation = [{"role": "user", "content": "What temperature is the heater set to during frost?"}]
+
+    def sources(query: DocumentQuery) -> tuple[Passage, ...]:
+        prepared = chat.prepare_conversation(OWNER, conversation, system_prompt="You help.", sampling=GREEDY,
+                                             documents=query)
+        assert prepared.error is None
+        return prepared.sources
+
+    assert len(sources(DocumentQuery(("home",)))) == 1  # the collection's k
+    assert len(sources(DocumentQuery(("home",), k=3, min_score=0.0))) == 3  # the sliders, once moved
+    documents.library.update_retrieval_settings(OWNER, "home", RetrievalSettings(k=4, min_score=0.99))
+    assert sources(DocumentQuery(("home",))) == ()  # the collection's strict cut-off refuses every passage

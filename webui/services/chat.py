@@ -42,7 +42,6 @@ from webui.rag import (
     fit_passages,
 )
 from webui.rag.embeddings import EmbeddingModelError
-from webui.rag.pipeline import DEFAULT_MIN_SCORE
 from webui.services.documents import DocumentService
 from webui.services.presets import model_family
 from webui.services.streaming import CancelRegistry, paced_text
@@ -494,11 +493,14 @@ _PASSAGES_ONLY = "Passages:\n{context}"  # used when the document preset is gone
 
 @dataclass(frozen=True)
 class DocumentQuery:
-    """Which collections a chat message is answered from, and how many passages to retrieve."""
+    """Which collections a chat message is answered from, and how many passages to retrieve.
+
+    ``k`` and ``min_score`` left as None take each collection's own settings (Documents tab).
+    """
 
     collections: tuple[str, ...]
-    k: int = DEFAULT_PASSAGES
-    min_score: float = DEFAULT_MIN_SCORE
+    k: int | None = None
+    min_score: float | None = None
 
 
 def fill_system_prompt(text: str, **values: str) -> str:

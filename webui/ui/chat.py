@@ -67,6 +67,18 @@ def sources_view(sources: Sequence[dict[str, Any]]) -> str:
             + "\n".join(items) + "\n</details>")
 
 
+def document_query(
+    picked: Sequence[str] | None, use_collection_settings: bool, k: float, cut_off: float
+) -> DocumentQuery | None:
+    """The collections to answer from; k and cut-off only when the user chose to override the
+    collections' own settings (None lets each collection use what the Documents tab keeps)."""
+    if not picked:
+        return None
+    if use_collection_settings:
+        return DocumentQuery(tuple(picked))
+    return DocumentQuery(tuple(picked), k=int(k), min_score=float(cut_off))
+
+
 INCOMPLETE_NOTE = "unfinished reply: it was cut off before its end"
 
 
@@ -157,9 +169,15 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
                                            elem_id="max-tokens")
                     seed = gr.Number(value=defaults.seed, precision=0, label="Seed (-1 = random)")
                 with gr.Row():
-                    passages = gr.Slider(1, 12, value=DEFAULT_PASSAGES, step=1,
+                    # Checked, each collection answers with its own k and cut-off (Documents tab);
+                    # moving a slider unchecks it, so the sliders apply only once touched.
+                    collection_settings = gr.Checkbox(
+                        value=True, label="Use each collection's own k and cut-off (Documents tab)",
+                        elem_id="chat-collection-settings",
+                    )
+                    passages = gr.Slider(1, 12, value=DEFAULT_PASSAGES, step=1, elem_id="chat-passages",
                                          label="Document passages to retrieve (k)")
-                    min_score = gr.Slider(0, 1, value=DEFAULT_MIN_SCORE, step=0.01,
+                    min_score = gr.Slider(0, 1, value=DEFAULT_MIN_SCORE, step=0.01, elem_id="chat-min-score",
                                           label="Relevance cut-off (0-1, higher = stricter)")
             with gr.Accordion("Exact prompt", open=False):
                 show_prompt = gr.Button("Show the exact prompt", size="sm")
@@ -229,8 +247,9 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
         return "", current, view, gr.update(choices=conversation_choices(owner), value=current)
 
     def generate(current: str | None, system: str, temp: float, tp: float, tk: float, mp: float,
-                 rp: float, max_new: float, seed_value: float, picked: list[str] | None, k: float,
-                 cut_off: float, request: gr.Request) -> Iterator[tuple]:
+                 rp: float, max_new: float, seed_value: float, picked: list[str] | None,
+                 use_collection_settings: bool, k: float, cut_off: float,
+                 request: gr.Request) -> Iterator[tuple]:
         if current is None:
             return
         owner = owner_of(request)
@@ -242,7 +261,7 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
             temperature=float(temp), top_p=float(tp), top_k=int(tk), min_p=float(mp), repeat_penalty=float(rp),
             max_tokens=int(max_new), seed=int(seed_value if seed_value is not None else -1),
         )
-        query = DocumentQuery(tuple(picked), k=int(k), min_score=float(cut_off)) if picked else None
+        query = document_query(picked, use_collection_settings, k, cut_off)
         update: ReplyUpdate | None = None
         for update in services.chat.reply_in(owner, request.session_hash, current,
                                              system_prompt=system, sampling=sampling, documents=query):
@@ -323,11 +342,18 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
             return f"Cannot render the prompt: {user_message(exc, 'Showing the exact prompt')}"
 
     blocks.load(on_load, None, [conversation_list, model_line, documents])
+    def override_collection_settings() -> bool:
+        """A slider the user moves applies from then on, over the collections' own settings."""
+        return False
+
+    for slider in (passages, min_score):
+        slider.input(override_collection_settings, None, [collection_settings], queue=False)
     refresh_documents.click(document_choices, [documents], [documents], queue=False)
     conversation_list.input(open_conversation, [conversation_list],
                             [conversation_id, chatbot, title, notice], queue=False)
     generate_kwargs = dict(
-        fn=generate, inputs=[conversation_id, *sampling_inputs, documents, passages, min_score],
+        fn=generate,
+        inputs=[conversation_id, *sampling_inputs, documents, collection_settings, passages, min_score],
         outputs=[chatbot, notice],
         concurrency_id=GENERATE_QUEUE, concurrency_limit=generation_slots(services),
     )
