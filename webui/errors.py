@@ -12,6 +12,11 @@ from __future__ import annotations
 class UserError(Exception):
     """A failure the user can understand and act on; its ``str()`` is one sentence fit to show them.
 
-    Anything else that escapes a handler is a bug: the front ends show a generic sentence for it and
-    log its traceback.
+    Anything else that escapes a handler is a bug: the front ends show ``unexpected_message`` for it
+    and log its traceback.
     """
+
+
+def unexpected_message(exc: BaseException) -> str:
+    """The one sentence page and API show for a failure that is not a UserError; the type helps find it in the log."""
+    return f"Something went wrong ({type(exc).__name__}); the server log has the details."

@@ -11,14 +11,14 @@ import gradio as gr
 import pytest
 
 import webui
-from webui.errors import UserError
+from webui.errors import UserError, unexpected_message
 from webui.history import ConversationNotFound
 from webui.models.embedded import EmbeddedModelMissing
 from webui.prompts.presets import PresetNotFoundError
 from webui.rag.pipeline import CollectionNotFoundError
 from webui.services.access import NotAuthorized
 from webui.services.chat import EditRefused
-from webui.ui.feedback import unexpected_message, user_message, warn
+from webui.ui.feedback import user_message, warn
 
 
 def exception_classes_defined_in_webui() -> list[type[BaseException]]:
@@ -116,7 +116,7 @@ def test_the_api_answers_any_user_error_with_its_sentence_as_a_4xx(caplog):
         refused = problem_from(CollectionNotFoundError("No collection named 'notes'."))
         failed = problem_from(RuntimeError("internal detail"))
     assert (refused.status, refused.message, refused.code) == (400, "No collection named 'notes'.", "invalid_request")
-    assert (failed.status, failed.code) == (500, "internal_error")
+    assert (failed.status, failed.code, failed.message) == (500, "internal_error", unexpected_message(RuntimeError()))
     assert "internal detail" not in failed.message
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and errors[0].exc_info is not None

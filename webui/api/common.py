@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from webui.auth import User
 from webui.engine import EngineError, InvalidGrammar, NoModelLoaded, PromptTooLong, StreamChunk
-from webui.errors import UserError
+from webui.errors import UserError, unexpected_message
 from webui.services import Services
 from webui.services.access import NotAuthorized
 from webui.services.completions import Generation, RequestRefused
@@ -115,8 +115,7 @@ def problem_from(exc: Exception) -> ApiProblem:
         log.warning("API request refused: %s (%s)", exc, type(exc).__name__)
         return ApiProblem(400, str(exc), "invalid_request")
     log.error("API request failed unexpectedly", exc_info=exc)
-    return ApiProblem(500, f"The server failed unexpectedly ({type(exc).__name__}); the log has the details.",
-                      "internal_error")
+    return ApiProblem(500, unexpected_message(exc), "internal_error")
 
 
 async def _watch_disconnect(request: fastapi.Request, generation: Generation) -> None:

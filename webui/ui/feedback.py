@@ -12,14 +12,9 @@ import logging
 
 import gradio as gr
 
-from webui.errors import UserError
+from webui.errors import UserError, unexpected_message
 
 log = logging.getLogger(__name__)
-
-
-def unexpected_message(exc: BaseException) -> str:
-    """The sentence shown for a failure that is not a UserError; the type helps match it to the log."""
-    return f"Something went wrong ({type(exc).__name__}); the server log has the details."
 
 
 def user_message(exc: Exception, action: str) -> str:
