@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from webui.rag.embeddings import Embedder
+from webui.rag.keyword import INDEX_VERSION
 from webui.rag.pipeline import DocumentLibrary
 from webui.rag.settings import RetrievalSettings
 
@@ -95,6 +97,30 @@ def test_keyword_index_is_rebuilt_after_it_is_deleted(
     index_files[0].unlink()
     assert keyword_files(reopened, "help", "PYTHONPYCACHEPREFIX") == {"env.txt"}
     assert index_files[0].is_file()
+
+
+def test_an_index_written_by_older_tokens_is_rebuilt_with_headings(
+    data_dir: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    """After an upgrade that changes the tokens, the old index is rebuilt from Chroma, with the
+    headings the chunks keep in their metadata."""
+    library = DocumentLibrary(data_dir, embedder=embedder)
+    library.create_collection(OWNER, "docs")
+    page = write(tmp_path, "options.html", "<main><h1>Options</h1><dl><dt>-B</dt><dd><p>Writes no "
+                 "bytecode.</p></dd><dt>-b</dt><dd><p>Warns about bytes.</p></dd></dl></main>")
+    library.ingest(OWNER, "docs", [page])
+    [index_file] = (data_dir / "keyword").glob("*.sqlite3")
+    with sqlite3.connect(index_file) as connection:
+        connection.execute("PRAGMA user_version = 1")
+    connection.close()
+
+    reopened = DocumentLibrary(data_dir, embedder=embedder)
+    [best, *_] = reopened.retrieve(OWNER, "What does -B do?", ["docs"], k=2, min_score=-1.0, mode="keyword")
+    assert best.heading == "Options > -B" and "no bytecode" in best.text
+    with sqlite3.connect(index_file) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == INDEX_VERSION
+        assert connection.execute("SELECT count(*) FROM chunks WHERE heading = ''").fetchone()[0] == 0
+    connection.close()
 
 
 def test_hybrid_ranks_the_exact_identifier_first_where_vectors_alone_do_not(

@@ -38,6 +38,17 @@ def test_short_flags_keep_their_case_apart(tmp_path: Path) -> None:
     assert index.search("What does the -b option do?", 2)[0][0] == "lower"
 
 
+def test_a_chunk_whose_heading_names_the_term_ranks_above_mere_mentions(tmp_path: Path) -> None:
+    index = KeywordIndex(tmp_path / "kw.sqlite3")
+    index.add(
+        ["flags", "option"],
+        ["Compiler flags: -I$(srcdir)/Include -I$(builddir) -I. -I/usr/include",
+         "Run Python in isolated mode."],
+        ["Configure > CFLAGS", "Command line > Options > -I"],
+    )
+    assert index.search("What does python -I do?", 2)[0][0] == "option"
+
+
 def test_sentence_punctuation_does_not_stick_to_words() -> None:
     assert keyword_tokens("It ends here. Next one!") == ["it", "ends", "here", "next", "one"]
 
@@ -65,7 +76,7 @@ def test_the_index_ranks_the_chunk_that_names_the_identifier(tmp_path: Path) -> 
 def test_rebuild_replaces_the_whole_index(tmp_path: Path) -> None:
     index = KeywordIndex(tmp_path / "kw.sqlite3")
     index.add(["old"], ["stale text"])
-    index.rebuild([(["n1", "n2"], ["fresh words", "more fresh words"])])
+    index.rebuild([(["n1", "n2"], ["fresh words", "more fresh words"], [None, "Intro"])])
     assert index.count() == 2
     assert index.search("stale", 5) == []
     assert {i for i, _ in index.search("fresh", 5)} == {"n1", "n2"}

@@ -33,8 +33,12 @@ _TOKEN = re.compile(r"(?<![\w-])-{1,2}\w+(?:[-./:]\w+)*|\w+(?:[-./:]\w+)*")
 _PARTS = re.compile(r"[-./:_]+")
 # FTS5 must keep what _TOKEN joined, so its own tokenizer treats the joiners as letters.
 _FTS_TOKENIZER = "porter unicode61 remove_diacritics 2 tokenchars '-_./:=^'"
-# Bumped whenever tokens change, so an index written by an older version is rebuilt from Chroma.
-INDEX_VERSION = 2
+# Bumped whenever tokens or columns change, so an older index is rebuilt from Chroma.
+INDEX_VERSION = 3
+# BM25 weight of a chunk's own heading (the option, variable, function or section it belongs to)
+# against its text: a question naming "-I" wants the chunk about -I, not a compiler flag list that
+# mentions -I five times. Chosen with scripts/eval_retrieval.py on its tuning half.
+HEADING_WEIGHT = 2.0
 # BM25 gives a term found in more than half the chunks no weight (FTS5 floors its IDF near zero),
 # so such terms are dropped from the query: they only cost time.
 _COMMON_FRACTION = 0.5
@@ -87,6 +91,11 @@ def _indexed_text(text: str) -> str:
     return " ".join(keyword_tokens(text))
 
 
+def heading_term(heading: str | None) -> str:
+    """The last part of a heading path ("venv > Options > --clear" gives "--clear")."""
+    return (heading or "").rpartition(" > ")[2]
+
+
 class KeywordIndex:
     """One collection's BM25 index in its own SQLite file; every write is one transaction."""
 
@@ -109,7 +118,7 @@ class KeywordIndex:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(
             "CREATE VIRTUAL TABLE IF NOT EXISTS chunks USING fts5("
-            f"chunk_id UNINDEXED, body, tokenize=\"{_FTS_TOKENIZER}\")"
+            f"chunk_id UNINDEXED, heading, body, tokenize=\"{_FTS_TOKENIZER}\")"
         )
         connection.execute(
             "CREATE VIRTUAL TABLE IF NOT EXISTS terms USING fts5vocab(chunks, 'row')"
@@ -117,25 +126,36 @@ class KeywordIndex:
         return connection
 
     @staticmethod
-    def _write(connection: sqlite3.Connection, ids: Sequence[str], texts: Sequence[str]) -> None:
+    def _write(
+        connection: sqlite3.Connection,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        headings: Sequence[str | None] | None = None,
+    ) -> None:
+        headings = headings if headings is not None else [None] * len(ids)
         for start in range(0, len(ids), _WRITE_BATCH):
             batch_ids = list(ids[start : start + _WRITE_BATCH])
             marks = ",".join("?" * len(batch_ids))
             connection.execute(f"DELETE FROM chunks WHERE chunk_id IN ({marks})", batch_ids)
             connection.executemany(
-                "INSERT INTO chunks (chunk_id, body) VALUES (?, ?)",
-                [(i, _indexed_text(t)) for i, t in zip(batch_ids, texts[start:], strict=False)],
+                "INSERT INTO chunks (chunk_id, heading, body) VALUES (?, ?, ?)",
+                [
+                    (i, _indexed_text(heading_term(h)), _indexed_text(t))
+                    for i, t, h in zip(batch_ids, texts[start:], headings[start:], strict=False)
+                ],
             )
 
-    def add(self, ids: Sequence[str], texts: Sequence[str]) -> None:
-        """Insert or replace chunks by id."""
-        if len(ids) != len(texts):
-            raise ValueError("ids and texts differ in length")
+    def add(
+        self, ids: Sequence[str], texts: Sequence[str], headings: Sequence[str | None] | None = None
+    ) -> None:
+        """Insert or replace chunks by id; ``headings`` are their heading paths (None: none)."""
+        if len(ids) != len(texts) or (headings is not None and len(headings) != len(ids)):
+            raise ValueError("ids, texts and headings differ in length")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock, closing(self._connect()) as connection, connection:
             if not connection.execute("SELECT 1 FROM chunks_docsize LIMIT 1").fetchone():
                 connection.execute(f"PRAGMA user_version = {INDEX_VERSION}")  # a new index
-            self._write(connection, ids, texts)
+            self._write(connection, ids, texts, headings)
 
     def delete(self, ids: Iterable[str]) -> None:
         wanted = list(ids)
@@ -147,8 +167,11 @@ class KeywordIndex:
                 marks = ",".join("?" * len(batch))
                 connection.execute(f"DELETE FROM chunks WHERE chunk_id IN ({marks})", batch)
 
-    def rebuild(self, rows: Iterable[tuple[Sequence[str], Sequence[str]]]) -> None:
-        """Replace the whole index with (ids, texts) batches: built aside, then renamed into place."""
+    def rebuild(
+        self, rows: Iterable[tuple[Sequence[str], Sequence[str], Sequence[str | None]]]
+    ) -> None:
+        """Replace the whole index with (ids, texts, headings) batches: built aside, then renamed
+        into place."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temp = self.path.with_name(self.path.name + ".rebuild")
         for leftover in (temp, Path(f"{temp}-wal"), Path(f"{temp}-shm")):
@@ -157,8 +180,8 @@ class KeywordIndex:
             with closing(self._connect(temp)) as connection:
                 with connection:
                     connection.execute(f"PRAGMA user_version = {INDEX_VERSION}")
-                    for ids, texts in rows:
-                        self._write(connection, ids, texts)
+                    for ids, texts, headings in rows:
+                        self._write(connection, ids, texts, headings)
                 connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 connection.execute("PRAGMA journal_mode=DELETE")
             for stale in (Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
@@ -204,7 +227,8 @@ class KeywordIndex:
             # the ranking query reads the stored row of every match (45 ms instead of 7 on
             # 10,000 chunks when a query word is common).
             rows = connection.execute(
-                "SELECT c.chunk_id, best.rank FROM (SELECT rowid, bm25(chunks) AS rank FROM chunks "
+                "SELECT c.chunk_id, best.rank FROM (SELECT rowid, "
+                f"bm25(chunks, 0, {HEADING_WEIGHT}, 1.0) AS rank FROM chunks "
                 "WHERE chunks MATCH ? ORDER BY rank LIMIT ?) AS best "
                 "JOIN chunks AS c ON c.rowid = best.rowid ORDER BY best.rank",
                 (expression, k),

@@ -241,7 +241,8 @@ class ChromaStore:
                 documents=list(texts[start:end]),
                 metadatas=[dict(m) for m in metadatas[start:end]],
             )
-        self._keyword_write(stored, index, lambda found: found.add(ids, texts))
+        headings = [str(m["heading"]) if m.get("heading") else None for m in metadatas]
+        self._keyword_write(stored, index, lambda found: found.add(ids, texts, headings))
 
     def metadatas(self, stored: StoredCollection, where: dict[str, Any]) -> list[dict[str, Any]]:
         result = self._collection(stored).get(where=where, include=["metadatas"])
@@ -310,17 +311,22 @@ class ChromaStore:
     def _keyword_index(self, stored: StoredCollection) -> KeywordIndex:
         return KeywordIndex(self._keyword_path(stored))
 
-    def _all_texts(self, stored: StoredCollection) -> Iterator[tuple[list[str], list[str]]]:
-        """Every chunk's id and text, a page at a time, so a large collection never sits in memory."""
+    def _all_texts(
+        self, stored: StoredCollection
+    ) -> Iterator[tuple[list[str], list[str], list[str | None]]]:
+        """Every chunk's id, text and heading, a page at a time, so a large collection never sits
+        in memory."""
         collection = self._collection(stored)
         page = max(1, min(5000, self.client.get_max_batch_size()))
         offset = 0
         while True:
-            got = collection.get(include=["documents"], limit=page, offset=offset)
+            got = collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
             ids = list(got["ids"])
             if not ids:
                 return
-            yield ids, [t or "" for t in got["documents"] or []]
+            metadatas = got["metadatas"] or [None] * len(ids)
+            yield (ids, [t or "" for t in got["documents"] or []],
+                   [str(m["heading"]) if m and m.get("heading") else None for m in metadatas])
             offset += len(ids)
 
     def keyword_index(self, stored: StoredCollection) -> KeywordIndex:
