@@ -300,3 +300,30 @@ def test_chunks_carry_logprobs_when_asked(batched: Engine) -> None:
     assert len(logprobs) == chunks[-1].stats.completion_tokens
     assert all(lp.logprob <= 0 and len(lp.top) <= 3 for lp in logprobs)
     assert logprobs[0].token in logprobs[0].top, "greedy picks the most likely token"
+
+
+def test_a_new_chat_copies_a_shared_system_prompt_from_another_sequence_and_answers_as_if_evaluated(
+    smollm_path: Path,
+) -> None:
+    """A team's chats share a system prompt: the second chat copies it from the first one's cache."""
+    system = {"role": "system", "content": "You are the help desk of a small library. Answer briefly and kindly. " * 6}
+    question = "What is the capital of France? Answer in one word."
+    alone = Engine(parallel=1, prompt_cache_mb=0)  # one sequence: nothing to copy from, all evaluated
+    alone.load(smollm_path, SETTINGS)
+    expected, _ = collect(alone.stream_chat([system, {"role": "user", "content": question}], GREEDY, conversation="b"))
+    alone.unload()
+
+    engine = Engine(parallel=2, prompt_cache_mb=0)
+    engine.load(smollm_path, SETTINGS)
+    collect(engine.stream_chat([system, {"role": "user", "content": "Name three colours."}], GREEDY, conversation="a"))
+    before = engine.evaluated_tokens
+    text, stats = collect(engine.stream_chat([system, {"role": "user", "content": question}], GREEDY, conversation="b"))
+    system_tokens = len(engine.tokenize(engine.render([system])))
+    assert stats.cached_tokens >= system_tokens - 5, "the system prompt came from chat a's sequence"
+    assert engine.evaluated_tokens - before == stats.prompt_tokens - stats.cached_tokens < 30
+    assert text == expected
+    # Chat a kept its own cache: its next turn still evaluates only the new tokens.
+    _, again = collect(engine.stream_chat([system, {"role": "user", "content": "Name three colours."}],
+                                          GREEDY, conversation="a"))
+    assert again.prompt_tokens - again.cached_tokens <= 1
+    engine.unload()

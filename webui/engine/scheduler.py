@@ -155,6 +155,10 @@ class Slot:
     conversation: str | None = None
     last_used: float = 0.0
     running: _Running | None = None
+    # A copy from another sequence's cache into this one is queued; llama.cpp moves the data at the next
+    # decode. Until then neither sequence may have its state written (a restore would be overwritten or copied).
+    copy_pending: bool = False
+    copy_source: bool = False
 
 
 class SequenceStore:
@@ -226,6 +230,7 @@ class Batcher:
         # Per token id: its bytes, or None for an end-of-generation token. Each ctypes call gives up the
         # GIL and may wait for it behind the consumers' threads, so each token asks llama.cpp only once.
         self._pieces: dict[int, bytes | None] = {}
+        self.min_shared = max(16, self.n_ctx_seq // 256)  # fewest tokens worth copying from another sequence
 
     # -- admission -------------------------------------------------------------------------
 
@@ -250,8 +255,35 @@ class Batcher:
             llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)  # this cache cannot cut; start over
             n = 0
         del slot.tokens[n:]
+        n = self._share_prefix(slot, job.tokens, n)
         slot.running = _Running(job=job, sampler=sampler, pending=job.tokens[n:], cached=n,
                                 scanner=StopScanner(job.stop))
+
+    def _share_prefix(self, slot: Slot, tokens: list[int], cached: int) -> int:
+        """Copy a longer start of ``tokens`` from another sequence's cache rather than evaluate it again.
+
+        Chats that share a system prompt, or readers asking about the same text, then evaluate only
+        what is their own. Sequences live in separate KV streams, so llama.cpp copies the whole stream
+        (about 12 ms for Gemma 3 270M at 4,096 tokens, where evaluating 16 tokens takes ~70 ms on one
+        core): it is worth it only for at least ``min_shared`` more tokens. Returns the tokens now cached.
+        """
+        source, shared = None, cached
+        for other in self.slots:
+            if other is not slot and len(other.tokens) > shared:
+                length = min(common_prefix(other.tokens, tokens), len(tokens) - 1)
+                if length > shared:
+                    source, shared = other, length
+        if source is None or shared - cached < self.min_shared:
+            return cached
+        llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
+        llama_cpp.llama_memory_seq_cp(self.memory, source.seq_id, slot.seq_id, -1, -1)
+        slot.copy_pending = source.copy_source = True
+        if not llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, shared, -1):
+            llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)  # this cache cannot cut; start over
+            slot.tokens = []
+            return 0
+        slot.tokens = tokens[:shared]
+        return shared
 
     def _choose_slot(self, job: Job) -> Slot:
         free = [slot for slot in self.slots if slot.running is None]
@@ -274,7 +306,9 @@ class Batcher:
         saved = self.store.pop(job.conversation) if job.conversation is not None else None
         if saved is not None:
             tokens, state = saved
-            if llama_cpp.llama_state_seq_set_data(self.ctx, state, len(state), slot.seq_id):
+            if slot.copy_pending or slot.copy_source:  # a queued copy would overwrite or copy the restored state
+                log.info("a copy into this sequence is still queued; evaluating the conversation again")
+            elif llama_cpp.llama_state_seq_set_data(self.ctx, state, len(state), slot.seq_id):
                 slot.tokens = list(tokens)
             else:
                 log.warning("could not restore the cached state of a conversation; evaluating it again")
@@ -345,6 +379,8 @@ class Batcher:
                     llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
                     slot.tokens = []
             return
+        for slot in self.slots:
+            slot.copy_pending = slot.copy_source = False  # llama.cpp applied queued copies before this batch
         for slot, chunk in chunks:
             run = slot.running
             assert run is not None
@@ -392,6 +428,10 @@ class Batcher:
         assert run is not None
         slot.running = None
         slot.last_used = time.perf_counter()
+        if slot.copy_pending:  # ended before the copy was made: nothing in this cache can be trusted
+            llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
+            slot.tokens = []
+            slot.conversation = None
         llama_cpp.llama_sampler_free(run.sampler)
         job = run.job
         if flush:
