@@ -9,8 +9,8 @@ Two corpora no one here wrote, each ingested into its own collection and asked i
 
 Questions, answer phrases and the near-topic questions the documents do not answer are in
 scripts/data/retrieval_eval.json. Each question falls in a tuning half or a reported half by a hash
-of its text; the relevance cut-off (and, with --sweep, the fusion weights) are chosen on the tuning
-half only, and the figures printed are for the reported half unless marked "all".
+of its text; the relevance cut-off (and, with --sweep, the fusion and heading weights) are chosen on
+the tuning half only, and the figures printed are for the reported half unless marked "all".
 
     python scripts/eval_retrieval.py [--k 5] [--sweep] [--reranker-model PATH] [--verbose]
 """
@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import webui.rag.keyword as keyword_module  # noqa: E402
 from webui.rag.pipeline import DocumentLibrary, Passage  # noqa: E402
 from webui.rag.retrieval import search  # noqa: E402
 from webui.rag.settings import DEFAULT_MIN_SCORE  # noqa: E402
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a local sentence-transformers CrossEncoder folder (none is packaged)")
     parser.add_argument("--eval-file", type=Path, default=EVAL_FILE)
     parser.add_argument("--sweep", action="store_true",
-                        help="also try fusion weights on the tuning half")
+                        help="also try fusion and heading weights on the tuning half")
     parser.add_argument("--verbose", action="store_true", help="print every question's ranks")
     parser.add_argument("--cut-off-only", action="store_true",
                         help="skip the side-by-side modes; only choose and check the cut-off")
@@ -204,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         sweep_lines = []
         if args.sweep:
             tune = [q for q in questions if split_of(q["question"]) == "tune"]
-            for vector_weight, keyword_weight in [(1, 0.5), (1, 0.75), (1, 1), (1, 1.5), (1, 2)]:
+            grid = [(w, r) for r in (10, 30, 60) for w in (0.5, 1, 1.5, 2, 3, 4)]
+            for keyword_weight, rrf_k in grid:
+                vector_weight = 1
                 ranks = []
                 for item in tune:
                     stored = library.store.find("eval", item["corpus"])
@@ -213,14 +216,31 @@ def main(argv: list[str] | None = None) -> int:
                         library.store, [stored], item["question"],
                         library.embedder.embed_query(item["question"]), k=args.k,
                         min_scores={}, vector_weight=vector_weight, keyword_weight=keyword_weight,
+                        rrf_k=rrf_k,
                     )
                     ranks.append(next(
                         (r for r, c in enumerate(found, start=1)
                          if c.metadata.get("file_name") == item["file"]
                          and _norm(item["answer"]) in _norm(c.text)), None))
                 hit1, hitk, mrr = metrics(ranks, args.k)
-                sweep_lines.append(f"  vector {vector_weight} : keyword {keyword_weight}   "
+                sweep_lines.append(f"  RRF k {rrf_k:>2}, vector {vector_weight} : keyword {keyword_weight:<4}"
                                    f"hit@1 {hit1:.3f}  hit@{args.k} {hitk:.3f}  MRR {mrr:.3f}")
+            # The BM25 weight of a chunk's heading term against its text (keyword mode; the
+            # module's constant is read at query time, so it is set here and put back after).
+            chosen_weight = keyword_module.HEADING_WEIGHT
+            try:
+                for weight in (1.0, 2.0, 4.0, 8.0):
+                    keyword_module.HEADING_WEIGHT = weight
+                    ranks = [
+                        first_hit(modes["keyword"](item["question"], item["corpus"], args.k),
+                                  item["file"], item["answer"])
+                        for item in tune
+                    ]
+                    hit1, hitk, mrr = metrics(ranks, args.k)
+                    sweep_lines.append(f"  keyword only, heading weight {weight:<4} hit@1 {hit1:.3f}  "
+                                       f"hit@{args.k} {hitk:.3f}  MRR {mrr:.3f}")
+            finally:
+                keyword_module.HEADING_WEIGHT = chosen_weight
 
     report = [i for i, q in enumerate(questions) if split_of(q["question"]) == "report"]
     tune_idx = [i for i, q in enumerate(questions) if split_of(q["question"]) == "tune"]
@@ -259,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(min {min(answerable_best):.3f}); unanswerable median "
           f"{statistics.median(unanswerable_best):.3f} (max {max(unanswerable_best):.3f})")
     if sweep_lines:
-        print("\nfusion weights on the tuning half (hybrid):")
+        print("\nfusion weights and heading weight on the tuning half:")
         print("\n".join(sweep_lines))
     if args.verbose:
         print("\nranks (vector keyword hybrid) per question:")

@@ -3,6 +3,9 @@
 No cross-encoder is packaged for offline use on PyPI (the rerank packages there fetch their models
 from the Hugging Face hub at run time), so this is off unless the user points --reranker-model at
 a local sentence-transformers CrossEncoder folder. scripts/eval_retrieval.py measures it.
+Checked and not used: flashrank and rerankers download from the hub; small-hybrid-reranker 0.2.1
+ships a LightGBM ranker as a joblib pickle (code run on load) but fetches its embedding model
+(cnmoro/static-nomic-384-pten-v2, through model2vec) from the hub too, and declares no licence.
 """
 
 from __future__ import annotations
