@@ -327,3 +327,22 @@ def test_a_new_chat_copies_a_shared_system_prompt_from_another_sequence_and_answ
                                           GREEDY, conversation="a"))
     assert again.prompt_tokens - again.cached_tokens <= 1
     engine.unload()
+
+
+def test_a_reply_is_read_in_the_callers_thread_and_leaving_early_frees_its_slot(batched: Engine) -> None:
+    """No helper thread per reply (on 2 cores each wake-up per token costs the model CPU)."""
+    ask(batched, "Say hello.")  # the engine thread is running
+    before = threading.active_count()
+    counts = []
+    chunks = batched.stream_chat([{"role": "user", "content": "Count from one to fifty."}],
+                                 SamplingParams(temperature=0.0, max_tokens=200, seed=1))
+    for chunk in chunks:
+        counts.append(threading.active_count())
+        if len(counts) == 3:
+            break
+    chunks.close()  # the consumer leaves: the reply is cancelled at the next step
+    assert counts and max(counts) <= before
+    deadline = time.monotonic() + 60
+    while batched._batcher.free_slots < batched.parallel and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert batched._batcher.free_slots == batched.parallel, "the abandoned reply freed its slot"
