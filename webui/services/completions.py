@@ -22,9 +22,8 @@ from webui.engine import Engine, EngineError, InvalidGrammar, Message, NoModelLo
 from webui.errors import UserError
 from webui.rag import RagError
 from webui.rag.embeddings import EmbeddingModelError
-from webui.rag.pipeline import DEFAULT_MIN_SCORE
 from webui.services.access import NotAuthorized
-from webui.services.chat import DEFAULT_PASSAGES, ChatService, DocumentQuery, sources_meta
+from webui.services.chat import ChatService, DocumentQuery, sources_meta
 from webui.services.documents import DocumentService
 from webui.services.models import ModelService
 
@@ -74,8 +73,9 @@ class GenerationOptions:
     sampling: SamplingParams
     max_tokens: int | None = None  # None: as much as the context window leaves
     collections: tuple[str, ...] = ()
-    passages: int = DEFAULT_PASSAGES
-    min_score: float = DEFAULT_MIN_SCORE
+    # None: each collection's own k and cut-off (Documents tab), as the Chat tab uses them.
+    passages: int | None = None
+    min_score: float | None = None
 
 
 @dataclass
