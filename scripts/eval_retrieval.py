@@ -193,14 +193,24 @@ def main(argv: list[str] | None = None) -> int:
                 row.ranks.append(first_hit(passages, item["file"], item["answer"]))
             rows[mode] = row
 
-        # Best cosine among the hybrid candidates, for the cut-off: a question is refused when
-        # no passage reaches it.
-        def best_score(item: dict) -> float:
-            found = modes["hybrid"](item["question"], item["corpus"], 20)
-            return max((p.score for p in found), default=-1.0)
+        # Best cosine among the hybrid candidates (what the cut-off compares) and whether the
+        # collection lacks a name the question asks about (then no passage is given at any
+        # cut-off above 0); a question is refused when no passage reaches the cut-off.
+        def best_scores(item: dict) -> tuple[float, float]:
+            stored = library.store.find("eval", item["corpus"])
+            assert stored is not None
+            found = search(library.store, [stored], item["question"],
+                           library.embedder.embed_query(item["question"]), k=20, min_scores={})
+            best = max((c.cosine for c in found), default=-1.0)
+            lacking = bool(library.store.keyword_index(stored).missing_names(item["question"]))
+            return (-1.0 if lacking else best), best
 
-        answerable_best = [best_score(q) for q in questions]
-        unanswerable_best = [best_score(q) for q in unanswerable]
+        answerable_pairs = [best_scores(q) for q in questions]
+        unanswerable_pairs = [best_scores(q) for q in unanswerable]
+        answerable_best = [r for r, _ in answerable_pairs]
+        unanswerable_best = [r for r, _ in unanswerable_pairs]
+        answerable_cos = [c for _, c in answerable_pairs]
+        unanswerable_cos = [c for _, c in unanswerable_pairs]
 
         sweep_lines = []
         if args.sweep:
@@ -260,24 +270,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'hybrid+rerank':<15}   n/a: no cross-encoder is installed or packaged offline "
               "(pass --reranker-model PATH to measure one)")
 
-    tune_ans = [answerable_best[i] for i in tune_idx]
-    tune_un = [s for q, s in zip(unanswerable, unanswerable_best, strict=True)
-               if split_of(q["question"]) == "tune"]
-    rep_ans = [answerable_best[i] for i in report]
-    rep_un = [s for q, s in zip(unanswerable, unanswerable_best, strict=True)
-              if split_of(q["question"]) == "report"]
-    chosen = choose_cut_off(tune_ans, tune_un)
-    print(f"\nrelevance cut-off (best passage's cosine): chosen on the tuning half (at most "
-          f"{MAX_WRONGLY_REFUSED:.0%} of its answerable questions refused): {chosen:.2f} "
-          f"(default in webui/rag/settings.py: {DEFAULT_MIN_SCORE:.2f})")
-    for label, cut in (("chosen", chosen), ("default", DEFAULT_MIN_SCORE)):
-        refused = sum(s < cut for s in rep_ans)
-        given = sum(s >= cut for s in rep_un)
-        print(f"  reported half at {cut:.2f} ({label}): {refused}/{len(rep_ans)} answerable "
-              f"questions wrongly refused, {given}/{len(rep_un)} unanswerable ones given passages")
-    print(f"  best-passage cosine: answerable median {statistics.median(answerable_best):.3f} "
-          f"(min {min(answerable_best):.3f}); unanswerable median "
-          f"{statistics.median(unanswerable_best):.3f} (max {max(unanswerable_best):.3f})")
+    def halves(ans: Sequence[float], un: Sequence[float]) -> tuple[list[float], ...]:
+        """(tuning answerable, tuning unanswerable, reported answerable, reported unanswerable)"""
+        un_split = [split_of(q["question"]) for q in unanswerable]
+        return ([ans[i] for i in tune_idx], [s for s, h in zip(un, un_split, strict=True) if h == "tune"],
+                [ans[i] for i in report], [s for s, h in zip(un, un_split, strict=True) if h == "report"])
+
+    for signal, ans, un, default in (
+        ("cosine, none where a name asked about is in no chunk (used; default in "
+         "webui/rag/settings.py)", answerable_best, unanswerable_best, DEFAULT_MIN_SCORE),
+        ("cosine alone (before)", answerable_cos, unanswerable_cos, DEFAULT_MIN_SCORE),
+    ):
+        tune_ans, tune_un, rep_ans, rep_un = halves(ans, un)
+        chosen = choose_cut_off(tune_ans, tune_un)
+        print(f"\ncut-off on the best passage's {signal}: chosen on the tuning half (at most "
+              f"{MAX_WRONGLY_REFUSED:.0%} of its answerable questions refused): {chosen:.2f}"
+              f" (default: {default:.2f})")
+        cuts = [("chosen", chosen), ("default", default)]
+        for label, cut in cuts:
+            for half, a, u in (("tuning", tune_ans, tune_un), ("reported", rep_ans, rep_un)):
+                print(f"  {half} half at {cut:.2f} ({label}): {sum(s < cut for s in a)}/{len(a)} "
+                      f"answerable questions wrongly refused, {sum(s >= cut for s in u)}/{len(u)} "
+                      "unanswerable ones given passages")
+        print(f"  answerable median {statistics.median(ans):.3f} (min {min(ans):.3f}); "
+              f"unanswerable median {statistics.median(un):.3f} (max {max(un):.3f}); "
+              "-1 where a name asked about is in no chunk")
     if sweep_lines:
         print("\nfusion weights and heading weight on the tuning half:")
         print("\n".join(sweep_lines))
@@ -286,8 +303,12 @@ def main(argv: list[str] | None = None) -> int:
         for i, item in enumerate(questions):
             marks = " ".join(f"{rows[m].ranks[i] or '-':>2}" for m in rows)
             print(f"{marks}  [{split_of(item['question'])}] {item['question']}")
-        for item, score in zip(unanswerable, unanswerable_best, strict=True):
-            print(f"unanswerable {score:.3f}  {item['question']}")
+        for i, item in enumerate(questions):
+            print(f"answerable used {answerable_best[i]:.3f} cosine {answerable_cos[i]:.3f}  "
+                  f"[{split_of(item['question'])}] {item['question']}")
+        for item, score, cos in zip(unanswerable, unanswerable_best, unanswerable_cos, strict=True):
+            print(f"unanswerable used {score:.3f} cosine {cos:.3f}  "
+                  f"[{split_of(item['question'])}] {item['question']}")
     return 0
 
 

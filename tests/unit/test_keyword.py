@@ -121,3 +121,22 @@ def test_settings_round_trip_through_collection_metadata() -> None:
 def test_out_of_range_settings_say_what_is_allowed(settings: RetrievalSettings, message: str) -> None:
     with pytest.raises(InvalidRetrievalSettingsError, match=message):
         settings.validated()
+
+
+
+def test_names_the_documents_never_mention_are_reported_missing(tmp_path: Path) -> None:
+    """A near-topic question naming something no chunk holds is told apart from an answerable one;
+    plain lower-case words and a question's first word are not names."""
+    index = KeywordIndex(tmp_path / "kw.sqlite3")
+    index.add(
+        ["main", "compress", "env"],
+        ["zipapp --main names the callable that the archive runs.",
+         "zipapp --compress compresses the files it stores in the archive.",
+         "PYTHONSAFEPATH: do not prepend a potentially unsafe path to sys.path."],
+    )
+    assert index.missing_names("How do I upload a zipapp archive to PyPI?") == ["PyPI"]
+    assert index.missing_names("What does the PYTHON_JIT environment variable do?") == ["PYTHON_JIT"]
+    assert index.missing_names("What does the --disable-gil option do?") == ["--disable-gil"]
+    assert index.missing_names("Which callable does zipapp --main run?") == []
+    assert index.missing_names("Does zipapp shrink the Zipapp-compressed files?") == []  # parts held
+    assert index.missing_names("Where would a voyage of the archive end?") == []

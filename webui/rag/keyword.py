@@ -87,6 +87,18 @@ def query_tokens(text: str) -> list[str]:
     return kept or keyword_tokens(text)
 
 
+def _question_names(question: str) -> list[str]:
+    """The question's names and identifiers: words with a capital letter past the first word
+    ("Eclipse", "PyPI", "DMCA"), or with digits or joiners ("PYTHON_JIT", "--disable-gil")."""
+    names = []
+    for match in _TOKEN.finditer(question):
+        word = match.group()
+        capital = match.start() > 0 and any(c.isupper() for c in word)
+        if capital or any(c.isdigit() or c in "-_./:" for c in word):
+            names.append(word)
+    return list(dict.fromkeys(names))
+
+
 def _indexed_text(text: str) -> str:
     return " ".join(keyword_tokens(text))
 
@@ -234,6 +246,38 @@ class KeywordIndex:
                 (expression, k),
             ).fetchall()
         return [(str(chunk_id), -float(rank)) for chunk_id, rank in rows]  # FTS5: lower is better
+
+    def missing_names(self, question: str) -> list[str]:
+        """The names and identifiers the question asks about that no chunk contains, as written.
+
+        Why: a near-topic question the documents do not answer ("What does the Eclipse Public
+        License say about patents?", "What does the PYTHON_JIT environment variable do?") finds
+        passages as close in meaning as answerable ones; what gives it away is a name it asks about
+        that appears nowhere in the documents. Plain lower-case words are not checked: a question
+        may say "voyage" where the text says "four days". A joined name ("Apache-licensed") counts
+        as present when its parts are.
+        """
+        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+        names = _question_names(question)
+        if not names or not self.exists():
+            return []
+        missing = []
+        with closing(self._connect()) as connection:
+            def present(token: str) -> bool:
+                return connection.execute(
+                    "SELECT 1 FROM chunks WHERE chunks MATCH ? LIMIT 1", (f'"{token}"',)
+                ).fetchone() is not None
+
+            for name in names:
+                whole = name.casefold()
+                if whole in ENGLISH_STOP_WORDS:
+                    continue  # "US", "It"
+                parts = [p for p in _PARTS.split(whole.lstrip("-")) if p]
+                if present(whole) or (len(parts) > 1 and all(present(p) for p in parts)):
+                    continue
+                missing.append(name)
+        return missing
 
     @staticmethod
     def _useful_terms(connection: sqlite3.Connection, tokens: list[str]) -> list[str]:

@@ -5,16 +5,25 @@ question names (``--ctx-size``, ``HF_HUB_OFFLINE``), which MiniLM blurs. Recipro
 needs no score calibration between the two, so it holds across collections of any size. Every
 candidate, however found, is also scored by cosine similarity: that is the calibrated relevance the
 cut-off compares (BM25 scores are not comparable between queries).
+
+Cosine alone cannot tell a near-topic question the documents do not answer from an answerable one
+(both score 0.4 to 0.7). What gives most of them away is a name or identifier they ask about that
+appears in no chunk ("Eclipse", "PYTHON_JIT", "--disable-gil"; see KeywordIndex.missing_names).
+So a collection with a cut-off above 0 gives no passage to such a question; a cut-off of 0 turns
+every check off.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from webui.rag.rerank import Reranker
 from webui.rag.store import ChromaStore, StoredCollection
+
+log = logging.getLogger(__name__)
 
 RetrievalMode = Literal["hybrid", "vector", "keyword"]
 RETRIEVAL_MODES: tuple[RetrievalMode, ...] = ("hybrid", "vector", "keyword")
@@ -68,6 +77,16 @@ def fuse(
     return sorted(scored, key=lambda c: (c.fused, c.cosine), reverse=True)
 
 
+def _misses_names(store: ChromaStore, stored: StoredCollection, question: str) -> bool:
+    """Whether the collection lacks a name the question asks about (False when unreadable: the
+    keyword index is derived data, and the cosine cut-off still applies)."""
+    try:
+        return bool(store.keyword_index(stored).missing_names(question))
+    except Exception:
+        log.exception("the keyword index of '%s' could not be checked for names", stored.name)
+        return False
+
+
 def _dot(a: Sequence[float], b: Sequence[float]) -> float:
     return float(sum(x * y for x, y in zip(a, b, strict=True)))
 
@@ -89,7 +108,8 @@ def search(
 ) -> list[Candidate]:
     """The k best candidates across ``chosen``; those under their collection's cut-off are dropped.
 
-    ``min_scores`` maps a collection's chroma_name to its cut-off on cosine similarity.
+    ``min_scores`` maps a collection's chroma_name to its cut-off on cosine similarity; where it is
+    above 0, a collection missing a name the question asks about gives nothing (module docstring).
     """
     if k <= 0 or not chosen:
         return []
@@ -134,7 +154,10 @@ def search(
         list(found.values()), vector_weight=vector_weight, keyword_weight=keyword_weight,
         rrf_k=rrf_k,
     )
-    kept = [c for c in ranked_all if c.cosine >= min_scores.get(c.collection.chroma_name, 0.0)]
+    lacking = {stored.chroma_name for stored in chosen
+               if min_scores.get(stored.chroma_name, 0.0) > 0 and _misses_names(store, stored, question)}
+    kept = [c for c in ranked_all if c.cosine >= min_scores.get(c.collection.chroma_name, 0.0)
+            and c.collection.chroma_name not in lacking]
     if reranker is not None and kept:
         head = kept[:RERANK_CANDIDATES]
         scores = reranker.scores(question, [c.text for c in head])
