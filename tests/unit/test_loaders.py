@@ -319,3 +319,22 @@ def test_only_regular_files_are_read(tmp_path: Path) -> None:
     with pytest.raises(DocumentParseError, match="over the 0 MB limit"):
         read_document_file(plain, "notes.txt", max_bytes=1024)
     assert read_document_file(plain, "notes.txt", max_bytes=4096) == b"x" * 2000
+
+
+def test_plain_text_is_split_at_numbered_headings() -> None:
+    """Licence-style numbered sections become headed sections; numbered sentences stay text."""
+    text = (
+        "Example Licence\n\n"
+        "1. Definitions.\n\n\"Work\" means the program.\n\n"
+        "2. Grant of Patent License. Subject to these terms, you may use the Work.\n"
+        "3. If You sue anyone over the Work, this licence ends.\n\n"
+        "10.1. Effect of New Versions\nYou may keep using this version."
+    ).encode()
+    sections = load_document(text, "LICENSE.txt").sections
+    assert [s.heading for s in sections] == [
+        None, "1. Definitions", "2. Grant of Patent License", "10.1. Effect of New Versions"
+    ]
+    assert sections[0].text == "Example Licence"
+    assert sections[2].text.startswith("2. Grant of Patent License. Subject")
+    assert "3. If You sue anyone" in sections[2].text  # a numbered sentence is no heading
+    assert [s.heading for s in load_document(b"Just some notes.\nNo headings.", "n.txt").sections] == [None]

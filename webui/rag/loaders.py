@@ -172,9 +172,50 @@ def _normalize_space(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
+# A numbered heading at the start of a line in plain text: "4. Combined Works.", "1.1. Definitions",
+# "3. Grant of Patent License. Subject to ..." (the title ends at its full stop or the line's end).
+_NUMBERED_HEADING = re.compile(
+    r"^(?P<number>\d{1,2}(?:\.\d{1,2})*\.?) (?P<title>[A-Z][^.\n]{0,60}?)(?:\.(?= |$)|$)",
+    re.MULTILINE,
+)
+# Words a title may keep in lower case ("Grant of Patent License").
+_TITLE_SMALL_WORDS = frozenset(
+    "a an and as at by for from in into of on or the this to under with without".split()
+)
+
+
+def _is_title(title: str) -> bool:
+    """Title Case and short: "Grant of Patent License", not "If You initiate litigation"."""
+    words = title.split()
+    return 0 < len(words) <= 8 and all(
+        w[0].isupper() or w[0].isdigit() or w[0] in "\"'(" or w in _TITLE_SMALL_WORDS for w in words
+    )
+
+
+def text_sections(text: str) -> list[Section]:
+    """Plain text split at its numbered headings, each part headed by the nearest one above it.
+
+    Why: licences and other plain-text documents are numbered ("2. Grant of Copyright License.");
+    a chunk from the middle of a section then still says which section it belongs to (see
+    chunking.context_line), and the keyword index weighs that heading. Text with no such line stays
+    one section without a heading.
+    """
+    starts = [m for m in _NUMBERED_HEADING.finditer(text) if _is_title(m.group("title"))]
+    if not starts:
+        return [Section(text)] if text else []
+    sections = []
+    if text[: starts[0].start()].strip():
+        sections.append(Section(text[: starts[0].start()].strip()))
+    for match, following in zip(starts, [*starts[1:], None], strict=True):
+        body = text[match.start() : following.start() if following else len(text)].strip()
+        heading = f"{match.group('number')} {match.group('title').strip()}"
+        sections.append(Section(body, heading=heading))
+    return sections
+
+
 def load_text(data: bytes, file_name: str) -> LoadedDocument:
-    text = _normalize_space(decode_text(data, file_name))
-    return LoadedDocument([Section(text)] if text else [], pages=1)
+    """Plain text, split at numbered headings when it has them (see text_sections)."""
+    return LoadedDocument(text_sections(_normalize_space(decode_text(data, file_name))), pages=1)
 
 
 def load_markdown(data: bytes, file_name: str) -> LoadedDocument:
