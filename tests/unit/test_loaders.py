@@ -338,3 +338,23 @@ def test_plain_text_is_split_at_numbered_headings() -> None:
     assert sections[2].text.startswith("2. Grant of Patent License. Subject")
     assert "3. If You sue anyone" in sections[2].text  # a numbered sentence is no heading
     assert [s.heading for s in load_document(b"Just some notes.\nNo headings.", "n.txt").sections] == [None]
+
+
+def test_help_listing_in_html_is_split_per_option() -> None:
+    """An argparse --help block in <pre> gives one section per option, headed by its name."""
+    page = (
+        "<html><body><main><h1>tool</h1><p>Run it like this:</p><pre>"
+        "usage: tool [-h] [--clear] [--prompt PROMPT]\n\n"
+        "options:\n"
+        "  -h, --help       show this help message and exit\n"
+        "  --clear          Delete the contents of the directory if it\n"
+        "                   already exists.\n"
+        "  --prompt PROMPT  Provides an alternative prompt prefix.\n"
+        "</pre><p>After the listing.</p></main></body></html>"
+    ).encode()
+    sections = load_document(page, "tool.html").sections
+    by_heading = {s.heading: s.text for s in sections}
+    assert by_heading["tool > --clear"] == "--clear Delete the contents of the directory if it\nalready exists."
+    assert by_heading["tool > --prompt PROMPT"].startswith("--prompt PROMPT Provides")
+    assert "tool > -h, --help" in by_heading
+    assert sections[-1].heading == "tool" and sections[-1].text == "After the listing."

@@ -442,6 +442,35 @@ def _html_text(element: Any) -> str:
     return "\n".join(line for line in lines if line)
 
 
+# A line of a command's --help listing that starts an option: "  --clear   Delete the contents",
+# "  -h, --help", "  --prompt PROMPT". Continuation lines are indented deeper than 4 spaces.
+_HELP_OPTION = re.compile(r"^ {0,4}(-{1,2}\w[\w-]*(?:[ =][A-Z_]+)?(?:, -{1,2}\w[\w-]*(?:[ =][A-Z_]+)?)*)(?: {2,}|$)")
+
+
+def option_groups(text: str) -> list[tuple[str | None, str]]:
+    """A pre-formatted --help listing as (option names, lines) groups, one per option; other lines
+    in groups named None. Text with fewer than 3 option lines is one unnamed group.
+
+    Why: "usage: venv [-h] ... --clear ... --upgrade-deps" and every option's description came as
+    one chunk, so a question about --clear matched it no better than a dozen other options.
+    """
+    lines = text.split("\n")
+    if sum(1 for line in lines if _HELP_OPTION.match(line)) < 3:
+        return [(None, text)]
+    groups: list[tuple[str | None, list[str]]] = []
+    for line in lines:
+        option = _HELP_OPTION.match(line)
+        if option:
+            groups.append((option.group(1), [line]))
+        elif groups and groups[-1][0] is not None and line.startswith("     "):
+            groups[-1][1].append(line)  # the option's description, indented under it
+        elif groups and groups[-1][0] is None:
+            groups[-1][1].append(line)
+        else:
+            groups.append((None, [line]))
+    return [(name, "\n".join(body)) for name, body in groups]
+
+
 def load_html(data: bytes, file_name: str) -> LoadedDocument:
     """The page's main content grouped under heading paths ("Title > Section"), like Markdown.
 
@@ -482,7 +511,14 @@ def load_html(data: bytes, file_name: str) -> LoadedDocument:
             elif child.name == "dl":
                 walk_definitions(child)
             elif child.name in _HTML_BLOCKS or not child.find((*_HTML_BLOCKS, *_HTML_HEADINGS, "dl")):
-                collected.add(_html_text(child))
+                groups = option_groups(_html_text(child))
+                if len(groups) == 1:
+                    collected.add(groups[0][1])
+                    continue
+                outer = collected.heading
+                for name, lines in groups:  # each option under its own heading, as in a <dl>
+                    collected.start(heading_path(name) if name else outer, lines)
+                collected.start(outer, "")
             else:
                 walk(child)
 
