@@ -395,7 +395,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as workdir, running_app(
         Path(workdir),
         ["--model", str(model), "--offline", "--threads", str(args.threads), "--ctx-size", str(args.ctx_size),
-         "--parallel", str(max(user_counts + [1])),
+         # two conversations taking turns need a slot each, even when --only leaves out the users part
+         "--parallel", str(max(user_counts + [2 if "turns" in parts else 1])),
          "--data-dir", str(Path(workdir) / "data"), "--models-dir", str(Path(workdir) / "models")],
         timeout=600,  # a busy machine starts the app slowly
     ) as app:

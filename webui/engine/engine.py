@@ -31,20 +31,21 @@ from webui.engine.types import (
     ModelInfo,
     ModelLoadError,
     NoModelLoaded,
+    STREAM_END,
     PromptTooLong,
     SamplingParams,
     StreamChunk,
-    TokenLogprob,
     check_gguf_file,
     choose_messages_to_keep,
+    merge_handed_over,
     pick_next,
+    stream_ends,
 )
 from webui.hardware import parse_proc_meminfo
 from webui.prompts.templates import RenderedPrompt
 
 log = logging.getLogger(__name__)
 
-_FINISHED = object()
 POLL_S = 0.1
 
 
@@ -374,7 +375,7 @@ class Engine:
                     request.prepared, request.generation = prepare(self._loaded), self._generation
         except BaseException as exc:  # noqa: BLE001 - raised where the caller reads the stream
             request.out.put(exc)
-            request.out.put(_FINISHED)
+            request.out.put(STREAM_END)
         else:
             self._enqueue(request)
         return self._read(request, on_wait)
@@ -404,25 +405,8 @@ class Engine:
                         items.append(request.out.get_nowait())
                     except queue.Empty:
                         break
-                text = ""
-                logprobs: list[TokenLogprob] | None = None
-                for item in items:
-                    if item is _FINISHED:
-                        finished = True
-                    elif isinstance(item, BaseException):
-                        finished = True
-                        raise item
-                    elif isinstance(item, StreamChunk) and item.stats is not None:
-                        if text or logprobs:
-                            yield StreamChunk(text=text, logprobs=logprobs)
-                            text, logprobs = "", None
-                        yield item
-                    elif isinstance(item, StreamChunk):
-                        text += item.text
-                        if item.logprobs is not None:
-                            logprobs = (logprobs or []) + item.logprobs
-                if text or logprobs:
-                    yield StreamChunk(text=text, logprobs=logprobs)
+                finished = stream_ends(items)
+                yield from merge_handed_over(items)
         finally:
             if not finished:
                 request.cancel.set()  # a waiting request leaves the line; a running one stops at the next step
@@ -526,7 +510,7 @@ class Engine:
                 completion_tokens=0, ttft_s=0.0, total_s=time.perf_counter() - request.submitted,
                 stopped_by_user=True, dropped_messages=0, finish_reason="cancelled",
             )))
-            request.out.put(_FINISHED)
+            request.out.put(STREAM_END)
 
     def _admit(self, request: _Request) -> None:
         try:
@@ -537,9 +521,9 @@ class Engine:
             prepared = request.prepared
             self._batcher.admit(Job(
                 tokens=prepared.tokens, stop=prepared.stop, sampling=prepared.sampling, dropped=prepared.dropped,
-                cancel=request.cancel, emit=request.out.put, finished=lambda: request.out.put(_FINISHED),
+                cancel=request.cancel, emit=request.out.put, finished=lambda: request.out.put(STREAM_END),
                 user=request.user, conversation=request.conversation, submitted=request.submitted,
             ))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer's thread
             request.out.put(exc)
-            request.out.put(_FINISHED)
+            request.out.put(STREAM_END)

@@ -198,7 +198,38 @@ def choose_messages_to_keep(
         dropped += step
 
 
-_FINISHED = object()
+STREAM_END = object()  # handed over after a reply's last chunk
+
+
+def stream_ends(items: Sequence[object]) -> bool:
+    """Whether a batch of handed-over items ends the reply (its end marker, or an error to raise)."""
+    return any(item is STREAM_END or isinstance(item, BaseException) for item in items)
+
+
+def merge_handed_over(items: Sequence[object]) -> Iterator[StreamChunk]:
+    """Items a producer handed over since the consumer last looked: their texts merged into one chunk.
+
+    A slow consumer (a web page: a thread hop, a diff and a network write per update) then gets one
+    update for many tokens. A chunk with stats stays apart and in order; an error is raised here.
+    """
+    text = ""
+    logprobs: list[TokenLogprob] | None = None
+    for item in items:
+        if isinstance(item, BaseException):
+            raise item
+        if not isinstance(item, StreamChunk):
+            continue  # the end marker
+        if item.stats is not None:
+            if text or logprobs:
+                yield StreamChunk(text=text, logprobs=logprobs)
+                text, logprobs = "", None
+            yield item
+        else:
+            text += item.text
+            if item.logprobs is not None:
+                logprobs = (logprobs or []) + item.logprobs
+    if text or logprobs:
+        yield StreamChunk(text=text, logprobs=logprobs)
 
 
 def pump_in_background(
@@ -219,7 +250,7 @@ def pump_in_background(
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
             handoff.put(exc)
         finally:
-            handoff.put(_FINISHED)
+            handoff.put(STREAM_END)
 
     threading.Thread(target=work, name="llama-generate", daemon=True).start()
     finished = False
@@ -228,25 +259,8 @@ def pump_in_background(
             batch = [handoff.get()]
             while not handoff.empty():
                 batch.append(handoff.get())
-            text = ""
-            logprobs: list[TokenLogprob] | None = None
-            for item in batch:
-                if item is _FINISHED:
-                    finished = True
-                elif isinstance(item, BaseException):
-                    finished = True
-                    raise item
-                elif item.stats is not None:
-                    if text or logprobs:
-                        yield StreamChunk(text=text, logprobs=logprobs)
-                        text, logprobs = "", None
-                    yield item
-                else:
-                    text += item.text
-                    if item.logprobs is not None:
-                        logprobs = (logprobs or []) + item.logprobs
-            if text or logprobs:
-                yield StreamChunk(text=text, logprobs=logprobs)
+            finished = stream_ends(batch)
+            yield from merge_handed_over(batch)
     finally:
         if not finished:
             cancel.set()
