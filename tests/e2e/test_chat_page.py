@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.support.app_server import running_app
-from tests.support.ui import set_slider
+from tests.support.ui import record_lengths, seen_lengths, set_slider
 from webui.services.chat import SAVE_INTERVAL_S
 from webui.ui.chat import INCOMPLETE_NOTE
 
@@ -39,15 +39,11 @@ def test_reply_streams_into_the_page_and_shows_stats(page, smollm_app) -> None:
     page.on("request", lambda request: requested_hosts.add(urlparse(request.url).hostname or ""))
     page.goto(smollm_app.url)
     set_max_tokens(page, 160)
+    record_lengths(page, f"() => {{ const r = document.querySelectorAll(\"{BOT_MESSAGES}\");"
+                         " return r.length ? r[r.length - 1].innerText.length : 0; }")
     send(page, "Write a long poem about the sea, with many verses.")
-    lengths: list[int] = []
-    deadline = time.monotonic() + 300  # generous: CI machines are sometimes heavily loaded
-    while time.monotonic() < deadline:
-        lengths.append(len(last_reply(page)))
-        if "tokens/s" in last_reply(page):
-            break
-        time.sleep(0.05)
-    growing = sorted({n for n in lengths if n > 0})
+    wait_for_finished_reply(page, 1, timeout_ms=300_000)  # generous: CI machines are sometimes heavily loaded
+    growing = seen_lengths(page)
     assert len(growing) >= 3, f"the reply should grow while streaming, saw lengths {growing[:10]}"
     assert "tokens/s" in last_reply(page) and "first token" in last_reply(page)
     assert requested_hosts <= {"127.0.0.1", "localhost", ""}, f"the page reached out to {requested_hosts}"

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.support.ui import set_slider
+from tests.support.ui import record_lengths, seen_lengths, set_slider
 
 pytestmark = pytest.mark.e2e
 
@@ -25,14 +25,11 @@ def test_generate_appends_a_streamed_continuation_to_the_text(page, smollm_app) 
     prompt = "The three primary colors are red,"
     page.locator(TEXT).fill(prompt)
     set_slider(page, "notebook-max-tokens", 40)
-    # The page records the text's lengths itself: polling from here missed the stream on a loaded machine.
-    page.evaluate(
-        f"() => {{ window.seenLengths = []; setInterval(() =>"
-        f" window.seenLengths.push(document.querySelector(\"{TEXT}\").value.length), 10); }}")
+    record_lengths(page, f"() => document.querySelector(\"{TEXT}\").value.length")
     page.get_by_role("button", name="Generate").click()
     page.wait_for_function(
         f"() => document.querySelector(\"{STATS}\").innerText.includes('tokens/s')", timeout=300_000)
-    lengths: list[int] = page.evaluate("() => window.seenLengths")
+    lengths = seen_lengths(page)
     result = page.locator(TEXT).input_value()
     assert result.startswith(prompt) and len(result.strip()) > len(prompt)
     assert "<|im_start|>" not in result, "no chat template in the notebook"

@@ -44,3 +44,17 @@ def set_number(page, elem_id: str, value: str) -> None:
         if _settled(page, check):
             return
     raise AssertionError(f"the field #{elem_id} did not keep the value {value}")
+
+
+def record_lengths(page, script: str) -> None:
+    """Have the page itself sample ``script``'s value (a text's length) every 10 ms into ``window.seenLengths``.
+
+    Polling from the test saw a streamed reply only once or twice on a loaded machine: each poll is a
+    round trip to the browser. Read the samples with ``seen_lengths``.
+    """
+    page.evaluate(f"() => {{ window.seenLengths = []; setInterval(() => window.seenLengths.push(({script})()), 10); }}")
+
+
+def seen_lengths(page) -> list[int]:
+    """The distinct non-zero lengths ``record_lengths`` saw, in increasing order."""
+    return sorted({n for n in page.evaluate("() => window.seenLengths") if n > 0})
