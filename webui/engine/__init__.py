@@ -13,6 +13,7 @@ from webui.engine.types import (
     EngineError,
     FittedPrompt,
     GenerationStats,
+    LLAMA_LOAD_LOCK,
     InvalidGrammar,
     LoadSettings,
     Message,
@@ -34,7 +35,7 @@ from webui.engine.types import (
 )
 
 __all__ = [
-    "GGUF_MAGIC", "MIN_REPLY_TOKENS", "Engine", "EngineError", "FittedPrompt", "GenerationStats", "InvalidGrammar",
+    "GGUF_MAGIC", "MIN_REPLY_TOKENS", "Engine", "EngineError", "FittedPrompt", "GenerationStats", "InvalidGrammar", "LLAMA_LOAD_LOCK",
     "LoadSettings", "Message", "ModelInfo", "ModelLoadError", "NoModelLoaded", "PromptTooLong", "ReadWriteLock",
     "SamplingParams", "StopScanner", "StreamChunk", "TokenLogprob", "check_gguf_file", "choose_messages_to_keep", "compile_grammar",
     "choose_parallel", "common_prefix", "kv_bytes_per_token", "pick_next", "pump_in_background",

@@ -25,6 +25,7 @@ from llama_cpp._logger import set_verbose
 
 from webui.engine.sampling import build_sampler, logprobs_for, token_piece
 from webui.engine.types import (
+    LLAMA_LOAD_LOCK,
     GenerationStats,
     LoadSettings,
     ModelInfo,
@@ -76,7 +77,8 @@ def open_model(path: Path, settings: LoadSettings, *, parallel: int | None, free
     params.use_mmap = settings.use_mmap
     params.use_mlock = settings.use_mlock
     try:
-        model = _internals.LlamaModel(path_model=str(path), params=params, verbose=False)
+        with LLAMA_LOAD_LOCK:
+            model = _internals.LlamaModel(path_model=str(path), params=params, verbose=False)
     except (ValueError, RuntimeError, OSError) as exc:
         log.error("llama.cpp failed to load %s: %s", path, exc)
         raise ModelLoadError(

@@ -198,6 +198,14 @@ def choose_messages_to_keep(
         dropped += step
 
 
+# llama-cpp-python quiets a model load by pointing the process's stdout and stderr at /dev/null and
+# back (its suppress_stdout_stderr). Two loads at once in different threads (the engine loading while
+# the Models tab reads a file's metadata) interleave that, and the later one restores /dev/null: the
+# terminal and the app's log go silent for good. So every load in the process takes this one lock; it
+# is module-level because the file descriptors it guards are process-wide.
+LLAMA_LOAD_LOCK = threading.Lock()
+
+
 STREAM_END = object()  # handed over after a reply's last chunk
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from webui.config import Settings
-from webui.engine import LoadSettings
+from webui.engine import LLAMA_LOAD_LOCK, LoadSettings
 from webui.hardware import HardwareInfo
 from webui.models.catalog import estimate_kv_cache_mb, plan_gpu_layers
 from webui.models.model_settings import ModelLoadOptions
@@ -69,7 +69,8 @@ def read_gguf_metadata(path: Path) -> dict[str, str]:
     """GGUF key/values through llama.cpp itself, loading the vocabulary only (no weights)."""
     import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    with LLAMA_LOAD_LOCK:  # see its comment: loads at once silence the process's stderr for good
+        llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
     try:
         return dict(llm.metadata or {})
     finally:
@@ -118,7 +119,8 @@ def read_gguf_facts(path: Path) -> GgufFacts:
     """
     import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    with LLAMA_LOAD_LOCK:  # see its comment: loads at once silence the process's stderr for good
+        llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
     try:
         return GgufFacts(metadata=dict(llm.metadata or {}), n_params=int(llama_cpp.llama_model_n_params(llm.model)))
     finally:
