@@ -98,8 +98,9 @@ def test_a_switch_waits_for_the_running_reply(workspace, smollm_path) -> None:
     pieces: list[str] = []
 
     def long_reply() -> None:
-        for chunk in engine.stream_chat([{"role": "user", "content": "Count from one to twenty."}],
-                                        SamplingParams(temperature=0.0, max_tokens=40)):
+        # long enough that the load is asked for while it runs (40 tokens were done first on a quiet machine)
+        for chunk in engine.stream_chat([{"role": "user", "content": "Count from one to three hundred."}],
+                                        SamplingParams(temperature=0.0, max_tokens=400)):
             started.set()
             pieces.append(chunk.text)
 
