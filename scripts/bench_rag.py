@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in files:
             document = load_document(path.read_bytes(), path.name)
             chunks = chunk_sections(document.sections, count_tokens=embedder.count_tokens,
-                                    chunk_tokens=size, overlap_tokens=overlap)
+                                    chunk_tokens=size, overlap_tokens=overlap, with_headings=True)  # as ingest does
             file_texts = [c.text for c in chunks]
             start = time.perf_counter()
             model.encode(file_texts, batch_size=32, normalize_embeddings=True,
