@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tests.support.app_server import running_app
 from tests.support.team import PASSWORDS, add_users, team_app
+from tests.support.ui import log_in
 from webui.api_keys import ApiKeyStore
 
 
@@ -37,11 +38,7 @@ def test_in_team_mode_only_an_admin_is_told(tmp_path: Path, smollm_path: Path, b
             context = browser.new_context()
             page = context.new_page()
             page.set_default_timeout(60_000)
-            page.goto(app.url)
-            page.get_by_label("username").fill(name)
-            page.get_by_label("password").fill(PASSWORDS[name])
-            page.get_by_role("button", name="Login").click()
-            page.get_by_role("button", name="Send").wait_for()
+            log_in(page, app.url, name, PASSWORDS[name])
             toasts = page.locator("[data-testid='toast-body']", has_text="kept aside")
             if name == "alice":
                 toasts.first.wait_for()

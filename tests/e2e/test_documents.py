@@ -10,6 +10,7 @@ import pytest
 from tests.e2e.test_privacy import PRIVACY_VARIABLES, outside_connections
 from tests.support.app_server import running_app
 from tests.support.rag_files import PDF_PAGES, pdf_bytes
+from tests.support.ui import log_in
 
 pytestmark = pytest.mark.e2e
 
@@ -70,10 +71,7 @@ def test_upload_ask_and_see_the_source_with_nothing_leaving_the_machine(
 
 
 def _log_in(page, url: str, name: str, password: str) -> None:
-    page.goto(url)
-    page.get_by_label("username").fill(name)
-    page.get_by_label("password").fill(password)
-    page.get_by_role("button", name="Login").click()
+    log_in(page, url, name, password)
     page.get_by_role("tab", name="Documents").click()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.app_server import RunningApp, running_app
-from tests.support.ui import set_slider
+from tests.support.ui import log_in as sign_in, set_slider
 
 pytestmark = pytest.mark.e2e
 
@@ -104,11 +104,7 @@ def team_models_app(tmp_path_factory: pytest.TempPathFactory, smollm_path: Path)
 
 
 def log_in(page, app: RunningApp, name: str) -> None:
-    page.goto(app.url)
-    page.get_by_label("username").fill(name)
-    page.get_by_label("password").fill(TEAM[name])
-    page.get_by_role("button", name="Login").click()
-    page.get_by_role("button", name="Send").wait_for()
+    sign_in(page, app.url, name, TEAM[name])
 
 
 def test_a_plain_user_sees_the_model_in_use_read_only_and_never_its_path(page, team_models_app, smollm_path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.app_server import ROOT, running_app
-from tests.support.ui import set_slider
+from tests.support.ui import log_in, set_slider
 
 pytestmark = pytest.mark.e2e
 
@@ -46,11 +46,7 @@ def test_two_users_sending_at_once_see_both_replies_grow_at_the_same_time(browse
     try:
         for name, page in pages.items():
             page.set_default_timeout(60_000)
-            page.goto(batching_app.url)
-            page.get_by_label("username").fill(name)
-            page.get_by_label("password").fill(PASSWORDS[name])
-            page.get_by_role("button", name="Login").click()
-            page.get_by_role("button", name="Send").wait_for()
+            log_in(page, batching_app.url, name, PASSWORDS[name])
             page.get_by_text("System prompt and sampling").click()
             set_slider(page, "max-tokens", 96)  # long enough to overlap, short enough for a busy machine
             page.get_by_label("Message", exact=True).fill(f"Write a very long story about a lighthouse, {name} here.")

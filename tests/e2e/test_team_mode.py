@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.app_server import ROOT, RunningApp, free_port, running_app
 from tests.support.gradio_queue import GradioSession
+from tests.support.ui import log_in as sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -63,11 +64,7 @@ def http_status(url: str, data: bytes | None = None) -> int:
 
 
 def log_in(page, app: RunningApp, name: str, password: str) -> None:
-    page.goto(app.url)
-    page.get_by_label("username").fill(name)
-    page.get_by_label("password").fill(password)
-    page.get_by_role("button", name="Login").click()
-    page.get_by_role("button", name="Send").wait_for()
+    sign_in(page, app.url, name, password)
 
 
 def ask(page, text: str) -> None:

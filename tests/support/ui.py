@@ -58,3 +58,12 @@ def record_lengths(page, script: str) -> None:
 def seen_lengths(page) -> list[int]:
     """The distinct non-zero lengths ``record_lengths`` saw, in increasing order."""
     return sorted({n for n in page.evaluate("() => window.seenLengths") if n > 0})
+
+
+def log_in(page, url: str, name: str, password: str) -> None:
+    """Sign in on a team-mode app's login page and wait for the chat page."""
+    page.goto(url)
+    page.get_by_label("username").fill(name)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+    page.get_by_role("button", name="Send").wait_for()
