@@ -115,7 +115,10 @@ engine.load(Path(sys.argv[2]), LoadSettings(n_ctx=1024, n_threads=1))
 chat = ChatService(engine, HistoryStore(Path(sys.argv[1])))
 conversation = chat.add_user_message("alice", None, "Tell me an extremely long story about a lighthouse.")
 print("conversation", conversation, flush=True)
-sampling = SamplingParams(max_tokens=2000, temperature=0.8, seed=5)
+# The grammar lets the reply end only after an unlikely word, so it runs to its length limit (about 25 s
+# here) and is still streaming at the kill: without it the story ended after 350 tokens, which the
+# AVX-512 build wrote before the kill.
+sampling = SamplingParams(max_tokens=2000, temperature=0.8, seed=5, grammar='root ::= [^|]* "ZQXJ"')
 for update in chat.reply_in("alice", "s", conversation, system_prompt="", sampling=sampling):
     print("shown", repr(update.text), flush=True)
 """
