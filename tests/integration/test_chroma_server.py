@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import httpx
 import pytest
 
 from tests.support.app_server import free_port
+from tests.support.model_servers import start_chroma
 from tests.support.rag_files import write_good_files
 from webui.cli import main
 from webui.config import Settings
@@ -23,24 +22,6 @@ from webui.services import ChatService, DocumentQuery, DocumentService
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=12, seed=1)
 OWNER = "alice"
-CHROMA = Path(sys.executable).parent / "chroma"
-
-
-def start_chroma(path: Path, port: int) -> subprocess.Popen[bytes]:
-    """`chroma run` on 127.0.0.1:port, returned once its heartbeat answers."""
-    process = subprocess.Popen([str(CHROMA), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, "chroma run exited at start"
-        time.sleep(0.3)
-    process.kill()
-    raise AssertionError("chroma run did not answer within 60 s")
 
 
 @pytest.fixture()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.streams import collect
 from webui.engine import Engine, LoadSettings, ModelLoadError, SamplingParams, StreamChunk
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=48, seed=1)
@@ -19,14 +20,6 @@ def engine(smollm_path: Path) -> Engine:
     engine.load(smollm_path, LoadSettings(n_ctx=512, n_threads=2))
     yield engine
     engine.unload()
-
-
-def collect(chunks) -> tuple[str, object]:
-    text, stats = "", None
-    for chunk in chunks:
-        text += chunk.text
-        stats = chunk.stats or stats
-    return text, stats
 
 
 def test_streams_a_reply_token_by_token_with_stats(engine: Engine) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.streams import collect
 from webui.engine import Engine, EngineError, LoadSettings, NoModelLoaded, SamplingParams, StreamChunk
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=40, seed=1)
@@ -21,14 +22,6 @@ QUESTIONS = {
     "What sound does a dog make?": "dog",
     "Which planet is called the red planet?": "mars",
 }
-
-
-def collect(chunks) -> tuple[str, object]:
-    text, stats = "", None
-    for chunk in chunks:
-        text += chunk.text
-        stats = chunk.stats or stats
-    return text, stats
 
 
 def ask(engine: Engine, question: str, **kwargs) -> tuple[str, object]:
