@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.app_server import RunningApp
 from tests.support.rag_files import PDF_PAGES, pdf_bytes
+from tests.support.ui import upload_files
 
 pytestmark = pytest.mark.e2e
 
@@ -22,8 +23,7 @@ def test_summarize_a_collection_shows_a_cited_summary_and_saves_it_to_the_chat(
     page.get_by_label("New collection name").fill("Greenhouse")
     page.get_by_role("button", name="Create collection").click()
     page.locator("#doc-summary", has_text="Greenhouse").wait_for()
-    page.locator("#doc-files input[type='file']").set_input_files(str(manual))
-    page.locator("#doc-files", has_text="greenhouse.pdf").wait_for()
+    upload_files(page, "doc-files", manual)
     page.get_by_role("button", name="Add to collection").click()
     page.locator("#ingest-result", has_text="Added greenhouse.pdf").wait_for(timeout=60_000)
 

@@ -96,6 +96,10 @@ def running_app(
                 raise RuntimeError(f"the app did not answer within {timeout}s:\n{app.log()}")
             time.sleep(0.3)
         yield app
+    except BaseException:
+        # CI keeps no files: the end of the app's log goes to the test's captured output instead.
+        print(f"--- the last lines of the app's log ({log_path.name}) ---\n" + "\n".join(app.log().splitlines()[-80:]))
+        raise
     finally:
         process.terminate()
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 ATTEMPTS = 5
 SETTLE_MS = 400
 
@@ -67,3 +69,30 @@ def log_in(page, url: str, name: str, password: str) -> None:
     page.get_by_label("password").fill(password)
     page.get_by_role("button", name="Login").click()
     page.get_by_role("button", name="Send").wait_for()
+
+
+
+# A dropped file shows in the upload box once Gradio has received it; on a loaded machine (a CI run
+# with a benchmark beside it) that once took more than 60 s.
+UPLOAD_SHOWN_TIMEOUT_MS = 180_000
+
+
+def upload_files(page, elem_id: str, *paths) -> None:
+    """Send files through the upload box ``#elem_id`` and wait until each is listed as uploaded.
+
+    Gradio lists an uploaded file as ``<span class="stem">name</span> <span class="ext">.txt</span>``,
+    so the page's text reads "name .txt"; only the brief "Uploading name.txt" indicator holds the name
+    whole. Matching the whole name therefore passed only when the wait caught that indicator, and
+    failed when the upload finished first. This waits for the finished row instead.
+    """
+    page.locator(f"#{elem_id} input[type='file']").set_input_files([str(p) for p in paths])
+    for path in paths:
+        listed = re.compile(rf"^\s*{re.escape(path.stem)}\s*{re.escape(path.suffix)}\s*$")
+        try:
+            page.locator(f"#{elem_id} td.filename", has_text=listed).wait_for(timeout=UPLOAD_SHOWN_TIMEOUT_MS)
+        except Exception:
+            # What the page showed instead (an error toast, "Uploading…"), for failures seen only in CI.
+            shown = page.evaluate(f"() => [...document.querySelectorAll('#{elem_id}, .toast-body')]"
+                                  ".map(e => e.innerText).join(' | ')")
+            print(f"the upload of {path.name} was not listed in #{elem_id}; the page had: {shown!r}")
+            raise
