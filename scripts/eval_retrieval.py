@@ -9,8 +9,8 @@ Two corpora no one here wrote, each ingested into its own collection and asked i
 
 Questions, answer phrases and the near-topic questions the documents do not answer are in
 scripts/data/retrieval_eval.json. Each question falls in a tuning half or a reported half by a hash
-of its text; the relevance cut-off (and, with --sweep, the fusion and heading weights) are chosen on
-the tuning half only, and the figures printed are for the reported half unless marked "all".
+of its text; the relevance cut-off (and, with --sweep, the fusion, file-name and heading weights) are
+chosen on the tuning half only, and the figures printed are for the reported half unless marked "all".
 
     python scripts/eval_retrieval.py [--k 5] [--sweep] [--reranker-model PATH] [--verbose]
 """
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import webui.rag.keyword as keyword_module  # noqa: E402
 from webui.rag.pipeline import DocumentLibrary, Passage  # noqa: E402
-from webui.rag.retrieval import search  # noqa: E402
+from webui.rag.retrieval import FILE_NAME_WEIGHT, KEYWORD_WEIGHT, RRF_K, search  # noqa: E402
 from webui.rag.settings import DEFAULT_MIN_SCORE  # noqa: E402
 
 EVAL_FILE = Path(__file__).resolve().parent / "data" / "retrieval_eval.json"
@@ -215,8 +215,12 @@ def main(argv: list[str] | None = None) -> int:
         sweep_lines = []
         if args.sweep:
             tune = [q for q in questions if split_of(q["question"]) == "tune"]
-            grid = [(w, r) for r in (10, 30, 60) for w in (0.5, 1, 1.5, 2, 3, 4)]
-            for keyword_weight, rrf_k in grid:
+            # RRF k and the keyword weight at the chosen file-name weight, then the file-name
+            # weight (0: off) at the chosen RRF k and keyword weight.
+            grid = [(w, r, FILE_NAME_WEIGHT)
+                    for r in (10, 30, 60) for w in (0.5, 1, 1.5, 2, 3, 4, 6)]
+            grid += [(KEYWORD_WEIGHT, RRF_K, n) for n in (0, 0.5, 1, 2, 4)]
+            for keyword_weight, rrf_k, file_name_weight in grid:
                 vector_weight = 1
                 ranks = []
                 for item in tune:
@@ -226,15 +230,17 @@ def main(argv: list[str] | None = None) -> int:
                         library.store, [stored], item["question"],
                         library.embedder.embed_query(item["question"]), k=args.k,
                         min_scores={}, vector_weight=vector_weight, keyword_weight=keyword_weight,
-                        rrf_k=rrf_k,
+                        rrf_k=rrf_k, file_name_weight=file_name_weight,
                     )
                     ranks.append(next(
                         (r for r, c in enumerate(found, start=1)
                          if c.metadata.get("file_name") == item["file"]
                          and _norm(item["answer"]) in _norm(c.text)), None))
                 hit1, hitk, mrr = metrics(ranks, args.k)
-                sweep_lines.append(f"  RRF k {rrf_k:>2}, vector {vector_weight} : keyword {keyword_weight:<4}"
-                                   f"hit@1 {hit1:.3f}  hit@{args.k} {hitk:.3f}  MRR {mrr:.3f}")
+                sweep_lines.append(
+                    f"  RRF k {rrf_k:>2}, vector {vector_weight} : keyword {keyword_weight:<4}"
+                    f"file name {file_name_weight:<4}hit@1 {hit1:.3f}  hit@{args.k} {hitk:.3f}  "
+                    f"MRR {mrr:.3f}")
             # The BM25 weight of a chunk's heading term against its text (keyword mode; the
             # module's constant is read at query time, so it is set here and put back after).
             chosen_weight = keyword_module.HEADING_WEIGHT

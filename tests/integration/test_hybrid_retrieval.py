@@ -147,6 +147,20 @@ def test_hybrid_ranks_the_exact_identifier_first_where_vectors_alone_do_not(
         assert variable in first(question, "hybrid"), question
 
 
+def test_hybrid_prefers_the_file_a_question_names(library: DocumentLibrary, tmp_path: Path) -> None:
+    library.create_collection(OWNER, "manuals")
+    library.ingest(OWNER, "manuals", [
+        write(tmp_path, "kestrel-manual.txt", "Hold the power button for three seconds to reset "
+              "the device. The battery lasts ten hours on a full charge."),
+        write(tmp_path, "osprey-manual.txt", "Hold the power button for five seconds to reset the "
+              "device. The battery lasts twelve hours on a full charge."),
+    ])
+    for name in ("kestrel", "osprey"):
+        question = f"How do I reset the {name.title()}?"
+        [best, *_] = library.retrieve(OWNER, question, ["manuals"], k=2, min_score=-1.0)
+        assert best.file_name == f"{name}-manual.txt", question
+
+
 def test_a_question_the_documents_do_not_answer_gets_no_passages(
     library: DocumentLibrary, tmp_path: Path
 ) -> None:

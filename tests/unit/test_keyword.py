@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from webui.rag.keyword import KeywordIndex, keyword_tokens
-from webui.rag.retrieval import Candidate, fuse
+from webui.rag.retrieval import Candidate, file_name_terms, fuse
 from webui.rag.settings import InvalidRetrievalSettingsError, RetrievalSettings
 from webui.rag.store import StoredCollection
 
@@ -100,6 +101,19 @@ def test_fusion_weights_tilt_the_order() -> None:
     pair = [_candidate("v", 1, None, 0.6), _candidate("k", None, 1, 0.2)]
     assert fuse(pair, keyword_weight=2.0)[0].id == "k"
     assert fuse(pair, keyword_weight=0.5)[0].id == "v"
+
+
+def test_a_file_is_named_by_the_words_of_its_name_not_its_numbers_or_extension() -> None:
+    assert file_name_terms("MPL-2.0.txt") == {"mpl-2.0", "mpl"}
+    assert file_name_terms("library-tomllib.html") == {"library-tomllib", "library", "tomllib"}
+    assert file_name_terms("GPL-3") == {"gpl-3", "gpl"}
+
+
+def test_fusion_lifts_passages_of_the_file_the_question_names() -> None:
+    ranked_second = replace(_candidate("named", 2, 2, 0.5), named=True)
+    pair = [_candidate("top", 1, 1, 0.6), ranked_second]
+    assert [c.id for c in fuse(pair, file_name_weight=1.0)] == ["named", "top"]
+    assert [c.id for c in fuse(pair, file_name_weight=0.0)] == ["top", "named"]
 
 
 def test_settings_round_trip_through_collection_metadata() -> None:
