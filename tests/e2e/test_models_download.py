@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.app_server import running_app
 from tests.support.fakehub import FakeHub
+from tests.support.ui import fill_settled
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +27,7 @@ def test_list_download_and_verify_from_the_models_tab(page, tmp_path: Path, smol
             page.goto(app.url)
             page.get_by_role("tab", name="Models").click()
             page.get_by_text("Download from the hub").click()
-            page.get_by_label("Repository id").fill(REPO)
+            fill_settled(page, page.get_by_label("Repository id"), REPO)
             page.get_by_role("button", name="List files").click()
             page.get_by_text(f"2 GGUF models in {REPO}").wait_for()
 

@@ -119,3 +119,20 @@ def test_a_token_for_a_user_who_is_gone_is_dropped(users: UserStore) -> None:
     registry.started(tokens, "x")
     assert tokens == {}
     assert registry.check(tokens, "unknown-token") is None
+
+
+def test_a_session_ended_by_the_periodic_sweep_is_logged_with_its_reason(
+    users: UserStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sweep, not only a request's own check, may be what ends a session; the admin's log says why either way."""
+    clock = Clock()
+    registry = SessionRegistry(users, idle_seconds=100, max_seconds=1000, clock=clock)
+    tokens = {"a": "alice", "b": "bob"}
+    registry.started(tokens, "a")
+    registry.started(tokens, "b")
+    users.remove("bob")
+    clock.now += SessionRegistry.SWEEP_SECONDS + 1
+    with caplog.at_level("INFO", logger="webui.ui.security"):
+        assert registry.check(tokens, "a") == "alice"  # alice's request runs the sweep, which ends bob's session
+    assert "b" not in tokens
+    assert "signed out 'bob': the user was removed" in caplog.text

@@ -48,6 +48,21 @@ def set_number(page, elem_id: str, value: str) -> None:
     raise AssertionError(f"the field #{elem_id} did not keep the value {value}")
 
 
+def fill_settled(page, box, value: str) -> None:
+    """Fill a text box (a locator) and make sure the page kept the text (see set_slider).
+
+    A box inside an accordion that was just opened may still be mounting, and a button clicked right
+    after the fill then sent the box's old, empty value (seen in CI: "Listing the files of ''").
+    """
+    for _ in range(ATTEMPTS):
+        box.fill(value)
+        box.blur()
+        page.wait_for_timeout(SETTLE_MS)
+        if box.input_value() == value:
+            return
+    raise AssertionError(f"the text box did not keep {value!r}")
+
+
 def record_lengths(page, script: str) -> None:
     """Have the page itself sample ``script``'s value (a text's length) every 10 ms into ``window.seenLengths``.
 

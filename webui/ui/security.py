@@ -288,12 +288,16 @@ class SessionRegistry:
             return tokens.get(token)
         why = self._why_ended(session, now)
         if why:
-            log.info("signed out %r: %s", session.user, why)
-            tokens.pop(token, None)
-            del self._sessions[token]
+            self._end(tokens, token, why)
             return None
         session.last_seen = now
         return user
+
+    def _end(self, tokens: dict[str, str], token: str, why: str) -> None:
+        """Sign a session out, with its reason in the log whichever check found it."""
+        session = self._sessions.pop(token)
+        tokens.pop(token, None)
+        log.info("signed out %r: %s", session.user, why)
 
     def _why_ended(self, session: _Session, now: float) -> str | None:
         if now - session.started > self.max_seconds:
@@ -313,9 +317,8 @@ class SessionRegistry:
         for token, session in list(self._sessions.items()):
             if token not in tokens:
                 del self._sessions[token]
-            elif self._why_ended(session, now):
-                tokens.pop(token, None)
-                del self._sessions[token]
+            elif why := self._why_ended(session, now):
+                self._end(tokens, token, why)
 
 
 # -- the middleware ----------------------------------------------------------------------------
