@@ -9,7 +9,7 @@ import pytest
 from tests.e2e.test_team_mode import log_in
 from tests.support.app_server import running_app
 from tests.support.team import PASSWORDS, team_app
-from tests.support.ui import set_number
+from tests.support.ui import fill_settled, set_number
 from webui.prompts.presets import BUILTIN_DIR
 
 pytestmark = pytest.mark.e2e
@@ -117,7 +117,7 @@ def test_create_apply_chat_edit_restart(browser, tmp_path: Path, smollm_path: Pa
 
             # Import pasted YAML, export it, delete it after confirming.
             page.get_by_text("Import a preset").click()
-            page.locator("#preset-paste textarea").fill(PASTED)
+            fill_settled(page, page.locator("#preset-paste textarea"), PASTED)
             page.locator("#preset-import").click()
             assert "Imported 'Pasted one'" in wait_status(page, "Imported")
             upload = tmp_path / "shared-by-a-friend.yaml"
