@@ -154,3 +154,19 @@ def test_names_the_documents_never_mention_are_reported_missing(tmp_path: Path) 
     assert index.missing_names("Which callable does zipapp --main run?") == []
     assert index.missing_names("Does zipapp shrink the Zipapp-compressed files?") == []  # parts held
     assert index.missing_names("Where would a voyage of the archive end?") == []
+
+
+def test_a_name_of_several_words_must_be_in_the_documents_as_written(tmp_path: Path) -> None:
+    """Each word of "Apache Software Foundation" may be in the documents while the name is not."""
+    index = KeywordIndex(tmp_path / "kw.sqlite3")
+    index.add(
+        ["fsf", "apache"],
+        ["Copyright (C) 2007 Free Software Foundation, Inc.",
+         "Licensed under the Apache License, Version 2.0."],
+    )
+    assert index.missing_names("Who founded the Apache Software Foundation?") == [
+        "Apache Software Foundation"]
+    assert index.missing_names("Who runs the Free Software Foundation?") == []
+    assert index.missing_names("What does the Apache License allow?") == []
+    # In a question written in title case, capitals mark no names.
+    assert index.missing_names("What Is The Apache Software License?") == []

@@ -99,6 +99,29 @@ def _question_names(question: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _question_phrases(question: str) -> list[str]:
+    """Names of several capitalised words past the first ("Apache Software Foundation",
+    "Microsoft Store"): each word may be in the documents while the name is not. None from a
+    question in title case, where capitals mark no names."""
+    words = list(_TOKEN.finditer(question))
+    capital = [w.start() > 0 and w.group()[:1].isupper() for w in words]
+    if sum(capital) * 2 > len(words):
+        return []
+    phrases: list[str] = []
+    run: list[re.Match[str]] = []
+    for word, is_capital in zip(words, capital, strict=True):
+        joined = run and not question[run[-1].end() : word.start()].strip()
+        if is_capital and (not run or joined):
+            run.append(word)
+            continue
+        if len(run) > 1:
+            phrases.append(" ".join(w.group() for w in run))
+        run = [word] if is_capital else []
+    if len(run) > 1:
+        phrases.append(" ".join(w.group() for w in run))
+    return list(dict.fromkeys(phrases))
+
+
 def _indexed_text(text: str) -> str:
     return " ".join(keyword_tokens(text))
 
@@ -255,12 +278,14 @@ class KeywordIndex:
         passages as close in meaning as answerable ones; what gives it away is a name it asks about
         that appears nowhere in the documents. Plain lower-case words are not checked: a question
         may say "voyage" where the text says "four days". A joined name ("Apache-licensed") counts
-        as present when its parts are.
+        as present when its parts are; a name of several words ("Apache Software Foundation") only
+        as that phrase.
         """
         from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
         names = _question_names(question)
-        if not names or not self.exists():
+        phrases = _question_phrases(question)
+        if not (names or phrases) or not self.exists():
             return []
         missing = []
         with closing(self._connect()) as connection:
@@ -277,6 +302,8 @@ class KeywordIndex:
                 if present(whole) or (len(parts) > 1 and all(present(p) for p in parts)):
                     continue
                 missing.append(name)
+            missing += [phrase for phrase in phrases
+                        if not present(" ".join(keyword_tokens(phrase)))]
         return missing
 
     @staticmethod
