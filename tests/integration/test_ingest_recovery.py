@@ -107,3 +107,30 @@ def test_a_failure_between_batches_rolls_the_file_back(
     assert (info.documents, info.chunks) == (1, first.chunks)
     [doc] = library.documents("alice", "home")
     assert (doc.chunks, doc.state) == (first.chunks, "complete")
+
+
+def test_a_failed_write_rolls_the_file_back_and_the_next_file_goes_in(
+    data_dir: Path, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches are written on a thread of their own while the next is embedded; its error still
+    fails the file it belongs to, and only that file."""
+    library = DocumentLibrary(data_dir, embedder=embedder, embed_batch=4)
+    library.create_collection("alice", "home")
+    big = handbook(tmp_path / "handbook.txt", 20)
+    note = tmp_path / "note.txt"
+    note.write_text("The spare key hangs in the boiler room.\n")
+    real_add = library.store.add
+    writes: list[int] = []
+
+    def add_failing_on_the_third_batch(stored, ids, *rest) -> None:
+        writes.append(len(ids))
+        if len(writes) == 3:
+            raise OSError("the disk is full")
+        real_add(stored, ids, *rest)
+
+    monkeypatch.setattr(library.store, "add", add_failing_on_the_third_batch)
+    big_outcome, note_outcome = library.ingest("alice", "home", [big, note])
+    assert (big_outcome.status, note_outcome.status) == ("failed", "added"), big_outcome.message
+    [info] = library.collections("alice")
+    assert (info.documents, info.chunks) == (1, note_outcome.chunks)
+    assert [(d.file_name, d.state) for d in library.documents("alice", "home")] == [("note.txt", "complete")]

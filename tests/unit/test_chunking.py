@@ -13,6 +13,7 @@ from webui.rag.pipeline import (
     Passage,
     build_context,
     build_prompt,
+    embedding_batches,
     fit_passages,
     format_sources,
     validate_collection_name,
@@ -175,3 +176,30 @@ def test_chunks_without_a_heading_get_no_prefix() -> None:
     plain = chunk_sections([Section(sentences(30), page=3)], count_tokens=words, chunk_tokens=40,
                            overlap_tokens=5, with_headings=True)
     assert all(c.text.startswith("Sentence number") for c in plain)
+
+
+def test_each_distinct_string_is_counted_once() -> None:
+    """Tokenizing is most of chunking's time, and the splitter asks about the same strings often."""
+    counted: list[str] = []
+
+    def counting_words(text: str) -> int:
+        counted.append(text)
+        return words(text)
+
+    sections = [Section(sentences(80) + "\n\n" + sentences(40, start=80), heading="Guide > Setup")]
+    chunks = chunk_sections(sections, count_tokens=counting_words, chunk_tokens=40, overlap_tokens=8,
+                            with_headings=True)
+    assert len(chunks) > 5
+    assert len(counted) == len(set(counted))
+    # The same chunks as a counter that is asked every time.
+    assert chunks == chunk_sections(sections, count_tokens=words, chunk_tokens=40, overlap_tokens=8,
+                                    with_headings=True)
+
+
+def test_embedding_batches_put_the_head_first_then_the_longest() -> None:
+    lengths = [30, 5, 200, 40, 199, 5, 120]
+    batches = embedding_batches(lengths, 3)
+    assert batches == [[0, 2, 4], [6, 3, 1], [5]]  # equal lengths keep reading order
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    assert embedding_batches([], 3) == []
+    assert embedding_batches([7], 32) == [[0]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -68,13 +69,18 @@ def chunk_sections(
     """
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+    # The splitter measures the same strings over and over (each separator at every merge, each
+    # piece again at every level), about seven calls per distinct string; tokenizing is most of
+    # chunking's time, so each distinct string is counted once per call.
+    count_tokens_once = functools.cache(count_tokens)
+
     def splitter(size: int) -> RecursiveCharacterTextSplitter:
         return RecursiveCharacterTextSplitter(
             separators=SEPARATORS,
             keep_separator="end",  # a sentence keeps its full stop; the next one does not start with ". "
             chunk_size=size,
             chunk_overlap=min(overlap_tokens, size // 2),
-            length_function=count_tokens,
+            length_function=count_tokens_once,
         )
 
     plain = splitter(chunk_tokens)
@@ -82,7 +88,7 @@ def chunk_sections(
     for section in sections:
         heading = section.heading if with_headings else None
         # The heading's tokens come out of the budget, never more than half of it.
-        room = chunk_tokens - min(chunk_tokens // 2, count_tokens(heading) + 1) if heading else 0
+        room = chunk_tokens - min(chunk_tokens // 2, count_tokens_once(heading) + 1) if heading else 0
         pieces = [p.strip() for p in (splitter(room) if heading else plain).split_text(section.text)]
         pieces = [p for p in pieces if p]
         if heading and len(pieces) > 1 and pieces[0] in (heading, heading.rpartition(" > ")[2]):
@@ -91,7 +97,7 @@ def chunk_sections(
             pieces = pieces[1:]
         for piece in pieces:
             context = context_line(heading, piece)
-            if context and count_tokens(context) > chunk_tokens // 2:
+            if context and count_tokens_once(context) > chunk_tokens // 2:
                 context = ""  # a heading longer than half a chunk would crowd out the text
             text = f"{context}\n{piece}" if context else piece
             chunks.append(Chunk(text, len(chunks), section.page, section.heading))
