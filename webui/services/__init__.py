@@ -20,6 +20,7 @@ from webui.services.documents import DocumentService
 from webui.services.models import ModelService
 from webui.services.notebook import CompletionUpdate, NotebookService
 from webui.services.presets import AppliedPreset, PresetService
+from webui.services.streaming import UpdatePacer
 from webui.services.summaries import SummaryService
 from webui.storage import set_aside_notice
 
@@ -41,10 +42,12 @@ class Services:
         self.models = ModelService(settings, hardware, engine)  # the Models tab, the picker and the API
         self.presets = PresetStore(settings.presets_dir)
         self.document_actions = DocumentService(settings)  # the Documents tab's actions
-        self.chat = ChatService(engine, self.history, documents=self.document_actions, presets=self.presets)
+        pacer = UpdatePacer()  # chat and notebook replies streaming at once share the page's redraws
+        self.chat = ChatService(engine, self.history, documents=self.document_actions, presets=self.presets,
+                                pacer=pacer)
         # The Presets tab's actions; in team mode presets have owners and only admins write shared ones.
         self.preset_actions = PresetService(self.presets, engine, team=self.auth_required)
-        self.notebook = NotebookService(engine)
+        self.notebook = NotebookService(engine, pacer)
         self.summaries = SummaryService(engine, self.document_actions, self.preset_actions, self.history)
         # The HTTP API's two doors: who a call acts as, and generation/embeddings with its checks.
         self.api_access = ApiAccessService(settings, self.users, team_mode=self.auth_required)

@@ -44,7 +44,7 @@ from webui.rag import (
 from webui.rag.embeddings import EmbeddingModelError
 from webui.services.documents import DocumentService
 from webui.services.presets import model_family
-from webui.services.streaming import CancelRegistry, paced_text
+from webui.services.streaming import CancelRegistry, UpdatePacer
 
 log = logging.getLogger(__name__)
 
@@ -180,12 +180,15 @@ class ChatService:
         *,
         documents: DocumentService | None = None,
         presets: PresetStore | None = None,
+        pacer: UpdatePacer | None = None,
     ) -> None:
+        """``pacer`` shares the page's redraws among all replies streaming at once (the notebook's too)."""
         self._engine = engine
         self._history = history
         self._documents = documents
         self._presets = presets
         self._cancels = CancelRegistry()
+        self._pacer = pacer or UpdatePacer()
         self._active = ActiveReplies()
 
     # -- conversations -----------------------------------------------------------------------
@@ -447,8 +450,9 @@ class ChatService:
         if self._engine.switching_to:
             yield ReplyUpdate(text="", notice=switching_notice(self._engine.switching_to))
         try:
-            for text, stats in paced_text(self._engine.stream_chat(messages, sampling, cancel=cancel, user=user,
-                                                                   conversation=conversation_id)):
+            chunks = self._engine.stream_chat(messages, sampling, cancel=cancel, user=user,
+                                              conversation=conversation_id)
+            for text, stats in self._pacer.paced_text(chunks):
                 if stats is not None:
                     yield ReplyUpdate(text=text, done=True, stats=stats,
                                       notice=dropped_notice(stats.dropped_messages))

@@ -12,7 +12,7 @@ from webui.engine import (
     GenerationStats,
     SamplingParams,
 )
-from webui.services.streaming import CancelRegistry, paced_text
+from webui.services.streaming import CancelRegistry, UpdatePacer
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,10 @@ class CompletionUpdate:
 class NotebookService:
     """Raw completion with no chat template, with a Stop per browser session."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, pacer: UpdatePacer | None = None) -> None:
         self._engine = engine
         self._cancels = CancelRegistry()
+        self._pacer = pacer or UpdatePacer()
 
     def complete(
         self, session_key: str, prompt: str, sampling: SamplingParams
@@ -43,7 +44,7 @@ class NotebookService:
         cancel = self._cancels.start(session_key)
         text = ""
         try:
-            for text, stats in paced_text(self._engine.stream_completion(
+            for text, stats in self._pacer.paced_text(self._engine.stream_completion(
                     prompt, sampling, cancel=cancel, conversation=f"notebook:{session_key}")):
                 yield CompletionUpdate(text=text, done=stats is not None, stats=stats)
                 if stats is not None:
