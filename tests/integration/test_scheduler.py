@@ -295,10 +295,12 @@ def test_chunks_carry_logprobs_when_asked(batched: Engine) -> None:
     assert logprobs[0].token in logprobs[0].top, "greedy picks the most likely token"
 
 
+@pytest.mark.parametrize("copy", ["state", "stream"])
 def test_a_new_chat_copies_a_shared_system_prompt_from_another_sequence_and_answers_as_if_evaluated(
-    smollm_path: Path,
+    smollm_path: Path, copy: str,
 ) -> None:
-    """A team's chats share a system prompt: the second chat copies it from the first one's cache."""
+    """A team's chats share a system prompt: the second chat copies it from the first one's cache,
+    through the first sequence's state (a short source) or a copy of its whole KV stream (a long one)."""
     system = {"role": "system", "content": "You are the help desk of a small library. Answer briefly and kindly. " * 6}
     question = "What is the capital of France? Answer in one word."
     alone = Engine(parallel=1, prompt_cache_mb=0)  # one sequence: nothing to copy from, all evaluated
@@ -308,6 +310,7 @@ def test_a_new_chat_copies_a_shared_system_prompt_from_another_sequence_and_answ
 
     engine = Engine(parallel=2, prompt_cache_mb=0)
     engine.load(smollm_path, SETTINGS)
+    engine._batcher.max_state_copy = SETTINGS.n_ctx if copy == "state" else 0  # the way of copying under test
     collect(engine.stream_chat([system, {"role": "user", "content": "Name three colours."}], GREEDY, conversation="a"))
     before = engine.evaluated_tokens
     text, stats = collect(engine.stream_chat([system, {"role": "user", "content": question}], GREEDY, conversation="b"))
