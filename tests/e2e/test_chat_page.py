@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from urllib.parse import urlparse
@@ -114,7 +115,10 @@ def test_edit_a_question_then_the_reply_is_written_again(page, smollm_app) -> No
         arg=first_reply, timeout=120_000)
     shown = page.locator("#chatbot").inner_text()
     assert "capital of France" in shown and "capital of Italy" not in shown
-    assert "Paris" in last_reply(page)
+    # The new reply answers the edited question. SmolLM2's greedy wording shifts with the build and with
+    # how the cached prompt start was evaluated (one CI run: "...it refers to France."), so either word counts;
+    # the first question never mentioned France.
+    assert re.search(r"Paris|France", last_reply(page)), last_reply(page)
     # The edit is saved: reopening the chat shows it.
     page.reload()
     page.locator("#conversations").get_by_text("What is the capital of Italy", exact=False).click()
