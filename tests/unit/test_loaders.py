@@ -358,3 +358,38 @@ def test_help_listing_in_html_is_split_per_option() -> None:
     assert by_heading["tool > --prompt PROMPT"].startswith("--prompt PROMPT Provides")
     assert "tool > -h, --help" in by_heading
     assert sections[-1].heading == "tool" and sections[-1].text == "After the listing."
+
+
+def test_values_listed_in_an_html_entry_are_split_per_value() -> None:
+    """An option's values, each opening with a code literal, become sections under the option."""
+    page = (
+        '<html><body><main><h1>Command line</h1><dl class="std cmdoption"><dt><span>-X</span></dt>'
+        "<dd><p>Reserved for implementation-specific options:</p><ul>"
+        "<li><p><code><span>-X</span> <span>faulthandler</span></code> to enable faulthandler for crashes;</p></li>"
+        "<li><p><code><span>-X</span> <span>dev</span></code>: enable Python Development Mode.</p></li>"
+        "</ul><p>It also allows arbitrary values.</p></dd></dl>"
+        "<dl><dt>--with-hashes</dt><dd><ul><li><p><code>md5</code>;</p></li><li><p><code>sha1</code>.</p></li></ul></dd></dl>"
+        "<dl><dt>MALLOC</dt><dd><ul><li><p><code>default</code>: use the default allocators.</p></li>"
+        "<li><p><code>debug</code>: install debug hooks on them.</p></li></ul></dd></dl>"
+        "<dl><dt>-P</dt><dd><ul><li><p><code>python -m module</code> command line: prepend nothing</p></li>"
+        "<li><p><code>python script.py</code> command line: prepend nothing either</p></li></ul></dd></dl>"
+        "<ul><li><p><code>top</code> a list outside any entry stays whole</p></li>"
+        "<li><p><code>level</code> as it always did here</p></li></ul></main></body></html>"
+    ).encode()
+    sections = load_document(page, "cmdline.html").sections
+    assert [(s.heading, s.text) for s in sections] == [
+        ("Command line", "Command line"),
+        ("Command line > -X", "-X\nReserved for implementation-specific options:"),
+        ("Command line > -X > -X faulthandler", "-X faulthandler to enable faulthandler for crashes;"),
+        ("Command line > -X > -X dev", "-X dev: enable Python Development Mode."),
+        ("Command line > -X", "It also allows arbitrary values."),
+        ("Command line > --with-hashes", "--with-hashes\nmd5;\nsha1."),  # bare names: no passage each
+        ("Command line > MALLOC", "MALLOC"),
+        ("Command line > MALLOC > default", "default: use the default allocators."),  # one-word values
+        ("Command line > MALLOC > debug", "debug: install debug hooks on them."),
+        (  # cases in prose, not values of -P
+            "Command line > -P",
+            "-P\npython -m module command line: prepend nothing\npython script.py command line: prepend nothing either",
+        ),
+        ("Command line", "top a list outside any entry stays whole\nlevel as it always did here"),
+    ]

@@ -471,6 +471,47 @@ def option_groups(text: str) -> list[tuple[str | None, str]]:
     return [(name, "\n".join(body)) for name, body in groups]
 
 
+def _leading_literal(item: Any) -> str | None:
+    """The code literal an item opens with ("-X dev" of "<li><p><code>-X dev</code>: ..."), when
+    words of its own follow it; None otherwise."""
+    from bs4 import Tag
+
+    node = item
+    while True:
+        first = next((c for c in node.children if not (isinstance(c, str) and not c.strip())), None)
+        if not isinstance(first, Tag) or first.name not in ("p", "code"):
+            return None
+        if first.name == "code":
+            literal = _html_text(first).replace("\n", " ")
+            rest = _html_text(item).replace("\n", " ")[len(literal):]
+            return literal if literal and len(re.findall(r"\w+", rest)) >= _MIN_VALUE_WORDS else None
+        node = first
+
+
+# A listed value is its own section only with a few words of description; "md5;" alone is no
+# passage worth a chunk.
+_MIN_VALUE_WORDS = 3
+
+
+def value_items(listing: Any, entry: str) -> list[tuple[str, Any]] | None:
+    """A list's items as (literal, item) pairs when there are at least two and every item opens
+    with a described value of ``entry``: a code literal that is one word ("malloc", "check") or
+    starts with the entry's own name ("-X dev" under "-X"); None otherwise.
+
+    Why: the values of one option ("-X dev", "-X utf8", "-X importtime") all sat under the option's
+    heading, so each chunk of the list started alike and a question about one value matched the
+    chunk holding three others no worse than the one that answers it. A list of cases in prose
+    ("<code>python -m module</code> command line: ...") is no list of values and stays whole.
+    """
+    items = listing.find_all("li", recursive=False)
+    if len(items) < 2:
+        return None
+    literals = [_leading_literal(item) for item in items]
+    if not all(literal and (" " not in literal or literal.startswith(entry + " ")) for literal in literals):
+        return None
+    return list(zip(literals, items))
+
+
 def load_html(data: bytes, file_name: str) -> LoadedDocument:
     """The page's main content grouped under heading paths ("Title > Section"), like Markdown.
 
@@ -496,7 +537,8 @@ def load_html(data: bytes, file_name: str) -> LoadedDocument:
     def heading_path(*extra: str) -> str | None:
         return " > ".join([text for _, text in path] + list(extra)) or None
 
-    def walk(node: Tag) -> None:
+    def walk(node: Tag, in_entry: bool = False) -> None:
+        """in_entry: node is, or lies in, a definition (a <dd>), whose listed values split."""
         for child in node.children:
             if not isinstance(child, Tag):
                 collected.add(" ".join(str(child).split()))
@@ -510,6 +552,12 @@ def load_html(data: bytes, file_name: str) -> LoadedDocument:
                     collected.start(heading_path(), text)
             elif child.name == "dl":
                 walk_definitions(child)
+            elif (child.name in ("ul", "ol") and in_entry and collected.heading
+                  and (values := value_items(child, collected.heading.rpartition(" > ")[2]))):
+                outer = collected.heading
+                for literal, item in values:  # each value under the entry's heading, then its own
+                    collected.start(f"{outer} > {literal[:160]}", _html_text(item))
+                collected.start(outer, "")
             elif child.name in _HTML_BLOCKS or not child.find((*_HTML_BLOCKS, *_HTML_HEADINGS, "dl")):
                 groups = option_groups(_html_text(child))
                 if len(groups) == 1:
@@ -520,7 +568,7 @@ def load_html(data: bytes, file_name: str) -> LoadedDocument:
                     collected.start(heading_path(name) if name else outer, lines)
                 collected.start(outer, "")
             else:
-                walk(child)
+                walk(child, in_entry)
 
     def walk_definitions(listing: Tag) -> None:
         outer = collected.heading
@@ -537,7 +585,7 @@ def load_html(data: bytes, file_name: str) -> LoadedDocument:
                     collected.add(term)
             else:
                 terms.clear()
-                walk(item)
+                walk(item, in_entry=True)
         collected.start(outer, "")  # text after the list belongs to the heading above it again
 
     walk(main)
