@@ -86,7 +86,6 @@ def log_in(page, url: str, name: str, password: str) -> None:
     page.get_by_role("button", name="Send").wait_for()
 
 
-
 # A dropped file shows in the upload box once Gradio has received it; on a loaded machine (a CI run
 # with a benchmark beside it) that once took more than 60 s.
 UPLOAD_SHOWN_TIMEOUT_MS = 180_000

@@ -471,6 +471,11 @@ def option_groups(text: str) -> list[tuple[str | None, str]]:
     return [(name, "\n".join(body)) for name, body in groups]
 
 
+# A listed value is its own section only with a few words of description; "md5;" alone is no
+# passage worth a chunk.
+_MIN_VALUE_WORDS = 3
+
+
 def _leading_literal(item: Any) -> str | None:
     """The code literal an item opens with ("-X dev" of "<li><p><code>-X dev</code>: ..."), when
     words of its own follow it; None otherwise."""
@@ -486,11 +491,6 @@ def _leading_literal(item: Any) -> str | None:
             rest = _html_text(item).replace("\n", " ")[len(literal):]
             return literal if literal and len(re.findall(r"\w+", rest)) >= _MIN_VALUE_WORDS else None
         node = first
-
-
-# A listed value is its own section only with a few words of description; "md5;" alone is no
-# passage worth a chunk.
-_MIN_VALUE_WORDS = 3
 
 
 def value_items(listing: Any, entry: str) -> list[tuple[str, Any]] | None:

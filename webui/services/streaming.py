@@ -84,4 +84,3 @@ class UpdatePacer:
         finally:
             with self._guard:
                 self._streams -= 1
-
