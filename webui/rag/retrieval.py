@@ -95,9 +95,11 @@ def file_name_terms(file_name: str) -> set[str]:
     return {t for t in keyword_tokens(PurePath(file_name).stem) if not t.replace(".", "").isdigit()}
 
 
-def _names_file(question_terms: set[str], metadata: dict[str, Any]) -> bool:
-    name = metadata.get("file_name")
-    return bool(name) and not question_terms.isdisjoint(file_name_terms(str(name)))
+def _named_files(question: str, candidates: Sequence[Candidate]) -> set[str]:
+    """The candidates' file names that the question names (each distinct file read once)."""
+    terms = set(query_tokens(question))
+    names = {str(c.metadata["file_name"]) for c in candidates if c.metadata.get("file_name")}
+    return {name for name in names if not terms.isdisjoint(file_name_terms(name))}
 
 
 def _misses_names(store: ChromaStore, stored: StoredCollection, question: str) -> bool:
@@ -174,9 +176,9 @@ def search(
             key = (stored.chroma_name, chunk_id)
             if key in found:  # a chunk deleted between the two reads is simply skipped
                 found[key] = replace(found[key], keyword_rank=rank)
-    question_terms = set(query_tokens(question))
+    named = _named_files(question, list(found.values()))
     ranked_all = fuse(
-        [replace(c, named=_names_file(question_terms, c.metadata)) for c in found.values()],
+        [replace(c, named=c.metadata.get("file_name") in named) for c in found.values()],
         vector_weight=vector_weight, keyword_weight=keyword_weight, rrf_k=rrf_k,
         file_name_weight=file_name_weight if mode == "hybrid" else 0.0,
     )
