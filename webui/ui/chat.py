@@ -159,7 +159,8 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
                 system_prompt = gr.Textbox(label="System prompt", lines=3, value="You are a helpful assistant.")
                 defaults = SamplingParams()
                 with gr.Row():
-                    temperature = gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature")
+                    temperature = gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature",
+                                            elem_id="temperature")
                     top_p = gr.Slider(0, 1, value=defaults.top_p, step=0.01, label="Top-p")
                     top_k = gr.Slider(0, 200, value=defaults.top_k, step=1, label="Top-k")
                     min_p = gr.Slider(0, 1, value=defaults.min_p, step=0.01, label="Min-p")
