@@ -248,6 +248,28 @@ def test_gemma_replies_batched_together_stay_apart_and_reuse_their_cache(gemma_p
     engine.unload()
 
 
+def test_a_sliding_window_model_reuses_its_cache_past_the_window_but_not_a_window_it_overwrote(
+    gemma_path: Path,
+) -> None:
+    """Gemma 3's sliding-window layers keep only their window (512) and one ubatch of cells, so a chat
+    longer than that still continues from its cache, but going back to its first question (a
+    regenerated reply) must evaluate it again: the cells that question's window needs are gone."""
+    engine = Engine(parallel=1, prompt_cache_mb=0)
+    engine.load(gemma_path, LoadSettings(n_ctx=2048, n_threads=1, n_batch=64))  # window cells: 512 + 64 -> 768
+    first = "What is the capital of France? Answer in one word."
+    history: list[dict[str, str]] = []
+    expected, _ = turn(engine, history, first, "c")
+    notes = "The reading room opens at nine and closes at six. " * 70  # ~800 tokens: the window's cells wrap
+    _, long_turn = turn(engine, history, f"Here are the library's notes: {notes} When does it open?", "c")
+    assert long_turn.prompt_tokens > 800 and long_turn.cached_tokens > 20
+    _, after = turn(engine, history, "And when does it close?", "c")
+    assert after.prompt_tokens - after.cached_tokens < 30, "past the window, the next turn still reuses the cache"
+    text, again = collect(engine.stream_chat([{"role": "user", "content": first}], GREEDY, conversation="c"))
+    assert again.cached_tokens == 0, "the first question's window was overwritten, so it is evaluated again"
+    assert text == expected
+    engine.unload()
+
+
 def test_tokenizing_while_models_switch_never_touches_a_freed_model(smollm_path: Path, gemma_path: Path) -> None:
     engine = Engine(parallel=2)
     engine.load(smollm_path, SETTINGS)
