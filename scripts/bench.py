@@ -8,8 +8,9 @@ Team mode (continuous batching): aggregate tokens/s for 1, 2, 4 and 8 simultaneo
 llama.cpp's own ``llama-batched-bench`` at as many sequences (target at 4: >= 0.85x), how long the
 last user waited for a first token (target at 4: within 1.5x of a lone user's), and the time to
 first token on the 10th turn of a ~2,000-token conversation divided by that on the 1st (target
-<= 1.2), for one conversation and for two taking turns (each keeps its KV cache). Raw
-single-sequence decode is also compared with ``llama-bench`` tg128 (target: app >= 0.9x).
+<= 1.2), for one conversation and for two taking turns (each keeps its KV cache), beside llama-bench's
+own ratio for as many new prompt tokens behind as many cached ones (``-d``). Raw single-sequence
+decode is also compared with ``llama-bench`` tg128 (target: app >= 0.9x).
 
 ``llama-batched-bench`` and ``llama-bench`` are built once into ~/.cache/webui-bench from the
 vendored llama.cpp of the pinned llama-cpp-python sdist, with the app's portable CPU flags
@@ -80,6 +81,9 @@ class AppClient:
         import httpx
 
         self._http = httpx.Client(base_url=url, timeout=300)
+        # One session for all of this client's requests, as a browser tab (or gradio_client) has: the app
+        # builds a session's state of every component once (~20 ms of its event loop), not per message.
+        self._session = uuid.uuid4().hex
         if fn_index is None:
             dependencies = self._http.get("/config").json()["dependencies"]
             fn_index = next(d["id"] for d in dependencies if d.get("api_name") == "chat")
@@ -87,13 +91,12 @@ class AppClient:
 
     def stream(self, message: str, max_tokens: int, seed: int, history: list | None = None):
         """Yield the reply text each time it grows."""
-        session = uuid.uuid4().hex
         self._http.post("/gradio_api/queue/join", json={
             "data": [message, "", max_tokens, TEMPERATURE, seed, history], "fn_index": self.fn_index,
-            "session_hash": session, "event_data": None, "trigger_id": None,
+            "session_hash": self._session, "event_data": None, "trigger_id": None,
         }).raise_for_status()
         text = ""
-        with self._http.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as events:
+        with self._http.stream("GET", "/gradio_api/queue/data", params={"session_hash": self._session}) as events:
             for line in events.iter_lines():
                 if not line.startswith("data:"):
                     continue
@@ -248,15 +251,21 @@ def build_line(system_info: str) -> str:
 
 
 def concurrent_users(client_factory, users: int, max_tokens: int):
-    """``users`` clients ask at once; returns each result, the span of the run, and the last user's wait."""
-    clients = [client_factory() for _ in range(users)]  # connecting is not part of the run
+    """``users`` clients ask at once; returns each result, the span of the run, and the last user's wait.
+
+    Every run's questions are new (``PROMPT`` then a reader's number in that run), so a lone user and
+    each of four find the same in the app's cache: the shared start that the warm-up left there.
+    """
+    clients = [client_factory() for _ in range(users)]
+    for client in clients:  # each user has the page open and has asked before: connecting is not part of the run
+        list(client.stream(PROMPT, 1, SEED))
 
     def one(index: int) -> tuple[float, float, float, str]:
         client = clients[index]
         submitted = time.perf_counter()
         first_at = None
         text = ""
-        for text in client.stream(f"{PROMPT} (reader {index})", max_tokens, SEED + index):
+        for text in client.stream(f"{PROMPT} (run {users}, reader {index + 1})", max_tokens, SEED + index):
             if text and first_at is None:
                 first_at = time.perf_counter()
         return submitted, first_at or time.perf_counter(), time.perf_counter(), text
@@ -271,15 +280,23 @@ def concurrent_users(client_factory, users: int, max_tokens: int):
 
 
 def conversation_ttfts(client, turns: int, conversations: int, label: str,
-                       filler_words: int = 28) -> list[list[float]]:
-    """TTFT per turn for ``conversations`` conversations taking turns; each turn adds ~200 tokens."""
+                       filler_words: int = 28) -> tuple[list[list[float]], list[dict[str, str]]]:
+    """TTFT per turn for ``conversations`` conversations taking turns; each turn adds ~200 tokens.
+
+    Every question has as many tokens as the others (three-digit words), so the last turn's first
+    token costs more than the first's only by what the longer context costs. Also returns the last
+    turn's messages of the first conversation, for the llama-bench baseline at that depth.
+    """
     histories: list[list[dict[str, str]]] = [[] for _ in range(conversations)]
     ttfts: list[list[float]] = [[] for _ in range(conversations)]
+    last_turn: list[dict[str, str]] = []
     for turn in range(turns):
         for index, history in enumerate(histories):
             # ``label`` keeps runs apart: a first turn must not find its prompt cached by an earlier run.
             question = (f"{label} conversation {index}, question {turn}: " + " ".join(
-                f"word{(turn * 31 + index * 7 + k) % 997}" for k in range(filler_words)) + ". Summarise that.")
+                f"word{100 + (turn * 31 + index * 7 + k) % 900}" for k in range(filler_words)) + ". Summarise that.")
+            if index == 0:
+                last_turn = history + [{"role": "user", "content": question}]
             submitted = time.perf_counter()
             first_at = None
             text = ""
@@ -288,7 +305,7 @@ def conversation_ttfts(client, turns: int, conversations: int, label: str,
                     first_at = time.perf_counter()
             ttfts[index].append((first_at or time.perf_counter()) - submitted)
             history += [{"role": "user", "content": question}, {"role": "assistant", "content": text}]
-    return ttfts
+    return ttfts, last_turn
 
 
 def llama_tools() -> tuple[Path | None, str]:
@@ -357,6 +374,20 @@ def llama_bench_tg(bin_dir: Path, model: Path, threads: int, tokens: int,
     return (rows[0]["avg_ts"], str(rows[0].get("backends") or "?")) if rows else (None, "?")
 
 
+def llama_bench_depth(bin_dir: Path, model: Path, threads: int, new_tokens: int, depth: int,
+                      gpu_layers: int = 0) -> float | None:
+    """llama.cpp's own time for ``new_tokens`` of prompt behind ``depth`` cached tokens over that behind none.
+
+    What the longer context alone costs: the floor under the app's 10th-turn / 1st-turn ratio.
+    """
+    result = subprocess.run(
+        [str(bin_dir / "llama-bench"), "-m", str(model), "-t", str(threads), "-p", str(new_tokens), "-n", "0",
+         "-d", f"0,{depth}", "-ngl", str(tool_gpu_layers(gpu_layers)), "-r", "3", "-o", "jsonl"],
+        capture_output=True, text=True, timeout=1800)
+    speed = {int(r.get("n_depth", 0)): r["avg_ts"] for r in jsonl(result.stdout) if r.get("n_prompt") and r.get("avg_ts")}
+    return speed[0] / speed[depth] if 0 in speed and depth in speed else None
+
+
 def main() -> int:
     import llama_cpp
     from llama_cpp import Llama
@@ -397,6 +428,9 @@ def main() -> int:
     first_tokens: list[FirstTokens] = []
     team_rows = []
     single_ttfts: list[list[float]] = []
+    last_turn: list[dict[str, str]] = []
+    depth_ratio: float | None = None
+    turn_new = turn_depth = 0
     interleaved_ttfts: list[list[float]] = []
     with tempfile.TemporaryDirectory() as workdir, running_app(
         Path(workdir),
@@ -411,7 +445,7 @@ def main() -> int:
                     verbose=False)
         client = AppClient(app.url)
         rendered = rendered_prompt(llm, model)
-        if "decode" in parts or "ttft" in parts:
+        if "decode" in parts or "ttft" in parts or user_counts:
             raw_run(llm, rendered, 16), app_run(client, llm, 16)  # warm both up: page cache, first-call costs
         if "decode" in parts:
             for _ in range(args.rounds):  # interleaved, so drift in machine load hits both alike
@@ -425,8 +459,8 @@ def main() -> int:
             tokens = sum(len(llm.tokenize(r[3].encode(), add_bos=False, special=True)) for r in results)
             team_rows.append((users, tokens / (finished - started), last_wait, tokens))
         if "turns" in parts:
-            single_ttfts = conversation_ttfts(client, args.turns, 1, "Solo")
-            interleaved_ttfts = conversation_ttfts(client, args.turns, 2, "Shared")
+            single_ttfts, last_turn = conversation_ttfts(client, args.turns, 1, "Solo")
+            interleaved_ttfts, _ = conversation_ttfts(client, args.turns, 2, "Shared")
     prompt_tokens = len(llm.tokenize(PROMPT.encode(), add_bos=True, special=True)) + 8  # + the chat template
     batched: dict[int, float] = {}
     bench_tg: float | None = None
@@ -435,6 +469,15 @@ def main() -> int:
         if user_counts:
             batched = batched_bench(bin_dir, model, args.threads, prompt_tokens, args.tokens, user_counts, gpu_layers)
         bench_tg, tool_backends = llama_bench_tg(bin_dir, model, args.threads, 128, gpu_layers)
+        if last_turn:
+            def count(messages: list[dict[str, str]]) -> int:
+                rendered = rendered_prompt(llm, model, messages)
+                return len(llm.tokenize(rendered.text.encode("utf-8"), add_bos=not rendered.added_special,
+                                        special=True))
+
+            turn_new = count(last_turn[-1:])  # the last question with its template: what the app evaluates
+            turn_depth = count(last_turn) - turn_new
+            depth_ratio = llama_bench_depth(bin_dir, model, args.threads, turn_new, turn_depth, gpu_layers)
         if (user_counts and not batched) or bench_tg is None:
             why = f"the llama.cpp tools gave no figures (build in {bin_dir})"
 
@@ -496,6 +539,9 @@ def main() -> int:
         print(f"TTFT turn {args.turns} / turn 1, {label}: "
               + ", ".join(f"{t[-1] * 1000:.0f} ms / {t[0] * 1000:.0f} ms = {r:.2f}" for t, r in zip(ttfts, ratios))
               + " (target <= 1.2)")
+    if depth_ratio:
+        print(f"llama-bench, the same {turn_new} new prompt tokens behind {turn_depth} cached / behind none: "
+              f"{depth_ratio:.2f} (what the longer context alone costs llama.cpp itself)")
     return 0
 
 
