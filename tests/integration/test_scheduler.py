@@ -191,6 +191,30 @@ def test_two_conversations_without_ids_taking_turns_each_keep_their_cache(batche
         assert stats.prompt_tokens - stats.cached_tokens < 40
 
 
+def test_a_new_conversation_takes_a_sequence_beside_the_running_reply(smollm_path: Path) -> None:
+    """llama.cpp decodes sequences next to each other in one pass, so a new conversation takes a sequence
+    beside a running reply, evicting that cache to RAM, rather than the least recently used one apart."""
+    engine = Engine(parallel=4, prompt_cache_mb=64)
+    engine.load(smollm_path, SETTINGS)
+    letters = {name: f"Say the letter {name.upper()}." for name in "abcd"}
+    for name in "abcd" + "ac":  # caches in sequences 0-3, then b and d are the least recently used
+        turn(engine, [], letters[name], name)
+    seq_of = {slot.conversation: slot.seq_id for slot in engine._batcher.slots}
+    assert seq_of == {"a": 0, "b": 1, "c": 2, "d": 3}
+    running = engine.stream_chat([{"role": "user", "content": "Count from 1 to 100, one number per line."}],
+                                 SamplingParams(temperature=0, max_tokens=300), conversation="x")
+    assert next(running).text, "the long reply is decoding"
+    _, stats = collect(engine.stream_chat([{"role": "user", "content": "Say hello."}], GREEDY, conversation="y"))
+    seq_of = {slot.conversation: slot.seq_id for slot in engine._batcher.slots}
+    assert stats.finish_reason in ("stop", "length") and seq_of["x"] == 1, "x took the least recently used, b's"
+    assert seq_of["y"] in (0, 2), f"y took a sequence beside x's, not d's: {seq_of}"
+    running.close()  # stops x
+    evicted = "a" if seq_of["y"] == 0 else "c"
+    _, back = turn(engine, [{"role": "user", "content": letters[evicted]}], "Again.", evicted)
+    assert back.cached_tokens > 10, "the evicted conversation came back from the RAM store"
+    engine.unload()
+
+
 def test_an_evicted_conversation_restored_from_ram_continues_as_if_it_never_left(smollm_path: Path) -> None:
     questions = ["Tell me a fact about the moon.", "Tell me another one."]
     kept = Engine(parallel=1, prompt_cache_mb=64)

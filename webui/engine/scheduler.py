@@ -346,7 +346,7 @@ class Batcher:
             # must not wipe another conversation's cache while other slots are free.
             if reusable(shared) > 0 and 2 * reusable(shared) >= len(shared.tokens):
                 return shared
-        slot = min(free, key=lambda s: (bool(s.tokens), s.last_used))  # empty first, then least recently used
+        slot = min(free, key=lambda s: (-self._running_neighbours(s), bool(s.tokens), s.last_used))
         self._evict(slot)
         saved = self.store.pop(job.conversation) if job.conversation is not None else None
         if saved is not None:
@@ -359,6 +359,17 @@ class Batcher:
                 log.warning("could not restore the cached state of a conversation; evaluating it again")
                 llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
         return slot
+
+    def _running_neighbours(self, slot: Slot) -> int:
+        """How many of the sequences on either side of ``slot`` are replying (0-2).
+
+        Replies in sequences next to each other decode in one pass of llama.cpp; four in sequences
+        1, 3, 5 and 7 took four (41 tokens/s for Gemma 3 270M on 2 cores, 75 in 0-3). So a new
+        conversation takes a free sequence beside the running ones before an empty one, and an empty one
+        before the least recently used cache (an evicted cache goes to the RAM store when there is room).
+        """
+        return sum(1 for i in (slot.seq_id - 1, slot.seq_id + 1)
+                   if 0 <= i < len(self.slots) and self.slots[i].running is not None)
 
     def _evict(self, slot: Slot) -> None:
         """Empty a slot, saving its conversation's KV state to RAM first when there is room for it."""
@@ -379,40 +390,40 @@ class Batcher:
         for slot in self.slots:
             if slot.running and slot.running.job.cancel.is_set():
                 self._finish(slot, "cancelled")
-        batch, n = self.batch, 0
         chunks: list[tuple[Slot, list[int]]] = []
-
-        def add(slot: Slot, token: int, pos: int, wants_logits: bool) -> None:
-            nonlocal n
-            batch.token[n] = token
-            batch.pos[n] = pos
-            batch.n_seq_id[n] = 1
-            batch.seq_id[n][0] = slot.seq_id
-            batch.logits[n] = wants_logits
-            n += 1
-
+        room = self.n_batch
         for slot in self.slots:
             run = slot.running
             if run is not None and run.next_token is not None:
-                run.output_index = n
-                add(slot, run.next_token, len(slot.tokens), True)
                 chunks.append((slot, [run.next_token]))
+                room -= 1
         for slot in sorted((s for s in self.slots if s.running and s.running.pending),
                            key=lambda s: s.running.job.submitted):  # type: ignore[union-attr]
-            run = slot.running
-            assert run is not None
-            room = self.n_batch - n
             if room <= 0:
                 break
-            chunk = run.pending[:room]
-            last = len(chunk) == len(run.pending)
-            for i, token in enumerate(chunk):
-                add(slot, token, len(slot.tokens) + i, last and i == len(chunk) - 1)
-            if last:
-                run.output_index = n - 1
+            chunk = slot.running.pending[:room]  # type: ignore[union-attr]
             chunks.append((slot, chunk))
-        if n == 0:
+            room -= len(chunk)
+        if not chunks:
             return
+        # llama.cpp runs a batch over separate KV streams as one pass per run of consecutive sequence ids
+        # (each giving as many tokens as the shortest): the batch lists them in id order, and
+        # ``_choose_slot`` keeps the running ones next to each other.
+        chunks.sort(key=lambda c: c[0].seq_id)
+        batch, n = self.batch, 0
+        for slot, chunk in chunks:
+            run = slot.running
+            assert run is not None
+            wants_logits = run.next_token is not None or len(chunk) == len(run.pending)
+            for i, token in enumerate(chunk):
+                batch.token[n] = token
+                batch.pos[n] = len(slot.tokens) + i
+                batch.n_seq_id[n] = 1
+                batch.seq_id[n][0] = slot.seq_id
+                batch.logits[n] = wants_logits and i == len(chunk) - 1
+                n += 1
+            if wants_logits:
+                run.output_index = n - 1
         batch.n_tokens = n
         code = llama_cpp.llama_decode(self.ctx, batch)
         if code != 0:
