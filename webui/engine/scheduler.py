@@ -234,6 +234,7 @@ class Batcher:
         self.slots = [Slot(seq_id=i) for i in range(loaded.n_seq)]
         self.store = SequenceStore(cache_bytes)
         self.evaluated_tokens = 0  # prompt tokens evaluated since load (tests and benchmarks count them)
+        self._prompt_tokens_since_decode = 0  # prompt tokens evaluated since the replies last got a token
         # Per token id: its bytes, or None for an end-of-generation token. Each ctypes call gives up the
         # GIL and may wait for it behind the consumers' threads, so each token asks llama.cpp only once.
         self._pieces: dict[int, bytes | None] = {}
@@ -386,24 +387,33 @@ class Batcher:
     # -- decoding --------------------------------------------------------------------------
 
     def step(self) -> None:
-        """Decode one batch: one token for each replying sequence, then prompt chunks in what is left."""
+        """Decode one batch: one token for each replying sequence, or chunks of the waiting prompts.
+
+        Prompts go first, up to ``n_batch`` of their tokens between two tokens of the running replies,
+        so a long prompt holds the replies back one chunk at a time. Over separate KV streams llama.cpp
+        would split a batch mixing both into two passes anyway (the replies with one token of each
+        prompt, then the rest of the prompts), and every reply's token would wait for both: separate
+        steps cost the replies the same and give new prompts their first token a pass sooner.
+        """
         for slot in self.slots:
             if slot.running and slot.running.job.cancel.is_set():
                 self._finish(slot, "cancelled")
+        decoding = [s for s in self.slots if s.running and s.running.next_token is not None]
+        prompting = sorted((s for s in self.slots if s.running and s.running.pending),
+                           key=lambda s: s.running.job.submitted)  # type: ignore[union-attr]
         chunks: list[tuple[Slot, list[int]]] = []
-        room = self.n_batch
-        for slot in self.slots:
-            run = slot.running
-            if run is not None and run.next_token is not None:
-                chunks.append((slot, [run.next_token]))
-                room -= 1
-        for slot in sorted((s for s in self.slots if s.running and s.running.pending),
-                           key=lambda s: s.running.job.submitted):  # type: ignore[union-attr]
-            if room <= 0:
-                break
-            chunk = slot.running.pending[:room]  # type: ignore[union-attr]
-            chunks.append((slot, chunk))
-            room -= len(chunk)
+        room = self.n_batch - self._prompt_tokens_since_decode if decoding else self.n_batch
+        if prompting and room > 0:
+            for slot in prompting:
+                if room <= 0:
+                    break
+                chunk = slot.running.pending[:room]  # type: ignore[union-attr]
+                chunks.append((slot, chunk))
+                room -= len(chunk)
+                self._prompt_tokens_since_decode += len(chunk)
+        else:
+            chunks = [(slot, [slot.running.next_token]) for slot in decoding]  # type: ignore[union-attr,list-item]
+            self._prompt_tokens_since_decode = 0
         if not chunks:
             return
         # llama.cpp runs a batch over separate KV streams as one pass per run of consecutive sequence ids
