@@ -191,6 +191,27 @@ def test_two_conversations_without_ids_taking_turns_each_keep_their_cache(batche
         assert stats.prompt_tokens - stats.cached_tokens < 40
 
 
+def test_a_long_prompt_holds_a_running_reply_back_one_chunk_at_a_time(smollm_path: Path) -> None:
+    """A ~750-token prompt is evaluated in chunks of n_batch (64) with a token of the running reply
+    between each two, so that reply keeps streaming while the prompt is read."""
+    engine = Engine(parallel=2, prompt_cache_mb=0)
+    engine.load(smollm_path, LoadSettings(n_ctx=2048, n_threads=1, n_batch=64))
+    running = engine.stream_chat([{"role": "user", "content": "Count from 1 to 300, one number per line."}],
+                                 SamplingParams(temperature=0, max_tokens=60), conversation="a")
+    reply = [next(running).text]
+    reading = threading.Thread(target=lambda: reply.extend(chunk.text for chunk in running))
+    reading.start()
+    long_prompt = "The reading room opens at nine and closes at six. " * 62
+    before = engine.count_tokens("".join(reply))
+    first = next(iter(engine.stream_chat([{"role": "user", "content": long_prompt + "When does it open?"}],
+                                         GREEDY, conversation="b")))
+    during = engine.count_tokens("".join(reply)) - before
+    reading.join(600)
+    chunks = 700 // 64
+    assert first.text and during >= chunks // 2, f"the reply got {during} tokens while {chunks}+ chunks were read"
+    engine.unload()
+
+
 def test_a_new_conversation_takes_a_sequence_beside_the_running_reply(smollm_path: Path) -> None:
     """llama.cpp decodes sequences next to each other in one pass, so a new conversation takes a sequence
     beside a running reply, evicting that cache to RAM, rather than the least recently used one apart."""
