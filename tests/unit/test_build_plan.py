@@ -77,6 +77,7 @@ def test_the_wheel_folder_never_needs_a_newer_cuda_than_the_driver_runs(driver, 
 
 def test_cuda_version_from_the_recorded_nvidia_smi_table() -> None:
     assert build_plan.parse_cuda_driver_version(recorded("nvidia_smi_rtx4090_plain.txt")) == (12, 4)
+    assert build_plan.parse_cuda_driver_version(recorded("nvidia_smi_h200_plain.txt")) == (13, 0)  # driver 580
     assert build_plan.parse_cuda_driver_version(recorded("nvidia_smi_no_driver.txt")) is None
 
 

@@ -33,6 +33,11 @@ def test_nvidia_smi_single_gpu() -> None:
     assert gpus == [GpuInfo("nvidia", "NVIDIA GeForce RTX 4090", 24564, 23871, 0)]
 
 
+def test_nvidia_smi_h200_recorded_on_a_lent_gpu_machine() -> None:
+    gpus = hardware.parse_nvidia_smi_csv(recorded("nvidia_smi_h200.csv"))
+    assert gpus == [GpuInfo("nvidia", "NVIDIA H200", 143771, 143156, 0)]
+
+
 def test_nvidia_smi_two_gpus_with_header_and_units() -> None:
     gpus = hardware.parse_nvidia_smi_csv(recorded("nvidia_smi_2x_a100_header.csv"))
     assert [(g.index, g.name, g.total_mb, g.free_mb) for g in gpus] == [
