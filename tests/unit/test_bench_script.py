@@ -64,3 +64,10 @@ def test_help_lists_every_part() -> None:
     for part in ("decode", "ttft", "users", "turns", "baselines"):
         assert part in result.stdout
     assert "--only" in result.stdout
+
+
+def test_the_engine_benchmark_explains_its_options() -> None:
+    result = subprocess.run([sys.executable, "scripts/bench_engine.py", "--help"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120, check=True)
+    for option in ("--gpu-layers", "--flash-attn", "--bin-dir", "--users"):
+        assert option in result.stdout
