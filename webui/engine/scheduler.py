@@ -242,7 +242,8 @@ class Batcher:
         self.max_state_copy = self.n_ctx_seq // 4  # most tokens a source may hold to be copied through its state
         # Without flash attention llama.cpp stores V transposed and copies a sequence's state row by row: on a
         # GPU one device copy per row and layer, ~100 ms for a 30-token prompt of SmolLM2 on an H200 (each new
-        # chat's first token waited for it), where copying the stream stays on the device. So only there, not.
+        # chat's first token waited for it), where copying the stream stays on the device. So there, a shared
+        # prefix is always copied as a stream.
         if settings.n_gpu_layers != 0 and not settings.flash_attn and llama_cpp.llama_supports_gpu_offload():
             self.max_state_copy = 0
 
