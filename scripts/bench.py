@@ -136,12 +136,17 @@ def raw_run(llm, rendered, max_tokens: int) -> Run:
     return raw_reply(llm, rendered, max_tokens)[0]
 
 
+def rendered_tokens(llm, rendered) -> list[int]:
+    """The rendered prompt's tokens, as the app tokenizes it (special tokens parsed, BOS only if missing)."""
+    return llm.tokenize(rendered.text.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+
+
 def raw_reply(llm, rendered, max_tokens: int) -> tuple[Run, str]:
     """:func:`raw_run` with the reply's text (the next turn of a conversation needs it)."""
     started = time.perf_counter()
     first_at = last_at = None
     text = ""
-    tokens_in = llm.tokenize(rendered.text.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+    tokens_in = rendered_tokens(llm, rendered)
     for chunk in llm.create_completion(
         prompt=tokens_in, max_tokens=max_tokens, temperature=TEMPERATURE, stop=list(rendered.stop) or None,
         top_p=0.95, top_k=40, min_p=0.05, repeat_penalty=1.1, seed=SEED, stream=True,
@@ -211,12 +216,8 @@ def first_token_round(client: AppClient, llm, model: Path, max_tokens: int = 24)
     app_new, app_text = app_reply(client, llm, first, max_tokens)
     app_cached, _ = app_reply(client, llm, FOLLOW_UP, max_tokens,
                               opening + [{"role": "assistant", "content": app_text}])
-
-    def count(rendered) -> int:
-        return len(llm.tokenize(rendered.text.encode("utf-8"), add_bos=not rendered.added_special, special=True))
-
     return FirstTokens(raw_new.ttft_s, app_new.ttft_s, raw_cached.ttft_s, app_cached.ttft_s,
-                       count(rendered_new), count(rendered_follow))
+                       len(rendered_tokens(llm, rendered_new)), len(rendered_tokens(llm, rendered_follow)))
 
 
 def gpu_layers_from_status(status: dict) -> int:
@@ -470,13 +471,9 @@ def main() -> int:
             batched = batched_bench(bin_dir, model, args.threads, prompt_tokens, args.tokens, user_counts, gpu_layers)
         bench_tg, tool_backends = llama_bench_tg(bin_dir, model, args.threads, 128, gpu_layers)
         if last_turn:
-            def count(messages: list[dict[str, str]]) -> int:
-                rendered = rendered_prompt(llm, model, messages)
-                return len(llm.tokenize(rendered.text.encode("utf-8"), add_bos=not rendered.added_special,
-                                        special=True))
-
-            turn_new = count(last_turn[-1:])  # the last question with its template: what the app evaluates
-            turn_depth = count(last_turn) - turn_new
+            # the last question with its template is what the app evaluates; the rest is cached
+            turn_new = len(rendered_tokens(llm, rendered_prompt(llm, model, last_turn[-1:])))
+            turn_depth = len(rendered_tokens(llm, rendered_prompt(llm, model, last_turn))) - turn_new
             depth_ratio = llama_bench_depth(bin_dir, model, args.threads, turn_new, turn_depth, gpu_layers)
         if (user_counts and not batched) or bench_tg is None:
             why = f"the llama.cpp tools gave no figures (build in {bin_dir})"
