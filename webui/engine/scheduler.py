@@ -287,7 +287,7 @@ class Batcher:
         if self.n_swa <= 0 or n == 0:
             return True
         oldest = llama_cpp.llama_memory_seq_pos_min(self.memory, slot.seq_id)
-        return 0 <= oldest and (oldest == 0 or oldest < n - self.n_swa)
+        return oldest == 0 or 0 < oldest < n - self.n_swa
 
     def _share_prefix(self, slot: Slot, tokens: list[int], cached: int) -> int:
         """Copy a longer start of ``tokens`` from another sequence's cache rather than evaluate it again.
