@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +76,34 @@ def test_the_chat_pages_model_picker_shows_and_switches_the_model(page, two_mode
     page.get_by_role("option", name=smollm_path.name).click()
     page.locator("#model-picker-status").get_by_text(f"Now using {smollm_path.name}").wait_for(timeout=60_000)
     assert two_model_app.status()["model"]["file"] == smollm_path.name
+
+
+def test_flash_attention_is_auto_until_the_user_saves_on_or_off(page, two_model_app, smollm_path, gemma_path) -> None:
+    """The form's auto/on/off box reaches the saved settings (and comes back when the model is picked again)."""
+    assert two_model_app.status()["model"]["flash_attn"] == "off", "auto is off with every layer on the CPU"
+    page.goto(two_model_app.url)
+    page.get_by_role("tab", name="Models").click()
+    page.locator("#models-loaded").get_by_text(".gguf").first.wait_for()
+    flash = page.locator("#models-flash-attn input")
+
+    def pick(name: str) -> None:
+        page.get_by_label("Model", exact=True).click()
+        page.get_by_role("option", name=name).click()
+
+    pick(gemma_path.name)
+    page.get_by_text("Load settings (remembered for each model)").click()
+    page.wait_for_function("() => document.querySelector('#models-flash-attn input').value === 'auto'")
+    flash.click()
+    page.get_by_role("option", name="on", exact=True).click()
+    page.get_by_role("button", name="Save settings").click()
+    page.locator("#models-status").get_by_text(f"Saved the load settings of {gemma_path.name}").wait_for()
+    saved = json.loads((two_model_app.log_path.parent / "data" / "model-settings.json").read_text())
+    assert saved["version"] == 2 and saved["models"][gemma_path.name]["flash_attn"] is True
+
+    pick(smollm_path.name)
+    page.wait_for_function("() => document.querySelector('#models-flash-attn input').value === 'auto'")
+    pick(gemma_path.name)
+    page.wait_for_function("() => document.querySelector('#models-flash-attn input').value === 'on'")
 
 
 TEAM = {"alice": "alice-secret-1", "bob": "bob-secret-22"}

@@ -160,6 +160,17 @@ def test_settings_saved_for_a_model_come_back_after_a_restart(workspace, smollm_
     assert ModelManager(settings, MACHINE, Engine()).settings_for(smollm_path.name) == SMALL
 
 
+def test_a_quantized_kv_cache_loads_with_flash_attention_left_on_auto(workspace, smollm_path) -> None:
+    """Auto is off on the CPU for an f16 cache, but a q8_0 cache needs flash attention: auto lets llama.cpp
+    turn it on (with flash attention off llama.cpp refuses the context)."""
+    manager, _ = workspace
+    options = ModelLoadOptions(n_ctx=768, n_threads=2, kv_cache_type="q8_0")
+    assert options.flash_attn is None
+    manager.load(smollm_path.name, options)
+    assert manager.engine.load_settings.flash_attn is None and manager.engine.load_settings.kv_cache_type == "q8_0"
+    assert ask(manager.engine).strip()
+
+
 def test_delete_refuses_the_loaded_model_and_removes_another(workspace, smollm_path) -> None:
     manager, settings = workspace
     with pytest.raises(ModelInUse, match="unload it"):

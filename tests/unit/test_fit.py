@@ -17,6 +17,7 @@ from webui.models.fit import (
     memory_warning,
     param_count_label,
     quant_label,
+    resolve_flash_attn,
     resolve_n_ctx,
 )
 from webui.models.model_settings import ModelLoadOptions
@@ -111,6 +112,31 @@ def test_auto_everything_uses_the_launchers_rules() -> None:
     flag = load_settings_from_options(Path("m.gguf"), shape, ModelLoadOptions(), machine(vram_gb=24, vram_free_gb=20),
                                       Settings(n_gpu_layers=3), size_bytes=GIB)
     assert flag.n_gpu_layers == 3, "--n-gpu-layers applies where the model's own setting is auto"
+
+
+@pytest.mark.parametrize(
+    ("choice", "gpu_layers", "kv_cache_type", "hw", "expected"),
+    [
+        (None, -1, "f16", machine(vram_gb=24, vram_free_gb=20), None),  # all layers on a GPU: llama.cpp's auto
+        (None, 7, "f16", machine(vram_gb=24, vram_free_gb=20), None),  # some on a GPU: auto too
+        (None, 0, "f16", machine(vram_gb=24, vram_free_gb=20), False),  # the user kept the layers on the CPU
+        (None, 0, "f16", machine(), False),  # no GPU
+        (None, -1, "f16", machine(vram_gb=24, vram_free_gb=20, offload=False), False),  # a CPU-only llama.cpp build
+        (None, 0, "q8_0", machine(), None),  # a quantized KV cache needs it, so llama.cpp's auto turns it on
+        (True, 0, "f16", machine(), True),  # the user's choice stands
+        (False, -1, "f16", machine(vram_gb=24, vram_free_gb=20), False),
+    ],
+)
+def test_flash_attention_auto_is_on_where_layers_run_on_a_gpu(choice, gpu_layers, kv_cache_type, hw, expected) -> None:
+    assert resolve_flash_attn(choice, gpu_layers, kv_cache_type, hw) is expected
+
+
+def test_default_options_load_with_flash_attention_auto_on_a_gpu_and_off_on_the_cpu() -> None:
+    shape = ModelShape.from_metadata(SMOLLM)
+    gpu = load_settings_from_options(Path("m.gguf"), shape, ModelLoadOptions(), machine(vram_gb=24, vram_free_gb=20),
+                                     Settings(), size_bytes=100 * 2**20)
+    cpu = load_settings_from_options(Path("m.gguf"), shape, ModelLoadOptions(), machine(), Settings())
+    assert (gpu.flash_attn, cpu.flash_attn) == (None, False)
 
 
 def test_memory_warning_only_when_it_clearly_cannot_fit() -> None:

@@ -10,6 +10,8 @@ import pytest
 from webui.models.model_settings import (
     InvalidLoadOptions,
     ModelLoadOptions,
+    flash_attn_choice,
+    parse_flash_attn_choice,
     ModelSettingsStore,
     options_from_dict,
     parse_gpu_layers_text,
@@ -84,6 +86,7 @@ def test_out_of_range_options_are_refused_with_the_setting_named(fields: dict, n
 def test_defaults_mean_auto_and_round_trip_through_a_dict() -> None:
     defaults = ModelLoadOptions()
     assert defaults.n_ctx is None and defaults.n_gpu_layers is None and defaults.n_threads is None
+    assert defaults.flash_attn is None
     assert options_from_dict(defaults.as_dict()) == defaults
 
 
@@ -95,3 +98,30 @@ def test_gpu_layers_box_takes_auto_or_a_number(text: str, expected: int | None) 
 def test_gpu_layers_box_refuses_other_text() -> None:
     with pytest.raises(InvalidLoadOptions, match="auto"):
         parse_gpu_layers_text("lots")
+
+
+@pytest.mark.parametrize(("text", "expected"), [("auto", None), ("", None), (None, None), ("on", True), (" OFF ", False)])
+def test_flash_attention_box_takes_auto_on_or_off(text: str | None, expected: bool | None) -> None:
+    assert parse_flash_attn_choice(text) is expected
+    assert flash_attn_choice(expected) == (text or "auto").strip().lower()
+
+
+def test_flash_attention_box_refuses_other_text() -> None:
+    with pytest.raises(InvalidLoadOptions, match="Flash attention"):
+        parse_flash_attn_choice("yes")
+
+
+def test_a_version_1_file_reads_its_default_flash_attention_off_as_auto(tmp_path: Path) -> None:
+    """Version 1 had only on/off, and off was the default that every untouched model saved."""
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"version": 1, "models": {
+        "untouched.gguf": {"n_ctx": 1024, "flash_attn": False},
+        "chosen.gguf": {"flash_attn": True, "kv_cache_type": "q8_0"},
+    }}))
+    store = ModelSettingsStore(path)
+    assert store.get("untouched.gguf") == ModelLoadOptions(n_ctx=1024, flash_attn=None)
+    assert store.get("chosen.gguf") == ModelLoadOptions(flash_attn=True, kv_cache_type="q8_0")
+    store.save("off.gguf", ModelLoadOptions(flash_attn=False))  # rewrites the file as version 2
+    assert json.loads(path.read_text())["version"] == 2
+    assert ModelSettingsStore(path).get("off.gguf") == ModelLoadOptions(flash_attn=False), "a version 2 off stays off"
+    assert ModelSettingsStore(path).get("untouched.gguf") == ModelLoadOptions(n_ctx=1024, flash_attn=None)

@@ -79,7 +79,7 @@ def remote_model_info(backend: str, entry: dict[str, Any]) -> RemoteModelInfo:
     return RemoteModelInfo(
         path=Path(model_id), architecture="remote", name=short_model_name(model_id), n_ctx=n_ctx, n_ctx_train=n_ctx,
         n_layers=0, n_gpu_layers=0, size_bytes=0, chat_format="server", chat_format_source="server",
-        chat_format_note=f"{SERVER_FORMATS_NOTE} at {backend}.", backend=backend, model_id=model_id,
+        chat_format_note=f"{SERVER_FORMATS_NOTE} at {backend}.", flash_attn=None, backend=backend, model_id=model_id,
     )
 
 

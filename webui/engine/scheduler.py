@@ -113,6 +113,7 @@ def open_model(path: Path, settings: LoadSettings, *, parallel: int | None, free
         chat_format=chat_format.name,
         chat_format_source=chat_format.source,
         chat_format_note=chat_format.note,
+        flash_attn=settings.flash_attn,
         metadata=metadata,
     )
     return LoadedModel(model=model, settings=settings, chat_format=chat_format, info=info, n_seq=n_seq)
@@ -209,8 +210,9 @@ class Batcher:
         params.n_threads = settings.n_threads or max(multiprocessing.cpu_count() // 2, 1)
         params.n_threads_batch = settings.n_threads or multiprocessing.cpu_count()
         params.type_k = params.type_v = kv_type
-        params.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if settings.flash_attn
-                                  else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        params.flash_attn_type = {True: llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+                                  False: llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+                                  None: llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO}[settings.flash_attn]
         params.kv_unified = False  # one KV stream per sequence: a long chat never crowds out another
         # Sliding-window layers (Gemma 3) keep only their window and one ubatch of cells, as llama.cpp's server
         # does: less memory, and on the 10th turn of a long chat their attention reads ~1,000 cells, not all
@@ -243,8 +245,8 @@ class Batcher:
         # Without flash attention llama.cpp stores V transposed and copies a sequence's state row by row: on a
         # GPU one device copy per row and layer, ~100 ms for a 30-token prompt of SmolLM2 on an H200 (each new
         # chat's first token waited for it), where copying the stream stays on the device. So there, a shared
-        # prefix is always copied as a stream.
-        if settings.n_gpu_layers != 0 and not settings.flash_attn and llama_cpp.llama_supports_gpu_offload():
+        # prefix is always copied as a stream, unless flash attention is surely on (auto may turn it off).
+        if settings.n_gpu_layers != 0 and settings.flash_attn is not True and llama_cpp.llama_supports_gpu_offload():
             self.max_state_copy = 0
 
     # -- admission -------------------------------------------------------------------------

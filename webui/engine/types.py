@@ -45,7 +45,7 @@ class LoadSettings:
     n_gpu_layers: int = 0
     n_threads: int | None = None
     n_batch: int = 512
-    flash_attn: bool = False
+    flash_attn: bool | None = False  # None: llama.cpp turns it on for each device that supports it
     kv_cache_type: str = "f16"  # f16 | q8_0 | q4_0
     use_mmap: bool = True
     use_mlock: bool = False
@@ -83,6 +83,7 @@ class ModelInfo:
     chat_format: str
     chat_format_source: str
     chat_format_note: str | None
+    flash_attn: bool | None = False  # as loaded; None: llama.cpp turned it on where the device supports it
     metadata: dict[str, str] = field(repr=False, default_factory=dict)
 
     @property

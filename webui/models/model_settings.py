@@ -17,7 +17,7 @@ from webui.storage import file_key, keep_aside
 log = logging.getLogger(__name__)
 
 KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
-FILE_VERSION = 1
+FILE_VERSION = 2  # 2: flash_attn may be None (auto); a version 1 file's False was only the old default
 
 
 class InvalidLoadOptions(UserError, ValueError):
@@ -32,7 +32,7 @@ class ModelLoadOptions:
     n_gpu_layers: int | None = None  # None: auto (fit.auto_gpu_layers, the launcher's rule); -1: all
     n_threads: int | None = None  # None: --threads, else the physical core count
     n_batch: int = 512
-    flash_attn: bool = False
+    flash_attn: bool | None = None  # None: auto (fit.resolve_flash_attn: on where layers run on a GPU)
     kv_cache_type: str = "f16"
     use_mmap: bool = True
     use_mlock: bool = False
@@ -59,10 +59,10 @@ def validate_options(options: ModelLoadOptions) -> None:
         raise InvalidLoadOptions(
             f"KV cache type must be one of {', '.join(KV_CACHE_TYPES)}, not {options.kv_cache_type!r}."
         )
-    if options.kv_cache_type != "f16" and not options.flash_attn:
+    if options.kv_cache_type != "f16" and options.flash_attn is False:
         # llama.cpp refuses a quantized V cache without flash attention ("Failed to create llama_context").
         raise InvalidLoadOptions(
-            f"A {options.kv_cache_type} KV cache needs flash attention: turn it on, or use the f16 cache."
+            f"A {options.kv_cache_type} KV cache needs flash attention: set it to auto or on, or use the f16 cache."
         )
 
 
@@ -83,6 +83,22 @@ def parse_gpu_layers_text(text: str | None) -> int | None:
         raise InvalidLoadOptions(f"GPU layers must be 'auto' or a whole number, not {text!r}.") from exc
 
 
+FLASH_ATTN_CHOICES: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
+
+
+def parse_flash_attn_choice(text: str | None) -> bool | None:
+    """The flash-attention box: ``auto`` or empty -> None, ``on`` -> True, ``off`` -> False."""
+    value = (text or "auto").strip().lower()
+    if value not in FLASH_ATTN_CHOICES:
+        raise InvalidLoadOptions(f"Flash attention must be one of {', '.join(FLASH_ATTN_CHOICES)}, not {text!r}.")
+    return FLASH_ATTN_CHOICES[value]
+
+
+def flash_attn_choice(flash_attn: bool | None) -> str:
+    """The box's text for an option value (the inverse of :func:`parse_flash_attn_choice`)."""
+    return next(name for name, value in FLASH_ATTN_CHOICES.items() if value is flash_attn)
+
+
 class ModelSettingsStore:
     """``{file name: ModelLoadOptions}`` in one JSON file, written atomically (temp file + rename)."""
 
@@ -100,6 +116,11 @@ class ModelSettingsStore:
             models = raw.get("models") if isinstance(raw, dict) else None
             if not isinstance(models, dict):
                 raise ValueError("no 'models' object")
+            if raw.get("version") == 1:
+                # Version 1 had no "auto": every file that never turned flash attention on said False.
+                for options in models.values():
+                    if isinstance(options, dict) and options.get("flash_attn") is False:
+                        options["flash_attn"] = None
         except FileNotFoundError:
             return {}
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too

@@ -17,7 +17,7 @@ from webui.services.api_access import ApiAccessService
 from webui.services.chat import ChatService, DocumentQuery, ReplyUpdate
 from webui.services.completions import CompletionService
 from webui.services.documents import DocumentService
-from webui.services.models import ModelService
+from webui.services.models import ModelService, flash_attn_choice
 from webui.services.notebook import CompletionUpdate, NotebookService
 from webui.services.presets import AppliedPreset, PresetService
 from webui.services.streaming import UpdatePacer
@@ -85,10 +85,13 @@ class Services:
     def status(self) -> dict[str, Any]:
         """The JSON served at GET /status."""
         info = self.engine.info
+        # Without the path: /status is open to every signed-in user, not only admins.
+        model = {k: v for k, v in info.as_dict().items() if k != "path"} if info else None
+        if info is not None and model is not None:
+            model["flash_attn"] = flash_attn_choice(info.flash_attn)  # auto | on | off, as loaded
         return {
             "version": __version__,
-            # Without the path: /status is open to every signed-in user, not only admins.
-            "model": {k: v for k, v in info.as_dict().items() if k != "path"} if info else None,
+            "model": model,
             "hardware": self.hardware.as_dict(),
             "queue": {"waiting": self.engine.queue_length, "parallel": self.engine.parallel},
         }

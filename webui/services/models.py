@@ -26,14 +26,22 @@ from webui.models.manager import (
     RemoteModelFile,
     UnknownModel,
 )
-from webui.models.model_settings import KV_CACHE_TYPES, InvalidLoadOptions, ModelLoadOptions, parse_gpu_layers_text
+from webui.models.model_settings import (
+    FLASH_ATTN_CHOICES,
+    KV_CACHE_TYPES,
+    InvalidLoadOptions,
+    ModelLoadOptions,
+    flash_attn_choice,
+    parse_flash_attn_choice,
+    parse_gpu_layers_text,
+)
 from webui.services.access import NotAuthorized
 
 # What the front ends need to name (types and errors), so they import this service, not the manager.
 __all__ = [
     "KV_CACHE_TYPES", "DownloadError", "DownloadJob", "EngineError", "InvalidLoadOptions", "LoadedModel", "LocalModel",
     "ModelEntry", "ModelLoadOptions", "ModelManagerError", "ModelService", "RemoteModelFile", "UnknownModel",
-    "parse_gpu_layers_text",
+    "FLASH_ATTN_CHOICES", "flash_attn_choice", "parse_flash_attn_choice", "parse_gpu_layers_text",
 ]
 
 GGUF_SUFFIX = ".gguf"
@@ -51,12 +59,14 @@ class LoadedModel:
     chat_format: str
     chat_format_source: str
     chat_format_note: str | None
+    flash_attn: str  # auto | on | off, as loaded
 
     @classmethod
     def from_info(cls, info: ModelInfo) -> LoadedModel:
         return cls(file=info.file, name=info.name, architecture=info.architecture, n_ctx=info.n_ctx,
                    n_gpu_layers=info.n_gpu_layers, chat_format=info.chat_format,
-                   chat_format_source=info.chat_format_source, chat_format_note=info.chat_format_note)
+                   chat_format_source=info.chat_format_source, chat_format_note=info.chat_format_note,
+                   flash_attn=flash_attn_choice(info.flash_attn))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import gradio as gr
 from webui.auth import User
 from webui.services import NotAuthorized, Services
 from webui.services.models import (
+    FLASH_ATTN_CHOICES,
     KV_CACHE_TYPES,
     DownloadJob,
     InvalidLoadOptions,
@@ -27,6 +28,8 @@ from webui.services.models import (
     ModelLoadOptions,
     ModelManagerError,
     RemoteModelFile,
+    flash_attn_choice,
+    parse_flash_attn_choice,
     parse_gpu_layers_text,
 )
 from webui.ui.feedback import user_message, warn
@@ -88,7 +91,7 @@ def progress_html(job: DownloadJob | None) -> str:
 
 
 def options_from_form(n_ctx: float | None, gpu_layers: str, threads: float | None, n_batch: float | None,
-                      flash_attn: bool, kv_cache_type: str, use_mmap: bool, use_mlock: bool,
+                      flash_attn: str, kv_cache_type: str, use_mmap: bool, use_mlock: bool,
                       chat_format: str) -> ModelLoadOptions:
     """The form's values as options; empty boxes mean "default". Raises InvalidLoadOptions."""
     return ModelLoadOptions(
@@ -96,7 +99,7 @@ def options_from_form(n_ctx: float | None, gpu_layers: str, threads: float | Non
         n_gpu_layers=parse_gpu_layers_text(gpu_layers),
         n_threads=int(threads) if threads else None,
         n_batch=int(n_batch) if n_batch else 512,
-        flash_attn=bool(flash_attn),
+        flash_attn=parse_flash_attn_choice(flash_attn),
         kv_cache_type=kv_cache_type or "f16",
         use_mmap=bool(use_mmap),
         use_mlock=bool(use_mlock),
@@ -106,7 +109,7 @@ def options_from_form(n_ctx: float | None, gpu_layers: str, threads: float | Non
 
 def form_from_options(options: ModelLoadOptions) -> tuple[Any, ...]:
     return (options.n_ctx, "auto" if options.n_gpu_layers is None else str(options.n_gpu_layers), options.n_threads,
-            options.n_batch, options.flash_attn, options.kv_cache_type, options.use_mmap, options.use_mlock,
+            options.n_batch, flash_attn_choice(options.flash_attn), options.kv_cache_type, options.use_mmap, options.use_mlock,
             options.chat_format or "")
 
 
@@ -128,7 +131,8 @@ def build_models_tab(services: Services) -> None:
             n_batch = gr.Number(label="Batch size", value=512, precision=0, minimum=1)
         with gr.Row():
             kv_type = gr.Dropdown(list(KV_CACHE_TYPES), value="f16", label="KV cache type (q8_0/q4_0 need flash attention)")
-            flash = gr.Checkbox(label="Flash attention")
+            flash = gr.Dropdown(list(FLASH_ATTN_CHOICES), value="auto", elem_id="models-flash-attn",
+                                label="Flash attention (auto: on where layers run on a GPU)")
             mmap = gr.Checkbox(label="mmap", value=True)
             mlock = gr.Checkbox(label="mlock")
         chat_format = gr.Textbox(label="Chat format override (empty: the model's own template)")
