@@ -220,18 +220,32 @@ def first_token_round(client: AppClient, llm, model: Path, max_tokens: int = 24)
                        len(rendered_tokens(llm, rendered_new)), len(rendered_tokens(llm, rendered_follow)))
 
 
-def gpu_layers_from_status(status: dict) -> int:
-    """The GPU layers of the model the app loaded, from its ``/status`` JSON (-1: all of them)."""
-    model = status.get("model") if isinstance(status, dict) else None
-    layers = model.get("n_gpu_layers") if isinstance(model, dict) else None
-    if isinstance(layers, bool) or not isinstance(layers, int):
-        raise ValueError(f"the app's /status names no loaded model's n_gpu_layers: {status!r}")
-    return layers
+@dataclass(frozen=True)
+class Offload:
+    """Where the app runs its model: GPU layers (-1: all) and flash attention ("auto", "on" or "off").
 
+    The raw model and llama.cpp's tools run with the same, or their columns would not compare: the
+    tools' own flash-attention default is auto, which on the CPU turns it on where the app has it off.
+    """
 
-def tool_gpu_layers(n_gpu_layers: int) -> int:
-    """``-ngl`` for llama-bench and llama-batched-bench, which take no -1: 999 offloads every layer."""
-    return 999 if n_gpu_layers < 0 else n_gpu_layers
+    gpu_layers: int = 0
+    flash_attn: str = "off"
+
+    @classmethod
+    def from_status(cls, status: dict) -> Offload:
+        """What the app loaded, from its ``/status`` JSON."""
+        model = status.get("model") if isinstance(status, dict) else None
+        layers = model.get("n_gpu_layers") if isinstance(model, dict) else None
+        if isinstance(layers, bool) or not isinstance(layers, int):
+            raise ValueError(f"the app's /status names no loaded model's n_gpu_layers: {status!r}")
+        flash_attn = model.get("flash_attn")
+        if flash_attn not in ("auto", "on", "off"):
+            raise ValueError(f"the app's /status names no loaded model's flash_attn: {status!r}")
+        return cls(layers, flash_attn)
+
+    def tool_args(self) -> list[str]:
+        """``-ngl`` and ``-fa`` for llama-bench and llama-batched-bench (whose -ngl takes no -1: 999 is all)."""
+        return ["-ngl", str(999 if self.gpu_layers < 0 else self.gpu_layers), "-fa", self.flash_attn]
 
 
 def parse_parts(text: str | None) -> tuple[str, ...]:
@@ -353,37 +367,37 @@ def jsonl(output: str) -> list[dict]:
 
 
 def batched_bench(bin_dir: Path, model: Path, threads: int, prompt_tokens: int, tokens: int,
-                  users: list[int], gpu_layers: int = 0) -> dict[int, float]:
+                  users: list[int], offload: Offload = Offload()) -> dict[int, float]:
     """llama.cpp's own aggregate generated tokens/s (prompt time included) at each number of sequences."""
     ctx = max(users) * (prompt_tokens + tokens) + 64
     result = subprocess.run(
         [str(bin_dir / "llama-batched-bench"), "-m", str(model), "-c", str(ctx), "-b", "2048", "-ub", "512",
          "-npp", str(prompt_tokens), "-ntg", str(tokens), "-npl", ",".join(map(str, users)), "-t", str(threads),
-         "-ngl", str(tool_gpu_layers(gpu_layers)), "--output-format", "jsonl"],
+         *offload.tool_args(), "--output-format", "jsonl"],
         capture_output=True, text=True, timeout=1800)
     return {int(r["pl"]): r["pl"] * r["tg"] / r["t"] for r in jsonl(result.stdout) if "pl" in r and r.get("t")}
 
 
 def llama_bench_tg(bin_dir: Path, model: Path, threads: int, tokens: int,
-                   gpu_layers: int = 0) -> tuple[float | None, str]:
+                   offload: Offload = Offload()) -> tuple[float | None, str]:
     """llama-bench's single-sequence decode tokens/s (tg128), and the backends its build runs on ("CPU", "CUDA")."""
     result = subprocess.run(
         [str(bin_dir / "llama-bench"), "-m", str(model), "-t", str(threads), "-p", "0", "-n", str(tokens),
-         "-ngl", str(tool_gpu_layers(gpu_layers)), "-r", "3", "-o", "jsonl"],
+         *offload.tool_args(), "-r", "3", "-o", "jsonl"],
         capture_output=True, text=True, timeout=1800)
     rows = [r for r in jsonl(result.stdout) if r.get("n_gen")]
     return (rows[0]["avg_ts"], str(rows[0].get("backends") or "?")) if rows else (None, "?")
 
 
 def llama_bench_depth(bin_dir: Path, model: Path, threads: int, new_tokens: int, depth: int,
-                      gpu_layers: int = 0) -> float | None:
+                      offload: Offload = Offload()) -> float | None:
     """llama.cpp's own time for ``new_tokens`` of prompt behind ``depth`` cached tokens over that behind none.
 
     What the longer context alone costs: the floor under the app's 10th-turn / 1st-turn ratio.
     """
     result = subprocess.run(
         [str(bin_dir / "llama-bench"), "-m", str(model), "-t", str(threads), "-p", str(new_tokens), "-n", "0",
-         "-d", f"0,{depth}", "-ngl", str(tool_gpu_layers(gpu_layers)), "-r", "3", "-o", "jsonl"],
+         "-d", f"0,{depth}", *offload.tool_args(), "-r", "3", "-o", "jsonl"],
         capture_output=True, text=True, timeout=1800)
     speed = {int(r.get("n_depth", 0)): r["avg_ts"] for r in jsonl(result.stdout) if r.get("n_prompt") and r.get("avg_ts")}
     return speed[0] / speed[depth] if 0 in speed and depth in speed else None
@@ -441,8 +455,10 @@ def main() -> int:
          "--data-dir", str(Path(workdir) / "data"), "--models-dir", str(Path(workdir) / "models")],
         timeout=600,  # a busy machine starts the app slowly
     ) as app:
-        gpu_layers = gpu_layers_from_status(app.status())  # the raw side offloads exactly what the app does
-        llm = Llama(model_path=str(model), n_ctx=args.ctx_size, n_threads=args.threads, n_gpu_layers=gpu_layers,
+        offload = Offload.from_status(app.status())  # the raw side offloads exactly what the app does
+        # Llama's flash_attn is on or off: the app's auto is on where it applies (layers on a GPU)
+        llm = Llama(model_path=str(model), n_ctx=args.ctx_size, n_threads=args.threads, n_gpu_layers=offload.gpu_layers,
+                    flash_attn=offload.flash_attn != "off",
                     verbose=False)
         client = AppClient(app.url)
         rendered = rendered_prompt(llm, model)
@@ -468,13 +484,13 @@ def main() -> int:
     tool_backends = "?"
     if bin_dir is not None:
         if user_counts:
-            batched = batched_bench(bin_dir, model, args.threads, prompt_tokens, args.tokens, user_counts, gpu_layers)
-        bench_tg, tool_backends = llama_bench_tg(bin_dir, model, args.threads, 128, gpu_layers)
+            batched = batched_bench(bin_dir, model, args.threads, prompt_tokens, args.tokens, user_counts, offload)
+        bench_tg, tool_backends = llama_bench_tg(bin_dir, model, args.threads, 128, offload)
         if last_turn:
             # the last question with its template is what the app evaluates; the rest is cached
             turn_new = len(rendered_tokens(llm, rendered_prompt(llm, model, last_turn[-1:])))
             turn_depth = len(rendered_tokens(llm, rendered_prompt(llm, model, last_turn))) - turn_new
-            depth_ratio = llama_bench_depth(bin_dir, model, args.threads, turn_new, turn_depth, gpu_layers)
+            depth_ratio = llama_bench_depth(bin_dir, model, args.threads, turn_new, turn_depth, offload)
         if (user_counts and not batched) or bench_tg is None:
             why = f"the llama.cpp tools gave no figures (build in {bin_dir})"
 
@@ -486,10 +502,11 @@ def main() -> int:
           f"{args.threads} threads; parts: {','.join(parts)}")
     print(f"llama.cpp build: {build_line(llama_cpp.llama_print_system_info().decode())}; "
           f"GPU offload {'supported' if llama_cpp.llama_supports_gpu_offload() else 'not supported'}")
-    print(f"GPU layers: {gpu_layers} (the app's model, from /status), the same for the raw model"
-          + (f" and -ngl {tool_gpu_layers(gpu_layers)} for llama-bench / llama-batched-bench (backends: "
+    print(f"GPU layers: {offload.gpu_layers}, flash attention {offload.flash_attn} (the app's model, from /status), "
+          "the same for the raw model"
+          + (f" and {' '.join(offload.tool_args())} for llama-bench / llama-batched-bench (backends: "
              f"{tool_backends})" if bin_dir else ""))
-    if bin_dir and gpu_layers != 0 and tool_backends.upper() in ("CPU", "?"):
+    if bin_dir and offload.gpu_layers != 0 and tool_backends.upper() in ("CPU", "?"):
         print("warning: the llama.cpp tools were built for the CPU only, so their columns do not compare with "
               f"an app that offloads to the GPU; rebuild {CACHE / 'build'} with the app's GPU backend")
     print("(the machine may be shared with other work: compare ratios measured in this one run, not absolutes)")

@@ -8,7 +8,7 @@ baseline from the same run: single-user decode tokens/s beside ``llama-bench`` t
 tokens/s of 1/2/4/8 simultaneous users beside ``llama-batched-bench``, and the last user's first
 token beside a lone user's.
 
-    .venv/bin/python scripts/bench_engine.py [--model PATH] [--gpu-layers N] [--flash-attn]
+    .venv/bin/python scripts/bench_engine.py [--model PATH] [--gpu-layers N] [--flash-attn auto|on|off]
         [--bin-dir DIR] [--tokens 128] [--users 1,2,4,8]
 
 ``--bin-dir``: llama.cpp's tools built like the loaded llama-cpp-python (for a GPU, with its backend);
@@ -73,14 +73,18 @@ def simultaneous(engine, users: int, max_tokens: int) -> tuple[float, float]:
 def main() -> int:
     import llama_cpp
 
+    from webui import hardware
     from webui.engine import Engine, LoadSettings
     from webui.models.embedded import embedded_model_path
+    from webui.models.fit import resolve_flash_attn
+    from webui.models.model_settings import FLASH_ATTN_CHOICES, flash_attn_choice, parse_flash_attn_choice
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="GGUF file (default: the embedded SmolLM2)")
     parser.add_argument("--gpu-layers", type=int, default=None,
                         help="layers to offload (default: all where llama.cpp can offload, else 0)")
-    parser.add_argument("--flash-attn", action="store_true")
+    parser.add_argument("--flash-attn", choices=list(FLASH_ATTN_CHOICES), default="auto",
+                        help="auto (default): the app's rule, on where layers run on a GPU and off on the CPU")
     parser.add_argument("--bin-dir", type=Path, default=None, help="llama-bench and llama-batched-bench's folder")
     parser.add_argument("--tokens", type=int, default=128, help="new tokens per reply")
     parser.add_argument("--users", default="1,2,4,8", help="simultaneous users to measure, comma-separated")
@@ -89,13 +93,15 @@ def main() -> int:
     args = parser.parse_args()
     model = (args.model or embedded_model_path()).resolve()
     users = [int(n) for n in args.users.split(",") if n.strip()]
-    offload = llama_cpp.llama_supports_gpu_offload()
-    gpu_layers = args.gpu_layers if args.gpu_layers is not None else (-1 if offload else 0)
+    can_offload = llama_cpp.llama_supports_gpu_offload()
+    gpu_layers = args.gpu_layers if args.gpu_layers is not None else (-1 if can_offload else 0)
+    flash_attn = resolve_flash_attn(parse_flash_attn_choice(args.flash_attn), gpu_layers, "f16", hardware.detect())
+    offload = bench.Offload(gpu_layers, flash_attn_choice(flash_attn))  # for llama.cpp's tools too
     bin_dir, why = (args.bin_dir, "given") if args.bin_dir else bench.llama_tools()
 
     engine = Engine(parallel=max(users), prompt_cache_mb=256)
     engine.load(model, LoadSettings(n_ctx=args.ctx_size, n_gpu_layers=gpu_layers, n_threads=args.threads,
-                                    flash_attn=args.flash_attn))
+                                    flash_attn=flash_attn))
     reply(engine, bench.PROMPT, 16, bench.SEED)  # warm up, and cache the questions' shared start
     runs = [reply(engine, bench.PROMPT, args.tokens, seed) for seed in (1, 2, 3)]
     decode = statistics.median(bench.decode_rate(int(r["tokens"]), r["first"], r["last"]) for r in runs)
@@ -106,10 +112,10 @@ def main() -> int:
 
     tg = batched = None
     if bin_dir is not None:
-        tg, _ = bench.llama_bench_tg(bin_dir, model, args.threads, args.tokens, gpu_layers)
-        batched = bench.batched_bench(bin_dir, model, args.threads, prompt_tokens, args.tokens, users, gpu_layers)
-    print(f"model: {model.name}; GPU layers {gpu_layers} (offload {'supported' if offload else 'not supported'}); "
-          f"flash attention {'on' if args.flash_attn else 'off'}; {args.tokens} new tokens; {args.threads} threads")
+        tg, _ = bench.llama_bench_tg(bin_dir, model, args.threads, args.tokens, offload)
+        batched = bench.batched_bench(bin_dir, model, args.threads, prompt_tokens, args.tokens, users, offload)
+    print(f"model: {model.name}; GPU layers {gpu_layers} (offload {'supported' if can_offload else 'not supported'}); "
+          f"flash attention {offload.flash_attn}; {args.tokens} new tokens; {args.threads} threads")
     print(f"llama.cpp build: {llama_cpp.llama_print_system_info().decode().strip()}")
     print("(compare ratios measured in this one run, not absolutes: the machine may be shared)")
     versus = f"   llama-bench tg{args.tokens} {tg:8.1f}   ratio {decode / tg:.3f} (target >= 0.9)" if tg else ""

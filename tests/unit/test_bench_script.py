@@ -26,24 +26,34 @@ def bench():
         sys.modules.pop("bench", None)
 
 
-def test_gpu_layers_come_from_the_recorded_status_of_a_cpu_app(bench) -> None:
-    assert bench.gpu_layers_from_status(json.loads(STATUS.read_text())) == 0
+def test_offload_comes_from_the_recorded_status_of_a_cpu_app(bench) -> None:
+    offload = bench.Offload.from_status(json.loads(STATUS.read_text()))
+    assert offload == bench.Offload(gpu_layers=0, flash_attn="off")
+    # llama.cpp's tools default to -fa auto, which on the CPU turns it on: they must be told the app's off
+    assert offload.tool_args() == ["-ngl", "0", "-fa", "off"]
 
 
-@pytest.mark.parametrize(("app_layers", "tool_ngl"), [(20, 20), (-1, 999), (0, 0)])
-def test_gpu_layers_of_an_offloading_app_reach_the_raw_model_and_the_tools(bench, app_layers, tool_ngl) -> None:
+@pytest.mark.parametrize(("app_layers", "flash_attn", "tool_args"),
+                         [(20, "auto", ["-ngl", "20", "-fa", "auto"]), (-1, "on", ["-ngl", "999", "-fa", "on"]),
+                          (0, "off", ["-ngl", "0", "-fa", "off"])])
+def test_an_offloading_apps_layers_and_flash_attention_reach_the_raw_model_and_the_tools(
+        bench, app_layers, flash_attn, tool_args) -> None:
     status = json.loads(STATUS.read_text())
-    status["model"]["n_gpu_layers"] = app_layers
-    layers = bench.gpu_layers_from_status(status)
-    assert layers == app_layers  # what Llama(n_gpu_layers=...) gets: -1 means all there too
-    assert bench.tool_gpu_layers(layers) == tool_ngl  # llama-bench's -ngl has no -1
+    status["model"].update(n_gpu_layers=app_layers, flash_attn=flash_attn)
+    offload = bench.Offload.from_status(status)
+    assert offload.gpu_layers == app_layers  # what Llama(n_gpu_layers=...) gets: -1 means all there too
+    assert offload.tool_args() == tool_args  # llama-bench's -ngl has no -1
 
 
-@pytest.mark.parametrize("status", [{"model": None}, {"model": {"file": "x.gguf"}}, {"model": {"n_gpu_layers": "0"}},
-                                    {"model": {"n_gpu_layers": True}}, []])
-def test_a_status_without_a_model_is_an_error_not_zero_layers(bench, status) -> None:
-    with pytest.raises(ValueError, match="n_gpu_layers"):
-        bench.gpu_layers_from_status(status)
+@pytest.mark.parametrize(("status", "named"), [
+    ({"model": None}, "n_gpu_layers"), ({"model": {"file": "x.gguf"}}, "n_gpu_layers"),
+    ({"model": {"n_gpu_layers": "0"}}, "n_gpu_layers"), ({"model": {"n_gpu_layers": True}}, "n_gpu_layers"),
+    ([], "n_gpu_layers"), ({"model": {"n_gpu_layers": 0}}, "flash_attn"),
+    ({"model": {"n_gpu_layers": 0, "flash_attn": False}}, "flash_attn"),
+])
+def test_a_status_without_a_model_is_an_error_not_a_guess(bench, status, named) -> None:
+    with pytest.raises(ValueError, match=named):
+        bench.Offload.from_status(status)
 
 
 def test_only_picks_parts_in_their_order_and_refuses_unknown_ones(bench) -> None:
