@@ -265,6 +265,11 @@ def build_line(system_info: str) -> str:
     return f"{llama_cpu_variant(system_info) or 'not x86'} [{' '.join(enabled) or system_info.strip()}]"
 
 
+def reader_question(run: int, reader: int) -> str:
+    """A simultaneous user's question: ``PROMPT`` (cached by the warm-up) then its own run and reader number."""
+    return f"{PROMPT} (run {run}, reader {reader})"
+
+
 def concurrent_users(client_factory, users: int, max_tokens: int):
     """``users`` clients ask at once; returns each result, the span of the run, and the last user's wait.
 
@@ -280,7 +285,7 @@ def concurrent_users(client_factory, users: int, max_tokens: int):
         submitted = time.perf_counter()
         first_at = None
         text = ""
-        for text in client.stream(f"{PROMPT} (run {users}, reader {index + 1})", max_tokens, SEED + index):
+        for text in client.stream(reader_question(users, index + 1), max_tokens, SEED + index):
             if text and first_at is None:
                 first_at = time.perf_counter()
         return submitted, first_at or time.perf_counter(), time.perf_counter(), text
@@ -321,6 +326,21 @@ def conversation_ttfts(client, turns: int, conversations: int, label: str,
             ttfts[index].append((first_at or time.perf_counter()) - submitted)
             history += [{"role": "user", "content": question}, {"role": "assistant", "content": text}]
     return ttfts, last_turn
+
+
+def median_turns(rounds: list[list[list[float]]]) -> list[list[float]]:
+    """Per conversation and turn, the median over rounds of ``conversation_ttfts``' times."""
+    return [[statistics.median(r[c][t] for r in rounds) for t in range(len(rounds[0][c]))]
+            for c in range(len(rounds[0]))]
+
+
+def simultaneous_new_tokens(llm, model: Path) -> int:
+    """The prompt tokens each simultaneous user's question adds to what the warm-up left cached."""
+    from webui.engine.types import common_prefix
+
+    warm = rendered_tokens(llm, rendered_prompt(llm, model, [{"role": "user", "content": PROMPT}]))
+    asked = rendered_tokens(llm, rendered_prompt(llm, model, [{"role": "user", "content": reader_question(4, 1)}]))
+    return len(asked) - common_prefix(warm, asked)
 
 
 def llama_tools() -> tuple[Path | None, str]:
@@ -366,16 +386,35 @@ def jsonl(output: str) -> list[dict]:
     return [r for r in rows if isinstance(r, dict)]
 
 
-def batched_bench(bin_dir: Path, model: Path, threads: int, prompt_tokens: int, tokens: int,
-                  users: list[int], offload: Offload = Offload()) -> dict[int, float]:
-    """llama.cpp's own aggregate generated tokens/s (prompt time included) at each number of sequences."""
+def batched_bench_rows(bin_dir: Path, model: Path, threads: int, prompt_tokens: int, tokens: int,
+                       users: list[int], offload: Offload) -> list[dict]:
+    """llama-batched-bench's JSON rows: each number of sequences with its prompt, generation and total times."""
     ctx = max(users) * (prompt_tokens + tokens) + 64
     result = subprocess.run(
         [str(bin_dir / "llama-batched-bench"), "-m", str(model), "-c", str(ctx), "-b", "2048", "-ub", "512",
          "-npp", str(prompt_tokens), "-ntg", str(tokens), "-npl", ",".join(map(str, users)), "-t", str(threads),
          *offload.tool_args(), "--output-format", "jsonl"],
         capture_output=True, text=True, timeout=1800)
-    return {int(r["pl"]): r["pl"] * r["tg"] / r["t"] for r in jsonl(result.stdout) if "pl" in r and r.get("t")}
+    return [r for r in jsonl(result.stdout) if "pl" in r]
+
+
+def batched_bench(bin_dir: Path, model: Path, threads: int, prompt_tokens: int, tokens: int,
+                  users: list[int], offload: Offload = Offload()) -> dict[int, float]:
+    """llama.cpp's own aggregate generated tokens/s (prompt time included) at each number of sequences."""
+    rows = batched_bench_rows(bin_dir, model, threads, prompt_tokens, tokens, users, offload)
+    return {int(r["pl"]): r["pl"] * r["tg"] / r["t"] for r in rows if r.get("t")}
+
+
+def batched_prompt_floor(bin_dir: Path, model: Path, threads: int, new_tokens: int, users: list[int],
+                         offload: Offload = Offload()) -> dict[int, float]:
+    """llama.cpp's own time for N prompts of ``new_tokens`` evaluated together, over one such prompt alone.
+
+    The floor under the last simultaneous user's first-token ratio: even when all N reach the engine
+    in one step, the last first token waits for all N prompts.
+    """
+    rows = batched_bench_rows(bin_dir, model, threads, new_tokens, 1, sorted(set(users) | {1}), offload)
+    t_pp = {int(r["pl"]): r["t_pp"] for r in rows if r.get("t_pp")}
+    return {n: t_pp[n] / t_pp[1] for n in users if n in t_pp and t_pp.get(1)}
 
 
 def llama_bench_tg(bin_dir: Path, model: Path, threads: int, tokens: int,
@@ -475,16 +514,21 @@ def main() -> int:
                 lambda: AppClient(app.url, client.fn_index), users, args.tokens)
             tokens = sum(len(llm.tokenize(r[3].encode(), add_bos=False, special=True)) for r in results)
             team_rows.append((users, tokens / (finished - started), last_wait, tokens))
-        if "turns" in parts:
-            single_ttfts, last_turn = conversation_ttfts(client, args.turns, 1, "Solo")
-            interleaved_ttfts, _ = conversation_ttfts(client, args.turns, 2, "Shared")
+        if "turns" in parts:  # each turn's median over --rounds new conversations: one turn's time is noisy
+            rounds = [conversation_ttfts(client, args.turns, 1, f"Solo {r}") for r in range(args.rounds)]
+            single_ttfts, last_turn = median_turns([ttfts for ttfts, _ in rounds]), rounds[0][1]
+            interleaved_ttfts = median_turns([conversation_ttfts(client, args.turns, 2, f"Shared {r}")[0]
+                                              for r in range(args.rounds)])
     prompt_tokens = len(llm.tokenize(PROMPT.encode(), add_bos=True, special=True)) + 8  # + the chat template
     batched: dict[int, float] = {}
+    prompt_floor: dict[int, float] = {}
+    user_new_tokens = simultaneous_new_tokens(llm, model)
     bench_tg: float | None = None
     tool_backends = "?"
     if bin_dir is not None:
         if user_counts:
             batched = batched_bench(bin_dir, model, args.threads, prompt_tokens, args.tokens, user_counts, offload)
+            prompt_floor = batched_prompt_floor(bin_dir, model, args.threads, user_new_tokens, user_counts, offload)
         bench_tg, tool_backends = llama_bench_tg(bin_dir, model, args.threads, 128, offload)
         if last_turn:
             # the last question with its template is what the app evaluates; the rest is cached
@@ -539,18 +583,22 @@ def main() -> int:
         baseline = batched.get(users)
         versus = (f"  llama-batched-bench {baseline:7.1f}  ratio {rate / baseline:.3f}"
                   + (" (target >= 0.85)" if users == 4 else "")) if baseline else ""
+        floor = f", llama.cpp's own floor x{prompt_floor[users]:.2f}" if users in prompt_floor and users > 1 else ""
         print(f"{users} simultaneous user(s)  aggregate {rate:7.1f} tokens/s ({tokens} tokens)  "
               f"x{rate / base_rate:.2f} of {team_rows[0][0]} user{versus}  last user's first token after "
               f"{last_wait:5.2f} s = x{last_wait / lone_wait:.2f} of a lone user's"
-              + (" (target <= 1.5)" if users == 4 else ""))
+              + (" (target <= 1.5" if users == 4 else " (") + floor + ")")
     if batched:
         print(f"(llama-batched-bench: -npp {prompt_tokens} -ntg {args.tokens}, generated tokens over the whole run "
               "including prompt time, as the app's aggregate is)")
+    if prompt_floor:
+        print(f"(floor: llama-batched-bench -npp {user_new_tokens} -ntg 1, N prompts of the {user_new_tokens} tokens "
+              "each user's question adds to the cached start, evaluated together, over one alone)")
     for label, ttfts in (("one conversation", single_ttfts), ("two conversations taking turns", interleaved_ttfts)):
         if not ttfts:
             continue
         ratios = [t[-1] / t[0] for t in ttfts]
-        print(f"TTFT turn {args.turns} / turn 1, {label}: "
+        print(f"TTFT turn {args.turns} / turn 1, {label} (medians of {args.rounds} rounds): "
               + ", ".join(f"{t[-1] * 1000:.0f} ms / {t[0] * 1000:.0f} ms = {r:.2f}" for t, r in zip(ttfts, ratios))
               + " (target <= 1.2)")
     if depth_ratio:

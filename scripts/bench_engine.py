@@ -58,7 +58,7 @@ def simultaneous(engine, users: int, max_tokens: int) -> tuple[float, float]:
 
     def one(index: int) -> None:
         start.wait()
-        results[index] = reply(engine, f"{bench.PROMPT} (run {users}, reader {index + 1})", max_tokens,
+        results[index] = reply(engine, bench.reader_question(users, index + 1), max_tokens,
                                bench.SEED + index)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(users)]
@@ -107,7 +107,7 @@ def main() -> int:
     decode = statistics.median(bench.decode_rate(int(r["tokens"]), r["first"], r["last"]) for r in runs)
     team = [(n, *simultaneous(engine, n, args.tokens)) for n in users]
     # What each user's prompt holds (the chat template around the question), for llama-batched-bench's -npp
-    prompt_tokens = len(engine.tokenize(engine.render([{"role": "user", "content": f"{bench.PROMPT} (run 4, reader 1)"}])))
+    prompt_tokens = len(engine.tokenize(engine.render([{"role": "user", "content": bench.reader_question(4, 1)}])))
     engine.unload()
 
     tg = batched = None

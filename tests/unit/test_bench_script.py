@@ -56,6 +56,11 @@ def test_a_status_without_a_model_is_an_error_not_a_guess(bench, status, named) 
         bench.Offload.from_status(status)
 
 
+def test_turn_times_are_the_median_of_each_conversations_turn_over_rounds(bench) -> None:
+    rounds = [[[0.5, 0.9], [0.4, 0.7]], [[0.6, 0.6], [0.5, 0.8]], [[0.7, 0.8], [0.3, 0.6]]]  # rounds x conversations x turns
+    assert bench.median_turns(rounds) == [[0.6, 0.8], [0.4, 0.7]]
+
+
 def test_only_picks_parts_in_their_order_and_refuses_unknown_ones(bench) -> None:
     assert bench.parse_parts("") == bench.PARTS
     assert bench.parse_parts("users, decode") == ("decode", "users")
