@@ -69,7 +69,10 @@ def test_four_greedy_requests_at_once_each_give_the_reply_they_give_alone(batche
         text, stats, _ = together[question]
         assert stats is not None and stats.finish_reason in ("stop", "length")
         # Decoding 4 sequences in one batch goes through the same per-sequence KV streams and the
-        # same matrix kernels as one, so greedy replies are identical, token for token.
+        # same matrix kernels as one, so greedy replies are identical, token for token. That holds on
+        # the CPU, where these tests keep every layer: on an H200 (CUDA) the batched kernels round
+        # differently and three of four greedy replies left their solo text within a sentence, each
+        # still answering its own question (the marker checks below are what hold there).
         assert text == alone[question], question
         assert marker in text.lower()
         others = [m for q, m in QUESTIONS.items() if q != question and m not in alone[question].lower()]
