@@ -328,6 +328,24 @@ def conversation_ttfts(client, turns: int, conversations: int, label: str,
     return ttfts, last_turn
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system, all threads) a process has used; None where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_cpu_share(pid: int, seconds: float = 5.0) -> float | None:
+    """The share of one core the app uses with nobody asking: what it takes from llama.cpp's threads
+    during every reply too (its web server's polling)."""
+    before = process_cpu_seconds(pid)
+    time.sleep(seconds)
+    after = process_cpu_seconds(pid)
+    return None if before is None or after is None else (after - before) / seconds
+
+
 def median_turns(rounds: list[list[list[float]]]) -> list[list[float]]:
     """Per conversation and turn, the median over rounds of ``conversation_ttfts``' times."""
     return [[statistics.median(r[c][t] for r in rounds) for t in range(len(rounds[0][c]))]
@@ -500,6 +518,7 @@ def main() -> int:
                     flash_attn=offload.flash_attn != "off",
                     verbose=False)
         client = AppClient(app.url)
+        idle_cpu = idle_cpu_share(app.process.pid)
         rendered = rendered_prompt(llm, model)
         if "decode" in parts or "ttft" in parts or user_counts:
             raw_run(llm, rendered, 16), app_run(client, llm, 16)  # warm both up: page cache, first-call costs
@@ -554,6 +573,8 @@ def main() -> int:
         print("warning: the llama.cpp tools were built for the CPU only, so their columns do not compare with "
               f"an app that offloads to the GPU; rebuild {CACHE / 'build'} with the app's GPU backend")
     print("(the machine may be shared with other work: compare ratios measured in this one run, not absolutes)")
+    if idle_cpu is not None:
+        print(f"the app with nobody asking uses {idle_cpu * 100:.1f}% of one core (its web server's polling)")
     if raw_runs:
         raw_rate, app_rate = median(raw_runs, "decode_tok_s"), median(app_runs, "decode_tok_s")
         raw_ttft, app_ttft = median(raw_runs, "ttft_s"), median(app_runs, "ttft_s")

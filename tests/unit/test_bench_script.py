@@ -56,6 +56,16 @@ def test_a_status_without_a_model_is_an_error_not_a_guess(bench, status, named) 
         bench.Offload.from_status(status)
 
 
+def test_process_cpu_seconds_reads_what_this_process_used(bench) -> None:
+    import os
+    import time
+
+    sum(i * i for i in range(2_000_000))  # some CPU time to read
+    measured, own = bench.process_cpu_seconds(os.getpid()), time.process_time()
+    assert measured is not None and abs(measured - own) < 0.1, (measured, own)
+    assert bench.process_cpu_seconds(2**22 + 12345) is None, "no such process: no figure, not zero"
+
+
 def test_turn_times_are_the_median_of_each_conversations_turn_over_rounds(bench) -> None:
     rounds = [[[0.5, 0.9], [0.4, 0.7]], [[0.6, 0.6], [0.5, 0.8]], [[0.7, 0.8], [0.3, 0.6]]]  # rounds x conversations x turns
     assert bench.median_turns(rounds) == [[0.6, 0.8], [0.4, 0.7]]
