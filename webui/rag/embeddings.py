@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from webui.errors import UserError
+from webui.rag.torch_threads import in_own_thread
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -66,9 +67,9 @@ class Embedder:
                 # local_files_only keeps this one load offline even when the process may download
                 # GGUF files elsewhere, which a process-wide HF_HUB_OFFLINE=1 would forbid.
                 try:
-                    model = SentenceTransformer(
+                    model = in_own_thread(lambda: SentenceTransformer(
                         source, device=self._device, local_files_only=True
-                    )
+                    ))
                 except (OSError, ValueError) as exc:
                     raise EmbeddingModelError(
                         f"The embedding model '{self.model_name}' is not available offline; "
@@ -112,13 +113,13 @@ class Embedder:
             return []
         model = self._load()
         with self._encode_lock:
-            vectors: Any = model.encode(
+            vectors: Any = in_own_thread(lambda: model.encode(
                 list(texts),
                 batch_size=batch_size,
                 normalize_embeddings=True,
                 show_progress_bar=False,
                 convert_to_numpy=True,
-            )
+            ))
         return vectors.tolist()
 
     def embed_query(self, text: str) -> list[float]:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from webui.errors import UserError
+from webui.rag.torch_threads import in_own_thread
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -46,7 +47,8 @@ class CrossEncoderReranker:
             from sentence_transformers import CrossEncoder
 
             try:
-                self._model = CrossEncoder(self.name, device=self._device, local_files_only=True)
+                self._model = in_own_thread(
+                    lambda: CrossEncoder(self.name, device=self._device, local_files_only=True))
             except (OSError, ValueError) as exc:
                 raise RerankerError(
                     f"The reranking model '{self.name}' is not available offline; point "
@@ -59,5 +61,5 @@ class CrossEncoderReranker:
             return []
         with self._lock:
             model = self._load()
-            found = model.predict([(question, p) for p in passages], show_progress_bar=False)
+            found = in_own_thread(lambda: model.predict([(question, p) for p in passages], show_progress_bar=False))
         return [float(s) for s in found]
