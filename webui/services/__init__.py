@@ -85,13 +85,11 @@ class Services:
     def status(self) -> dict[str, Any]:
         """The JSON served at GET /status."""
         info = self.engine.info
-        # Without the path: /status is open to every signed-in user, not only admins.
-        model = {k: v for k, v in info.as_dict().items() if k != "path"} if info else None
-        if info is not None and model is not None:
-            model["flash_attn"] = flash_attn_choice(info.flash_attn)  # auto | on | off, as loaded
         return {
             "version": __version__,
-            "model": model,
+            # Without the path: /status is open to every signed-in user, not only admins.
+            "model": {**{k: v for k, v in info.as_dict().items() if k != "path"},
+                      "flash_attn": flash_attn_choice(info.flash_attn)} if info else None,  # auto | on | off
             "hardware": self.hardware.as_dict(),
             "queue": {"waiting": self.engine.queue_length, "parallel": self.engine.parallel},
         }
