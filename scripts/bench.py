@@ -238,8 +238,10 @@ class Offload:
         layers = model.get("n_gpu_layers") if isinstance(model, dict) else None
         if isinstance(layers, bool) or not isinstance(layers, int):
             raise ValueError(f"the app's /status names no loaded model's n_gpu_layers: {status!r}")
+        from webui.models.model_settings import FLASH_ATTN_CHOICES
+
         flash_attn = model.get("flash_attn")
-        if flash_attn not in ("auto", "on", "off"):
+        if flash_attn not in FLASH_ATTN_CHOICES:
             raise ValueError(f"the app's /status names no loaded model's flash_attn: {status!r}")
         return cls(layers, flash_attn)
 
@@ -541,12 +543,13 @@ def main() -> int:
     prompt_tokens = len(llm.tokenize(PROMPT.encode(), add_bos=True, special=True)) + 8  # + the chat template
     batched: dict[int, float] = {}
     prompt_floor: dict[int, float] = {}
-    user_new_tokens = simultaneous_new_tokens(llm, model)
+    user_new_tokens = 0
     bench_tg: float | None = None
     tool_backends = "?"
     if bin_dir is not None:
         if user_counts:
             batched = batched_bench(bin_dir, model, args.threads, prompt_tokens, args.tokens, user_counts, offload)
+            user_new_tokens = simultaneous_new_tokens(llm, model)
             prompt_floor = batched_prompt_floor(bin_dir, model, args.threads, user_new_tokens, user_counts, offload)
         bench_tg, tool_backends = llama_bench_tg(bin_dir, model, args.threads, 128, offload)
         if last_turn:
@@ -604,11 +607,12 @@ def main() -> int:
         baseline = batched.get(users)
         versus = (f"  llama-batched-bench {baseline:7.1f}  ratio {rate / baseline:.3f}"
                   + (" (target >= 0.85)" if users == 4 else "")) if baseline else ""
-        floor = f", llama.cpp's own floor x{prompt_floor[users]:.2f}" if users in prompt_floor and users > 1 else ""
+        beside = (["target <= 1.5"] if users == 4 else []) + (
+            [f"llama.cpp's own floor x{prompt_floor[users]:.2f}"] if users in prompt_floor and users > 1 else [])
         print(f"{users} simultaneous user(s)  aggregate {rate:7.1f} tokens/s ({tokens} tokens)  "
               f"x{rate / base_rate:.2f} of {team_rows[0][0]} user{versus}  last user's first token after "
               f"{last_wait:5.2f} s = x{last_wait / lone_wait:.2f} of a lone user's"
-              + (" (target <= 1.5" if users == 4 else " (") + floor + ")")
+              + (f" ({', '.join(beside)})" if beside else ""))
     if batched:
         print(f"(llama-batched-bench: -npp {prompt_tokens} -ntg {args.tokens}, generated tokens over the whole run "
               "including prompt time, as the app's aggregate is)")
