@@ -17,20 +17,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_engine import median_decode, reply  # noqa: E402 - the engine benchmark's own timing
 
-PROMPT = "Write a long, detailed essay about the history of computing, from the abacus to modern chips."
 PASSAGES = [f"Passage {i}: llamas are kept for their wool, which is soft and light and has no lanolin. " * 6
             for i in range(128)]
 
 
 def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from webui.engine import Engine, LoadSettings, SamplingParams
+    from webui.engine import Engine, LoadSettings
     from webui.models.embedded import embedded_model_path
     from webui.rag.embeddings import Embedder
 
@@ -43,24 +42,13 @@ def main() -> int:
     engine = Engine(parallel=1, prompt_cache_mb=0)
     engine.load(model, LoadSettings(n_ctx=2048, n_threads=args.threads))
 
-    def decode_rate() -> float:
-        """Median decode tokens/s of three replies, timed by the engine itself."""
-        rates = []
-        for seed in (1, 2, 3):
-            stats = None
-            for chunk in engine.stream_chat([{"role": "user", "content": PROMPT}],
-                                            SamplingParams(max_tokens=args.tokens, temperature=0.7, seed=seed)):
-                stats = chunk.stats or stats
-            rates.append((stats.completion_tokens - 1) / max(stats.total_s - stats.ttft_s, 1e-9))
-        return statistics.median(rates)
-
-    decode_rate()  # warm up
-    before = decode_rate()
+    reply(engine, "Say hello.", 16, 1)  # warm up
+    before = median_decode(engine, args.tokens)
     embedder = Embedder()
     embedder.embed(PASSAGES)
-    after_app = decode_rate()
+    after_app = median_decode(engine, args.tokens)
     embedder._load().encode(PASSAGES)  # noqa: SLF001 - the direct call this benchmark compares with
-    after_direct = decode_rate()
+    after_direct = median_decode(engine, args.tokens)
     engine.unload()
     print(f"model: {model.name}; {args.threads} threads; {args.tokens} new tokens; decode tokens/s, medians of 3")
     print(f"before any embedding                      {before:7.1f}")

@@ -47,6 +47,12 @@ def reply(engine, text: str, max_tokens: int, seed: int) -> dict[str, float]:
             "tokens": stats.completion_tokens if stats else 0}
 
 
+def median_decode(engine, max_tokens: int) -> float:
+    """Single-user decode tokens/s: the median of three replies to ``bench.PROMPT``."""
+    runs = [reply(engine, bench.PROMPT, max_tokens, seed) for seed in (1, 2, 3)]
+    return statistics.median(bench.decode_rate(int(r["tokens"]), r["first"], r["last"]) for r in runs)
+
+
 def simultaneous(engine, users: int, max_tokens: int) -> tuple[float, float]:
     """``users`` new questions at once: aggregate tokens/s over the whole run, and the last first token's wait.
 
@@ -103,8 +109,7 @@ def main() -> int:
     engine.load(model, LoadSettings(n_ctx=args.ctx_size, n_gpu_layers=gpu_layers, n_threads=args.threads,
                                     flash_attn=flash_attn))
     reply(engine, bench.PROMPT, 16, bench.SEED)  # warm up, and cache the questions' shared start
-    runs = [reply(engine, bench.PROMPT, args.tokens, seed) for seed in (1, 2, 3)]
-    decode = statistics.median(bench.decode_rate(int(r["tokens"]), r["first"], r["last"]) for r in runs)
+    decode = median_decode(engine, args.tokens)
     team = [(n, *simultaneous(engine, n, args.tokens)) for n in users]
     # What each user's prompt holds (the chat template around the question), for llama-batched-bench's -npp
     prompt_tokens = len(engine.tokenize(engine.render([{"role": "user", "content": bench.reader_question(4, 1)}])))
