@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlencode
 
 from webui import __version__
 from webui.config import DEFAULT_DATA_DIR, DEFAULT_MODELS_DIR, Settings
@@ -112,8 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
                         default=float(_env("LOGIN_LOCKOUT_MINUTES", "15") or 15),
                         help="how long such a lock lasts [WEBUI_LOGIN_LOCKOUT_MINUTES]")
     parser.add_argument("--api-key", default=_env("API_KEY"),
-                        help="on a single-user app, the Bearer key /v1 and /api calls must send (default: none "
-                        "needed on localhost; team mode uses per-user keys) [WEBUI_API_KEY]")
+                        help="on a single-user app, a key every request must carry: API calls as a Bearer (or "
+                        "x-api-key) header, the browser once through the address the launcher prints "
+                        "(default: none needed on localhost; team mode uses logins and per-user keys) [WEBUI_API_KEY]")
+    parser.add_argument("--allowed-host", action="append", default=None, metavar="NAME",
+                        help="another host name the app may be reached as (a reverse proxy's or a DNS name); "
+                        "requests naming any other host are refused, against DNS rebinding. Repeat or separate "
+                        "with commas [WEBUI_ALLOWED_HOST]")
+    parser.add_argument("--forwarded-allow-ips", default=_env("FORWARDED_ALLOW_IPS"), metavar="IPS",
+                        help="addresses of reverse proxies whose X-Forwarded-For/-Proto headers are believed "
+                        "(comma-separated, or *); by default nobody's, so a client cannot pick the address "
+                        "that logins are throttled and logged by [WEBUI_FORWARDED_ALLOW_IPS]")
     parser.add_argument("--api-allow-model-switch", action="store_true", default=_env_flag("API_ALLOW_MODEL_SWITCH"),
                         help="let an admin's API call that names another local model load it (default: such "
                         "calls get 404) [WEBUI_API_ALLOW_MODEL_SWITCH]")
@@ -153,7 +163,26 @@ def parse_settings(argv: Sequence[str]) -> Settings:
         login_lockout_minutes=args.login_lockout_minutes,
         api_key=args.api_key or None,
         api_model_switch=args.api_allow_model_switch,
+        allowed_hosts=parse_host_names(args.allowed_host if args.allowed_host is not None
+                                       else [_env("ALLOWED_HOST") or ""]),
+        forwarded_allow_ips=(args.forwarded_allow_ips or "").strip() or None,
     )
+
+
+def parse_host_names(values: Sequence[str]) -> tuple[str, ...]:
+    """``--allowed-host`` values (repeated, or comma-separated) -> lower-case host names."""
+    from webui.ui.hosts import host_name
+
+    names: list[str] = []
+    for value in values:
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            name = host_name(item)
+            if name is None:
+                raise SystemExit(f"error: --allowed-host takes a host name like llm.example.org, not {item.strip()!r}")
+            names.append(name)
+    return tuple(dict.fromkeys(names))
 
 
 def parse_origins(values: Sequence[str]) -> tuple[str, ...]:
@@ -218,6 +247,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_settings(argv)
     if settings.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
+    from webui.private_files import fresh_temp_dir, make_private
+
+    make_private(settings.data_dir)  # before the log file or any store is created in it
+    # Gradio's uploads and outputs hold document text: in the private data dir, not the shared /tmp.
+    # Gradio reads this when it is imported, which happens later (run_server).
+    os.environ["GRADIO_TEMP_DIR"] = str(fresh_temp_dir(settings.data_dir))
     configure_logging(settings.data_dir)
     settings.models_dir.mkdir(parents=True, exist_ok=True)
     return serve(settings)
@@ -334,9 +369,16 @@ def run_server(settings: Settings, hw, engine) -> int:
         ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
         ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
         timeout_graceful_shutdown=2,
+        # X-Forwarded-For is believed only from the proxies named (uvicorn believes loopback by default,
+        # which let any local client pick the address that logins are throttled and logged by).
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     server = uvicorn.Server(config)
-    print(f"Web UI running on {scheme}://{shown_host}:{settings.port}", flush=True)
+    address = f"{scheme}://{shown_host}:{settings.port}"
+    if settings.api_key and not services.auth_required:  # the browser's one way in; then a cookie
+        address += "/?" + urlencode({"key": settings.api_key})
+    print(f"Web UI running on {address}", flush=True)
     server.run()
     return 0
 

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# The largest request body read into memory (API calls and page events; uploads stream to disk): a chat
+# that long would not fit any local context window anyway.
+MAX_REQUEST_BODY_BYTES = 4 * 2**20
 # models/ and data/ belong to the checkout, not to the current directory: `python3 ~/webui/launcher.py`
 # started from anywhere finds the same models and chats (relative flags stay relative to the cwd).
 CHECKOUT_DIR = Path(__file__).resolve().parent.parent
@@ -49,6 +52,8 @@ class Settings:
     login_lockout_minutes: float = 15.0
     api_key: str | None = field(default=None, repr=False)  # the key API calls need on a single-user app
     api_model_switch: bool = False  # an admin's API call naming another local model loads it
+    allowed_hosts: tuple[str, ...] = ()  # more Host names to answer as (a reverse proxy's), beyond our own
+    forwarded_allow_ips: str | None = None  # proxies whose X-Forwarded-For is believed; None: nobody's
 
     @property
     def listens_on_network(self) -> bool:

@@ -9,7 +9,9 @@ from argon2 import PasswordHasher
 from argon2.profiles import CHEAPEST
 
 from webui.auth import UserStore
-from webui.ui.security import LoginLocked, LoginThrottle, SessionRegistry, origin_allowed
+from webui.config import Settings
+from webui.ui.hosts import HostAllowList, host_name, origin_allowed
+from webui.ui.security import LoginLocked, LoginThrottle, SessionRegistry
 
 CHEAP = PasswordHasher.from_parameters(CHEAPEST)
 
@@ -34,7 +36,48 @@ class Clock:
     ("http://192.168.1.5:7860", "", "http", (), False),
 ])
 def test_only_the_apps_own_origin_or_a_listed_one_is_allowed(origin, host, scheme, listed, allowed) -> None:
-    assert origin_allowed(origin, host, scheme, listed) is allowed
+    hosts = HostAllowList(names=frozenset({"192.168.1.5", "llm.lan"}))
+    assert origin_allowed(origin, host, scheme, listed, hosts) is allowed
+
+
+def test_an_origin_equal_to_the_host_header_is_not_enough() -> None:
+    """DNS rebinding: the attacker's page sends its own name as both Host and Origin."""
+    hosts = HostAllowList(names=frozenset({"127.0.0.1", "localhost"}))
+    assert not origin_allowed("http://evil.example:7860", "evil.example:7860", "http", (), hosts)
+    assert origin_allowed("http://localhost:7860", "localhost:7860", "http", (), hosts)
+
+
+@pytest.mark.parametrize(("header", "name"), [
+    ("127.0.0.1:7860", "127.0.0.1"), ("LocalHost", "localhost"), ("localhost.:80", "localhost"),
+    ("[::1]:7860", "::1"), ("[::1]", "::1"), ("::1", "::1"), ("llm.lan", "llm.lan"),
+    ("", None), ("[::1", None), ("[::1]x", None), ("[nope]:1", None), ("a:b", None), ("evil@127.0.0.1", None),
+    ("127.0.0.1/x", None), (None, None),
+])
+def test_host_headers_are_read_as_browsers_send_them(header, name) -> None:
+    assert host_name(header) == name
+
+
+def test_a_localhost_app_answers_only_as_its_own_names() -> None:
+    hosts = HostAllowList.for_settings(Settings(), addresses=lambda: {"10.1.2.3"}, names=lambda: {"box"})
+    for host in ("127.0.0.1:7860", "localhost:7860", "[::1]:7860", "localhost"):
+        assert hosts.allows(host), host
+    for host in ("evil.example:7860", "10.1.2.3:7860", "box:7860", "127.0.0.2:7860", None, "localhost.evil.example"):
+        assert not hosts.allows(host), host
+
+
+def test_a_lan_app_adds_the_machines_names_addresses_proxies_and_cors_origins() -> None:
+    addresses = {"192.168.1.5"}
+    settings = Settings(host="0.0.0.0", allowed_hosts=("llm.example.org",), cors_origins=("https://tools.lan:8443",))
+    clock = Clock()
+    hosts = HostAllowList.for_settings(settings, addresses=lambda: set(addresses), names=lambda: {"box", "box.local"})
+    hosts.clock = clock
+    for host in ("192.168.1.5:7860", "box:7860", "box.local:7860", "llm.example.org", "tools.lan:7860", "localhost"):
+        assert hosts.allows(host), host
+    assert not hosts.allows("evil.example:7860")
+    addresses.add("10.0.0.9")  # the laptop joined another network
+    assert not hosts.allows("10.0.0.9:7860"), "addresses are read again at most every 30 s"
+    clock.now += 31
+    assert hosts.allows("10.0.0.9:7860")
 
 
 def test_failures_earn_growing_delays_then_a_lock_that_ends() -> None:

@@ -13,6 +13,7 @@ from starlette.routing import Mount
 
 from webui import __version__
 from webui.api import build_api_router
+from webui.private_files import never_served
 from webui.services import NotAuthorized, Services
 from webui.ui.api_keys import build_api_keys_section
 from webui.ui.chat import build_chat_tab
@@ -25,6 +26,7 @@ from webui.ui.security import (
     LoginGuard,
     LoginLocked,
     LoginThrottle,
+    PageKey,
     SecurityMiddleware,
     SecurityPolicy,
     SessionRegistry,
@@ -192,8 +194,13 @@ def build_app(services: Services) -> fastapi.FastAPI:
     # reflects any Origin with credentials once the app is reached by a LAN address).
     app.add_middleware(CORSMiddleware, allow_origins=list(policy.cors_origins), allow_credentials=True,
                        allow_methods=["*"], allow_headers=["*"])
+    # A single-user app started with --api-key needs the key on every route, the page's own included.
+    page_key = PageKey(settings.api_key, LoginThrottle(policy.max_failures, policy.lockout_seconds)) \
+        if settings.api_key and not team else None
     app.add_middleware(SecurityMiddleware, policy=policy, guard=guard if team else None,
-                       sessions=sessions if team else None, gradio=gradio_app, uploads=upload_owners)
+                       sessions=sessions if team else None, gradio=gradio_app, uploads=upload_owners,
+                       page_key=page_key)
+    log.info("answering as the hosts %s (add more with --allowed-host)", ", ".join(policy.hosts.describe()))
     blocks = build_blocks(services)
     gr.mount_gradio_app(
         app,
@@ -206,10 +213,12 @@ def build_app(services: Services) -> fastapi.FastAPI:
         auth=guard.check if team else None,  # async: the password check runs off the event loop
         auth_message="Sign in with the account your admin created for you.",
         max_file_size=f"{transport_limit_mb(settings.max_upload_mb)}mb",
-        # Nothing under the data dir (other users' uploads, history, users file) is ever served as a file.
-        blocked_paths=[str(settings.data_dir)],
+        # Nothing under the data dir (history, users file, documents) is ever served as a file, except
+        # Gradio's own temporary folder there (uploads shown back, exported presets).
+        blocked_paths=never_served(settings.data_dir),
         ssr_mode=False,
         mcp_server=False,
+        run_history=False,  # its page and bucket routes are served to anyone; nothing here needs them
         pwa=False,
         # Gradio's sub-app would otherwise serve its whole route list at /openapi.json without a login.
         app_kwargs={"openapi_url": None},

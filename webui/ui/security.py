@@ -9,6 +9,9 @@ adds what is missing; the checks themselves live in small classes that tests cal
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import html
 import json
 import logging
 import os
@@ -17,20 +20,23 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
+from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlencode
 
 import anyio
 from gradio.route_utils import FnIndexInferError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webui.auth import User, UserStore
-from webui.config import Settings
+from webui.config import MAX_REQUEST_BODY_BYTES, Settings
 from webui.errors import UserError
-from webui.ui.uploads import UploadOwners
+from webui.services.api_access import bearer_token
+from webui.ui.hosts import HostAllowList, origin_allowed, refused_host_message
+from webui.ui.uploads import UploadOwners, upload_root
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,9 @@ CLIENT_DATA_ERRORS = (KeyError, IndexError, ValueError, TypeError, AttributeErro
 ADDRESS_FAILURE_FACTOR = 5  # an address (possibly shared by a team behind NAT) gets more tries than a name
 MAX_LOGIN_BODY = 64 * 1024
 CROSS_SITE_REFUSED = "Refused: this request came from another web site."
+# What Gradio's login page itself asks for under /gradio_api before anyone has signed in; every other
+# /gradio_api route answers 401 to a visitor who is not signed in (team mode).
+PRE_LOGIN_PATHS = frozenset({"/gradio_api/theme.css", "/gradio_api/startup-events"})
 
 
 class LoginLocked(UserError):
@@ -58,6 +67,7 @@ class LoginLocked(UserError):
 class SecurityPolicy:
     """The numbers behind the guards, from Settings."""
 
+    hosts: HostAllowList = field(default_factory=lambda: HostAllowList(names=frozenset({"127.0.0.1", "localhost", "::1"})))
     cors_origins: tuple[str, ...] = ()
     session_idle_seconds: float = 12 * 3600
     session_max_seconds: float = 7 * 86400
@@ -67,34 +77,13 @@ class SecurityPolicy:
     @classmethod
     def from_settings(cls, settings: Settings) -> SecurityPolicy:
         return cls(
+            hosts=HostAllowList.for_settings(settings),
             cors_origins=tuple(settings.cors_origins),
             session_idle_seconds=settings.session_idle_hours * 3600,
             session_max_seconds=settings.session_max_days * 86400,
             max_failures=max(1, settings.login_max_failures),
             lockout_seconds=settings.login_lockout_minutes * 60,
         )
-
-
-# -- cross-site requests ----------------------------------------------------------------------
-
-
-def _netloc(scheme: str, host: str) -> str:
-    """``host[:port]`` with the scheme's default port left out, lower-cased, for comparing origins."""
-    host = host.strip().lower()
-    default = {"http": ":80", "https": ":443"}.get(scheme, "")
-    return host[: -len(default)] if default and host.endswith(default) else host
-
-
-def origin_allowed(origin: str, host: str, scheme: str, listed: Iterable[str]) -> bool:
-    """True when a browser's ``Origin`` is this app itself (same host and port) or a listed origin."""
-    origin = origin.strip().lower().rstrip("/")
-    if origin in listed:
-        return True
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.netloc or not host:
-        return False  # "null" (sandboxed frames, file pages) and anything odd
-    # Behind a TLS proxy the app sees http while the browser says https; host and port decide.
-    return _netloc(parts.scheme, parts.netloc) == _netloc(scheme, host)
 
 
 # -- login throttling ---------------------------------------------------------------------------
@@ -321,6 +310,98 @@ class SessionRegistry:
                 self._end(tokens, token, why)
 
 
+# -- the single-user app's key -------------------------------------------------------------------
+
+PAGE_KEY_COOKIE = "webui-page-key"
+PAGE_KEY_FORM_PATH = "/page-key"
+PAGE_KEY_COOKIE_DAYS = 30
+PAGE_KEY_NAME = "(the app's API key)"  # what the throttle counts wrong keys under
+
+_PAGE_KEY_FORM = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Local LLM: key needed</title>
+<style>body{{font-family:ui-sans-serif,system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}}
+input,button{{font-size:1rem;padding:.4rem;margin:.3rem 0;width:100%;box-sizing:border-box}}
+@media (prefers-color-scheme: dark){{body{{background:#111;color:#eee}}}}</style></head>
+<body><h1>Local LLM</h1><p>This app was started with <code>--api-key</code>. Enter that key to open it
+(or open the address the launcher printed, which carries it).</p>{problem}
+<form method="post" action="{action}"><label for="key">API key</label>
+<input id="key" name="key" type="password" autocomplete="current-password" autofocus required>
+<button type="submit">Open</button></form></body></html>"""
+
+
+class PageKey:
+    """``--api-key`` on a single-user app, required by every route, not only ``/v1`` and ``/api``.
+
+    Scripts send the key as ``Authorization: Bearer KEY`` (or ``x-api-key``); a browser opens the page
+    once as ``/?key=KEY`` or types it into a form, and keeps a cookie derived from the key (never the
+    key itself), as Jupyter does with its token. ``/v1`` and ``/api`` check the key themselves, so
+    their refusals keep their own error shapes. Wrong keys are throttled like wrong passwords.
+    """
+
+    def __init__(self, key: str, throttle: LoginThrottle) -> None:
+        self._key = key
+        self._cookie = hmac.new(key.encode("utf-8"), b"webui page session", hashlib.sha256).hexdigest()
+        self.throttle = throttle
+
+    def allows(self, scope: Scope, headers: Headers) -> bool:
+        """True when the request carries the key (header or cookie), or goes to a route that checks it."""
+        path = scope.get("path", "")
+        if path in ("/v1", "/api") or path.startswith(("/v1/", "/api/")):
+            return True
+        for sent in (bearer_token(headers.get("authorization")), headers.get("x-api-key")):
+            if sent and hmac.compare_digest(sent.encode("utf-8"), self._key.encode("utf-8")):
+                return True
+        cookie = _cookies(headers).get(PAGE_KEY_COOKIE, "")
+        return bool(cookie) and hmac.compare_digest(cookie.encode("utf-8"), self._cookie.encode("utf-8"))
+
+    async def gate(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer a request without the key: the form for a page, the cookie for the right key, 401 else."""
+        method, path = scope.get("method", "GET"), scope.get("path", "")
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        offered: str | None = None
+        if method == "POST" and path == PAGE_KEY_FORM_PATH:
+            limited = BodyLimit(scope, receive, send, MAX_LOGIN_BODY)
+            receive, send = limited.receive, limited.send
+            try:
+                offered = parse_qs((await _read_body(receive)).decode("utf-8")).get("key", [""])[0]
+            except UnicodeDecodeError:
+                offered = ""
+            back = "/"
+        elif method in ("GET", "HEAD") and "key" in query:
+            offered = query.pop("key")[-1]
+            rest = urlencode(query, doseq=True)
+            back = path + (f"?{rest}" if rest else "")
+        if offered is not None:
+            address = _client(scope)
+            left = self.throttle.seconds_locked(PAGE_KEY_NAME, address)
+            if left > 0:
+                await self._form(scope, receive, send, str(LoginLocked(left)), 429)
+                return
+            if hmac.compare_digest(offered.encode("utf-8"), self._key.encode("utf-8")):
+                self.throttle.succeeded(PAGE_KEY_NAME)
+                response = RedirectResponse(back, status_code=303)
+                response.set_cookie(PAGE_KEY_COOKIE, self._cookie, max_age=PAGE_KEY_COOKIE_DAYS * 86400,
+                                    httponly=True, samesite="strict", secure=scope.get("scheme") == "https")
+                await response(scope, receive, send)
+                return
+            self.throttle.failed(PAGE_KEY_NAME, address)
+            log.warning("a wrong API key was offered for the page from %s", address)
+            await self._form(scope, receive, send, "That is not the key this app was started with.", 401)
+            return
+        if method == "GET" and (path == "/" or "text/html" in Headers(scope=scope).get("accept", "")):
+            await self._form(scope, receive, send, None, 401)
+            return
+        await JSONResponse({"detail": "This app was started with --api-key: send that key as "
+                                      "'Authorization: Bearer KEY', or open the page once as /?key=KEY."},
+                           status_code=401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+
+    @staticmethod
+    async def _form(scope: Scope, receive: Receive, send: Send, problem: str | None, status: int) -> None:
+        shown = f'<p role="alert" style="color:#c00">{html.escape(problem)}</p>' if problem else ""
+        await HTMLResponse(_PAGE_KEY_FORM.format(problem=shown, action=PAGE_KEY_FORM_PATH),
+                           status_code=status)(scope, receive, send)
+
+
 # -- the middleware ----------------------------------------------------------------------------
 
 # Shown on the login page: Gradio's form only says "Incorrect credentials" on a 400 and nothing at
@@ -366,26 +447,49 @@ class SecurityMiddleware:
 
     def __init__(self, app: ASGIApp, *, policy: SecurityPolicy, guard: LoginGuard | None,
                  sessions: SessionRegistry | None, gradio: Callable[[], TokenTable | None],
-                 uploads: UploadOwners | None = None) -> None:
+                 uploads: UploadOwners | None = None, page_key: PageKey | None = None) -> None:
         self.app = app
         self.policy = policy
         self.guard = guard
         self.sessions = sessions
         self.gradio = gradio
         self.uploads = uploads
+        self.page_key = page_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":  # Gradio 6 talks over HTTP and SSE only
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        path = scope.get("path", "")
+        # DNS rebinding: before anything else, a request must name one of the app's own hosts.
+        if not self.policy.hosts.allows(headers.get("host")):
+            log.warning("refused a request for %s naming the unknown host %r (from %s)", path,
+                        headers.get("host"), _client(scope))
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            else:
+                await JSONResponse({"detail": refused_host_message(headers.get("host"))},
+                                   status_code=400)(scope, receive, send)
+            return
+        if scope["type"] != "http":  # Gradio 6 talks over HTTP and SSE only
+            await self.app(scope, receive, send)
+            return
         method = scope.get("method", "GET")
         origin = headers.get("origin")
-        own = (headers.get("host", ""), scope.get("scheme", "http"))
-        if origin is not None and method in STATE_CHANGING_METHODS and \
-                not origin_allowed(origin, *own, self.policy.cors_origins):
-            log.warning("refused a cross-site %s %s from %s", method, scope.get("path"), origin)
+        if origin is not None and method in STATE_CHANGING_METHODS and not origin_allowed(
+                origin, headers.get("host", ""), scope.get("scheme", "http"), self.policy.cors_origins,
+                self.policy.hosts):
+            log.warning("refused a cross-site %s %s from %s", method, path, origin)
             await JSONResponse({"detail": CROSS_SITE_REFUSED}, status_code=403)(scope, receive, send)
+            return
+        if _FILE_ROUTE.match(path) and _names_url(path):
+            # Gradio would fetch a URL named in a file route from the server: a network call for anyone.
+            log.warning("refused a file request naming a URL: %s", path)
+            await JSONResponse({"detail": "Refused: this app fetches no URLs."}, status_code=403)(scope, receive, send)
+            return
+        if self.page_key is not None and not self.page_key.allows(scope, headers):
+            await self.page_key.gate(scope, receive, send)
             return
         gradio = self.gradio()
         signed_in, user = True, None
@@ -393,21 +497,37 @@ class SecurityMiddleware:
             token = session_token(gradio, _cookies(headers))
             user = self.sessions.check(gradio.tokens, token) if token is not None else None
             signed_in = user is not None
-        path = scope.get("path", "")
         if gradio is not None and self.guard is not None and method == "POST" and path.rstrip("/") == "/login":
-            await self._login(scope, receive, send, gradio)
+            limited = BodyLimit(scope, receive, send, MAX_LOGIN_BODY)
+            await self._login(scope, limited.receive, limited.send, gradio)
             return
         if not signed_in and method == "GET" and path == "/":
             await self._login_page(scope, receive, send)
             return
-        if user is not None and self.uploads is not None and method == "POST" and \
-                path.rstrip("/") == "/gradio_api/upload":
+        if not signed_in and path.startswith("/gradio_api/") and path.rstrip("/") not in PRE_LOGIN_PATHS \
+                and method != "OPTIONS":  # CORS preflights carry no cookie; CORSMiddleware answers them
+            # Checked before any body is read: an anonymous client learns nothing and costs nothing.
+            await JSONResponse({"detail": "Log in first."}, status_code=401)(scope, receive, send)
+            return
+        if user is not None and self.uploads is not None and _FILE_ROUTE.match(path) and \
+                self.uploads.held_by_others(user, _file_route_path(path) or Path("/")):
+            log.warning("refused %r another user's upload: %s", user, path)
+            await JSONResponse({"detail": "That file is another user's upload."}, status_code=403)(scope, receive, send)
+            return
+        upload = method == "POST" and path.rstrip("/") == "/gradio_api/upload"
+        if method in STATE_CHANGING_METHODS and not upload:  # uploads stream to disk, under Gradio's own limit
+            declared = headers.get("content-length", "")
+            limited = BodyLimit(scope, receive, send, MAX_REQUEST_BODY_BYTES)
+            if declared.isdigit() and int(declared) > MAX_REQUEST_BODY_BYTES:
+                await limited.refuse()
+                return
+            receive, send = limited.receive, limited.send
+        if upload and user is not None and self.uploads is not None:
             await self._upload(scope, receive, send, user)
-            return
-        if method == "POST" and path.startswith("/gradio_api/"):
+        elif method == "POST" and path.startswith("/gradio_api/"):
             await self._client_errors(scope, receive, send, gradio)
-            return
-        await self.app(scope, receive, _hardened_cookies(send))
+        else:
+            await self.app(scope, receive, _hardened_cookies(send))
 
     async def _client_errors(self, scope: Scope, receive: Receive, send: Send, gradio: TokenTable | None) -> None:
         """Gradio's API routes, with malformed requests answered 400 instead of 500.
@@ -489,15 +609,7 @@ class SecurityMiddleware:
     async def _login(self, scope: Scope, receive: Receive, send: Send, gradio: TokenTable) -> None:
         """Gradio's POST /login, throttled, with the new session recorded."""
         assert self.guard is not None and self.sessions is not None  # noqa: S101 (set together)
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if len(body) > MAX_LOGIN_BODY:
-                await JSONResponse({"detail": "The login form is too large."}, status_code=413)(scope, receive, send)
-                return
-            if not message.get("more_body", False):
-                break
+        body = await _read_body(receive)
 
         async def replay() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}
@@ -573,12 +685,7 @@ async def _check_direct_call(receive: Receive, gradio: TokenTable, api_name: str
     Gradio answers too few inputs with a 500; the page always sends them all. Returns a receive that
     replays the body for Gradio.
     """
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body", False):
-            break
+    body = await _read_body(receive)
 
     async def replay() -> Message:
         return {"type": "http.request", "body": body, "more_body": False}
@@ -603,6 +710,89 @@ async def _check_direct_call(receive: Receive, gradio: TokenTable, api_name: str
     if sent < needed and sent != named:
         return replay, f"This event takes {needed} inputs; the request sent {sent}."
     return replay, None
+
+
+class BodyLimit:
+    """A request's receive and send, cut off once more than *limit* body bytes have arrived.
+
+    At the limit the client gets a 413 at once and the app sees the client gone. A limit that raised
+    instead would not reach the client: FastAPI turns any error while reading a body into a 400, and
+    Gradio reads bodies through FastAPI.
+    """
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        self.scope, self._receive, self._send, self.limit = scope, receive, send, limit
+        self.total = 0
+        self.refused = False
+        self.started = False
+
+    async def receive(self) -> Message:
+        if self.refused:
+            return {"type": "http.disconnect"}
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.total += len(message.get("body", b""))
+            if self.total > self.limit:
+                await self.refuse()
+                return {"type": "http.disconnect"}
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self.refused:
+            return  # the app's answer to a body it never got whole
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+    async def refuse(self) -> None:
+        """Answer 413 (unless an answer has begun) and drop whatever the app sends after."""
+        self.refused = True
+        log.warning("refused a request body over %d bytes to %s from %s", self.limit, self.scope.get("path"),
+                    _client(self.scope))
+        if self.started:
+            return
+
+        async def nothing() -> Message:
+            return {"type": "http.disconnect"}
+
+        await JSONResponse({"detail": f"The request body is larger than {_size(self.limit)}."},
+                           status_code=413)(self.scope, nothing, self._send)
+
+
+def _size(count: int) -> str:
+    return f"{count // 2**20} MB" if count >= 2**20 else f"{count // 1024} KB"
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """A whole request body, its chunks joined once (``+=`` copied it all again for every chunk)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _client(scope: Scope) -> str:
+    return (scope.get("client") or ("unknown", 0))[0]
+
+
+_FILE_ROUTE = re.compile(r"/gradio_api/file[=/]")
+
+
+def _file_route_path(path: str) -> Path | None:
+    """The file a ``/gradio_api/file=<path>`` request names, resolved as Gradio resolves it; None for
+    a name no file can have (Gradio refuses those itself)."""
+    named = unquote(_FILE_ROUTE.sub("", path, count=1))
+    try:
+        return Path(named).resolve() if Path(named).is_absolute() else (upload_root() / named).resolve()
+    except (ValueError, OSError):
+        return None
+
+
+def _names_url(path: str) -> bool:
+    named = unquote(_FILE_ROUTE.sub("", path, count=1)).lower()
+    return named.startswith(("http:", "https:", "//", "ftp:")) or "://" in named
 
 
 def _cookies(headers: Headers) -> dict[str, str]:

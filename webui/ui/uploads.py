@@ -57,6 +57,12 @@ class UploadOwners:
         with self._lock:
             return user in self._owners.get(path, ())
 
+    def held_by_others(self, user: str, path: Path) -> bool:
+        """True when *path* is an upload of other users only: *user* may not fetch it."""
+        with self._lock:
+            users = self._owners.get(path)
+            return bool(users) and user not in users
+
     def release(self, user: str, path: Path) -> bool:
         """Drop *user*'s hold on *path*; True when nobody else holds it (Gradio stores two uploads of
         the same bytes as one file, so one user's add must not delete another's pending copy)."""
