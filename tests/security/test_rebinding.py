@@ -116,3 +116,18 @@ def test_a_browser_opening_the_printed_address_keeps_a_cookie_not_the_key(app: R
         typed = form_user.post("/page-key", data={"key": KEY})
         assert typed.status_code == 303
         assert form_user.get("/config").status_code == 200
+
+
+@pytest.mark.e2e
+def test_in_chromium_the_page_asks_for_the_key_once(app: RunningApp, page) -> None:
+    page.goto(app.url)
+    assert page.get_by_text("This app was started with").is_visible()
+    page.get_by_label("API key").fill("not-the-key")
+    page.get_by_role("button", name="Open").click()
+    assert page.get_by_role("alert").inner_text() == "That is not the key this app was started with."
+    page.get_by_label("API key").fill(KEY)
+    page.get_by_role("button", name="Open").click()
+    page.get_by_label("Message", exact=True).wait_for()
+    assert page.url == f"{app.url}/"
+    page.reload()  # the cookie keeps the page open
+    page.get_by_label("Message", exact=True).wait_for()
