@@ -78,6 +78,8 @@ async def read_json(request: fastapi.Request, model: type[Model]) -> Model:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiProblem(400, f"The request body is not valid JSON ({exc}).", "invalid_json") from exc
+    except RecursionError as exc:  # Python's parser recurses per level: [[[[... a few thousand deep ends it
+        raise ApiProblem(400, "The request body is nested too deeply to be read as JSON.", "invalid_json") from exc
     if not isinstance(data, dict):
         raise ApiProblem(400, "The request body must be a JSON object.", "invalid_json")
     try:
@@ -123,7 +125,7 @@ async def _watch_disconnect(request: fastapi.Request, generation: Generation) ->
     while not generation.cancel.is_set():
         if await request.is_disconnected():
             log.info("API client went away; cancelling its generation")
-            generation.cancel.set()
+            generation.close()
             return
         await asyncio.sleep(DISCONNECT_POLL_S)
 
@@ -163,7 +165,7 @@ class Driven:
             self._watcher.cancel()
             if not self._finished:
                 log.info("API generation cancelled before its end (the client went away or it failed)")
-        self.generation.cancel.set()
+        self.generation.close()
 
 
 async def threaded(function: Callable[..., Any], *args: Any) -> Any:
