@@ -124,6 +124,8 @@ def _server_message(response: httpx.Response) -> str:
 
 
 def _bearer(key: str) -> Callable[[httpx.Request], httpx.Request]:
+    """httpx auth that sends ``key`` as ``Authorization: Bearer``, as OpenAI-compatible servers expect."""
+
     def sign(request: httpx.Request) -> httpx.Request:
         request.headers["Authorization"] = f"Bearer {key}"
         return request
