@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", action="append", default=None, metavar="URL",
                         help="a remote OpenAI-compatible server (llama.cpp server, vLLM, ...) whose models can be "
                         "picked beside the local ones; repeat for several, or separate with commas [WEBUI_BACKEND]")
+    parser.add_argument("--backend-key", action="append", default=None, metavar="[URL=]KEY",
+                        help="the API key a --backend server wants, sent as a Bearer token and never shown: URL=KEY "
+                        "for one server, or KEY alone when there is one; repeat or separate with commas. A "
+                        "user:password@ in a --backend URL is sent as HTTP Basic, also never shown [WEBUI_BACKEND_KEY]")
     parser.add_argument("--no-local-model", action="store_true", default=_env_flag("NO_LOCAL_MODEL"),
                         help="front end only: load no model in this process, use the --backend servers "
                         "[WEBUI_NO_LOCAL_MODEL]")
@@ -127,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-allow-model-switch", action="store_true", default=_env_flag("API_ALLOW_MODEL_SWITCH"),
                         help="let an admin's API call that names another local model load it (default: such "
                         "calls get 404) [WEBUI_API_ALLOW_MODEL_SWITCH]")
+    parser.add_argument("--max-streams-per-user", type=int, default=_env("MAX_STREAMS_PER_USER"), metavar="N",
+                        help="replies one user (or, on a single-user app, its one key) may generate at once through "
+                        "the API; more get 429. 0: no limit. Default: 4 in team mode, no limit otherwise "
+                        "[WEBUI_MAX_STREAMS_PER_USER]")
     return parser
 
 
@@ -134,6 +142,9 @@ def parse_settings(argv: Sequence[str]) -> Settings:
     """Flags and environment -> the one Settings object."""
     args = build_parser().parse_args(list(argv))
     host = "0.0.0.0" if args.listen and args.host == "127.0.0.1" else args.host
+    backends = parse_backends(args.backend if args.backend is not None else [_env("BACKEND") or ""])
+    if args.max_streams_per_user is not None and args.max_streams_per_user < 0:
+        raise SystemExit("error: --max-streams-per-user takes 0 (no limit) or more")
     return Settings(
         host=host,
         port=args.port,
@@ -151,7 +162,9 @@ def parse_settings(argv: Sequence[str]) -> Settings:
         reranker_model=args.reranker_model or None,
         chroma_url=args.chroma_url or None,
         chroma_token=args.chroma_token or None,
-        backends=parse_backends(args.backend if args.backend is not None else [_env("BACKEND") or ""]),
+        backends=backends,
+        backend_keys=parse_backend_keys(args.backend_key if args.backend_key is not None
+                                        else [_env("BACKEND_KEY") or ""], backends),
         no_local_model=args.no_local_model,
         max_upload_mb=args.max_upload_mb,
         ssl_certfile=Path(args.ssl_certfile) if args.ssl_certfile else None,
@@ -166,6 +179,7 @@ def parse_settings(argv: Sequence[str]) -> Settings:
         allowed_hosts=parse_host_names(args.allowed_host if args.allowed_host is not None
                                        else [_env("ALLOWED_HOST") or ""]),
         forwarded_allow_ips=(args.forwarded_allow_ips or "").strip() or None,
+        max_streams_per_user=args.max_streams_per_user,
     )
 
 
@@ -212,6 +226,36 @@ def parse_backends(values: Sequence[str]) -> tuple[str, ...]:
                 raise SystemExit(f"error: --backend takes a URL like http://host:8080, not {item.strip()!r}")
             urls.append(url[: -len("/v1")] if url.endswith("/v1") else url)
     return tuple(dict.fromkeys(urls))
+
+
+def parse_backend_keys(values: Sequence[str], backends: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """``--backend-key`` values -> (backend URL, key): ``URL=KEY`` names its server, a bare KEY needs exactly one."""
+
+    def without_userinfo(url: str) -> str:
+        scheme, _, rest = url.partition("://")
+        address, slash, path = rest.partition("/")
+        return f"{scheme}://{address.rpartition('@')[2].lower()}{slash}{path}"
+
+    keys: dict[str, str] = {}
+    for item in (part.strip() for value in values for part in value.split(",")):
+        if not item:
+            continue
+        if not backends:
+            raise SystemExit("error: --backend-key is for a --backend server, and none is given")
+        named, sep, key = item.partition("=")
+        if not (sep and named.startswith(("http://", "https://"))):
+            if len(backends) > 1:
+                raise SystemExit("error: with several --backend servers, say whose key it is: --backend-key URL=KEY")
+            target, key = backends[0], item
+        else:
+            wanted = without_userinfo(parse_backends([named])[0])
+            target = next((url for url in backends if without_userinfo(url) == wanted), "")
+            if not target:
+                raise SystemExit(f"error: --backend-key names {named}, which is not one of the --backend servers")
+        if not key.strip():
+            raise SystemExit(f"error: --backend-key {named}= gives no key")
+        keys[target] = key.strip()
+    return tuple(keys.items())
 
 
 def chroma_problem(settings: Settings) -> str | None:
@@ -336,10 +380,11 @@ def remote_router(settings: Settings):
     from webui.engine.remote import RemoteBackend, RemoteError
     from webui.engine.router import EngineRouter
 
-    backends = [RemoteBackend(url) for url in settings.backends]
+    keys = dict(settings.backend_keys)
+    backends = [RemoteBackend(url, key=keys.get(url)) for url in settings.backends]
     for backend in backends:
         try:
-            print(f"Model server {backend.url}: " + (", ".join(m.file for m in backend.models()) or "no models"))
+            print(f"Model server {backend.display}: " + (", ".join(m.file for m in backend.models()) or "no models"))
         except RemoteError as exc:
             print(f"warning: {exc} Its models appear once it answers.", file=sys.stderr)
     router = EngineRouter(None, backends)

@@ -40,7 +40,9 @@ class Settings:
     reranker_model: str | None = None  # a local cross-encoder folder; None: reranking off
     chroma_url: str | None = None  # a Chroma server for documents instead of data_dir/chroma
     chroma_token: str | None = field(default=None, repr=False)  # sent as "Authorization: Bearer ..."
-    backends: tuple[str, ...] = ()  # remote OpenAI-compatible servers whose models can be picked
+    # Remote OpenAI-compatible servers whose models can be picked; a URL may hold user:password@ (never printed).
+    backends: tuple[str, ...] = field(default=(), repr=False)
+    backend_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (backend URL, key sent as Bearer)
     no_local_model: bool = False  # front end only: no llama.cpp model loaded in this process
     max_upload_mb: int = 100
     prompt_cache_mb: int = 1024  # RAM for per-conversation llama.cpp states; 0 turns it off
@@ -54,6 +56,9 @@ class Settings:
     api_model_switch: bool = False  # an admin's API call naming another local model loads it
     allowed_hosts: tuple[str, ...] = ()  # more Host names to answer as (a reverse proxy's), beyond our own
     forwarded_allow_ips: str | None = None  # proxies whose X-Forwarded-For is believed; None: nobody's
+    # Replies one user (team mode) or the single user may generate at once through the API; 0: no limit;
+    # None: 4 in team mode, no limit otherwise.
+    max_streams_per_user: int | None = None
 
     @property
     def listens_on_network(self) -> bool:

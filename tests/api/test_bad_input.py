@@ -48,6 +48,34 @@ def test_malformed_json(local_app: RunningApp, smollm_path: Path) -> None:
     assert_still_serving(local_app, smollm_path.name)
 
 
+def test_json_nested_100000_deep_is_malformed_not_a_crash(local_app: RunningApp, smollm_path: Path) -> None:
+    deep = b'{"model": "x", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    logged_before = len(local_app.log())
+    openai_answer = post(local_app, CHAT, deep)
+    assert_refused(openai_answer, 400, "nested too deeply")
+    assert openai_answer.json()["error"]["code"] == "invalid_json"
+    assert_refused(post(local_app, "/api/chat", deep), 400, "nested too deeply")
+    assert "RecursionError" not in local_app.log()[logged_before:], "a refusal, not a crash with a traceback"
+    assert_still_serving(local_app, smollm_path.name)
+
+
+def test_stop_top_k_and_seed_beyond_their_bounds_are_refused(local_app: RunningApp, smollm_path: Path) -> None:
+    """A 200,000-entry stop list would be scanned after every token in the engine's one thread, slowing
+    every user's reply; a huge top_k or seed has no meaning for llama.cpp."""
+    too_much = {
+        "stop": ({"stop": ["ab"] * 200_000}, "at most 16"),
+        "long stop": ({"stop": ["x" * 5_000]}, "at most 100 are allowed"),
+        "top_k": ({"top_k": 100_000_000}, "between 0 (off) and 1000"),
+        "seed": ({"seed": 2**70}, "between 0 and 4294967295"),
+    }
+    for name, (fields, words) in too_much.items():
+        assert_refused(post(local_app, CHAT, chat_body(smollm_path.name, **fields)), 400, words)
+        ollama = {"model": smollm_path.name, "messages": [{"role": "user", "content": "hi"}], "stream": False,
+                  "options": fields}
+        assert_refused(post(local_app, "/api/chat", ollama), 400, words)
+    assert_still_serving(local_app, smollm_path.name)
+
+
 def test_unknown_fields_are_named(local_app: RunningApp, smollm_path: Path) -> None:
     assert_refused(post(local_app, CHAT, chat_body(smollm_path.name, temprature=0.5)), 400, "temprature")
     assert_refused(post(local_app, "/api/chat", {"model": smollm_path.name, "messages": [{"role": "user", "content": "hi"}],

@@ -19,6 +19,7 @@ import fastapi
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from webui.auth import User
+from webui.config import MAX_REQUEST_BODY_BYTES
 from webui.engine import EngineError, InvalidGrammar, NoModelLoaded, PromptTooLong, StreamChunk
 from webui.errors import UserError, unexpected_message
 from webui.services import Services
@@ -27,7 +28,6 @@ from webui.services.completions import Generation, RequestRefused
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 4 * 2**20  # a chat that long would not fit any local context window anyway
 DISCONNECT_POLL_S = 0.25
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -66,18 +66,20 @@ def describe_validation(error: ValidationError) -> tuple[str, str | None]:
 async def read_json(request: fastapi.Request, model: type[Model]) -> Model:
     """The body as ``model``; too large, not JSON or not matching the model -> ApiProblem (4xx)."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ApiProblem(413, f"The request body is larger than {MAX_BODY_BYTES // 2**20} MB.", "request_too_large")
+    if declared and declared.isdigit() and int(declared) > MAX_REQUEST_BODY_BYTES:
+        raise ApiProblem(413, f"The request body is larger than {MAX_REQUEST_BODY_BYTES // 2**20} MB.", "request_too_large")
     body = bytearray()
     async for part in request.stream():
         body += part
-        if len(body) > MAX_BODY_BYTES:
-            raise ApiProblem(413, f"The request body is larger than {MAX_BODY_BYTES // 2**20} MB.",
+        if len(body) > MAX_REQUEST_BODY_BYTES:
+            raise ApiProblem(413, f"The request body is larger than {MAX_REQUEST_BODY_BYTES // 2**20} MB.",
                              "request_too_large")
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiProblem(400, f"The request body is not valid JSON ({exc}).", "invalid_json") from exc
+    except RecursionError as exc:  # Python's parser recurses per level: [[[[... a few thousand deep ends it
+        raise ApiProblem(400, "The request body is nested too deeply to be read as JSON.", "invalid_json") from exc
     if not isinstance(data, dict):
         raise ApiProblem(400, "The request body must be a JSON object.", "invalid_json")
     try:
@@ -123,7 +125,7 @@ async def _watch_disconnect(request: fastapi.Request, generation: Generation) ->
     while not generation.cancel.is_set():
         if await request.is_disconnected():
             log.info("API client went away; cancelling its generation")
-            generation.cancel.set()
+            generation.close()
             return
         await asyncio.sleep(DISCONNECT_POLL_S)
 
@@ -163,7 +165,7 @@ class Driven:
             self._watcher.cancel()
             if not self._finished:
                 log.info("API generation cancelled before its end (the client went away or it failed)")
-        self.generation.cancel.set()
+        self.generation.close()
 
 
 async def threaded(function: Callable[..., Any], *args: Any) -> Any:

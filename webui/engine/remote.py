@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -63,15 +63,16 @@ def short_model_name(model_id: str) -> str:
 class RemoteModelInfo(ModelInfo):
     """A model served by a remote backend, named ``<model> @ <host:port>`` so users see where it runs."""
 
-    backend: str
+    backend: str  # the server's URL, without credentials: which backend runs it
+    server: str  # the server as users see it (``RemoteBackend.display``)
     model_id: str
 
     @property
     def file(self) -> str:
-        return f"{short_model_name(self.model_id)} @ {urlsplit(self.backend).netloc}"
+        return f"{short_model_name(self.model_id)} @ {self.server}"
 
 
-def remote_model_info(backend: str, entry: dict[str, Any]) -> RemoteModelInfo:
+def remote_model_info(backend: RemoteBackend, entry: dict[str, Any]) -> RemoteModelInfo:
     """One entry of GET /v1/models as ModelInfo (vLLM's max_model_len where given)."""
     model_id = str(entry.get("id", ""))
     n_ctx = entry.get("max_model_len")
@@ -79,7 +80,8 @@ def remote_model_info(backend: str, entry: dict[str, Any]) -> RemoteModelInfo:
     return RemoteModelInfo(
         path=Path(model_id), architecture="remote", name=short_model_name(model_id), n_ctx=n_ctx, n_ctx_train=n_ctx,
         n_layers=0, n_gpu_layers=0, size_bytes=0, chat_format="server", chat_format_source="server",
-        chat_format_note=f"{SERVER_FORMATS_NOTE} at {backend}.", flash_attn=None, backend=backend, model_id=model_id,
+        chat_format_note=f"{SERVER_FORMATS_NOTE} at {backend.display}.", flash_attn=None, backend=backend.url,
+        server=backend.display, model_id=model_id,
     )
 
 
@@ -121,23 +123,47 @@ def _server_message(response: httpx.Response) -> str:
     return str(body)[:300]
 
 
-class RemoteBackend:
-    """One OpenAI-compatible server: its model list and streamed generations; safe from any thread."""
+def _bearer(key: str) -> Callable[[httpx.Request], httpx.Request]:
+    """httpx auth that sends ``key`` as ``Authorization: Bearer``, as OpenAI-compatible servers expect."""
 
-    def __init__(self, url: str, *, client: httpx.Client | None = None) -> None:
-        self.url = url.rstrip("/")
+    def sign(request: httpx.Request) -> httpx.Request:
+        request.headers["Authorization"] = f"Bearer {key}"
+        return request
+
+    return sign
+
+
+class RemoteBackend:
+    """One OpenAI-compatible server: its model list and streamed generations; safe from any thread.
+
+    Its credentials (``key``, sent as a Bearer token, or a ``user:password@`` in the URL, sent as
+    HTTP Basic) go to the server only: ``url`` and ``display`` never hold them.
+    """
+
+    def __init__(self, url: str, *, key: str | None = None, client: httpx.Client | None = None) -> None:
+        parts = urlsplit(url.rstrip("/"))
+        address = parts.netloc.rpartition("@")[2]
+        self.url = urlunsplit(parts._replace(netloc=address))
+        # How every list, message and log line names the server: host:port (and a path, where two
+        # servers behind one proxy differ by it). The one place this is decided.
+        self.display = address + parts.path
+        self._auth: httpx.Auth | Callable[[httpx.Request], httpx.Request] | None = None
+        if key:
+            self._auth = _bearer(key)
+        elif parts.username is not None or parts.password is not None:
+            self._auth = httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
         # One pooled client (httpx.Client is thread-safe), so replies reuse connections.
         self._client = client or httpx.Client(timeout=STREAM_TIMEOUT)
 
     def models(self) -> list[RemoteModelInfo]:
         """GET /v1/models; raises RemoteError when the server does not answer."""
         try:
-            response = self._client.get(f"{self.url}/v1/models", timeout=LIST_TIMEOUT_S)
+            response = self._client.get(f"{self.url}/v1/models", timeout=LIST_TIMEOUT_S, auth=self._auth)
             response.raise_for_status()
             data = response.json().get("data", [])
         except (httpx.HTTPError, ValueError, AttributeError) as exc:
-            raise RemoteError(f"The model server at {self.url} did not list its models ({exc}).") from exc
-        return [remote_model_info(self.url, entry) for entry in data if isinstance(entry, dict) and entry.get("id")]
+            raise RemoteError(f"The model server at {self.display} did not list its models ({exc}).") from exc
+        return [remote_model_info(self, entry) for entry in data if isinstance(entry, dict) and entry.get("id")]
 
     def stream_chat(self, model: RemoteModelInfo, messages: Sequence[Message], sampling: SamplingParams, *,
                     cancel: threading.Event | None = None) -> Iterator[StreamChunk]:
@@ -166,10 +192,10 @@ class RemoteBackend:
         finish = "stop"
         stopped = False
         try:
-            with self._client.stream("POST", f"{self.url}{path}", json=body) as response:
+            with self._client.stream("POST", f"{self.url}{path}", json=body, auth=self._auth) as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise RemoteError(f"The model server at {self.url} refused the request: "
+                    raise RemoteError(f"The model server at {self.display} refused the request: "
                                       f"{_server_message(response)}")
                 for line in response.iter_lines():
                     if cancel.is_set():
@@ -182,7 +208,7 @@ class RemoteBackend:
                         break
                     chunk = json.loads(data)
                     if chunk.get("error"):
-                        raise RemoteError(f"The model server at {self.url} failed: {chunk['error']}")
+                        raise RemoteError(f"The model server at {self.display} failed: {chunk['error']}")
                     usage = chunk.get("usage") or usage
                     for choice in chunk.get("choices") or []:
                         finish = choice.get("finish_reason") or finish
@@ -193,10 +219,10 @@ class RemoteBackend:
                             yield StreamChunk(text=piece)
         except httpx.HTTPError as exc:
             got = "after part of the reply" if pieces else "before replying"
-            raise RemoteError(f"The model server at {self.url} stopped answering {got} "
+            raise RemoteError(f"The model server at {self.display} stopped answering {got} "
                               f"({type(exc).__name__}); what arrived is kept.") from exc
         except json.JSONDecodeError as exc:
-            raise RemoteError(f"The model server at {self.url} sent something that is not JSON.") from exc
+            raise RemoteError(f"The model server at {self.display} sent something that is not JSON.") from exc
         now = time.perf_counter()
         yield StreamChunk(stats=GenerationStats(
             prompt_tokens=int(usage.get("prompt_tokens") or prompt_estimate),

@@ -51,7 +51,8 @@ class Services:
         self.summaries = SummaryService(engine, self.document_actions, self.preset_actions, self.history)
         # The HTTP API's two doors: who a call acts as, and generation/embeddings with its checks.
         self.api_access = ApiAccessService(settings, self.users, team_mode=self.auth_required)
-        self.completions = CompletionService(settings, engine, self.models, self.chat, self.document_actions)
+        self.completions = CompletionService(settings, engine, self.models, self.chat, self.document_actions,
+                                             team_mode=self.auth_required)
 
     @property
     def auth_required(self) -> bool:

@@ -12,7 +12,8 @@ import json
 import logging
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +31,13 @@ from webui.services.models import ModelService
 log = logging.getLogger(__name__)
 
 MAX_EMBEDDING_INPUTS = 2048
+# Every stop sequence is looked for after every token of the reply, in the engine's one thread: a
+# long list would slow everyone's replies. OpenAI allows 4; agents send a handful.
+MAX_STOP_SEQUENCES = 16
+MAX_STOP_CHARS = 100
+MAX_TOP_K = 1000  # as a preset may set; a few hundred already keeps every likely token
+SEED_RANGE = (-1, 2**32 - 1)  # llama.cpp's seed is 32 bits; -1: a new random seed each time
+TEAM_STREAMS_PER_USER = 4  # --max-streams-per-user's default in team mode
 
 
 class RequestRefused(UserError):
@@ -65,6 +73,13 @@ class ServiceBusy(RequestRefused):
     code = "service_unavailable"
 
 
+class TooManyStreams(RequestRefused):
+    """The caller already has as many replies generating as one user may (--max-streams-per-user)."""
+
+    status = 429
+    code = "rate_limit_exceeded"
+
+
 @dataclass(frozen=True)
 class GenerationOptions:
     """What an API request asks of one generation, beyond its messages or prompt."""
@@ -87,6 +102,14 @@ class Generation:
     chunks: Iterator[StreamChunk]
     cancel: threading.Event
     sources: list[dict[str, Any]] = field(default_factory=list)
+    # Frees the caller's place among its replies at once; the API calls it when the client goes
+    # away or the reply ends (it also runs when ``chunks`` ends), and calling it again does nothing.
+    release: Callable[[], None] = lambda: None
+
+    def close(self) -> None:
+        """Stop the generation, if it still runs, and free its place."""
+        self.cancel.set()
+        self.release()
 
 
 @dataclass(frozen=True)
@@ -122,6 +145,66 @@ def grammar_for(response_format: dict[str, Any] | None) -> str | None:
     raise InvalidGrammar(f"Unknown response_format type {kind!r}; use text, json_object or json_schema.")
 
 
+def sampling_problem(sampling: SamplingParams) -> str | None:
+    """Why the engine should not take these sampling settings from a client, or None."""
+    if len(sampling.stop) > MAX_STOP_SEQUENCES:
+        return f"stop holds {len(sampling.stop)} sequences; at most {MAX_STOP_SEQUENCES} are allowed."
+    longest = max(map(len, sampling.stop), default=0)
+    if longest > MAX_STOP_CHARS:
+        return f"A stop sequence is {longest} characters long; at most {MAX_STOP_CHARS} are allowed."
+    if not 0 <= sampling.top_k <= MAX_TOP_K:
+        return f"top_k is {sampling.top_k}; it must be between 0 (off) and {MAX_TOP_K}."
+    if not SEED_RANGE[0] <= sampling.seed <= SEED_RANGE[1]:
+        return (f"seed is {sampling.seed}; it must be between 0 and {SEED_RANGE[1]} "
+                "(or -1 for a new random seed each time).")
+    return None
+
+
+def streams_per_user(settings: Settings, *, team_mode: bool) -> int:
+    """How many replies one API caller may generate at once; 0: no limit."""
+    if settings.max_streams_per_user is not None:
+        return settings.max_streams_per_user
+    return TEAM_STREAMS_PER_USER if team_mode else 0
+
+
+class StreamSlots:
+    """Replies generating at once per user, so one user's many streams cannot take every worker
+    thread and engine slot the others need (a listing or another user's reply would wait)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit  # 0: no limit
+        self._lock = threading.Lock()
+        self._held: Counter[str] = Counter()
+
+    def take(self, owner: str) -> Callable[[], None]:
+        """A place for one of ``owner``'s replies, or TooManyStreams; call the result to free it."""
+        with self._lock:
+            if self.limit and self._held[owner] >= self.limit:
+                raise TooManyStreams(
+                    f"You already have {self._held[owner]} replies generating, and this server allows "
+                    f"{self.limit} at once per user. Wait for one to finish, then send this again.")
+            self._held[owner] += 1
+        freed = threading.Event()
+
+        def release() -> None:
+            with self._lock:
+                if freed.is_set():
+                    return
+                freed.set()
+                self._held[owner] -= 1
+                if not self._held[owner]:
+                    del self._held[owner]
+
+        return release
+
+
+def _released_at_end(chunks: Iterator[StreamChunk], release: Callable[[], None]) -> Iterator[StreamChunk]:
+    try:
+        yield from chunks
+    finally:
+        release()
+
+
 def embedding_base64(vector: Sequence[float]) -> str:
     """OpenAI's ``encoding_format: base64``: little-endian float32, base64-encoded."""
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
@@ -136,8 +219,9 @@ class CompletionService:
     """Chat, text completion and embeddings for API callers, each acting as a signed-in user."""
 
     def __init__(self, settings: Settings, engine: Engine, models: ModelService, chat: ChatService,
-                 documents: DocumentService) -> None:
+                 documents: DocumentService, *, team_mode: bool = False) -> None:
         self._settings = settings
+        self._streams = StreamSlots(streams_per_user(settings, team_mode=team_mode))
         self._engine = engine
         self._models = models
         self._chat = chat
@@ -188,8 +272,28 @@ class CompletionService:
                                   f"but the context window holds {n_ctx}; ask for at most {room}.")
         return max_tokens if max_tokens is not None else room
 
+    def _counted(self, user: User, options: GenerationOptions, start: Callable[[], Generation]) -> Generation:
+        """``start()``'s generation, checked first and counted among ``user``'s replies until it ends."""
+        problem = sampling_problem(options.sampling)
+        if problem:
+            raise RequestRefused(problem)
+        release = self._streams.take(user.name)
+        try:
+            generation = start()
+        except BaseException:
+            release()
+            raise
+        return replace(generation, chunks=_released_at_end(generation.chunks, release), release=release)
+
     def chat(self, user: User, messages: list[Message], options: GenerationOptions) -> Generation:
         """A chat reply; with ``collections``, answered from those documents like the Chat tab."""
+        return self._counted(user, options, lambda: self._start_chat(user, messages, options))
+
+    def complete(self, user: User, prompt: str, options: GenerationOptions) -> Generation:
+        """A raw continuation of ``prompt`` (no chat template)."""
+        return self._counted(user, options, lambda: self._start_completion(user, prompt, options))
+
+    def _start_chat(self, user: User, messages: list[Message], options: GenerationOptions) -> Generation:
         model = self.require_model(user, options.model)
         sources: list[dict[str, Any]] = []
         if options.collections:
@@ -217,8 +321,7 @@ class CompletionService:
         stream = self._engine.stream_chat(messages, sampling, cancel=cancel, user=user.name)
         return Generation(model, prompt_tokens, self._guarded(stream, sampling), cancel, sources)
 
-    def complete(self, user: User, prompt: str, options: GenerationOptions) -> Generation:
-        """A raw continuation of ``prompt`` (no chat template)."""
+    def _start_completion(self, user: User, prompt: str, options: GenerationOptions) -> Generation:
         model = self.require_model(user, options.model)
         try:
             prompt_tokens = self._engine.count_tokens(prompt) + 1  # + the BOS token the engine adds
@@ -300,6 +403,6 @@ class CompletionService:
 
 __all__ = [
     "ContextExceeded", "CompletionService", "Embeddings", "FeatureUnavailable", "Generation", "GenerationOptions",
-    "InvalidGrammar", "ModelNotAvailable", "NotAuthorized", "RequestRefused", "ServiceBusy", "embedding_base64",
-    "grammar_for",
+    "InvalidGrammar", "ModelNotAvailable", "NotAuthorized", "RequestRefused", "ServiceBusy", "StreamSlots",
+    "TooManyStreams", "embedding_base64", "grammar_for", "sampling_problem",
 ]

@@ -81,7 +81,7 @@ class ModelEntry:
     parameters: str
     quant: str | None
     context_length: int | None
-    where: str = "local"  # "local", or the URL of the remote server that runs it
+    where: str = "local"  # "local", or the remote server that runs it (host:port, never its credentials)
 
 
 def _require_admin(user: User) -> None:
@@ -134,7 +134,7 @@ class ModelService:
         in_use = self._router.remote
         entries += [ModelEntry(name=m.file, loaded=in_use is not None and in_use.file == m.file, size_bytes=0,
                                modified=0.0, architecture=None, parameters="", quant=None, context_length=m.n_ctx,
-                               where=m.backend) for m in self._router.remote_models()]
+                               where=m.server) for m in self._router.remote_models()]
         return sorted(entries, key=lambda e: not e.loaded)
 
     def find(self, requested: str) -> ModelEntry | None:

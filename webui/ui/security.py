@@ -345,8 +345,7 @@ class PageKey:
 
     def allows(self, scope: Scope, headers: Headers) -> bool:
         """True when the request carries the key (header or cookie), or goes to a route that checks it."""
-        path = scope.get("path", "")
-        if path in ("/v1", "/api") or path.startswith(("/v1/", "/api/")):
+        if _api_route(scope.get("path", "")):
             return True
         for sent in (bearer_token(headers.get("authorization")), headers.get("x-api-key")):
             if sent and hmac.compare_digest(sent.encode("utf-8"), self._key.encode("utf-8")):
@@ -515,7 +514,8 @@ class SecurityMiddleware:
             await JSONResponse({"detail": "That file is another user's upload."}, status_code=403)(scope, receive, send)
             return
         upload = method == "POST" and path.rstrip("/") == "/gradio_api/upload"
-        if method in STATE_CHANGING_METHODS and not upload:  # uploads stream to disk, under Gradio's own limit
+        # Uploads stream to disk under Gradio's own limit; /v1 and /api cap bodies in their own error shape.
+        if method in STATE_CHANGING_METHODS and not upload and not _api_route(path):
             declared = headers.get("content-length", "")
             limited = BodyLimit(scope, receive, send, MAX_REQUEST_BODY_BYTES)
             if declared.isdigit() and int(declared) > MAX_REQUEST_BODY_BYTES:
@@ -771,6 +771,11 @@ async def _read_body(receive: Receive) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _api_route(path: str) -> bool:
+    """The OpenAI and Ollama routes, which check keys and body sizes themselves, in their own shapes."""
+    return path in ("/v1", "/api") or path.startswith(("/v1/", "/api/"))
 
 
 def _client(scope: Scope) -> str:
