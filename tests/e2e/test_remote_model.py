@@ -70,4 +70,4 @@ def test_the_models_tab_lists_the_servers_models_with_where_they_run(page, remot
     page.get_by_role("tab", name="Models").click()
     listing = page.locator("#models-loaded")
     listing.get_by_text("On model servers").wait_for()
-    assert f"{remote_name}: runs at {url}, context 2048" in listing.inner_text()
+    assert f"{remote_name}: runs at {url.removeprefix('http://')}, context 2048" in listing.inner_text()
