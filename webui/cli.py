@@ -185,7 +185,7 @@ def parse_settings(argv: Sequence[str]) -> Settings:
 
 def parse_host_names(values: Sequence[str]) -> tuple[str, ...]:
     """``--allowed-host`` values (repeated, or comma-separated) -> lower-case host names."""
-    from webui.ui.hosts import host_name
+    from webui.web.hosts import host_name
 
     names: list[str] = []
     for value in values:
@@ -400,7 +400,7 @@ def run_server(settings: Settings, hw, engine) -> int:
     import uvicorn
 
     from webui.services import Services
-    from webui.ui.app import build_app
+    from webui.web import build_app
 
     services = Services(settings, hw, engine)
     notice = services.set_aside_notice()

@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.rag_files import write_good_files
 from webui.config import Settings
-from webui.ui.app import transport_limit_mb
+from webui.web.app import transport_limit_mb
 from webui.engine import Engine, LoadSettings, SamplingParams
 from webui.history import HistoryStore
 from webui.prompts.presets import PresetStore

@@ -10,8 +10,8 @@ from argon2.profiles import CHEAPEST
 
 from webui.auth import UserStore
 from webui.config import Settings
-from webui.ui.hosts import HostAllowList, host_name, origin_allowed
-from webui.ui.security import LoginLocked, LoginThrottle, SessionRegistry
+from webui.web.hosts import HostAllowList, host_name, origin_allowed
+from webui.web.security import LoginLocked, LoginThrottle, SessionRegistry
 
 CHEAP = PasswordHasher.from_parameters(CHEAPEST)
 
@@ -175,7 +175,7 @@ def test_a_session_ended_by_the_periodic_sweep_is_logged_with_its_reason(
     registry.started(tokens, "b")
     users.remove("bob")
     clock.now += SessionRegistry.SWEEP_SECONDS + 1
-    with caplog.at_level("INFO", logger="webui.ui.security"):
+    with caplog.at_level("INFO", logger="webui.web.security"):
         assert registry.check(tokens, "a") == "alice"  # alice's request runs the sweep, which ends bob's session
     assert "b" not in tokens
     assert "signed out 'bob': the user was removed" in caplog.text

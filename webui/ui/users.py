@@ -1,7 +1,7 @@
 """The Users tab (admins only): list, add, remove users and reset passwords.
 
 Removing a user or resetting a password signs that user out everywhere at once: the users file's
-credential stamp changes, and the session guard (webui/ui/security.py) checks it on every request.
+credential stamp changes, and the session guard (webui/web/security.py) checks it on every request.
 """
 
 from __future__ import annotations

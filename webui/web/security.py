@@ -35,7 +35,7 @@ from webui.auth import User, UserStore
 from webui.config import MAX_REQUEST_BODY_BYTES, Settings
 from webui.errors import UserError
 from webui.services.api_access import bearer_token
-from webui.ui.hosts import HostAllowList, origin_allowed, refused_host_message
+from webui.web.hosts import HostAllowList, origin_allowed, refused_host_message
 from webui.ui.uploads import UploadOwners, upload_root
 
 log = logging.getLogger(__name__)
