@@ -10,9 +10,44 @@ from typing import Any
 import gradio as gr
 
 from webui.services import Services
-from webui.ui.feedback import warn
+from webui.ui.feedback import as_user, handled
 
 KEY_HEADERS = ["Id", "User", "Label", "Made"]
+
+
+class ApiKeyHandlers:
+    """What the section's events do, for a user name and the form's values (testable without a page)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def rows(self, username: str | None, owner: str | None = None) -> list[list[str]]:
+        user = self.services.user(username)
+        keys = self.services.api_access.list_keys(user, (owner or "").strip() or None)
+        return [[k.id, k.user, k.label, k.created_at.replace("T", " ")[:16]] for k in keys]
+
+    def opened(self, username: str | None) -> tuple[Any, list[list[str]]]:
+        """The owner box for admins only, and the caller's keys."""
+        user = self.services.user(username)
+        return gr.update(visible=user.is_admin), self.rows(username)
+
+    @handled("Making an API key", lambda message: (gr.update(), gr.update(visible=False, value=""),
+                                                   f"**Not made:** {message}"))
+    def make(self, username: str | None, owner: str | None, label: str | None) -> tuple[Any, ...]:
+        user = self.services.user(username)
+        key, secret = self.services.api_access.create_key(user, (owner or "").strip() or None, label or "")
+        return (self.rows(username, owner), gr.update(visible=True, value=secret),
+                f"Made key **{key.id}** for **{key.user}**.")
+
+    @handled("Revoking an API key", lambda message: (gr.update(), gr.update(), f"**Not revoked:** {message}"))
+    def revoke(self, username: str | None, owner: str | None, key_id: str | None) -> tuple[Any, ...]:
+        user = self.services.user(username)
+        key = self.services.api_access.revoke_key(user, key_id or "", (owner or "").strip() or None)
+        return self.rows(username, owner), "", f"Revoked key **{key.id}** of **{key.user}**; it stops working at once."
+
+    @handled("Listing API keys", lambda message: gr.update())
+    def show_for(self, username: str | None, owner: str | None) -> list[list[str]]:
+        return self.rows(username, owner)
 
 
 def build_api_keys_section(services: Services) -> None:
@@ -33,40 +68,8 @@ def build_api_keys_section(services: Services) -> None:
                        elem_id="api-keys-new", buttons=["copy"])
     result = gr.Markdown(elem_id="api-keys-result")
 
-    def rows(request: gr.Request, who: str | None = None) -> list[list[str]]:
-        user = services.user(request.username)
-        keys = services.api_access.list_keys(user, (who or "").strip() or None)
-        return [[k.id, k.user, k.label, k.created_at.replace("T", " ")[:16]] for k in keys]
-
-    def on_load(request: gr.Request) -> tuple[Any, Any]:
-        user = services.user(request.username)
-        return gr.update(visible=user.is_admin), rows(request)
-
-    def make(who: str | None, what: str | None, request: gr.Request) -> tuple[Any, ...]:
-        try:
-            user = services.user(request.username)
-            key, secret = services.api_access.create_key(user, (who or "").strip() or None, what or "")
-        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
-            return gr.update(), gr.update(visible=False, value=""), f"**Not made:** {warn(exc, 'Making an API key')}"
-        return (rows(request, who), gr.update(visible=True, value=secret),
-                f"Made key **{key.id}** for **{key.user}**.")
-
-    def drop(who: str | None, which: str | None, request: gr.Request) -> tuple[Any, ...]:
-        try:
-            user = services.user(request.username)
-            key = services.api_access.revoke_key(user, which or "", (who or "").strip() or None)
-        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
-            return gr.update(), gr.update(), f"**Not revoked:** {warn(exc, 'Revoking an API key')}"
-        return rows(request, who), "", f"Revoked key **{key.id}** of **{key.user}**; it stops working at once."
-
-    def show_for(who: str | None, request: gr.Request) -> Any:
-        try:
-            return rows(request, who)
-        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
-            warn(exc, "Listing API keys")
-            return gr.update()
-
-    gr.on(triggers=None, fn=on_load, inputs=None, outputs=[owner, table], queue=False)
-    owner.submit(show_for, [owner], [table], queue=False)
-    create.click(make, [owner, label], [table, shown, result], queue=False)
-    revoke.click(drop, [owner, key_id], [table, key_id, result], queue=False)
+    handlers = ApiKeyHandlers(services)
+    gr.on(triggers=None, fn=as_user(handlers.opened), inputs=None, outputs=[owner, table], queue=False)
+    owner.submit(as_user(handlers.show_for), [owner], [table], queue=False)
+    create.click(as_user(handlers.make), [owner, label], [table, shown, result], queue=False)
+    revoke.click(as_user(handlers.revoke), [owner, key_id], [table, key_id, result], queue=False)
