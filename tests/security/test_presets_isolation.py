@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.app_server import RunningApp
 from tests.support.gradio_queue import GradioSession
-from tests.support.team import signed_in, team_app, users_command
+from tests.support.team import signed_in, team_app, user_id, users_command
 from webui.prompts.presets import BUILTIN_DIR, PresetStore
 from webui.services.chat import RAG_PRESET_NAME
 
@@ -92,7 +92,7 @@ def test_bob_cannot_rewrite_the_builtin_rag_prompt(bob: GradioSession, presets_d
     assert PresetStore(presets_dir).get(RAG_PRESET_NAME).builtin
     assert {p.name: p.read_bytes() for p in BUILTIN_DIR.glob("*.yaml")} == builtin_files
     assert not list(presets_dir.glob("document*.yaml")), "nothing was written among the shared presets"
-    assert (presets_dir / "private" / "bob" / "document-answers-rag-copy.yaml").is_file()
+    assert (presets_dir / "private" / user_id(presets_dir.parent, "bob") / "document-answers-rag-copy.yaml").is_file()
 
 
 def test_bob_cannot_delete_an_admins_shared_or_private_preset(bob: GradioSession, presets_dir: Path) -> None:
