@@ -436,7 +436,8 @@ def test_users_command_revokes_api_keys_on_remove_and_passwd_unless_kept(data_di
     bob_keys = [keys.create(bob, label)[1] for label in ("editor", "script")]
     alice_key = keys.create(alice)[1]
 
-    code, out, err = run(["passwd", "bob", "--keep-api-keys", "--password-stdin", "--data-dir", d], stdin="new password 1")
+    code, out, err = run(["passwd", "bob", "--keep-api-keys", "--password-stdin", "--data-dir", d],
+                         stdin="new password 1")
     assert (code, err) == (0, "") and "their API keys still work" in out
     assert [keys.owner_of(k) for k in bob_keys] == [bob.id, bob.id]
 
