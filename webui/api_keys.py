@@ -3,6 +3,10 @@
 A key is 32 random bytes (``secrets.token_urlsafe``), so it cannot be guessed and a plain SHA-256
 is enough to store it: argon2's slowness protects low-entropy passwords, and would cost every API
 call ~90 ms here for nothing. The key itself is shown once, when made, and never written anywhere.
+
+A key belongs to its user's id (``owner_id``), not their name: a user added later under a removed
+user's name gets a new id, so the removed user's keys never act as them. Keys written before ids
+existed name only the user, whose id became that name when users.json was migrated.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from webui.errors import UserError
 from webui.storage import SetAside, keep_aside
@@ -39,18 +43,34 @@ class UnknownApiKey(ApiKeyError):
     """No key with that id belongs to that user."""
 
 
+class KeyOwner(Protocol):
+    """Whom keys belong to (a webui.auth.User): the id owns them, the name is shown."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class ApiKey:
     """A key as listed: never the key itself, only its id (the first characters after the prefix)."""
 
     id: str
-    user: str
+    user: str  # the owner's name, as shown
     label: str
     created_at: str
+    owner_id: str
 
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _owner_id(record: dict[str, Any]) -> str:
+    # A key made before ids existed names its user, whose id became that name (webui.auth).
+    return str(record.get("owner_id") or record["user"])
 
 
 class ApiKeyStore:
@@ -65,11 +85,11 @@ class ApiKeyStore:
         self._cached: tuple[tuple[int, int], list[dict[str, Any]]] | None = None
         self.set_aside: builtins.list[SetAside] = []  # damaged files this store kept aside, to report
 
-    def create(self, user: str, label: str = "") -> tuple[ApiKey, str]:
-        """A new key for ``user``: its listing entry and the key itself (shown once)."""
+    def create(self, owner: KeyOwner, label: str = "") -> tuple[ApiKey, str]:
+        """A new key for ``owner``: its listing entry and the key itself (shown once)."""
         key_id = secrets.token_hex(4)
         secret = f"{KEY_PREFIX}{key_id}-{secrets.token_urlsafe(32)}"
-        record = {"id": key_id, "user": user, "label": label.strip()[:80],
+        record = {"id": key_id, "owner_id": owner.id, "user": owner.name, "label": label.strip()[:80],
                   "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "sha256": _digest(secret)}
         with self._guard:
             records = self._load()
@@ -77,33 +97,33 @@ class ApiKeyStore:
             self._save(records)
         return self._to_key(record), secret
 
-    def list(self, user: str | None = None) -> builtins.list[ApiKey]:
-        """Keys of ``user`` (or of everyone), oldest first."""
+    def list(self, owner: KeyOwner | None = None) -> builtins.list[ApiKey]:
+        """Keys of ``owner`` (or of everyone), oldest first."""
         with self._guard:
             records = self._load()
-        return [self._to_key(r) for r in records if user is None or r["user"] == user]
+        return [self._to_key(r) for r in records if owner is None or _owner_id(r) == owner.id]
 
-    def revoke(self, user: str, key_id: str) -> ApiKey:
-        """Revoke one key of ``user``; works at once, also for a server already running."""
+    def revoke(self, owner: KeyOwner, key_id: str) -> ApiKey:
+        """Revoke one key of ``owner``; works at once, also for a server already running."""
         with self._guard:
             records = self._load()
-            found = next((r for r in records if r["user"] == user and r["id"] == key_id.strip()), None)
+            found = next((r for r in records if _owner_id(r) == owner.id and r["id"] == key_id.strip()), None)
             if found is None:
-                raise UnknownApiKey(f"{user} has no API key with id {key_id!r}.")
+                raise UnknownApiKey(f"{owner.name} has no API key with id {key_id!r}.")
             self._save([r for r in records if r is not found])
         return self._to_key(found)
 
-    def revoke_all(self, user: str) -> int:
-        """Revoke every key of ``user`` (e.g. when the user is removed); returns how many."""
+    def revoke_all(self, owner_id: str) -> int:
+        """Revoke every key of the user with ``owner_id`` (removed, or given a new password); how many."""
         with self._guard:
             records = self._load()
-            kept = [r for r in records if r["user"] != user]
+            kept = [r for r in records if _owner_id(r) != owner_id]
             if len(kept) != len(records):
                 self._save(kept)
         return len(records) - len(kept)
 
-    def user_for(self, secret: str) -> str | None:
-        """The user a presented key belongs to, or None for an unknown or revoked key."""
+    def owner_of(self, secret: str) -> str | None:
+        """The id of the user a presented key belongs to, or None for an unknown or revoked key."""
         if not secret.startswith(KEY_PREFIX):
             return None
         digest = _digest(secret)
@@ -111,13 +131,13 @@ class ApiKeyStore:
             records = self._load()
         for record in records:
             if hmac.compare_digest(record["sha256"], digest):
-                return record["user"]
+                return _owner_id(record)
         return None
 
     @staticmethod
     def _to_key(record: dict[str, Any]) -> ApiKey:
         return ApiKey(id=record["id"], user=record["user"], label=record.get("label", ""),
-                      created_at=record.get("created_at", ""))
+                      created_at=record.get("created_at", ""), owner_id=_owner_id(record))
 
     def _load(self) -> builtins.list[dict[str, Any]]:
         try:
@@ -179,30 +199,29 @@ def add_api_key_command(commands: Any, *parents: Any) -> None:
     command.add_argument("--label", default="", help="what the new key is for")
 
 
-def run_api_key_command(args: Any, keys_file: Path, *, stdout: Any, stderr: Any) -> int:
-    """Run ``users api-key`` for an existing user; a new key alone goes to stdout (for scripts)."""
-    store = ApiKeyStore(keys_file)
+def run_api_key_command(args: Any, store: ApiKeyStore, *, owner: KeyOwner, stdout: Any, stderr: Any) -> int:
+    """Run ``users api-key`` for an existing user; a new key alone goes to stdout (for scripts).
+
+    The caller reports files ``store`` kept aside.
+    """
     try:
         if args.list:
-            keys = store.list(args.name)
+            keys = store.list(owner)
             if not keys:
-                print(f"{args.name} has no API keys.", file=stdout)
+                print(f"{owner.name} has no API keys.", file=stdout)
             for key in keys:
                 print(f"{key.id}  {key.created_at}  {key.label}", file=stdout)
         elif args.revoke:
-            key = store.revoke(args.name, args.revoke)
-            print(f"Revoked API key {key.id} of {key.user}.", file=stdout)
+            key = store.revoke(owner, args.revoke)
+            print(f"Revoked API key {key.id} of {owner.name}.", file=stdout)
         elif args.revoke_all:
-            print(f"Revoked {store.revoke_all(args.name)} API keys of {args.name}.", file=stdout)
+            print(f"Revoked {store.revoke_all(owner.id)} API keys of {owner.name}.", file=stdout)
         else:
-            key, secret = store.create(args.name, args.label)
-            print(f"New API key {key.id} for {key.user} (shown only now; revoke with --revoke {key.id}):",
+            key, secret = store.create(owner, args.label)
+            print(f"New API key {key.id} for {owner.name} (shown only now; revoke with --revoke {key.id}):",
                   file=stderr)
             print(secret, file=stdout)
     except ApiKeyError as error:
         print(f"users api-key: error: {error}", file=stderr)
         return 1
-    finally:
-        for kept in store.set_aside:
-            print(f"users api-key: warning: {kept.message()}", file=stderr)
     return 0

@@ -5,6 +5,10 @@ salts and parameters. It is re-read whenever it changed on disk, so users added,
 new password with the ``users`` command while the server runs take effect at once (each user's
 credential stamp changes with the password, which signs out their sessions); it is rewritten
 atomically so a crash never leaves half a file.
+
+Each user has a random id, made at ``users add``, that owns their data and API keys: a user added
+later under a removed user's name gets a new id, so starts with nothing of theirs. Users from before
+ids existed get their name as id (written back once), which is what owned their data until then.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import builtins
 import contextlib
 import getpass as getpass_module
 import json
+import logging
 import os
 import re
 import secrets
@@ -30,9 +35,12 @@ from typing import Any, TextIO
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from webui.api_keys import ApiKeyError, ApiKeyStore, add_api_key_command, run_api_key_command
 from webui.config import DEFAULT_DATA_DIR
 from webui.errors import UserError
 from webui.storage import SetAside, keep_aside
+
+log = logging.getLogger(__name__)
 
 MIN_PASSWORD_LENGTH = 8
 _FILE_VERSION = 1
@@ -43,10 +51,19 @@ _NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 @dataclass(frozen=True)
 class User:
-    """A user as the rest of the app sees one: never the hash."""
+    """A user as the rest of the app sees one: never the hash.
+
+    ``id`` owns the user's data (chats, collections, presets, API keys); ``name`` is what people type
+    and see. Without an id (the single-user app's local user) the name is the id.
+    """
 
     name: str
     is_admin: bool
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", self.name)
 
 
 class AuthError(UserError):
@@ -71,6 +88,10 @@ class InvalidPassword(AuthError):
 
 class UsersFileError(AuthError):
     """The users file exists but is not a readable users file (corrupt, hand-edited, wrong type)."""
+
+
+class ApiKeysNotRevoked(AuthError):
+    """A new password was refused because the user's API keys could not be revoked with it."""
 
 
 def validate_user_name(name: str) -> str:
@@ -122,23 +143,29 @@ class UserStore:
             users = self._load()
             if name in users:
                 raise UserExists(f"user {name!r} already exists")
+            user_id = _new_user_id({record["id"] for record in users.values()})
             users[name] = {
+                "id": user_id,
                 "hash": password_hash,
                 "stamp": secrets.token_hex(8),
                 "admin": bool(admin),
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
             self._save(users)
-        return User(name=name, is_admin=bool(admin))
+        return User(name=name, is_admin=bool(admin), id=user_id)
 
-    def remove(self, name: str) -> None:
-        """Delete a user; raises :class:`UnknownUser` if there is none of that name."""
+    def remove(self, name: str) -> User:
+        """Delete a user and return them; raises :class:`UnknownUser` if there is none of that name.
+
+        Their data stays on disk under their id, which no later user gets (see remove_user for keys).
+        """
         with self._lock:
             users = self._load()
             if name not in users:
                 raise UnknownUser(f"no user named {name!r}")
-            del users[name]
+            removed = _to_user(name, users.pop(name))
             self._save(users)
+        return removed
 
     def list(self) -> builtins.list[User]:  # builtins: `list` here names this method
         """All users, sorted by name."""
@@ -150,11 +177,16 @@ class UserStore:
         record = self._load().get(name)
         return None if record is None else _to_user(name, record)
 
+    def get_by_id(self, user_id: str) -> User | None:
+        """The user with that id, or None once they were removed (their API keys then stop working)."""
+        return next((_to_user(name, record) for name, record in self._load().items() if record["id"] == user_id),
+                    None)
+
     def exists(self) -> bool:
         """True when the users file exists and holds at least one user."""
         return bool(self._load())
 
-    def set_password(self, name: str, password: str) -> None:
+    def set_password(self, name: str, password: str) -> User:
         """Replace a user's password; raises :class:`UnknownUser` if there is none of that name."""
         validate_password(password)
         password_hash = self.hasher.hash(password)
@@ -165,6 +197,7 @@ class UserStore:
             users[name]["hash"] = password_hash
             users[name]["stamp"] = secrets.token_hex(8)  # signs out every session of the old password
             self._save(users)
+            return _to_user(name, users[name])
 
     def verify(self, name: str, password: str) -> User | None:
         """The user when *password* is theirs, else None.
@@ -227,8 +260,7 @@ class UserStore:
     def _load(self) -> dict[str, dict[str, Any]]:
         """The users as ``{name: {"hash", "admin", ...}}``; an absent file means no users."""
         try:
-            info = self.users_file.stat()
-            key = (info.st_ino, info.st_mtime_ns, info.st_size)
+            key = _file_key(self.users_file)
             cached = self._cache
             if cached is not None and cached[0] == key:
                 return {name: dict(record) for name, record in cached[1].items()}
@@ -239,18 +271,44 @@ class UserStore:
             message = f"cannot read the users file {self.users_file}: {error}"
             raise UsersFileError(message) from error
         try:
-            users = _parse_users(json.loads(text), self.users_file)
+            users, migrated = _parse_users(json.loads(text), self.users_file)
         except (json.JSONDecodeError, UsersFileError) as error:
             # Kept aside rather than overwritten by the next `users add`; with no users the app
             # signs nobody in (and a team-mode start says to add one), so nothing opens up.
             kept = keep_aside(self.users_file, str(error), if_unchanged=key)
             self.set_aside += [kept] if kept else []
             return {}
-        self._cache = (key, users)
+        if not (migrated and self._write_ids(users, migrated, read_from=key)):
+            self._cache = (key, users)  # a new file written instead is read again next time
         return {name: dict(record) for name, record in users.items()}
 
-    def _save(self, users: Mapping[str, Mapping[str, Any]]) -> None:
-        """Write the file atomically with mode 0600: a temp file in the same folder, then rename."""
+    def _write_ids(self, users: dict[str, dict[str, Any]], migrated: builtins.list[str],
+                   *, read_from: tuple[int, int, int]) -> bool:
+        """Write back the ids given to users from before ids existed (each their name, so that the
+        chats, collections, presets and keys they own by name stay theirs).
+
+        Skipped when the file changed since it was read (the ``users`` command wrote it meanwhile;
+        the next read migrates that version), and only logged when the folder is read-only: the ids
+        are the same on every read until written. Returns whether the file was written.
+        """
+        try:
+            written = self._save(users, if_unchanged=read_from)
+        except OSError as error:
+            log.warning("could not write user ids into %s (%s); using each user's name as their id",
+                        self.users_file, error)
+            return False
+        if written:
+            log.info("gave the users of %s ids (their names, so their data stays theirs): %s",
+                     self.users_file, ", ".join(sorted(migrated)))
+        return written
+
+    def _save(self, users: Mapping[str, Mapping[str, Any]], *,
+              if_unchanged: tuple[int, int, int] | None = None) -> bool:
+        """Write the file atomically with mode 0600: a temp file in the same folder, then rename.
+
+        With *if_unchanged*, the file is replaced only if its (inode, mtime, size) are still those;
+        returns whether it was written.
+        """
         self.users_file.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps({"version": _FILE_VERSION, "users": users}, indent=2, sort_keys=True)
         # mkstemp creates the file with mode 0600, so the hashes are never readable by others,
@@ -264,31 +322,110 @@ class UserStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.chmod(temp_name, 0o600)
+            if if_unchanged is not None and _file_key(self.users_file) != if_unchanged:
+                os.unlink(temp_name)
+                return False
             os.replace(temp_name, self.users_file)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp_name)
             raise
+        return True
 
 
-def _parse_users(data: object, path: Path) -> dict[str, dict[str, Any]]:
-    """Check the file's shape so a hand-edited file fails with a clear message, not a KeyError."""
+def _file_key(path: Path) -> tuple[int, int, int]:
+    """(inode, mtime, size): changes whenever the file is rewritten, by this process or another."""
+    info = path.stat()
+    return (info.st_ino, info.st_mtime_ns, info.st_size)
+
+
+def _new_user_id(taken: set[str]) -> str:
+    """A random id no user has: 128 bits, so never one a removed user had either."""
+    while (user_id := secrets.token_hex(16)) in taken:
+        pass
+    return user_id
+
+
+def _parse_users(data: object, path: Path) -> tuple[dict[str, dict[str, Any]], builtins.list[str]]:
+    """The users, each with an id, and the names of those given one now (files from before ids).
+
+    Checks the file's shape so a hand-edited file fails with a clear message, not a KeyError.
+    """
     if not isinstance(data, dict) or not isinstance(data.get("users"), dict):
         raise UsersFileError(f"the users file {path} has no 'users' object; it is not a users file")
     users: dict[str, dict[str, Any]] = {}
+    migrated: builtins.list[str] = []
     for name, record in data["users"].items():
         if (
             not isinstance(record, dict)
             or not isinstance(record.get("hash"), str)
             or not isinstance(record.get("admin", False), bool)
+            or not _is_valid_id(record.get("id", name))
         ):
             raise UsersFileError(f"the users file {path} has a malformed entry for {name!r}")
         users[name] = dict(record)
-    return users
+        if "id" not in record:
+            users[name]["id"] = name  # what owned their data until now
+            migrated.append(name)
+    ids = [record["id"] for record in users.values()]
+    if len(set(ids)) != len(ids):  # two users would share one owner's data
+        raise UsersFileError(f"the users file {path} gives two users the same id")
+    return users, migrated
+
+
+def _is_valid_id(user_id: object) -> bool:
+    # Ids name folders (private presets), so they follow the user-name rules.
+    return isinstance(user_id, str) and bool(_NAME_PATTERN.fullmatch(user_id)) and set(user_id) != {"."}
 
 
 def _to_user(name: str, record: Mapping[str, Any]) -> User:
-    return User(name=name, is_admin=bool(record.get("admin", False)))
+    return User(name=name, is_admin=bool(record.get("admin", False)), id=record["id"])
+
+
+# -- a user together with their API keys -------------------------------------------------------
+
+
+def remove_user(users: UserStore, keys: ApiKeyStore, name: str) -> tuple[User, int | None]:
+    """Remove *name* and revoke (delete) every API key of theirs: the removed user and how many keys
+    went, None when the keys file could not be changed (logged).
+
+    The user goes first: a key whose owner id no longer exists is refused even while the file lists it.
+    """
+    removed = users.remove(name)
+    try:
+        return removed, keys.revoke_all(removed.id)
+    except (ApiKeyError, OSError) as error:
+        log.warning("removed user %s, but could not delete their API keys from %s: %s (the keys are refused, "
+                    "since their user is gone)", name, keys.path, error)
+        return removed, None
+
+
+def change_password(
+    users: UserStore, keys: ApiKeyStore, name: str, password: str, *, keep_api_keys: bool = False
+) -> int:
+    """Give *name* a new password and, unless *keep_api_keys*, revoke their API keys; how many went.
+
+    A password is changed when it may have leaked, and keys made with it would outlive it. The keys go
+    first, so a failure leaves the old password and no keys rather than a new password and old keys.
+    """
+    validate_password(password)
+    user = users.get(name)
+    if user is None:
+        raise UnknownUser(f"no user named {name!r}")
+    try:
+        revoked = 0 if keep_api_keys else keys.revoke_all(user.id)
+    except (ApiKeyError, OSError) as error:
+        raise ApiKeysNotRevoked(f"the password of {name!r} was not changed: their API keys could not be "
+                                f"revoked ({error})") from error
+    users.set_password(name, password)
+    return revoked
+
+
+def revoked_keys_phrase(count: int | None) -> str:
+    """How a user change reports the keys it revoked, for the command line and the Users tab."""
+    if count is None:
+        return "their API keys could not be deleted (see the log), but they no longer work"
+    return f"revoked their {count} API key{'' if count == 1 else 's'}"
 
 
 # -- the `users` command ----------------------------------------------------------------------
@@ -319,18 +456,22 @@ def _build_parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
 
-    remove = commands.add_parser("remove", parents=[data_dir], help="remove a user")
+    remove = commands.add_parser("remove", parents=[data_dir], help="remove a user and revoke their API keys")
     remove.add_argument("name")
 
     commands.add_parser("list", parents=[data_dir], help="list users")
 
-    passwd = commands.add_parser("passwd", parents=[data_dir], help="change a user's password")
+    passwd = commands.add_parser(
+        "passwd", parents=[data_dir], help="change a user's password (and revoke their API keys)"
+    )
     passwd.add_argument("name")
     passwd.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
-    from webui.api_keys import add_api_key_command  # the API's keys live in their own module
-
+    passwd.add_argument(
+        "--keep-api-keys", action="store_true",
+        help="keep the user's API keys working (by default a new password revokes them)",
+    )
     add_api_key_command(commands, data_dir)
     return parser
 
@@ -374,6 +515,7 @@ def run_users_command(
 
     data_dir = Path(getattr(args, "data_dir", None) or environ.get("WEBUI_DATA_DIR") or DEFAULT_DATA_DIR)
     store = UserStore(data_dir / "users.json", hasher=hasher)
+    keys = ApiKeyStore(data_dir / "api-keys.json")
     try:
         if args.command == "add":
             validate_user_name(args.name)
@@ -385,8 +527,8 @@ def run_users_command(
             role = "admin" if user.is_admin else "user"
             print(f"Added {role} {user.name} to {store.users_file}", file=stdout)
         elif args.command == "remove":
-            store.remove(args.name)
-            print(f"Removed user {args.name}", file=stdout)
+            _, revoked = remove_user(store, keys, args.name)
+            print(f"Removed user {args.name} and {revoked_keys_phrase(revoked)}", file=stdout)
         elif args.command == "list":
             users = store.list()
             if not users:
@@ -396,14 +538,16 @@ def run_users_command(
         elif args.command == "passwd":
             if store.get(args.name) is None:
                 raise UnknownUser(f"no user named {args.name!r}")
-            store.set_password(args.name, _read_password(args, stdin, getpass, args.name))
-            print(f"Changed the password of {args.name}", file=stdout)
+            password = _read_password(args, stdin, getpass, args.name)
+            revoked = change_password(store, keys, args.name, password, keep_api_keys=args.keep_api_keys)
+            keys_note = (f"; their API keys still work (revoke them with: users api-key {args.name} "
+                         "--revoke-all)" if args.keep_api_keys else f" and {revoked_keys_phrase(revoked)}")
+            print(f"Changed the password of {args.name}{keys_note}", file=stdout)
         elif args.command == "api-key":
-            if store.get(args.name) is None:
+            user = store.get(args.name)
+            if user is None:
                 raise UnknownUser(f"no user named {args.name!r}")
-            from webui.api_keys import run_api_key_command
-
-            return run_api_key_command(args, data_dir / "api-keys.json", stdout=stdout, stderr=stderr)
+            return run_api_key_command(args, keys, owner=user, stdout=stdout, stderr=stderr)
     except AuthError as error:
         print(f"users {args.command}: error: {error}", file=stderr)
         return 1
@@ -411,7 +555,7 @@ def run_users_command(
         print(f"users {args.command}: cancelled; nothing was changed", file=stderr)
         return 130
     finally:
-        for kept in store.set_aside:
+        for kept in [*store.set_aside, *keys.set_aside]:
             print(f"users {args.command}: warning: {kept.message()}", file=stderr)
     return 0
 

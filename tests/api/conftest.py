@@ -67,9 +67,12 @@ def team(tmp_path_factory: pytest.TempPathFactory, smollm_path: Path) -> Iterato
 
     note = workdir / "zephyr.txt"
     note.write_text(ALICE_NOTE)
+    from tests.support.team import user_id
+
     library = DocumentLibrary(data)
-    library.create_collection("alice", "alice-notes")
-    outcomes = library.ingest("alice", "alice-notes", [note])
+    alice = user_id(data, "alice")
+    library.create_collection(alice, "alice-notes")
+    outcomes = library.ingest(alice, "alice-notes", [note])
     assert all(o.ok for o in outcomes), outcomes
     del library
     keys = {name: make_key(workdir, name) for name in PASSWORDS}

@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.app_server import ROOT, RunningApp, free_port, running_app
 from tests.support.gradio_queue import GradioSession
+from tests.support.team import user_id
 from tests.support.ui import log_in as sign_in
 
 pytestmark = pytest.mark.e2e
@@ -150,8 +151,9 @@ def test_another_users_conversation_cannot_be_read_through_the_api(team_app: Run
     from webui.history import HistoryStore
 
     store = HistoryStore(team_dir / "data" / "history.sqlite3")
-    secret = store.create("alice", "Lighthouse plans")
-    store.append("alice", secret.id, "user", "My lighthouse is at 12 Harbour Road.")
+    owner = user_id(team_dir / "data", "alice")
+    secret = store.create(owner, "Lighthouse plans")
+    store.append(owner, secret.id, "user", "My lighthouse is at 12 Harbour Road.")
     alice = signed_in_session(team_app, "alice")
     assert alice.call("on_load", []).success  # fills her sidebar, as the page does on load
     opened = alice.call_direct(alice.dependency("open_conversation"), [secret.id])
@@ -164,7 +166,7 @@ def test_another_users_conversation_cannot_be_read_through_the_api(team_app: Run
         assert "lighthouse" not in attempt.lower() and "harbour" not in attempt.lower()
     renamed = bob.call_direct(bob.dependency("rename_chat"), [secret.id, "taken over"])
     assert "taken over" not in renamed.text
-    assert store.get("alice", secret.id).title == "Lighthouse plans", "bob could not rename it either"
+    assert store.get(owner, secret.id).title == "Lighthouse plans", "bob could not rename it either"
 
 
 def test_history_survives_a_restart_and_a_kill_mid_reply(browser, tmp_path: Path, smollm_path: Path) -> None:
@@ -280,7 +282,7 @@ def test_a_page_from_another_origin_cannot_read_or_act_for_a_logged_in_user(
     from webui.history import HistoryStore
 
     title = f"Harbour plans {uuid.uuid4().hex[:8]}"
-    HistoryStore(team_dir / "data" / "history.sqlite3").create("alice", title)
+    HistoryStore(team_dir / "data" / "history.sqlite3").create(user_id(team_dir / "data", "alice"), title)
     alice = signed_in_session(team_app, "alice")
     fn_index = alice.dependency("on_load")["id"]  # the event that lists her conversations
     assert title in alice.call("on_load", []).text, "the event really lists them for alice herself"

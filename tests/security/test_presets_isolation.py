@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.app_server import RunningApp
 from tests.support.gradio_queue import GradioSession
-from tests.support.team import signed_in, team_app, users_command
+from tests.support.team import signed_in, team_app, user_id, users_command
 from webui.prompts.presets import BUILTIN_DIR, PresetStore
 from webui.services.chat import RAG_PRESET_NAME
 
@@ -92,7 +92,7 @@ def test_bob_cannot_rewrite_the_builtin_rag_prompt(bob: GradioSession, presets_d
     assert PresetStore(presets_dir).get(RAG_PRESET_NAME).builtin
     assert {p.name: p.read_bytes() for p in BUILTIN_DIR.glob("*.yaml")} == builtin_files
     assert not list(presets_dir.glob("document*.yaml")), "nothing was written among the shared presets"
-    assert (presets_dir / "private" / "bob" / "document-answers-rag-copy.yaml").is_file()
+    assert (presets_dir / "private" / user_id(presets_dir.parent, "bob") / "document-answers-rag-copy.yaml").is_file()
 
 
 def test_bob_cannot_delete_an_admins_shared_or_private_preset(bob: GradioSession, presets_dir: Path) -> None:
@@ -104,7 +104,7 @@ def test_bob_cannot_delete_an_admins_shared_or_private_preset(bob: GradioSession
     status = run(bob, "preset-confirm-delete", [RAG_PRESET_NAME])[-1]
     assert "Not deleted" in status and "built-in" in status
     assert (presets_dir / "team-rules.yaml").is_file()
-    assert (presets_dir / "private" / "alice" / "alice-notes.yaml").is_file()
+    assert (presets_dir / "private" / user_id(presets_dir.parent, "alice") / "alice-notes.yaml").is_file()
 
 
 def test_bob_cannot_shadow_a_builtin_or_shared_preset_by_import(bob: GradioSession, presets_dir: Path) -> None:
@@ -138,6 +138,7 @@ def test_alice_sees_her_own_and_the_shared_presets_but_not_bobs(alice: GradioSes
 def test_a_removed_user_is_refused_by_the_presets_and_notebook_handlers(app: RunningApp, presets_dir: Path) -> None:
     data_dir = presets_dir.parent
     assert users_command(data_dir, "add", "dave", "--password-stdin", stdin="dave-secret-4444\n").returncode == 0
+    dave_id = user_id(data_dir, "dave")
     dave = GradioSession(app.url)
     try:
         assert dave.login("dave", "dave-secret-4444").status_code == 200
@@ -148,6 +149,6 @@ def test_a_removed_user_is_refused_by_the_presets_and_notebook_handlers(app: Run
             response = dave.call_direct(event(dave, elem_id), data)
             # Refused either at the door (sessions revoked) or by the handler's own check.
             assert response.status_code == 401 or "Please log in again." in response.text, response.text
-        assert not (presets_dir / "private" / "dave").exists() and not (presets_dir / "dave.yaml").exists()
+        assert not (presets_dir / "private" / dave_id).exists() and not (presets_dir / "dave.yaml").exists()
     finally:
         dave.close()

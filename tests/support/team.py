@@ -21,6 +21,15 @@ def users_command(data_dir: Path, *args: str, stdin: str | None = None) -> subpr
                           input=stdin, text=True, capture_output=True, timeout=120, check=False)
 
 
+def user_id(data_dir: Path, name: str) -> str:
+    """The id that owns *name*'s data (chats, collections, presets, keys), as ``users add`` made it."""
+    from webui.auth import UserStore
+
+    user = UserStore(data_dir / "users.json").get(name)
+    assert user is not None, f"no user {name!r} in {data_dir}"
+    return user.id
+
+
 def add_users(data_dir: Path, passwords: dict[str, str] = PASSWORDS) -> None:
     for name, password in passwords.items():
         extra = ["--admin"] if name in ADMINS else []

@@ -13,6 +13,7 @@ import pytest
 from argon2 import PasswordHasher
 from argon2.profiles import CHEAPEST, RFC_9106_LOW_MEMORY
 
+from webui.api_keys import ApiKeyStore
 from webui.auth import (
     InvalidPassword,
     InvalidUserName,
@@ -42,23 +43,90 @@ def store(data_dir: Path, cheap_hasher: PasswordHasher) -> UserStore:
 
 def test_add_verify_list_passwd_remove_round_trip(store: UserStore) -> None:
     assert not store.exists()
-    assert store.add("alice", PASSWORD, admin=True) == User("alice", is_admin=True)
-    store.add("bob", "bobs password")
+    alice = store.add("alice", PASSWORD, admin=True)
+    assert (alice.name, alice.is_admin) == ("alice", True)
+    bob = store.add("bob", "bobs password")
 
     assert store.exists()
-    assert store.list() == [User("alice", True), User("bob", False)]
-    assert store.get("bob") == User("bob", False)
+    assert store.list() == [alice, bob] == [User("alice", True, alice.id), User("bob", False, bob.id)]
+    assert store.get("bob") == bob and store.get_by_id(bob.id) == bob
     assert store.get("carol") is None
-    assert store.verify("alice", PASSWORD) == User("alice", True)
+    assert store.verify("alice", PASSWORD) == alice
     assert store.check("bob", "bobs password") is True
 
-    store.set_password("bob", "a new password")
+    assert store.set_password("bob", "a new password") == bob
     assert store.verify("bob", "bobs password") is None
-    assert store.verify("bob", "a new password") == User("bob", False)
+    assert store.verify("bob", "a new password") == bob
 
-    store.remove("bob")
-    assert store.list() == [User("alice", True)]
+    assert store.remove("bob") == bob
+    assert store.list() == [alice]
     assert store.verify("bob", "a new password") is None
+    assert store.get_by_id(bob.id) is None
+
+
+def test_every_user_gets_a_random_id_and_a_reused_name_a_new_one(store: UserStore) -> None:
+    """The id owns the user's data: a new person given a removed user's name must not inherit it."""
+    bob = store.add("bob", PASSWORD)
+    alice = store.add("alice", PASSWORD)
+    assert len({bob.id, alice.id}) == 2 and len(bob.id) == 32 and bob.id not in ("bob", "alice")
+    assert json.loads(store.users_file.read_text())["users"]["bob"]["id"] == bob.id
+    store.remove("bob")
+    new_bob = store.add("bob", PASSWORD)
+    assert new_bob.name == "bob" and new_bob.id != bob.id
+    assert store.get_by_id(bob.id) is None and store.get_by_id(new_bob.id) == new_bob
+
+
+def test_users_from_before_ids_keep_their_name_as_id_written_back(store: UserStore) -> None:
+    """Their chats, collections, presets and keys are owned by their name: the migration keeps them theirs."""
+    store.add("alice", PASSWORD, admin=True)
+    data = json.loads(store.users_file.read_text())
+    for record in data["users"].values():
+        del record["id"]
+    data["users"]["bob"] = {**data["users"]["alice"], "admin": False}
+    store.users_file.write_text(json.dumps(data))
+    legacy = store.users_file.read_text()
+
+    reader = UserStore(store.users_file, hasher=CHEAP)  # e.g. the server starting on the old file
+    assert reader.list() == [User("alice", True, "alice"), User("bob", False, "bob")]
+    written = json.loads(store.users_file.read_text())["users"]
+    assert {name: r["id"] for name, r in written.items()} == {"alice": "alice", "bob": "bob"}
+    assert {name: {k: v for k, v in r.items() if k != "id"} for name, r in written.items()} == \
+        json.loads(legacy)["users"], "nothing else changed"
+    assert stat.S_IMODE(store.users_file.stat().st_mode) == 0o600 and not set_aside_files(store.users_file.parent)
+
+    reader.remove("bob")
+    assert reader.add("bob", PASSWORD).id not in ("bob", "alice"), "a later bob does not get the old bob's data"
+
+
+def test_a_data_dir_that_cannot_be_written_still_migrates_in_memory(
+    store: UserStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.users_file.write_text(json.dumps({"users": {"alice": {"hash": CHEAP.hash(PASSWORD), "admin": True}}}))
+    before = store.users_file.read_text()
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkstemp", read_only)  # a read-only folder, even for root
+    reader = UserStore(store.users_file, hasher=CHEAP)
+    assert reader.verify("alice", PASSWORD) == User("alice", True, "alice")
+    assert reader.get_by_id("alice") is not None
+    assert store.users_file.read_text() == before
+    assert "could not write user ids" in caplog.text and caplog.text.count("could not write") == 1, \
+        "tried once, not on every request"
+
+
+@pytest.mark.parametrize("users", [
+    {"alice": {"hash": "x", "id": "same"}, "bob": {"hash": "y", "id": "same"}},
+    {"alice": {"hash": "x"}, "bob": {"hash": "y", "id": "alice"}},
+    {"alice": {"hash": "x", "id": "../etc"}},
+    {"alice": {"hash": "x", "id": 7}},
+])
+def test_a_users_file_with_shared_or_unsafe_ids_is_kept_aside(store: UserStore, users: dict) -> None:
+    store.users_file.write_text(json.dumps({"users": users}))
+    assert store.list() == [] and store.get_by_id("same") is None
+    [kept] = set_aside_files(store.users_file.parent)
+    assert kept.name.startswith("users.json.corrupt-")
 
 
 def test_wrong_password_and_unknown_user_give_none(store: UserStore) -> None:
@@ -104,7 +172,7 @@ def test_default_hasher_uses_rfc_9106_parameters(data_dir: Path) -> None:
     store.add("alice", PASSWORD)
     stored = json.loads(store.users_file.read_text())["users"]["alice"]["hash"]
     assert stored.startswith(f"$argon2id$v=19$m={RFC_9106_LOW_MEMORY.memory_cost},t=3,p=4$")
-    assert store.verify("alice", PASSWORD) == User("alice", False)
+    assert store.verify("alice", PASSWORD) == store.get("alice")
 
 
 def test_login_rehashes_a_hash_made_with_older_parameters(
@@ -119,10 +187,11 @@ def test_login_rehashes_a_hash_made_with_older_parameters(
     assert upgraded.verify("alice", "wrong password") is None
     assert json.loads(path.read_text())["users"]["alice"]["hash"] == old_hash  # not on failure
 
-    assert upgraded.verify("alice", PASSWORD) == User("alice", False)
+    alice = upgraded.get("alice")
+    assert upgraded.verify("alice", PASSWORD) == alice
     new_hash = json.loads(path.read_text())["users"]["alice"]["hash"]
     assert new_hash != old_hash and not stronger.check_needs_rehash(new_hash)
-    assert upgraded.verify("alice", PASSWORD) == User("alice", False)
+    assert upgraded.verify("alice", PASSWORD) == alice
 
 
 def test_duplicate_user_is_refused(store: UserStore) -> None:
@@ -237,8 +306,8 @@ def test_users_command_end_to_end_with_password_stdin(data_dir: Path) -> None:
     assert code == 0 and "Changed the password of bob" in out
 
     store = UserStore(data_dir / "users.json", hasher=CHEAP)
-    assert store.verify("bob", "new password 1") == User("bob", False)
-    assert store.verify("alice", PASSWORD) == User("alice", True)
+    assert store.verify("bob", "new password 1") == store.get("bob")
+    assert store.verify("alice", PASSWORD) == store.get("alice")
 
     code, out, _ = run(["remove", "bob", "--data-dir", d])
     assert code == 0 and "Removed user bob" in out
@@ -356,3 +425,41 @@ def test_files_written_before_stamps_use_the_hash(store: UserStore, data_dir: Pa
     del data["users"]["alice"]["stamp"]
     path.write_text(json.dumps(data))
     assert store.credential_stamp("alice") == data["users"]["alice"]["hash"]
+
+
+def test_users_command_revokes_api_keys_on_remove_and_passwd_unless_kept(data_dir: Path) -> None:
+    d = str(data_dir)
+    for name in ("alice", "bob"):
+        assert run(["add", name, "--password-stdin", "--data-dir", d], stdin=PASSWORD)[0] == 0
+    keys = ApiKeyStore(data_dir / "api-keys.json")
+    alice, bob = (UserStore(data_dir / "users.json", hasher=CHEAP).get(n) for n in ("alice", "bob"))
+    bob_keys = [keys.create(bob, label)[1] for label in ("editor", "script")]
+    alice_key = keys.create(alice)[1]
+
+    code, out, err = run(["passwd", "bob", "--keep-api-keys", "--password-stdin", "--data-dir", d],
+                         stdin="new password 1")
+    assert (code, err) == (0, "") and "their API keys still work" in out
+    assert [keys.owner_of(k) for k in bob_keys] == [bob.id, bob.id]
+
+    code, out, _ = run(["passwd", "bob", "--password-stdin", "--data-dir", d], stdin="new password 2")
+    assert code == 0 and "Changed the password of bob and revoked their 2 API keys" in out
+    assert [keys.owner_of(k) for k in bob_keys] == [None, None]
+
+    bob_keys = [keys.create(bob)[1]]
+    code, out, _ = run(["remove", "bob", "--data-dir", d])
+    assert code == 0 and "Removed user bob and revoked their 1 API key" in out
+    assert keys.owner_of(bob_keys[0]) is None and keys.list(bob) == []
+    assert keys.owner_of(alice_key) == alice.id, "other users' keys stay"
+
+    assert run(["add", "bob", "--password-stdin", "--data-dir", d], stdin=PASSWORD)[0] == 0
+    code, out, _ = run(["api-key", "bob", "--list", "--data-dir", d])
+    assert (code, out) == (0, "bob has no API keys.\n"), "a new bob starts without the old bob's keys"
+
+
+def test_passwd_keeps_the_old_password_when_the_keys_cannot_be_revoked(data_dir: Path) -> None:
+    d = str(data_dir)
+    assert run(["add", "bob", "--password-stdin", "--data-dir", d], stdin=PASSWORD)[0] == 0
+    (data_dir / "api-keys.json").mkdir()  # unreadable as a file: the keys cannot be revoked
+    code, _, err = run(["passwd", "bob", "--password-stdin", "--data-dir", d], stdin="new password 1")
+    assert code == 1 and "users passwd: error: the password of 'bob' was not changed" in err
+    assert UserStore(data_dir / "users.json", hasher=CHEAP).check("bob", PASSWORD)

@@ -134,7 +134,7 @@ class Preset:
     variants: tuple[Variant, ...] = ()
     builtin: bool = False
     path: Path | None = None
-    owner: str | None = None  # the user whose private preset this is; None: built-in or shared
+    owner: str | None = None  # the id of the user whose private preset this is; None: built-in or shared
 
     def system_for(self, *, family: str | None, architecture: str | None, model_name: str) -> str:
         """The system prompt for this model: the first matching variant's, else the default one."""
@@ -380,9 +380,9 @@ class PresetStore:
 
     Shared presets are the YAML files at the top of ``user_dir`` (the data dir's ``presets/``),
     where every preset lived before presets had owners, so files from then stay shared. A user's
-    private presets live in ``private/<owner>/``. Each method takes the ``owner`` whose view it
-    works on; ``None`` is the shared view (built-ins and shared presets only), which is also where
-    ``None`` writes. In a view a shared file replaces a built-in of the same name.
+    private presets live in ``private/<owner>/``, ``owner`` being the user's id. Each method takes the
+    ``owner`` whose view it works on; ``None`` is the shared view (built-ins and shared presets only),
+    which is also where ``None`` writes. In a view a shared file replaces a built-in of the same name.
 
     Every call reads the folders again: files are few and small, and a user may edit them by hand
     while the app runs.
@@ -397,7 +397,7 @@ class PresetStore:
         return self.user_dir
 
     def private_dir(self, owner: str) -> Path:
-        """The folder of ``owner``'s private presets (a checked user name, so a safe folder name)."""
+        """The folder of ``owner``'s private presets (a user id, checked like a name, so a safe folder name)."""
         if not _OWNER_PATTERN.fullmatch(owner) or set(owner) == {"."}:
             raise PresetError(f"'{owner}' cannot own presets: not a valid user name")
         return self.user_dir / PRIVATE_DIR_NAME / owner

@@ -119,7 +119,7 @@ class CollectionInfo:
     documents: int
     chunks: int
     embedding_model: str
-    created_by: str
+    created_by: str  # the creator's user name
     created_at: str
     editable: bool  # the viewer may add, delete, rename (own collections and shared ones they made)
     settings: RetrievalSettings = RetrievalSettings()
@@ -259,7 +259,11 @@ def fit_passages(
 
 
 class DocumentLibrary:
-    """Per-user document collections in Chroma; every method checks that the owner may see them."""
+    """Per-user document collections in Chroma; every method checks that the owner may see them.
+
+    ``owner`` is always a user's id (webui.auth.User.id), never their name, so a later user of a
+    removed user's name does not see their collections.
+    """
 
     def __init__(
         self,
@@ -306,7 +310,7 @@ class DocumentLibrary:
         stored = self._resolve(owner, name)
         if not self._may_edit(owner, stored):
             raise CollectionPermissionError(
-                f"'{name}' is shared by {stored.created_by or 'another user'}; only they can change it."
+                f"'{name}' is shared by {stored.creator_name or 'another user'}; only they can change it."
             )
         return stored
 
@@ -325,7 +329,7 @@ class DocumentLibrary:
             documents=len(self._complete_heads(stored)),
             chunks=self.store.count(stored),
             embedding_model=stored.embedding_model,
-            created_by=stored.created_by,
+            created_by=stored.creator_name,
             created_at=stored.created_at,
             editable=self._may_edit(owner, stored),
             settings=stored.settings,
@@ -336,7 +340,10 @@ class DocumentLibrary:
         visible = sorted(self._visible(owner), key=lambda c: (c.shared, c.name.lower()))
         return [self._info(owner, c) for c in visible]
 
-    def create_collection(self, owner: str, name: str, *, shared: bool = False) -> CollectionInfo:
+    def create_collection(
+        self, owner: str, name: str, *, shared: bool = False, creator_name: str = ""
+    ) -> CollectionInfo:
+        """``creator_name``: the owner's user name, shown as who shared it (default: ``owner``)."""
         name = validate_collection_name(name)
         with self._write_lock:
             if any(c.name == name for c in self._visible(owner)):
@@ -347,6 +354,7 @@ class DocumentLibrary:
                 created_by=owner,
                 created_at=_now(),
                 embedding_model=self.embedder.model_name,
+                created_by_name=creator_name if creator_name != owner else "",
             )
             return self._info(owner, stored)
 

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,12 +39,17 @@ class StoredCollection:
     """What the collection's own metadata says about it."""
 
     chroma_name: str
-    owner: str
+    owner: str  # the owning user's id; SHARED_OWNER for a shared collection
     name: str
-    created_by: str
+    created_by: str  # the creator's user id, who may change a shared collection
     created_at: str
     embedding_model: str
     settings: RetrievalSettings = field(default_factory=RetrievalSettings)
+    created_by_name: str = ""  # the creator's user name, as shown; empty: created_by (ids were names)
+
+    @property
+    def creator_name(self) -> str:
+        return self.created_by_name or self.created_by
 
     @property
     def shared(self) -> bool:
@@ -146,6 +151,7 @@ class ChromaStore:
                     created_at=str(meta.get("created_at", "")),
                     embedding_model=str(meta.get("embedding_model", "")),
                     settings=RetrievalSettings.from_metadata(meta),
+                    created_by_name=str(meta.get("created_by_name", "")),
                 )
             )
         return found
@@ -161,6 +167,7 @@ class ChromaStore:
             "owner": stored.owner,
             "name": stored.name,
             "created_by": stored.created_by,
+            **({"created_by_name": stored.created_by_name} if stored.created_by_name else {}),
             "created_at": stored.created_at,
             "embedding_model": stored.embedding_model,
             **stored.settings.to_metadata(),
@@ -175,10 +182,11 @@ class ChromaStore:
         created_at: str,
         embedding_model: str,
         settings: RetrievalSettings | None = None,
+        created_by_name: str = "",
     ) -> StoredCollection:
         stored = StoredCollection(
             chroma_name(owner, name), owner, name, created_by, created_at, embedding_model,
-            settings or RetrievalSettings(),
+            settings or RetrievalSettings(), created_by_name,
         )
         self.client.create_collection(
             stored.chroma_name,
@@ -189,15 +197,7 @@ class ChromaStore:
         return stored
 
     def rename(self, stored: StoredCollection, new_name: str) -> StoredCollection:
-        renamed = StoredCollection(
-            chroma_name(stored.owner, new_name),
-            stored.owner,
-            new_name,
-            stored.created_by,
-            stored.created_at,
-            stored.embedding_model,
-            stored.settings,
-        )
+        renamed = replace(stored, chroma_name=chroma_name(stored.owner, new_name), name=new_name)
         self._collection(stored).modify(name=renamed.chroma_name, metadata=self._metadata(renamed))
         with self._keyword_lock:
             self._keyword_index(stored).move_to(self._keyword_path(renamed))
@@ -208,10 +208,7 @@ class ChromaStore:
         self, stored: StoredCollection, settings: RetrievalSettings
     ) -> StoredCollection:
         """Keep new retrieval settings in the collection's own metadata."""
-        updated = StoredCollection(
-            stored.chroma_name, stored.owner, stored.name, stored.created_by, stored.created_at,
-            stored.embedding_model, settings,
-        )
+        updated = replace(stored, settings=settings)
         self._collection(stored).modify(metadata=self._metadata(updated))
         return updated
 

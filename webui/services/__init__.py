@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from webui import __version__
+from webui.api_keys import ApiKeyStore
 from webui.auth import User, UserStore
 from webui.config import Settings
 from webui.engine import Engine
@@ -22,11 +23,12 @@ from webui.services.notebook import CompletionUpdate, NotebookService
 from webui.services.presets import AppliedPreset, PresetService
 from webui.services.streaming import UpdatePacer
 from webui.services.summaries import SummaryService
+from webui.services.users import UserService
 from webui.storage import set_aside_notice
 
 __all__ = [
     "LOCAL_USER", "AppliedPreset", "ChatService", "CompletionUpdate", "DocumentQuery", "DocumentService",
-    "NotAuthorized", "NotebookService", "PresetService", "ReplyUpdate", "Services",
+    "NotAuthorized", "NotebookService", "PresetService", "ReplyUpdate", "Services", "UserService",
 ]
 
 
@@ -50,7 +52,10 @@ class Services:
         self.notebook = NotebookService(engine, pacer)
         self.summaries = SummaryService(engine, self.document_actions, self.preset_actions, self.history)
         # The HTTP API's two doors: who a call acts as, and generation/embeddings with its checks.
-        self.api_access = ApiAccessService(settings, self.users, team_mode=self.auth_required)
+        # One keys store for both it and the Users tab, which revokes a user's keys with the user.
+        api_keys = ApiKeyStore(settings.api_keys_file)
+        self.api_access = ApiAccessService(settings, self.users, team_mode=self.auth_required, keys=api_keys)
+        self.user_actions = UserService(self.users, api_keys)  # the Users tab's actions
         self.completions = CompletionService(settings, engine, self.models, self.chat, self.document_actions,
                                              team_mode=self.auth_required)
 

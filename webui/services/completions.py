@@ -277,7 +277,7 @@ class CompletionService:
         problem = sampling_problem(options.sampling)
         if problem:
             raise RequestRefused(problem)
-        release = self._streams.take(user.name)
+        release = self._streams.take(user.id)
         try:
             generation = start()
         except BaseException:
@@ -302,7 +302,7 @@ class CompletionService:
             system, turns = _system_and_turns(messages)
             budget_hint = options.max_tokens or options.sampling.max_tokens
             prepared = self._chat.prepare_conversation(
-                user.name, turns, system_prompt=system, sampling=replace(options.sampling, max_tokens=budget_hint),
+                user.id, turns, system_prompt=system, sampling=replace(options.sampling, max_tokens=budget_hint),
                 documents=DocumentQuery(tuple(options.collections), k=options.passages, min_score=options.min_score),
             )
             if prepared.error:
@@ -318,7 +318,7 @@ class CompletionService:
             raise ServiceBusy(str(exc)) from exc
         sampling = self._sampling(options, prompt_tokens)
         cancel = threading.Event()
-        stream = self._engine.stream_chat(messages, sampling, cancel=cancel, user=user.name)
+        stream = self._engine.stream_chat(messages, sampling, cancel=cancel, user=user.id)
         return Generation(model, prompt_tokens, self._guarded(stream, sampling), cancel, sources)
 
     def _start_completion(self, user: User, prompt: str, options: GenerationOptions) -> Generation:
@@ -329,7 +329,7 @@ class CompletionService:
             raise ServiceBusy(str(exc)) from exc
         sampling = self._sampling(options, prompt_tokens)
         cancel = threading.Event()
-        stream = self._engine.stream_completion(prompt, sampling, cancel=cancel, user=user.name)
+        stream = self._engine.stream_completion(prompt, sampling, cancel=cancel, user=user.id)
         return Generation(model, prompt_tokens, self._guarded(stream, sampling), cancel)
 
     def _sampling(self, options: GenerationOptions, prompt_tokens: int) -> SamplingParams:
@@ -396,7 +396,7 @@ class CompletionService:
     def visible_collections(self, user: User) -> list[str]:
         """Collections this user may answer from (own and shared)."""
         try:
-            return self._documents.collection_names(user.name)
+            return self._documents.collection_names(user.id)
         except RagError as exc:
             raise ServiceBusy(str(exc)) from exc
 

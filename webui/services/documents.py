@@ -235,7 +235,7 @@ class DocumentService:
         """A new empty collection; only an admin may share one with the whole team."""
         if shared and not user.is_admin:
             raise NotAuthorized("Only an admin can do this.")
-        return self.library.create_collection(user.name, name, shared=shared)
+        return self.library.create_collection(user.id, name, shared=shared, creator_name=user.name)
 
     def rename(self, owner: str, old: str, new: str) -> CollectionInfo:
         return self.library.rename_collection(owner, old, new)

@@ -154,7 +154,7 @@ class PresetService:
 
     def owner(self, user: User | None) -> str | None:
         """Whose private presets the user's view adds; None in single-user mode (all is shared)."""
-        return user.name if user is not None and self._team else None
+        return user.id if user is not None and self._team else None
 
     def builtin_names(self) -> set[str]:
         """Case-folded names of the presets shipped with the package."""

@@ -143,7 +143,7 @@ class SummaryService:
         cancel = self._cancels.start(session_key)
         started = time.monotonic()
         try:
-            passages = self._documents.passages(user.name, collection, file_name)
+            passages = self._documents.passages(user.id, collection, file_name)
             if not passages:
                 raise SummaryError(f"There is nothing to summarize in '{collection}' yet: add files first.")
             yield from self._run(user, collection, file_name, passages, cancel, started, max_tokens)
@@ -158,7 +158,7 @@ class SummaryService:
         if not summary.text.strip():
             raise SummaryError("There is no summary to save yet: summarize a document first.")
         info = self._engine.info
-        owner = user.name
+        owner = user.id
         conversation = self._history.create(owner, f"Summary of {summary.subject}", model=info.file if info else None)
         self._history.append(owner, conversation.id, "user", f"Summarize {summary.subject}.")
         self._history.append(owner, conversation.id, "assistant", summary.text,
@@ -218,7 +218,7 @@ class SummaryService:
             shown_at = 0.0
             # Read to the very end: a stream left early sets ``cancel``, which here is the whole
             # summary's Stop flag, not just this step's.
-            for chunk in self._engine.stream_chat(messages, setup.sampling, cancel=cancel, user=user.name,
+            for chunk in self._engine.stream_chat(messages, setup.sampling, cancel=cancel, user=user.id,
                                                   conversation=None):
                 text += chunk.text
                 if chunk.text and time.monotonic() - shown_at >= UPDATE_INTERVAL_S:

@@ -190,7 +190,7 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     sampling_inputs = [system_prompt, temperature, top_p, top_k, min_p, repeat_penalty, max_tokens, seed]
 
     def owner_of(request: gr.Request) -> str:
-        return services.user(request.username).name
+        return services.user(request.username).id
 
     def conversation_choices(owner: str) -> list[tuple[str, str]]:
         return [(c.title, c.id) for c in services.chat.conversations(owner)]

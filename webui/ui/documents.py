@@ -60,7 +60,7 @@ def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControl
             build_summary_panel(services, collection=collection, document=document, chat=chat)
 
     def owner_of(request: gr.Request) -> str:
-        return services.user(request.username).name
+        return services.user(request.username).id
 
     def collection_update(owner: str, selected: str | None):
         infos = docs.collections(owner)
@@ -100,7 +100,7 @@ def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControl
     def on_load(request: gr.Request):
         user = services.user(request.username)
         team = services.auth_required
-        owner = user.name
+        owner = user.id
         try:
             choices, value = collection_update(owner, None)
             described = describe(owner, value)
@@ -123,8 +123,8 @@ def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControl
             warn(exc, "Creating a collection")
             return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
         gr.Info(f"Created the collection '{info.name}'.")
-        choices, value = collection_update(user.name, info.name)
-        return (choices, *describe(user.name, value), chat_update(user.name, picked), "")
+        choices, value = collection_update(user.id, info.name)
+        return (choices, *describe(user.id, value), chat_update(user.id, picked), "")
 
     def rename_collection(selected: str | None, new: str, picked: list[str] | None, request: gr.Request):
         owner = owner_of(request)

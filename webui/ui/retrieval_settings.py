@@ -48,14 +48,14 @@ def build_retrieval_settings(services: Services, collection: gr.Dropdown) -> Non
         if not name:
             return [gr.update()] * len(fields)
         try:
-            found = docs.retrieval_settings(services.user(request.username).name, name)
+            found = docs.retrieval_settings(services.user(request.username).id, name)
         except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
             user_message(exc, f"Showing the retrieval settings of {name!r}")  # logged only: no toast on a pick
             return [gr.update()] * len(fields)
         return [found.chunk_tokens, found.overlap_tokens, found.k, found.min_score]
 
     def store(name: str | None, chunk_value, overlap_value, k_value, cut_value, request: gr.Request):
-        owner = services.user(request.username).name
+        owner = services.user(request.username).id
         try:
             if not name:
                 raise RagError("Choose a collection first.")

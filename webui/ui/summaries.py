@@ -115,12 +115,12 @@ def build_summary_panel(
             if summary is None:
                 raise RagError("There is no summary to save yet: summarize a document first.")
             conversation = services.summaries.save_to_chat(user, summary)
-            messages = services.chat.messages(user.name, conversation)
+            messages = services.chat.messages(user.id, conversation)
         except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
             return f"**Not saved:** {html.escape(warn(exc, 'Saving a summary to the chat'))}", *unchanged
         gr.Info(f"Saved to the chat as 'Summary of {summary.subject}'.")
         line = f"Saved to the chat as **Summary of {html.escape(summary.subject)}**: open the Chat tab."
-        choices = [(c.title, c.id) for c in services.chat.conversations(user.name)]
+        choices = [(c.title, c.id) for c in services.chat.conversations(user.id)]
         return line, conversation, gr.update(choices=choices, value=conversation), stored_view(messages)
 
     events = dict(outputs=[progress, result, last, save], concurrency_id=SUMMARY_QUEUE, concurrency_limit=1)
