@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import gradio as gr
 
@@ -11,6 +12,7 @@ from webui.services import Services
 from webui.ui.api_keys import build_api_keys_section
 from webui.ui.chat import build_chat_tab
 from webui.ui.documents import build_documents_tab
+from webui.ui.feedback import as_user
 from webui.ui.model_picker import build_model_picker
 from webui.ui.models import build_models_tab
 from webui.ui.notebook import build_notebook_tab
@@ -25,6 +27,27 @@ THEME = gr.themes.Soft(
 )
 
 log = logging.getLogger(__name__)
+
+
+class PageHandlers:
+    """What the page does when it opens, for the signed-in user."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def show_role(self, username: str | None) -> tuple[str, Any, Any]:
+        """Who is signed in (team mode), and the Models and Users tabs for admins only; an admin also
+        sees, until closed, which damaged data files were kept aside."""
+        user = self.services.user(username)
+        team = self.services.auth_required
+        notice = self.services.set_aside_notice() if user.is_admin else None
+        if notice:
+            gr.Warning(notice, duration=None)  # stays until closed: data may need restoring
+        return (
+            f"Signed in as **{user.name}**" + (" (admin)" if user.is_admin else "") if team else "",
+            gr.update(visible=user.is_admin),
+            gr.update(visible=team and user.is_admin),
+        )
 
 
 def build_blocks(services: Services) -> gr.Blocks:
@@ -53,19 +76,7 @@ def build_blocks(services: Services) -> gr.Blocks:
             with gr.Accordion("API keys", open=False, elem_id="api-keys"):
                 build_api_keys_section(services)
 
-        def show_role(request: gr.Request):
-            user = services.user(request.username)
-            team = services.auth_required
-            notice = services.set_aside_notice() if user.is_admin else None
-            if notice:
-                gr.Warning(notice, duration=None)  # stays until closed: data may need restoring
-            return (
-                f"Signed in as **{user.name}**" + (" (admin)" if user.is_admin else "") if team else "",
-                gr.update(visible=user.is_admin),
-                gr.update(visible=team and user.is_admin),
-            )
-
-        blocks.load(show_role, None, [signed_in, models_tab, users_tab])
+        blocks.load(as_user(PageHandlers(services).show_role), None, [signed_in, models_tab, users_tab])
     blocks.queue(default_concurrency_limit=4)
     calm_queue_polling(blocks)
     keep_api_private(blocks, PUBLIC_API_NAMES)

@@ -7,17 +7,67 @@ and revokes their API keys (webui/services/users.py).
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
-from webui.auth import User
 from webui.services import Services
-from webui.ui.feedback import warn
+from webui.ui.feedback import as_user, handled
+
+
+
+def _not_done(message: str) -> tuple[Any, str, Any]:
+    """A refused action: the table and the password box as they were, the reason shown."""
+    return gr.update(), f"**Not done:** {message}", gr.update()
+
+
+class UsersHandlers:
+    """What the Users tab's buttons do, for the signed-in admin's name and the form's values."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def _table(self, username: str | None) -> list[list[str]]:
+        return self.services.user_actions.table(self.services.require_admin(username))
+
+    @handled("Listing users", lambda message: gr.update())
+    def opened(self, username: str | None) -> Any:
+        """The table when the page opens: filled for admins (the tab is theirs), untouched for others."""
+        if not self.services.user(username).is_admin:
+            return gr.update()
+        return self._table(username)
+
+    @handled("Adding a user", _not_done)
+    def add_user(self, username: str | None, name: str | None, password: str | None,
+                 admin: bool | None) -> tuple[Any, str, str]:
+        me = self.services.require_admin(username)
+        message = self.services.user_actions.add(me, name or "", password or "", is_admin=bool(admin))
+        return self._table(username), message, ""
+
+    @handled("Resetting a password", _not_done)
+    def reset_password(self, username: str | None, name: str | None, password: str | None,
+                       _admin: bool | None) -> tuple[Any, str, str]:
+        me = self.services.require_admin(username)
+        message = self.services.user_actions.reset_password(me, name or "", password or "")
+        return self._table(username), message, ""
+
+    @handled("Removing a user", _not_done)
+    def remove_user(self, username: str | None, name: str | None, _password: str | None,
+                    _admin: bool | None) -> tuple[Any, str, str]:
+        me = self.services.require_admin(username)
+        message = self.services.user_actions.remove(me, name or "")
+        return self._table(username), message, ""
+
+    @handled("Listing users", lambda message: gr.update())
+    def rows(self, username: str | None) -> list[list[str]]:
+        """Refresh: the users as they are now (another admin, or the command line, may have changed them)."""
+        return self._table(username)
 
 
 def build_users_tab(services: Services) -> None:
     gr.Markdown("Resetting a password or removing a user signs them out everywhere and revokes their API keys. "
                 "A user added later under a removed user's name starts with nothing of theirs.")
-    users_table = gr.Dataframe(headers=["User", "Role"], interactive=False, label="Users")
+    users_table = gr.Dataframe(headers=["User", "Role"], interactive=False, label="Users", elem_id="users-table")
     refresh = gr.Button("Refresh", size="sm")
     with gr.Row():
         name = gr.Textbox(label="User name", max_lines=1)
@@ -29,31 +79,12 @@ def build_users_tab(services: Services) -> None:
         remove = gr.Button("Remove user", variant="stop")
     result = gr.Markdown()
 
-    def rows(request: gr.Request) -> list[list[str]]:
-        return services.user_actions.table(services.require_admin(request.username))
-
-    def guarded(action):
-        def run(user_name: str, secret: str, admin: bool, request: gr.Request):
-            try:
-                me = services.require_admin(request.username)
-                message = action(me, user_name or "", secret or "", bool(admin))
-            except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
-                return gr.update(), f"**Not done:** {warn(exc, 'Managing users')}", gr.update()
-            return rows(request), message, ""
-        return run
-
-    def add_user(me: User, user_name: str, secret: str, admin: bool) -> str:
-        return services.user_actions.add(me, user_name, secret, is_admin=admin)
-
-    def reset_password(me: User, user_name: str, secret: str, _admin: bool) -> str:
-        return services.user_actions.reset_password(me, user_name, secret)
-
-    def remove_user(me: User, user_name: str, _secret: str, _admin: bool) -> str:
-        return services.user_actions.remove(me, user_name)
-
+    handlers = UsersHandlers(services)
     inputs = [name, password, is_admin]
     outputs = [users_table, result, password]
-    add.click(guarded(add_user), inputs, outputs)
-    reset.click(guarded(reset_password), inputs, outputs)
-    remove.click(guarded(remove_user), inputs, outputs)
-    refresh.click(rows, None, users_table)
+    add.click(as_user(handlers.add_user), inputs, outputs)
+    reset.click(as_user(handlers.reset_password), inputs, outputs)
+    remove.click(as_user(handlers.remove_user), inputs, outputs)
+    refresh.click(as_user(handlers.rows), None, users_table)
+    if services.auth_required:  # the tab exists for admins in team mode: filled when the page opens
+        gr.on(triggers=None, fn=as_user(handlers.opened), inputs=None, outputs=[users_table], queue=False)
