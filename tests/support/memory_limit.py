@@ -1,0 +1,39 @@
+"""Run Python code in a child process whose address space is capped, as a small server's would be.
+
+Why: a loader that builds gigabytes from a few kilobytes must be seen failing the way it would on
+a real server (a MemoryError, or the out-of-memory killer), not by filling the test machine.
+"""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULT_MARK = "RESULT:"
+
+
+def mapped_bytes() -> int:
+    """The address space this process maps now (VmSize), in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmSize in /proc/self/status")
+
+
+def limit_address_space(extra_bytes: int) -> None:
+    """Cap this process at what it maps now plus ``extra_bytes``: a larger allocation fails."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = mapped_bytes() + extra_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+
+
+def run_python(script: str, *args: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess, str | None]:
+    """Run ``script`` with ``args`` in a child Python at the project root; returns the process and
+    the text the script printed after RESULT_MARK (None when it never got there)."""
+    done = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    results = [line[len(RESULT_MARK):] for line in done.stdout.splitlines() if line.startswith(RESULT_MARK)]
+    return done, results[-1] if results else None
