@@ -6,6 +6,7 @@ a real server (a MemoryError, or the out-of-memory killer), not by filling the t
 
 from __future__ import annotations
 
+import os
 import resource
 import subprocess
 import sys
@@ -33,7 +34,11 @@ def limit_address_space(extra_bytes: int) -> None:
 def run_python(script: str, *args: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess, str | None]:
     """Run ``script`` with ``args`` in a child Python at the project root; returns the process and
     the text the script printed after RESULT_MARK (None when it never got there)."""
-    done = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    # glibc reserves 64 MB of address space for each thread's malloc arena; a cap counts those
+    # reservations, not memory used, so torch's worker threads alone would exhaust it. Two arenas
+    # keep the cap about the memory the code really uses.
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+    done = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout, check=False)
     results = [line[len(RESULT_MARK):] for line in done.stdout.splitlines() if line.startswith(RESULT_MARK)]
     return done, results[-1] if results else None
