@@ -10,15 +10,17 @@ import os
 import resource
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULT_MARK = "RESULT:"
 
 
-def mapped_bytes() -> int:
-    """The address space this process maps now (VmSize), in bytes."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def mapped_bytes(pid: int | None = None) -> int:
+    """The address space a process (this one by default) maps now (VmSize), in bytes."""
+    for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
         if line.startswith("VmSize:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError("no VmSize in /proc/self/status")
@@ -29,6 +31,19 @@ def limit_address_space(extra_bytes: int) -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     limit = mapped_bytes() + extra_bytes
     resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+
+
+@contextmanager
+def address_space_capped(pid: int, extra_bytes: int) -> Iterator[None]:
+    """Cap a running process (the app under test) at what it maps now plus ``extra_bytes`` for
+    the block, then give it back its old limit."""
+    old = resource.prlimit(pid, resource.RLIMIT_AS)
+    limit = mapped_bytes(pid) + extra_bytes
+    resource.prlimit(pid, resource.RLIMIT_AS, (limit if old[1] == resource.RLIM_INFINITY else min(limit, old[1]), old[1]))
+    try:
+        yield
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_AS, old)
 
 
 def run_python(script: str, *args: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess, str | None]:
