@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 
@@ -285,6 +286,21 @@ def xlsx_sharing_one_string(text: str, rows: int, columns: int) -> bytes:
     })
 
 
+def xlsx_listing_one_sheet(rows: list[list[object]], times: int, *, padding: int = 0) -> bytes:
+    """An Excel workbook whose sheet list names one sheet file ``times`` times (under different
+    names); ``padding`` bytes of XML comment make that file larger without adding any text."""
+    base = xlsx_bytes({"S": rows})
+    workbook = read_member(base, "xl/workbook.xml")
+    sheet = read_member(base, "xl/worksheets/sheet1.xml")
+    entry = re.search(r"<sheet [^>]*/>", workbook)
+    assert entry is not None
+    names = "".join(entry.group(0).replace('name="S"', f'name="S{n}"') for n in range(1, times + 1))
+    return replace_members(base, {
+        "xl/workbook.xml": workbook.replace(entry.group(0), names),
+        "xl/worksheets/sheet1.xml": sheet.replace("</worksheet>", f"<!--{'x' * padding}--></worksheet>"),
+    })
+
+
 def docx_with_merged_cell(text: str, *, columns_spanned: int = 1, rows_merged: int = 1) -> bytes:
     """A Word file with one table cell holding ``text``, spanning that many columns and merged
     down that many rows: Word shows the text once, python-docx's row.cells repeats the cell for
@@ -310,8 +326,6 @@ def docx_with_merged_cell(text: str, *, columns_spanned: int = 1, rows_merged: i
 
 def pptx_listing_one_slide(slide: tuple[str, list[str], str], times: int) -> bytes:
     """A PowerPoint deck whose slide list names its one slide ``times`` times."""
-    import re
-
     base = pptx_bytes([slide])
     presentation = read_member(base, "ppt/presentation.xml")
     entry = re.search(r"<p:sldId [^>]*/>", presentation)

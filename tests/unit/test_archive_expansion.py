@@ -19,6 +19,7 @@ from tests.support.rag_files import (
     read_member,
     replace_members,
     xlsx_bytes,
+    xlsx_listing_one_sheet,
     xlsx_sharing_one_string,
 )
 from webui.rag.loaders import DocumentParseError, load_document
@@ -56,6 +57,16 @@ def test_shared_strings_used_in_many_cells_still_load_within_the_limit() -> None
     lines = document.sections[0].text.splitlines()
     assert len(lines) == 299
     assert lines[-1] == "Row 300: yes: yes; yes: yes; yes: yes; yes: yes"
+
+
+def test_a_workbook_naming_one_sheet_file_many_times_is_refused_for_what_it_inflates() -> None:
+    """Each sheet name reads the file again: 40 x 100 KB inflated, though its text is a few bytes."""
+    data = xlsx_listing_one_sheet([["planet"], ["Mars"]], 40, padding=100_000)
+    assert len(data) < 10_000
+    with pytest.raises(DocumentParseError) as refused:
+        load_document(data, "planets.xlsx", max_unpacked_bytes=1 * MB)
+    assert str(refused.value) == "planets.xlsx: this Excel workbook expands to more than 1 MB of text; it was not added."
+    assert len(load_document(xlsx_listing_one_sheet([["planet"], ["Mars"]], 3), "three.xlsx").sections) == 3
 
 
 def test_a_long_csv_header_repeated_on_every_row_is_refused() -> None:

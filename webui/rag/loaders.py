@@ -112,7 +112,8 @@ def check_archive(data: bytes, file_name: str, *, max_unpacked_bytes: int) -> No
     """Refuse a zip-based document whose members would unpack past the limit.
 
     Only the central directory is read. Python's zipfile never returns more than a member's
-    declared size, so the declared sizes bound what every parser below can inflate.
+    declared size, so the declared sizes bound one read of every member; what repeated reads and
+    the text made from them add is counted while loading (UnpackBudget).
     """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
