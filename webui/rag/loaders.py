@@ -892,7 +892,7 @@ def load_epub(data: bytes, file_name: str, budget: UnpackBudget) -> LoadedDocume
                 member = posixpath.normpath(posixpath.join(base, unquote(item.get("href") or "")))
                 members.setdefault(member)
             chapters = [archive.read(member) for member in members]
-    except (DocumentParseError, MemoryError):
+    except DocumentParseError:
         raise
     except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, ValueError, OSError) as exc:
         raise unreadable from exc
@@ -944,9 +944,9 @@ def load_document(
 ) -> LoadedDocument:
     """Pick the loader by extension and run it; every failure is a DocumentParseError.
 
-    Archive formats (DOCX, XLSX, PPTX, EPUB) are refused if they would unpack past
-    max_unpacked_bytes, and they, like CSV, while being read once what they inflate or the text
-    they make passes it.
+    Archive formats (DOCX, XLSX, PPTX, EPUB) are refused if their directory declares more than
+    max_unpacked_bytes; they and CSV are also refused while being read, as soon as what they
+    inflate or the text they make passes it.
     """
     suffix = Path(file_name).suffix.lower()
     if suffix not in LOADERS and suffix not in EXPANDING_LOADERS:
