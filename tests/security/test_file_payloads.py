@@ -3,6 +3,8 @@
 A logged-in user sends the Documents add-files event and the preset import a Gradio FileData object
 naming another user's kept upload, the app's log and a file in /tmp, over the raw queue protocol.
 Gradio's own path check must apply to the mounted app, and the handlers must refuse as well.
+Last, a crafted file's content (security finding 3): a small workbook whose text expands past
+memory is refused with a message while the app's address space is capped.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import pytest
 
 from tests.support.app_server import RunningApp
 from tests.support.gradio_queue import GradioSession, file_payload
+from tests.support.memory_limit import address_space_capped
+from tests.support.rag_files import xlsx_sharing_one_string
 from tests.support.team import signed_in, team_app
 
 pytestmark = pytest.mark.slow
@@ -123,3 +127,25 @@ def test_preset_import_with_a_crafted_path_reads_nothing(app: RunningApp, target
     presets_dir = targets["app log"].parent / "presets"
     for stored in presets_dir.rglob("*.yaml") if presets_dir.exists() else []:
         assert HOST_SECRET not in stored.read_text()
+
+
+def test_a_workbook_expanding_past_memory_is_refused_by_the_capped_app(app: RunningApp, workdir: Path) -> None:
+    """4,000 cells pointing to one 1 MB shared string: 8 GB of text as the old loader wrote it,
+    which here came back as "not a readable Excel workbook" once memory ran out."""
+    alice = signed_in(app, "alice")
+    collection = f"sheets-{uuid.uuid4().hex[:6]}"
+    warm_up = workdir / "first-notes.txt"  # loads the embedding model and Chroma before the cap
+    warm_up.write_text("The first notes of the quarter.\n")
+    assert "first-notes.txt" in add_document(alice, collection, warm_up)
+    ledger = workdir / "ledger.xlsx"
+    ledger.write_bytes(xlsx_sharing_one_string("amount " * 150_000, rows=100, columns=40))
+    assert ledger.stat().st_size < 20_000
+    with address_space_capped(app.process.pid, 1024 * 1024 * 1024):
+        added = alice.call("add_files", [collection, [file_payload(alice.upload(ledger), ledger.name)]])
+    assert added.success, added.text
+    report, listed = str(added.output[0]), added.output[3]["data"]
+    assert report.endswith(
+        "- **failed**: ledger.xlsx: this Excel workbook expands to more than 256 MB of text; it was not added."
+    ), report
+    assert [row[0] for row in listed] == ["first-notes.txt"]
+    assert app.process.poll() is None, "the app is still running"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 
@@ -190,13 +191,18 @@ def xlsx_bytes(sheets: dict[str, list[list[object]]]) -> bytes:
     return out.getvalue()
 
 
-def epub_bytes(chapters: list[tuple[str, str]], *, with_nav: bool = True) -> bytes:
-    """A minimal EPUB 3: one XHTML file per (title, paragraph), in spine order, plus a nav page."""
+def epub_bytes(
+    chapters: list[tuple[str, str]], *, with_nav: bool = True, spine: list[int] | None = None
+) -> bytes:
+    """A minimal EPUB 3: one XHTML file per (title, paragraph), in spine order, plus a nav page.
+
+    ``spine``: the chapter numbers (from 1) in reading order, repeats allowed; all once by default.
+    """
     import zipfile
 
     items, refs = [], []
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as book:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as book:  # the mimetype stays stored
         book.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip")
         book.writestr(
             "META-INF/container.xml",
@@ -216,7 +222,7 @@ def epub_bytes(chapters: list[tuple[str, str]], *, with_nav: bool = True) -> byt
                 f'<item id="c{number}" href="{href.replace(" ", "%20")}" '
                 'media-type="application/xhtml+xml"/>'
             )
-            refs.append(f'<itemref idref="c{number}"/>')
+        refs = [f'<itemref idref="c{number}"/>' for number in spine or range(1, len(chapters) + 1)]
         if with_nav:
             links = "".join(f"<li><a>{title}</a></li>" for title, _ in chapters)
             book.writestr(
@@ -232,6 +238,112 @@ def epub_bytes(chapters: list[tuple[str, str]], *, with_nav: bool = True) -> byt
             f"<metadata/><manifest>{''.join(items)}</manifest><spine>{''.join(refs)}</spine></package>",
         )
     return out.getvalue()
+
+
+def replace_members(archive: bytes, members: dict[str, str | bytes]) -> bytes:
+    """A copy of the zip ``archive`` with ``members`` replaced or added (deflated)."""
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(archive)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as copy:
+        for info in source.infolist():
+            if info.filename not in members:
+                copy.writestr(info, source.read(info))
+        for name, data in members.items():
+            copy.writestr(name, data)
+    return out.getvalue()
+
+
+def read_member(archive: bytes, name: str) -> str:
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(archive)) as source:
+        return source.read(name).decode()
+
+
+def xlsx_sharing_one_string(text: str, rows: int, columns: int) -> bytes:
+    """An Excel workbook of rows x columns cells that all point to one shared string: the file
+    holds ``text`` once, a reader that copies it for every cell makes rows * columns of it."""
+    from openpyxl.utils import get_column_letter
+
+    base = xlsx_bytes({"S": [["placeholder"]]})
+    letters = [get_column_letter(i) for i in range(1, columns + 1)]
+    sheet = "".join(
+        f'<row r="{r}">' + "".join(f'<c r="{col}{r}" t="s"><v>0</v></c>' for col in letters) + "</row>"
+        for r in range(1, rows + 1)
+    )
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    types = read_member(base, "[Content_Types].xml").replace(
+        "</Types>",
+        '<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+        'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
+    )
+    return replace_members(base, {
+        "[Content_Types].xml": types,
+        "xl/sharedStrings.xml": f'<sst xmlns="{main}" count="{rows * columns}" uniqueCount="1">'
+                                f"<si><t>{text}</t></si></sst>",
+        "xl/worksheets/sheet1.xml": f'<worksheet xmlns="{main}"><sheetData>{sheet}</sheetData></worksheet>',
+    })
+
+
+def xlsx_listing_one_sheet(rows: list[list[object]], times: int, *, padding: int = 0) -> bytes:
+    """An Excel workbook whose sheet list names one sheet file ``times`` times (under different
+    names); ``padding`` bytes of XML comment make that file larger without adding any text."""
+    base = xlsx_bytes({"S": rows})
+    workbook = read_member(base, "xl/workbook.xml")
+    sheet = read_member(base, "xl/worksheets/sheet1.xml")
+    entry = re.search(r"<sheet [^>]*/>", workbook)
+    assert entry is not None
+    names = "".join(entry.group(0).replace('name="S"', f'name="S{n}"') for n in range(1, times + 1))
+    return replace_members(base, {
+        "xl/workbook.xml": workbook.replace(entry.group(0), names),
+        "xl/worksheets/sheet1.xml": sheet.replace("</worksheet>", f"<!--{'x' * padding}--></worksheet>"),
+    })
+
+
+def docx_with_merged_cell(text: str, *, columns_spanned: int = 1, rows_merged: int = 1) -> bytes:
+    """A Word file with one table cell holding ``text``, spanning that many columns and merged
+    down that many rows: Word shows the text once, python-docx's row.cells repeats the cell for
+    every column and row of the merge."""
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph("A table with one merged cell follows.")
+    table = document.add_table(rows=rows_merged, cols=1)
+    for number, row in enumerate(table.rows):
+        tc = row.cells[0]._tc
+        tc.grid_span = columns_spanned
+        if number == 0:
+            row.cells[0].text = text
+            if rows_merged > 1:
+                tc.vMerge = "restart"
+        else:
+            tc.vMerge = "continue"
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def pptx_listing_one_slide(slide: tuple[str, list[str], str], times: int) -> bytes:
+    """A PowerPoint deck whose slide list names its one slide ``times`` times."""
+    base = pptx_bytes([slide])
+    presentation = read_member(base, "ppt/presentation.xml")
+    entry = re.search(r"<p:sldId [^>]*/>", presentation)
+    assert entry is not None
+    return replace_members(base, {
+        "ppt/presentation.xml": presentation.replace(entry.group(0), entry.group(0) * times),
+    })
+
+
+def pptx_sharing_one_notes_page(notes: str, slides: int) -> bytes:
+    """A PowerPoint deck of ``slides`` slides whose speaker notes are all one notes page holding
+    ``notes``: the file holds the notes once, a reader makes them once per slide."""
+    base = pptx_bytes([(f"Slide {n}", [f"point {n}"], notes if n == 1 else "later") for n in range(1, slides + 1)])
+    return replace_members(base, {
+        f"ppt/slides/_rels/slide{n}.xml.rels": read_member(base, f"ppt/slides/_rels/slide{n}.xml.rels")
+        .replace(f"notesSlide{n}.xml", "notesSlide1.xml")
+        for n in range(2, slides + 1)
+    })
 
 
 def zip_bomb(base: bytes, member: str, unpacked: int) -> bytes:

@@ -10,10 +10,10 @@ import re
 import stat
 import unicodedata
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote
 
 from webui.errors import UserError
@@ -112,7 +112,8 @@ def check_archive(data: bytes, file_name: str, *, max_unpacked_bytes: int) -> No
     """Refuse a zip-based document whose members would unpack past the limit.
 
     Only the central directory is read. Python's zipfile never returns more than a member's
-    declared size, so the declared sizes bound what every parser below can inflate.
+    declared size, so the declared sizes bound one read of every member; what repeated reads and
+    the text made from them add is counted while loading (UnpackBudget).
     """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -134,6 +135,93 @@ def check_archive(data: bytes, file_name: str, *, max_unpacked_bytes: int) -> No
             f"{max_unpacked_bytes // (1024 * 1024)} MB this app unpacks from one file; "
             "it was not opened (it may be a zip bomb)."
         )
+
+
+class UnpackBudget:
+    """What one document may still expand to while it is read: bytes inflated from its archive and
+    characters of text made from them, each counted up to the unpack limit.
+
+    Why: the archive's directory bounds each member once, not how often a member is read (an EPUB
+    spine listing one chapter 2,000 times) nor how often one string is used (XLSX cells that all
+    point to one shared string), so a 7 KB file could build gigabytes of text. Loaders charge as
+    they go, so the refusal comes before the memory is spent.
+    """
+
+    def __init__(self, file_name: str, kind: str, limit: int) -> None:
+        self.file_name = file_name
+        self.kind = kind
+        self.limit = limit
+        self.inflated = 0
+        self.produced = 0
+
+    def _refuse(self) -> DocumentParseError:
+        megabytes = f"{self.limit / 1024 / 1024:,.1f}".removesuffix(".0")
+        return DocumentParseError(
+            f"{self.file_name}: this {self.kind} expands to more than {megabytes} MB of text; "
+            "it was not added."
+        )
+
+    def charge_inflated(self, size: int) -> None:
+        """Count bytes a parser inflated from the archive."""
+        self.inflated += size
+        if self.inflated > self.limit:
+            raise self._refuse()
+
+    def charge_text(self, size: int) -> None:
+        """Count characters of text about to be made (cells visited count one each)."""
+        self.produced += size
+        if self.produced > self.limit:
+            raise self._refuse()
+
+    def text(self, text: str) -> str:
+        """``text``, once charged."""
+        self.charge_text(len(text))
+        return text
+
+    def open_archive(self, data: bytes) -> zipfile.ZipFile:
+        """The zip in ``data``, charging every byte read from its members, each time it is read."""
+        return _MeteredZipFile(io.BytesIO(data), self)
+
+    def charge_whole_archive(self, data: bytes) -> None:
+        """For parsers that inflate every member once when they open the file (python-docx,
+        python-pptx): what they inflate is what the directory declares."""
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            self.charge_inflated(sum(member.file_size for member in archive.infolist()))
+
+
+class _MeteredZipFile(zipfile.ZipFile):
+    """A zip whose members charge a budget for the bytes read from them (zipfile's read() opens too)."""
+
+    def __init__(self, file: io.BytesIO, budget: UnpackBudget) -> None:
+        super().__init__(file)
+        self._budget = budget
+
+    def open(self, name: Any, mode: str = "r", pwd: bytes | None = None, *, force_zip64: bool = False) -> Any:
+        member = super().open(name, mode, pwd, force_zip64=force_zip64)
+        if mode != "r":
+            return member
+        return io.BufferedReader(_MeteredMember(member, self._budget))
+
+
+class _MeteredMember(io.RawIOBase):
+    """One member being inflated; each chunk is charged before the parser sees it."""
+
+    def __init__(self, member: IO[bytes], budget: UnpackBudget) -> None:
+        self._member = member
+        self._budget = budget
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._member.read(len(buffer))
+        self._budget.charge_inflated(len(chunk))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    def close(self) -> None:
+        self._member.close()
+        super().close()
 
 
 def decode_text(data: bytes, file_name: str) -> str:
@@ -373,25 +461,34 @@ class _HeadedSections:
         self._lines.clear()
 
 
-def load_docx(data: bytes, file_name: str) -> LoadedDocument:
+def load_docx(data: bytes, file_name: str, budget: UnpackBudget) -> LoadedDocument:
     """Word paragraphs grouped under their nearest heading; tables are read row by row."""
     import docx
+    from docx.table import _Cell
 
+    budget.charge_whole_archive(data)
     try:
         document = docx.Document(io.BytesIO(data))
+    except MemoryError:
+        raise
     except Exception as exc:  # PackageNotFoundError, BadZipFile, lxml errors: no common base
         raise DocumentParseError(f"{file_name} is not a readable Word document.") from exc
     collected = _HeadedSections()
     for paragraph in document.paragraphs:
         style = (paragraph.style.name if paragraph.style is not None else "") or ""
-        text = paragraph.text.strip()
+        text = budget.text(paragraph.text).strip()
         if style.lower().startswith(("heading", "title")) and text:
             collected.start(text)
         else:
             collected.add(text)
     sections = collected.close()
     for table in document.tables:
-        rows = [" | ".join(cell.text.strip() for cell in row.cells) for row in table.rows]
+        # Each <w:tc> once: row.cells repeats a cell for every column it spans (gridSpan, which the
+        # file may set to millions) and for every row a vertical merge continues it into.
+        rows = [
+            " | ".join(budget.text(_Cell(tc, table).text).strip() for tc in row._tr.tc_lst)
+            for row in table.rows
+        ]
         body = _normalize_space("\n".join(rows))
         if body:
             sections.append(Section(body, heading="Table"))
@@ -597,26 +694,38 @@ def load_html(data: bytes, file_name: str) -> LoadedDocument:
     return LoadedDocument(sections, pages=1)
 
 
-def _table_text(rows: Sequence[tuple[int, Sequence[str]]]) -> str:
-    """Numbered rows under the first one as header: "Row n: column: value; ..." per line."""
-    rows = [(number, [cell.strip() for cell in row]) for number, row in rows if any(c.strip() for c in row)]
-    if not rows:
+def _table_text(rows: Iterable[tuple[int, Sequence[str]]], budget: UnpackBudget) -> str:
+    """Numbered rows under the first one as header: "Row n: column: value; ..." per line.
+
+    Rows are consumed one at a time and every cell is charged as it is visited and written, the
+    header's names included: they repeat on every row, so one long header over many rows, or one
+    long shared string in every cell, is stopped at the budget instead of filling memory.
+    """
+    header: list[str] | None = None
+    lines: list[str] = []
+    for number, row in rows:
+        budget.charge_text(len(row))  # empty cells cost time too: a row may be 16,384 cells wide
+        if header is None:
+            if any(cell and not cell.isspace() for cell in row):
+                header = [budget.text(cell).strip() for cell in row]
+            continue
+        named = []
+        for i, cell in enumerate(row):
+            if not cell or cell.isspace():
+                continue
+            name = header[i] if i < len(header) and header[i] else f"column {i + 1}"
+            budget.charge_text(len(name) + len(cell) + 4)  # charged before the copy is made
+            named.append(f"{name}: {cell.strip()}")
+        if named:
+            lines.append(budget.text(f"Row {number}: ") + "; ".join(named))
+    if header is None:
         return ""
-    (_, header), body = rows[0], rows[1:]
-    if not body:
+    if not lines:
         return "; ".join(cell for cell in header if cell)
-    lines = []
-    for number, row in body:
-        cells = [
-            f"{header[i] if i < len(header) and header[i] else f'column {i + 1}'}: {cell}"
-            for i, cell in enumerate(row)
-            if cell
-        ]
-        lines.append(f"Row {number}: " + "; ".join(cells))
     return "\n".join(lines)
 
 
-def load_csv(data: bytes, file_name: str) -> LoadedDocument:
+def load_csv(data: bytes, file_name: str, budget: UnpackBudget) -> LoadedDocument:
     """Each row as one line "Row n: column: value; ...", so a chunk carries its column names."""
     text = decode_text(data, file_name)
     try:
@@ -624,10 +733,10 @@ def load_csv(data: bytes, file_name: str) -> LoadedDocument:
     except csv.Error:
         dialect = csv.excel
     try:
-        rows = [row for row in csv.reader(io.StringIO(text), dialect) if any(c.strip() for c in row)]
+        rows = (row for row in csv.reader(io.StringIO(text), dialect) if any(c.strip() for c in row))
+        body = _table_text(enumerate(rows, start=1), budget)  # numbered without the blank lines
     except csv.Error as exc:
         raise DocumentParseError(f"{file_name} is not a readable CSV file.") from exc
-    body = _table_text(list(enumerate(rows, start=1)))
     return LoadedDocument([Section(body)] if body else [], pages=1)
 
 
@@ -639,28 +748,50 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def load_xlsx(data: bytes, file_name: str) -> LoadedDocument:
-    """Each sheet as one section named after it, its rows written as in a CSV file."""
-    import openpyxl
+# Excel's last row; a sheet that numbers a row past it is damaged or made to make the reader count
+# empty rows for ever (openpyxl yields every missing row up to the next one).
+_EXCEL_MAX_ROWS = 1_048_576
 
+
+def load_xlsx(data: bytes, file_name: str, budget: UnpackBudget) -> LoadedDocument:
+    """Each sheet as one section named after it, its rows written as in a CSV file."""
+    from openpyxl.reader.excel import ExcelReader
+
+    unreadable = DocumentParseError(f"{file_name} is not a readable Excel workbook.")
     try:
         # read_only streams the sheets instead of building every cell; data_only reads the values
-        # Excel last computed rather than the formulas.
-        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        # Excel last computed rather than the formulas. load_workbook, taken apart so that the
+        # reader works on a zip that charges the budget for every part it inflates, sheets
+        # included (a workbook may name one sheet file many times).
+        reader = ExcelReader(io.BytesIO(data), read_only=True, data_only=True)
+        reader.archive.close()
+        reader.archive = budget.open_archive(data)
+        reader.read()
+        workbook = reader.wb
+    except (DocumentParseError, MemoryError):
+        raise
     except Exception as exc:  # InvalidFileException, KeyError, lxml errors: no common base
-        raise DocumentParseError(f"{file_name} is not a readable Excel workbook.") from exc
+        raise unreadable from exc
+
+    def numbered_rows(sheet: Any) -> Iterator[tuple[int, list[str]]]:
+        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            if number > _EXCEL_MAX_ROWS:
+                raise unreadable
+            yield number, [_cell_text(value) for value in values]
+
     sections = []
     try:
         for sheet in workbook.worksheets:
-            rows = (
-                (number, [_cell_text(value) for value in values])
-                for number, values in enumerate(sheet.iter_rows(values_only=True), start=1)
-            )
-            body = _table_text(list(rows))
+            # The declared size (say A1:XFD1048576) would pad every row to its full width; each
+            # row as wide as its own last cell gives the same text.
+            sheet.reset_dimensions()
+            body = _table_text(numbered_rows(sheet), budget)
             if body:
                 sections.append(Section(body, heading=f"Sheet {sheet.title}"))
+    except (DocumentParseError, MemoryError):
+        raise
     except Exception as exc:
-        raise DocumentParseError(f"{file_name} is not a readable Excel workbook.") from exc
+        raise unreadable from exc
     finally:
         workbook.close()
     return LoadedDocument(sections, pages=1)
@@ -677,35 +808,48 @@ def _slide_shapes(shapes: Iterable[Any]) -> Iterable[Any]:
             yield shape
 
 
-def load_pptx(data: bytes, file_name: str) -> LoadedDocument:
-    """One section per slide, under "Slide n: title", with its tables and speaker notes."""
+def load_pptx(data: bytes, file_name: str, budget: UnpackBudget) -> LoadedDocument:
+    """One section per slide, under "Slide n: title", with its tables and speaker notes.
+
+    A slide the presentation lists twice is read once: the list may name one slide thousands of
+    times, and nobody wants the same slide twice in the index.
+    """
     from pptx import Presentation
 
+    budget.charge_whole_archive(data)
     try:
         presentation = Presentation(io.BytesIO(data))
         slides = list(presentation.slides)
+    except MemoryError:
+        raise
     except Exception as exc:  # PackageNotFoundError, KeyError, lxml errors: no common base
         raise DocumentParseError(f"{file_name} is not a readable PowerPoint file.") from exc
     sections = []
+    seen = set()
     for number, slide in enumerate(slides, start=1):
+        if slide.part in seen:
+            continue
+        seen.add(slide.part)
         title_shape = slide.shapes.title
-        title = " ".join(title_shape.text_frame.text.split()) if title_shape is not None else ""
+        title = " ".join(budget.text(title_shape.text_frame.text).split()) if title_shape is not None else ""
         lines: list[str] = []
         for shape in _slide_shapes(slide.shapes):
             if title_shape is not None and shape.shape_id == title_shape.shape_id:
                 continue  # python-pptx makes a new proxy per access, so compare ids
             if shape.has_text_frame:
-                lines.append(shape.text_frame.text)
+                lines.append(budget.text(shape.text_frame.text))
             elif getattr(shape, "has_table", False):
-                lines.extend(" | ".join(cell.text.strip() for cell in row.cells) for row in shape.table.rows)
+                lines.extend(
+                    " | ".join(budget.text(cell.text).strip() for cell in row.cells) for row in shape.table.rows
+                )
         if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
-            notes = slide.notes_slide.notes_text_frame.text.strip()
+            notes = budget.text(slide.notes_slide.notes_text_frame.text).strip()
             if notes:
                 lines.append(f"Notes: {notes}")
         body = _normalize_space("\n".join([title, *lines]))
         if body:
             sections.append(Section(body, heading=f"Slide {number}: {title}" if title else f"Slide {number}"))
-    return LoadedDocument(sections, pages=len(slides))
+    return LoadedDocument(sections, pages=len(seen))
 
 
 _CONTAINER_NS = "{urn:oasis:names:tc:opendocument:xmlns:container}"
@@ -713,17 +857,18 @@ _OPF_NS = "{http://www.idpf.org/2007/opf}"
 _EPUB_PAGES = ("application/xhtml+xml", "text/html")
 
 
-def load_epub(data: bytes, file_name: str) -> LoadedDocument:
-    """Chapters in reading order (the package's spine), each read like an HTML page.
+def load_epub(data: bytes, file_name: str, budget: UnpackBudget) -> LoadedDocument:
+    """Chapters in reading order (the package's spine), each read like an HTML page, each once.
 
     Own code over zipfile and the HTML loader, not EbookLib: EbookLib is AGPL-licensed, and an
-    EPUB's reading order is two small XML files away.
+    EPUB's reading order is two small XML files away. A chapter the spine lists again (it may
+    list one chapter thousands of times) is read and indexed only where it first appears.
     """
     from xml.etree import ElementTree
 
     unreadable = DocumentParseError(f"{file_name} is not a readable EPUB book.")
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        with budget.open_archive(data) as archive:
             # Python's expat refuses entity expansion attacks and ElementTree resolves no
             # external entities, so these small XML files are safe to parse.
             container = ElementTree.fromstring(archive.read("META-INF/container.xml"))
@@ -737,7 +882,7 @@ def load_epub(data: bytes, file_name: str) -> LoadedDocument:
                 for item in package.iterfind(f"{_OPF_NS}manifest/{_OPF_NS}item")
             }
             base = posixpath.dirname(package_path)
-            chapters = []
+            members: dict[str, None] = {}  # in spine order, each once
             for ref in package.iterfind(f"{_OPF_NS}spine/{_OPF_NS}itemref"):
                 item = manifest.get(ref.get("idref"))
                 if item is None or item.get("media-type") not in _EPUB_PAGES:
@@ -745,7 +890,8 @@ def load_epub(data: bytes, file_name: str) -> LoadedDocument:
                 if "nav" in (item.get("properties") or "").split():
                     continue  # the table of contents repeats every heading
                 member = posixpath.normpath(posixpath.join(base, unquote(item.get("href") or "")))
-                chapters.append(archive.read(member))
+                members.setdefault(member)
+            chapters = [archive.read(member) for member in members]
     except DocumentParseError:
         raise
     except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, ValueError, OSError) as exc:
@@ -753,15 +899,18 @@ def load_epub(data: bytes, file_name: str) -> LoadedDocument:
     sections = []
     for chapter in chapters:
         try:
-            sections.extend(load_html(chapter, file_name).sections)
+            found = load_html(chapter, file_name).sections
         except DocumentParseError:
             continue  # one unreadable chapter (an image-only page, odd encoding) loses only itself
+        for section in found:
+            budget.charge_text(len(section.text))
+        sections.extend(found)
     return LoadedDocument(sections, pages=1)
 
 
+# Formats whose text is never much longer than the file itself.
 LOADERS: dict[str, Callable[[bytes, str], LoadedDocument]] = {
     ".pdf": load_pdf,
-    ".docx": load_docx,
     ".txt": load_text,
     ".text": load_text,
     ".log": load_text,
@@ -769,6 +918,11 @@ LOADERS: dict[str, Callable[[bytes, str], LoadedDocument]] = {
     ".markdown": load_markdown,
     ".html": load_html,
     ".htm": load_html,
+}
+# Formats whose text can outgrow the file many times over (zip members read or referenced again,
+# a table's header repeated on every row): their loaders charge an UnpackBudget as they read.
+EXPANDING_LOADERS: dict[str, Callable[[bytes, str, UnpackBudget], LoadedDocument]] = {
+    ".docx": load_docx,
     ".csv": load_csv,
     ".xlsx": load_xlsx,
     ".pptx": load_pptx,
@@ -779,9 +933,10 @@ LOADERS: dict[str, Callable[[bytes, str], LoadedDocument]] = {
 ARCHIVE_FORMATS = frozenset({".docx", ".xlsx", ".pptx", ".epub"})
 _KIND_NAMES = {
     ".docx": "Word document", ".xlsx": "Excel workbook", ".pptx": "PowerPoint file", ".epub": "EPUB book",
+    ".csv": "CSV file",
 }
 
-SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(sorted(LOADERS))
+SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(sorted({*LOADERS, *EXPANDING_LOADERS}))
 
 
 def load_document(
@@ -789,11 +944,12 @@ def load_document(
 ) -> LoadedDocument:
     """Pick the loader by extension and run it; every failure is a DocumentParseError.
 
-    Archive formats (DOCX, XLSX, PPTX, EPUB) are refused if they would unpack past max_unpacked_bytes.
+    Archive formats (DOCX, XLSX, PPTX, EPUB) are refused if their directory declares more than
+    max_unpacked_bytes; they and CSV are also refused while being read, as soon as what they
+    inflate or the text they make passes it.
     """
     suffix = Path(file_name).suffix.lower()
-    loader = LOADERS.get(suffix)
-    if loader is None:
+    if suffix not in LOADERS and suffix not in EXPANDING_LOADERS:
         kinds = ", ".join(SUPPORTED_EXTENSIONS)
         raise DocumentParseError(
             f"{file_name}: files of type '{suffix or 'none'}' are not supported (supported: {kinds})."
@@ -802,7 +958,17 @@ def load_document(
         raise DocumentParseError(f"{file_name} is empty.")
     if suffix in ARCHIVE_FORMATS:
         check_archive(data, file_name, max_unpacked_bytes=max_unpacked_bytes)
-    document = loader(data, file_name)
+    try:
+        if suffix in EXPANDING_LOADERS:
+            budget = UnpackBudget(file_name, _KIND_NAMES[suffix], max_unpacked_bytes)
+            document = EXPANDING_LOADERS[suffix](data, file_name, budget)
+        else:
+            document = LOADERS[suffix](data, file_name)
+    except MemoryError as exc:
+        # Not "unreadable": the file may be fine, the server had too little memory for it.
+        raise DocumentParseError(
+            f"{file_name} needs more memory to read than this server has free; it was not added."
+        ) from exc
     if not any(section.text.strip() for section in document.sections):
         raise DocumentParseError(f"{file_name} contains no text to index.")
     return document
