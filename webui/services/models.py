@@ -177,7 +177,11 @@ class ModelService:
 
     def save_settings(self, user: User, name: str, options: ModelLoadOptions) -> None:
         _require_admin(user)
-        self._manager.save_settings(name, options)
+        try:
+            self._manager.save_settings(name, options)
+        except OSError as exc:
+            raise ModelManagerError(f"The settings file {self._manager.store.path} cannot be written"
+                                    f" ({exc.strerror or exc}).") from exc
 
     def memory_check(self, user: User, name: str, options: ModelLoadOptions | None = None) -> str | None:
         _require_admin(user)
@@ -214,7 +218,10 @@ class ModelService:
 
     def delete(self, user: User, name: str) -> None:
         _require_admin(user)
-        self._manager.delete(name)
+        try:
+            self._manager.delete(name)
+        except OSError as exc:
+            raise ModelManagerError(f"{name} could not be deleted ({exc.strerror or exc}).") from exc
 
     def remote_files(self, user: User, repo_id: str) -> list[RemoteModelFile]:
         _require_admin(user)

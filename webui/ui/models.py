@@ -1,40 +1,39 @@
 """The Models tab: list local GGUFs, load/unload them hot with per-model settings, download, delete.
 
-Every decision is ModelService's (which checks that the caller is an admin); this module turns its answers and errors into components and
-one-sentence messages.
+Every decision is ModelService's (which checks that the caller is an admin); :class:`ModelHandlers`
+turns its answers and errors into the tab's outputs and one-sentence messages, and
+:func:`build_models_tab` only lays out the components and wires them to those handlers.
 """
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 import queue
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
 import gradio as gr
 
-from webui.auth import User
 from webui.services import NotAuthorized, Services
 from webui.services.models import (
     FLASH_ATTN_CHOICES,
     KV_CACHE_TYPES,
     DownloadJob,
-    InvalidLoadOptions,
     LoadedModel,
     LocalModel,
     ModelEntry,
     ModelLoadOptions,
-    ModelManagerError,
     RemoteModelFile,
     flash_attn_choice,
     parse_flash_attn_choice,
     parse_gpu_layers_text,
 )
-from webui.ui.feedback import user_message, warn
-
-log = logging.getLogger(__name__)
+from webui.services.types import User
+from webui.ui.feedback import as_user, handled, warn
+from webui.ui.forms import form_event
 
 LOCAL_HEADERS = ["File", "Loaded", "Architecture", "Parameters", "Quantization", "Trained context", "Size",
                  "Chat template", "Note"]
@@ -90,32 +89,235 @@ def progress_html(job: DownloadJob | None) -> str:
             f"<div>{escape(job.filename)}: {percent:.0f}% · {escape(state)}</div></div>")
 
 
-def options_from_form(n_ctx: float | None, gpu_layers: str, threads: float | None, n_batch: float | None,
-                      flash_attn: str, kv_cache_type: str, use_mmap: bool, use_mlock: bool,
-                      chat_format: str) -> ModelLoadOptions:
-    """The form's values as options; empty boxes mean "default". Raises InvalidLoadOptions."""
-    return ModelLoadOptions(
-        n_ctx=int(n_ctx) if n_ctx else None,
-        n_gpu_layers=parse_gpu_layers_text(gpu_layers),
-        n_threads=int(threads) if threads else None,
-        n_batch=int(n_batch) if n_batch else 512,
-        flash_attn=parse_flash_attn_choice(flash_attn),
-        kv_cache_type=kv_cache_type or "f16",
-        use_mmap=bool(use_mmap),
-        use_mlock=bool(use_mlock),
-        chat_format=(chat_format or "").strip() or None,
-    )
+@dataclass(frozen=True)
+class LoadSettingsForm:
+    """The "Load settings" boxes, in the page's order; an empty box means "default"."""
+
+    n_ctx: float | None = None
+    gpu_layers: str = "auto"
+    threads: float | None = None
+    n_batch: float | None = 512
+    flash_attn: str = "auto"
+    kv_cache_type: str = "f16"
+    use_mmap: bool = True
+    use_mlock: bool = False
+    chat_format: str = ""
+
+    def options(self) -> ModelLoadOptions:
+        """The form's values as options. Raises InvalidLoadOptions, whose sentence names the box."""
+        return ModelLoadOptions(
+            n_ctx=int(self.n_ctx) if self.n_ctx else None,
+            n_gpu_layers=parse_gpu_layers_text(self.gpu_layers),
+            n_threads=int(self.threads) if self.threads else None,
+            n_batch=int(self.n_batch) if self.n_batch else 512,
+            flash_attn=parse_flash_attn_choice(self.flash_attn),
+            kv_cache_type=self.kv_cache_type or "f16",
+            use_mmap=bool(self.use_mmap),
+            use_mlock=bool(self.use_mlock),
+            chat_format=(self.chat_format or "").strip() or None,
+        )
+
+    @classmethod
+    def from_options(cls, options: ModelLoadOptions) -> LoadSettingsForm:
+        return cls(options.n_ctx, "auto" if options.n_gpu_layers is None else str(options.n_gpu_layers),
+                   options.n_threads, options.n_batch, flash_attn_choice(options.flash_attn), options.kv_cache_type,
+                   options.use_mmap, options.use_mlock, options.chat_format or "")
+
+    def values(self) -> tuple[Any, ...]:
+        """One value per box, as the form's outputs."""
+        return dataclasses.astuple(self)
 
 
-def form_from_options(options: ModelLoadOptions) -> tuple[Any, ...]:
-    return (options.n_ctx, "auto" if options.n_gpu_layers is None else str(options.n_gpu_layers), options.n_threads,
-            options.n_batch, flash_attn_choice(options.flash_attn), options.kv_cache_type, options.use_mmap, options.use_mlock,
-            options.chat_format or "")
+DEFAULT_FORM = LoadSettingsForm.from_options(ModelLoadOptions()).values()
+
+
+def _unchanged(count: int) -> tuple[Any, ...]:
+    return (gr.update(),) * count
+
+
+class ModelHandlers:
+    """What the tab's events do, for a user name and the form's values (testable without a page).
+
+    Model management is for admins: the tab is hidden from others, and every handler refuses them
+    too, as a failed event (``gr.Error``), since a hidden button can still be called.
+    """
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.models = services.models
+
+    def admin(self, username: str | None) -> User:
+        try:
+            user = self.services.user(username)
+            self.models.models_dir(user)  # raises NotAuthorized for non-admins
+        except NotAuthorized as exc:
+            raise gr.Error(str(exc)) from exc
+        return user
+
+    def listing(self, user: User, selected: str | None = None) -> tuple[list[list[Any]], Any, str]:
+        """The table, the model dropdown (``selected`` kept if it still exists) and the loaded-model line."""
+        local = self.models.list_models(user)
+        remote = [e for e in self.models.entries() if e.where != "local"]
+        names = [m.file_name for m in local] + [e.name for e in remote]
+        loaded = next((m.file_name for m in local if m.loaded), None) or next((e.name for e in remote if e.loaded), None)
+        value = selected if selected in names else loaded or (names[0] if names else None)
+        return (local_rows(local), gr.update(choices=names, value=value),
+                loaded_summary(self.models.loaded()) + remote_summary(remote))
+
+    def on_load(self, username: str | None) -> tuple[Any, ...]:
+        """The tab's first view; non-admins (whose tab is hidden) get nothing, not even paths."""
+        try:
+            user = self.services.user(username)
+            folder = self.models.models_dir(user)
+        except NotAuthorized:
+            return "", [], gr.update(choices=[], value=None), ""
+        intro = (f"GGUF files in `{folder}`. Copy files there by hand and press Refresh, "
+                 "or download them from the hub below.")
+        return intro, *self.listing(user)
+
+    def refresh_all(self, username: str | None, selected: str | None) -> tuple[Any, ...]:
+        return self.listing(self.admin(username), selected)
+
+    @handled("Reading a model's load settings", lambda message: (*DEFAULT_FORM, f"⚠️ {message}"))
+    def fill_form(self, username: str | None, name: str | None) -> tuple[Any, ...]:
+        """The picked model's saved settings, and a memory warning when it may not fit."""
+        if not name:  # also the empty first view of a non-admin, whose tab is hidden
+            return (*DEFAULT_FORM, "")
+        user = self.admin(username)
+        if any(e.name == name and e.where != "local" for e in self.models.entries()):
+            return (*DEFAULT_FORM, "Runs on a model server: its load settings are the server's.")
+        options = self.models.settings_for(user, name)
+        warning = self.models.memory_check(user, name, options)
+        return (*LoadSettingsForm.from_options(options).values(), f"⚠️ {warning}" if warning else "")
+
+    @handled("Checking a model's memory", lambda message: f"⚠️ {message}")
+    def check_memory(self, username: str | None, name: str | None, settings: LoadSettingsForm) -> str:
+        user = self.admin(username)
+        if not name:
+            return ""
+        warning = self.models.memory_check(user, name, settings.options())
+        return f"⚠️ {warning}" if warning else ""
+
+    @handled("Loading a model", lambda message: (f"**Not loaded:** {message}", *_unchanged(3)))
+    def do_load(self, username: str | None, name: str | None, ignore_memory: bool,
+                settings: LoadSettingsForm) -> Iterator[tuple[Any, ...]]:
+        """Load ``name``, saying meanwhile whether it waits for a reply still streaming; outputs: status, listing."""
+        user = self.admin(username)
+        if not name:
+            gr.Warning("Pick a model to load first.")
+            yield "Pick a model to load first.", *_unchanged(3)
+            return
+        options = settings.options()
+        positions: queue.Queue[int] = queue.Queue()
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["info"] = self.models.load(user, name, options, on_wait=positions.put,
+                                                   ignore_memory_check=ignore_memory)
+            except Exception as exc:  # noqa: BLE001 - reported to the user below, from this thread
+                outcome["error"] = exc
+
+        # The load runs beside this handler so it can say it waits for a reply still streaming.
+        worker = threading.Thread(target=work, name="load-model", daemon=True)
+        worker.start()
+        yield f"Loading {name}…", *_unchanged(3)
+        while worker.is_alive():
+            try:
+                position = positions.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            yield f"Waiting for the current reply to finish before loading {name} (position {position})…", *_unchanged(3)
+        error = outcome.get("error")
+        if error is not None:
+            still = self.models.loaded()
+            keep_note = f" {still.file} is still loaded." if still else ""
+            yield f"**Not loaded:** {warn(error, 'Loading a model')}{keep_note}", *self.listing(user, name)
+            return
+        info: LoadedModel = outcome["info"]
+        gr.Info(f"Loaded {info.file}.")
+        yield (f"Loaded {info.file}: {info.architecture}, context {info.n_ctx}, GPU layers {info.n_gpu_layers}.",
+               *self.listing(user, name))
+
+    def do_unload(self, username: str | None) -> tuple[Any, ...]:
+        user = self.admin(username)
+        self.models.unload(user)
+        gr.Info("The model was unloaded.")
+        return "Unloaded. Chats answer only after a model is loaded again.", *self.listing(user)
+
+    @handled("Saving a model's load settings", lambda message: f"**Not saved:** {message}")
+    def do_save(self, username: str | None, name: str | None, settings: LoadSettingsForm) -> str:
+        user = self.admin(username)
+        if not name:
+            return "Pick a model first."
+        self.models.save_settings(user, name, settings.options())
+        return f"Saved the load settings of {name}; they apply on its next load."
+
+    @staticmethod
+    def ask_delete(name: str | None) -> tuple[Any, str, str]:
+        """The confirmation row (a delete cannot be undone); outputs: row, question, status."""
+        if not name:
+            return gr.update(visible=False), "", "Pick a model to delete first."
+        return gr.update(visible=True), f"Delete **{name}** from disk? This cannot be undone.", ""
+
+    def do_delete(self, username: str | None, name: str | None) -> tuple[Any, ...]:
+        """Delete the picked model; the list is read again either way (the file may be gone already)."""
+        user = self.admin(username)
+        return gr.update(visible=False), self._delete(user, name or ""), *self.listing(user, name)
+
+    @handled("Deleting a model", lambda message: f"**Not deleted:** {message}")
+    def _delete(self, user: User, name: str) -> str:
+        self.models.delete(user, name)
+        gr.Info(f"Deleted {name}.")
+        return f"Deleted {name}."
+
+    @handled("Listing a repository's files",
+             lambda message: ([], gr.update(choices=[], value=None), f"**Cannot list files:** {message}"))
+    def do_list(self, username: str | None, repo_id: str) -> tuple[Any, ...]:
+        user = self.admin(username)
+        files = self.models.remote_files(user, repo_id)
+        if not files:
+            return [], gr.update(choices=[], value=None), f"{repo_id} has no GGUF model files."
+        choices = [(f"{f.filename} · {human_size(f.size_bytes)} · {f.quant or '?'} · fits: {f.fits}", f.filename)
+                   for f in files]
+        return (remote_rows(files), gr.update(choices=choices, value=files[0].filename),
+                f"{len(files)} GGUF models in {repo_id}.")
+
+    @handled("Starting a download",
+             lambda message: (None, "", f"**Not downloading:** {message}", gr.update(active=False)))
+    def do_download(self, username: str | None, repo_id: str, filename: str | None) -> tuple[Any, ...]:
+        """Start a download in the background; outputs: job id, progress bar, status, the poll timer."""
+        user = self.admin(username)
+        job = self.models.start_download(user, repo_id, filename or "")
+        return job.id, progress_html(job), f"Downloading {job.filename}…", gr.update(active=True)
+
+    def poll(self, username: str | None, current: str | None, selected: str | None) -> tuple[Any, ...]:
+        """The download's progress; when it ends, its outcome, the timer stopped and the list read again."""
+        user = self.admin(username)
+        job = self.models.download_job(user, current) if current else None
+        if job is None:
+            return progress_html(None), gr.update(), gr.update(active=False), *_unchanged(3)
+        if not job.finished:
+            return progress_html(job), *_unchanged(5)
+        if job.state == "done":
+            gr.Info(job.message)
+        elif job.state == "failed":
+            gr.Warning(job.message)
+        return progress_html(job), job.message, gr.update(active=False), *self.listing(user, selected)
+
+    def do_cancel(self, username: str | None, current: str | None) -> str:
+        user = self.admin(username)
+        if current and self.models.cancel_download(user, current):
+            return "Cancelling… the data so far is kept, so a new Download resumes."
+        return "No download is running."
+
+
+def _with_settings(handler: Any) -> Any:
+    """The event of a handler whose last parameter is the load settings form."""
+    return as_user(form_event(handler, LoadSettingsForm))
 
 
 def build_models_tab(services: Services) -> None:
-    models = services.models
-
     where = gr.Markdown(elem_id="models-where")
     loaded_md = gr.Markdown(elem_id="models-loaded")
     table = gr.Dataframe(headers=LOCAL_HEADERS, type="array", interactive=False, label="Local models",
@@ -163,204 +365,24 @@ def build_models_tab(services: Services) -> None:
     job_id = gr.State(None)
     timer = gr.Timer(_POLL_S, active=False)
 
+    # In LoadSettingsForm's order.
     form = [n_ctx, gpu_layers, threads, n_batch, flash, kv_type, mmap, mlock, chat_format]
+    listing = [table, pick, loaded_md]
+    handlers = ModelHandlers(services)
 
-    def listing(user: User, selected: str | None = None) -> tuple[Any, Any, str]:
-        local = models.list_models(user)
-        remote = [e for e in models.entries() if e.where != "local"]
-        names = [m.file_name for m in local] + [e.name for e in remote]
-        loaded = next((m.file_name for m in local if m.loaded), None) or next((e.name for e in remote if e.loaded), None)
-        value = selected if selected in names else loaded or (names[0] if names else None)
-        return (local_rows(local), gr.Dropdown(choices=names, value=value),
-                loaded_summary(models.loaded()) + remote_summary(remote))
-
-    def caller(request: gr.Request) -> User:
-        """Model management is for admins: hidden from others in the page, and refused here too."""
-        try:
-            user = services.user(request.username)
-            models.models_dir(user)  # raises NotAuthorized for non-admins
-        except NotAuthorized as exc:
-            raise gr.Error(str(exc)) from exc
-        return user
-
-    def on_load(request: gr.Request):
-        """The tab's first view; non-admins (whose tab is hidden) get nothing, not even paths."""
-        try:
-            user = services.user(request.username)
-            folder = models.models_dir(user)
-        except NotAuthorized:
-            return "", [], gr.Dropdown(choices=[], value=None), ""
-        intro = (f"GGUF files in `{folder}`. Copy files there by hand and press Refresh, "
-                 "or download them from the hub below.")
-        return intro, *listing(user)
-
-    def refresh_all(request: gr.Request, selected: str | None = None):
-        return listing(caller(request), selected)
-
-    def fill_form(request: gr.Request, name: str | None):
-        if not name:  # also the empty first view of a non-admin, whose tab is hidden
-            return (*form_from_options(ModelLoadOptions()), "")
-        user = caller(request)
-        if any(e.name == name and e.where != "local" for e in models.entries()):
-            return (*form_from_options(ModelLoadOptions()), "Runs on a model server: its load settings are the server's.")
-        try:
-            options = models.settings_for(user, name)
-            warning = models.memory_check(user, name, options)
-        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
-            message = user_message(exc, f"Reading the settings of {name}")
-            return (*form_from_options(ModelLoadOptions()), f"⚠️ {message}")
-        return (*form_from_options(options), f"⚠️ {warning}" if warning else "")
-
-    def check_memory(request: gr.Request, name: str | None, *values: Any) -> str:
-        user = caller(request)
-        if not name:
-            return ""
-        try:
-            warning = models.memory_check(user, name, options_from_form(*values))
-        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
-            return f"⚠️ {user_message(exc, f'Checking the memory for {name}')}"
-        return f"⚠️ {warning}" if warning else ""
-
-    def do_load(request: gr.Request, name: str | None, ignore_memory: bool, *values: Any) -> Iterator[tuple[Any, ...]]:
-        user = caller(request)
-        unchanged = (gr.update(), gr.update(), gr.update())
-        if not name:
-            gr.Warning("Pick a model to load first.")
-            yield "Pick a model to load first.", *unchanged
-            return
-        try:
-            options = options_from_form(*values)
-        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
-            yield f"**Not loaded:** {warn(exc, f'Loading {name}')}", *unchanged
-            return
-        positions: queue.Queue[int] = queue.Queue()
-        outcome: dict[str, Any] = {}
-
-        def work() -> None:
-            try:
-                outcome["info"] = models.load(user, name, options, on_wait=positions.put,
-                                              ignore_memory_check=ignore_memory)
-            except Exception as exc:  # noqa: BLE001 - reported to the user below
-                outcome["error"] = exc
-
-        # The load runs beside this handler so it can say it waits for a reply still streaming.
-        worker = threading.Thread(target=work, name="load-model", daemon=True)
-        worker.start()
-        yield f"Loading {name}…", *unchanged
-        while worker.is_alive():
-            try:
-                position = positions.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            yield f"Waiting for the current reply to finish before loading {name} (position {position})…", *unchanged
-        error = outcome.get("error")
-        if error is not None:
-            still = models.loaded()
-            detail = warn(error, f"Loading {name}")
-            keep_note = f" {still.file} is still loaded." if still else ""
-            yield f"**Not loaded:** {detail}{keep_note}", *listing(user, name)
-            return
-        info: LoadedModel = outcome["info"]
-        gr.Info(f"Loaded {info.file}.")
-        yield (f"Loaded {info.file}: {info.architecture}, context {info.n_ctx}, GPU layers {info.n_gpu_layers}.",
-               *listing(user, name))
-
-    def do_unload(request: gr.Request):
-        user = caller(request)
-        models.unload(user)
-        gr.Info("The model was unloaded.")
-        return "Unloaded. Chats answer only after a model is loaded again.", *listing(user)
-
-    def do_save(request: gr.Request, name: str | None, *values: Any) -> str:
-        user = caller(request)
-        if not name:
-            return "Pick a model first."
-        try:
-            models.save_settings(user, name, options_from_form(*values))
-        except InvalidLoadOptions as exc:
-            gr.Warning(str(exc))
-            return f"**Not saved:** {exc}"
-        except OSError as exc:
-            log.error("cannot save the settings of %s: %s", name, exc)
-            settings_file = models.settings_file(user)
-            gr.Warning(f"The settings could not be written to {settings_file}.")
-            return f"**Not saved:** the settings file {settings_file} cannot be written."
-        return f"Saved the load settings of {name}; they apply on its next load."
-
-    def ask_delete(name: str | None):
-        if not name:
-            return gr.Row(visible=False), "", "Pick a model to delete first."
-        return gr.Row(visible=True), f"Delete **{name}** from disk? This cannot be undone.", ""
-
-    def do_delete(request: gr.Request, name: str | None):
-        user = caller(request)
-        try:
-            models.delete(user, name or "")
-        except ModelManagerError as exc:
-            gr.Warning(str(exc))
-            return gr.Row(visible=False), f"**Not deleted:** {exc}", *listing(user, name)
-        except OSError as exc:
-            log.error("cannot delete %s: %s", name, exc)
-            gr.Warning(f"{name} could not be deleted.")
-            message = f"**Not deleted:** {name} could not be deleted ({exc.strerror})."
-            return gr.Row(visible=False), message, *listing(user, name)
-        gr.Info(f"Deleted {name}.")
-        return gr.Row(visible=False), f"Deleted {name}.", *listing(user)
-
-    def do_list(request: gr.Request, repo_id: str):
-        user = caller(request)
-        try:
-            files = models.remote_files(user, repo_id)
-        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
-            message = warn(exc, f"Listing the files of {repo_id!r}")
-            return [], gr.Dropdown(choices=[], value=None), f"**Cannot list files:** {message}"
-        if not files:
-            return [], gr.Dropdown(choices=[], value=None), f"{repo_id} has no GGUF model files."
-        choices = [(f"{f.filename} · {human_size(f.size_bytes)} · {f.quant or '?'} · fits: {f.fits}", f.filename)
-                   for f in files]
-        return remote_rows(files), gr.Dropdown(choices=choices, value=files[0].filename), f"{len(files)} GGUF models in {repo_id}."
-
-    def do_download(request: gr.Request, repo_id: str, filename: str | None):
-        user = caller(request)
-        try:
-            job = models.start_download(user, repo_id, filename or "")
-        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
-            return None, "", f"**Not downloading:** {warn(exc, f'Downloading {filename}')}", gr.Timer(active=False)
-        return job.id, progress_html(job), f"Downloading {job.filename}…", gr.Timer(active=True)
-
-    def poll(request: gr.Request, current: str | None, selected: str | None):
-        user = caller(request)
-        job = models.download_job(user, current) if current else None
-        if job is None:
-            return progress_html(None), gr.update(), gr.Timer(active=False), gr.update(), gr.update(), gr.update()
-        if not job.finished:
-            return progress_html(job), gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
-        if job.state == "done":
-            gr.Info(job.message)
-        elif job.state == "failed":
-            gr.Warning(job.message)
-        return (progress_html(job), job.message, gr.Timer(active=False), *listing(user, selected))
-
-    def do_cancel(request: gr.Request, current: str | None) -> str:
-        user = caller(request)
-        if current and models.cancel_download(user, current):
-            return "Cancelling… the data so far is kept, so a new Download resumes."
-        return "No download is running."
-
-    listing_outputs = [table, pick, loaded_md]
-    gr.on(triggers=None, fn=on_load, inputs=None, outputs=[where, *listing_outputs], queue=False)
-    refresh.click(refresh_all, [pick], listing_outputs, queue=False)
-    pick.change(fill_form, [pick], [*form, memory_md], queue=False)
+    gr.on(triggers=None, fn=as_user(handlers.on_load), inputs=None, outputs=[where, *listing], queue=False)
+    refresh.click(as_user(handlers.refresh_all), [pick], listing, queue=False)
+    pick.change(as_user(handlers.fill_form), [pick], [*form, memory_md], queue=False)
     for box in (n_ctx, kv_type):
-        box.change(check_memory, [pick, *form], [memory_md], queue=False)
-    load.click(do_load, [pick, force, *form], [status, *listing_outputs])
-    unload.click(do_unload, None, [status, *listing_outputs])
-    save.click(do_save, [pick, *form], [status], queue=False)
-    delete.click(ask_delete, [pick], [confirm_row, confirm_md, status], queue=False)
-    keep.click(lambda: gr.Row(visible=False), None, [confirm_row], queue=False)
-    confirm.click(do_delete, [pick], [confirm_row, status, *listing_outputs])
-    list_files.click(do_list, [repo], [remote_table, remote_pick, download_status])
-    repo.submit(do_list, [repo], [remote_table, remote_pick, download_status])
-    download.click(do_download, [repo, remote_pick], [job_id, progress, download_status, timer])
-    timer.tick(poll, [job_id, pick], [progress, download_status, timer, *listing_outputs])
-    cancel.click(do_cancel, [job_id], [download_status], queue=False)
+        box.change(_with_settings(handlers.check_memory), [pick, *form], [memory_md], queue=False)
+    load.click(_with_settings(handlers.do_load), [pick, force, *form], [status, *listing])
+    unload.click(as_user(handlers.do_unload), None, [status, *listing])
+    save.click(_with_settings(handlers.do_save), [pick, *form], [status], queue=False)
+    delete.click(handlers.ask_delete, [pick], [confirm_row, confirm_md, status], queue=False)
+    keep.click(lambda: gr.update(visible=False), None, [confirm_row], queue=False)
+    confirm.click(as_user(handlers.do_delete), [pick], [confirm_row, status, *listing])
+    list_files.click(as_user(handlers.do_list), [repo], [remote_table, remote_pick, download_status])
+    repo.submit(as_user(handlers.do_list), [repo], [remote_table, remote_pick, download_status])
+    download.click(as_user(handlers.do_download), [repo, remote_pick], [job_id, progress, download_status, timer])
+    timer.tick(as_user(handlers.poll), [job_id, pick], [progress, download_status, timer, *listing])
+    cancel.click(as_user(handlers.do_cancel), [job_id], [download_status], queue=False)

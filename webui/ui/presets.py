@@ -1,18 +1,25 @@
-"""The Presets tab: list, apply, create, edit, duplicate, delete, import and export presets."""
+"""The Presets tab: list, apply, create, edit, duplicate, delete, import and export presets.
+
+:class:`PresetHandlers` holds what the events do, over PresetService (which decides who may write
+what); :func:`build_presets_tab` only lays out the components and wires them to those handlers.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from webui.auth import User
-from webui.prompts.presets import ALLOWED_VARIABLES, SAMPLING_PRESETS, Preset, PresetError
 from webui.services import NotAuthorized, PresetService, Services
 from webui.services.presets import SAMPLING_FIELDS, clamp_sampling, sampling_from_fields
+from webui.services.types import ALLOWED_VARIABLES, SAMPLING_PRESETS, Preset, PresetError, User
 from webui.ui.chat import ChatControls
-from webui.ui.feedback import user_message
+from webui.ui.feedback import as_user, handled
+from webui.ui.forms import form_event
 from webui.ui.uploads import uploaded_paths
 
 log = logging.getLogger(__name__)
@@ -37,59 +44,259 @@ INTRO = (
 )
 
 
-def _errors_markdown(errors: list[str]) -> str:
+def errors_markdown(errors: list[str]) -> str:
+    """The preset files that could not be read, each with why; empty when all were read."""
     if not errors:
         return ""
     lines = "\n".join(f"- {error}" for error in errors)
     return f"**Some preset files could not be loaded** (the others work):\n{lines}"
 
 
-def _editing_note(presets: PresetService, preset: Preset, user: User | None) -> str:
-    """What saving this preset will do, when it is not simply saved in place."""
-    if preset.builtin:
-        where = "a shared copy" if presets.owner(user) and user and user.is_admin else "your own copy"
-        return f" (built in: saving stores {where}, the original stays as it is)"
-    if preset.owner is None and presets.owner(user) and not (user and user.is_admin):
-        return " (shared: saving stores your own copy, the original stays as it is)"
-    return ""
+@dataclass(frozen=True)
+class PresetEditor:
+    """What the editor shows for one preset (or a new one), in the order of the editor's outputs."""
+
+    editing: str | None  # the preset being edited; None while writing a new one
+    title: str
+    name: str = ""
+    description: str = ""
+    system: str = ""
+    sampling: tuple[float | int | None, ...] = (None,) * len(SAMPLING_LABELS)  # in SAMPLING_LABELS' order
+    note: str = ""  # about the variants the editor does not show
+    shared: bool = False
+
+    def outputs(self) -> list[Any]:
+        return [self.editing, self.title, self.name, self.description, self.system, *self.sampling, self.note,
+                self.shared]
 
 
-def editor_values(presets: PresetService, selected: str | None, user: User | None = None) -> list[Any]:
-    """The editor's values for preset ``selected`` in the user's view (None: an empty new preset)."""
-    if not selected:
-        return [None, "#### New preset", "", "", "", *([None] * len(SAMPLING_LABELS)), "", False]
-    try:
-        preset = presets.get(selected, user)
-    except PresetError:
-        return editor_values(presets, None, user)
-    title = f"#### Editing '{preset.name}'" + _editing_note(presets, preset, user)
-    note = ""
-    if preset.variants:
-        count = len(preset.variants)
-        note = (f"This preset has {count} model-specific prompt variant{'s' if count > 1 else ''}: "
-                "they are kept when you save; change them by exporting, editing and importing the YAML.")
-    values = [getattr(preset.sampling, key) for key in SAMPLING_LABELS]
-    shared = preset.owner is None
-    return [preset.name, title, preset.name, preset.description, preset.system, *values, note, shared]
+NEW_PRESET = PresetEditor(editing=None, title="#### New preset")
+
+
+@dataclass(frozen=True)
+class PresetForm:
+    """The editor's fields as Save sends them, in the order of its inputs; blank numbers stay unset."""
+
+    original: str | None  # the preset being edited; None for a new one
+    name: str
+    description: str
+    system: str
+    shared: bool
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: float | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    max_tokens: float | None = None
+
+    def sampling_values(self) -> dict[str, float | None]:
+        return {key: getattr(self, key) for key in SAMPLING_LABELS}
+
+
+# The outputs' sizes: the list (table, dropdown, error list, export file) and the editor.
+LIST_OUTPUTS = 4
+EDITOR_OUTPUTS = len(NEW_PRESET.outputs())
+
+
+def _unchanged(count: int) -> list[Any]:
+    return [gr.update()] * count
+
+
+def pick_row(event: gr.SelectData) -> Any:
+    """A click on a table row picks that preset in the dropdown (whose change fills the editor)."""
+    row = event.row_value or []
+    return row[0] if row else gr.update()
+
+
+class PresetHandlers:
+    """What the tab's events do, for a user name and the form's values (testable without a page).
+
+    ``slider_ranges`` are the chat's sampling sliders' (minimum, maximum), by field in SAMPLING_FIELDS'
+    order: what a preset applies is fitted into them.
+    """
+
+    def __init__(self, services: Services, slider_ranges: Mapping[str, tuple[float, float]]) -> None:
+        self.services = services
+        self.presets: PresetService = services.preset_actions
+        self.team = services.auth_required
+        self.slider_ranges = dict(slider_ranges)
+
+    def user(self, username: str | None) -> User:
+        """The signed-in user; a signed-out caller's event fails with the sentence to log in again."""
+        try:
+            return self.services.user(username)
+        except NotAuthorized as exc:
+            raise gr.Error(str(exc)) from exc
+
+    # -- what the list and the editor show --
+
+    def editor(self, selected: str | None, user: User | None = None) -> PresetEditor:
+        """The editor for preset ``selected`` in the user's view (None, or one gone: a new preset)."""
+        if not selected:
+            return NEW_PRESET
+        try:
+            preset = self.presets.get(selected, user)
+        except PresetError:
+            return NEW_PRESET
+        note = ""
+        if preset.variants:
+            count = len(preset.variants)
+            note = (f"This preset has {count} model-specific prompt variant{'s' if count > 1 else ''}: "
+                    "they are kept when you save; change them by exporting, editing and importing the YAML.")
+        return PresetEditor(
+            editing=preset.name, title=f"#### Editing '{preset.name}'" + self._editing_note(preset, user),
+            name=preset.name, description=preset.description, system=preset.system,
+            sampling=tuple(getattr(preset.sampling, key) for key in SAMPLING_LABELS), note=note,
+            shared=preset.owner is None)
+
+    def _editing_note(self, preset: Preset, user: User | None) -> str:
+        """What saving this preset will do, when it is not simply saved in place."""
+        if preset.builtin:
+            where = "a shared copy" if self.presets.owner(user) and user and user.is_admin else "your own copy"
+            return f" (built in: saving stores {where}, the original stays as it is)"
+        if preset.owner is None and self.presets.owner(user) and not (user and user.is_admin):
+            return " (shared: saving stores your own copy, the original stays as it is)"
+        return ""
+
+    def export_path(self, selected: str | None, user: User | None = None) -> str | None:
+        """The file Export downloads for ``selected``; None (no file) when there is nothing to export."""
+        if selected is None:
+            return None
+        try:
+            return str(self.presets.export_file(selected, user))
+        except PresetError as exc:
+            log.warning("cannot export preset %r: %s", selected, exc)
+            return None
+
+    def list_updates(self, selected: str | None, user: User) -> list[Any]:
+        """Fresh table, dropdown, error list and download file, with ``selected`` picked."""
+        current = self.presets.names(user)
+        if selected not in current:
+            selected = current[0] if current else None
+        return [self.presets.table(user), gr.update(choices=current, value=selected),
+                errors_markdown(self.presets.errors(user)), self.export_path(selected, user)]
+
+    def pick(self, username: str | None, selected: str | None) -> list[Any]:
+        """The picked preset in the editor, and its file behind Export."""
+        user = self.user(username)
+        return [self.export_path(selected, user), *self.editor(selected, user).outputs()]
+
+    def refresh(self, username: str | None) -> list[Any]:
+        """On each page load: this user's list (files may also have been added by hand since start-up).
+
+        Only the list changes: the picked preset (shared, so in every user's list) and the editor
+        are left alone, so a load that finishes late never overwrites what the user has started typing.
+        The "shared" box is for admins in team mode.
+        """
+        user = self.user(username)
+        return [self.presets.table(user), gr.update(choices=self.presets.names(user)),
+                errors_markdown(self.presets.errors(user)), gr.update(visible=self.team and user.is_admin)]
+
+    # -- apply to the chat: the system prompt, then one value per sampling slider, then the status --
+
+    @handled("Applying a preset", lambda message: [*_unchanged(1 + len(SAMPLING_FIELDS)),
+                                                   f"**Could not apply:** {message}"])
+    def apply_preset(self, username: str | None, selected: str | None) -> list[Any]:
+        user = self.user(username)
+        if not selected:
+            return [*_unchanged(1 + len(SAMPLING_FIELDS)), "Pick a preset first."]
+        applied = self.presets.apply(selected, user)
+        values, moved = clamp_sampling(applied.sampling, self.slider_ranges)
+        message = applied.message()
+        if moved:
+            message += f" Fitted to the chat's ranges: {', '.join(SAMPLING_LABELS[m] for m in moved)}."
+        return [applied.system_prompt, *(values.get(key, gr.update()) for key in SAMPLING_FIELDS), message]
+
+    def apply_sampling(self, username: str | None, key: str) -> list[Any]:
+        """One of SAMPLING_PRESETS' settings on the chat's sliders (the prompt is left alone)."""
+        self.user(username)
+        values, _ = clamp_sampling(SAMPLING_PRESETS[key], self.slider_ranges)
+        return [*(values.get(field, gr.update()) for field in SAMPLING_FIELDS),
+                f"Applied the **{key}** sampling settings to the chat."]
+
+    def sampling_event(self, key: str) -> Callable[[str | None], list[Any]]:
+        """``apply_sampling`` for one button, as a handler of the user name alone."""
+        def apply_sampling(username: str | None) -> list[Any]:
+            return self.apply_sampling(username, key)
+
+        return apply_sampling
+
+    # -- create, save, duplicate, delete --
+
+    def new_preset(self, username: str | None) -> list[Any]:
+        self.user(username)
+        return [*NEW_PRESET.outputs(), "Write the new preset below, then press Save."]
+
+    @handled("Saving a preset", lambda message: [*_unchanged(LIST_OUTPUTS + EDITOR_OUTPUTS),
+                                                 f"**Not saved:** {message}"])
+    def save_preset(self, username: str | None, form: PresetForm) -> list[Any]:
+        """Save the editor (outputs: the list, the editor, the status); the "shared" box counts for admins
+        in team mode only, elsewhere the service decides."""
+        user = self.user(username)
+        saved, message = self.presets.save(
+            user, form.original, name=form.name, description=form.description, system=form.system,
+            sampling=sampling_from_fields(form.sampling_values()),
+            shared=bool(form.shared) if self.team and user.is_admin else None)
+        return [*self.list_updates(saved.name, user), *self.editor(saved.name, user).outputs(), message]
+
+    @handled("Duplicating a preset", lambda message: [*_unchanged(LIST_OUTPUTS), f"**Not duplicated:** {message}"])
+    def duplicate_preset(self, username: str | None, selected: str | None) -> list[Any]:
+        user = self.user(username)
+        if not selected:
+            return [*_unchanged(LIST_OUTPUTS), "Pick a preset first."]
+        copy = self.presets.duplicate(user, selected)
+        return [*self.list_updates(copy.name, user), f"Saved a copy of '{selected}' as '{copy.name}'."]
+
+    @handled("Asking to delete a preset", lambda message: [gr.update(visible=False), "", message])
+    def ask_delete(self, username: str | None, selected: str | None) -> list[Any]:
+        """The confirmation row, or why this preset cannot be deleted; outputs: row, question, status."""
+        user = self.user(username)
+        if not selected:
+            return [gr.update(visible=False), "", "Pick a preset first."]
+        preset = self.presets.get(selected, user)
+        if preset.builtin:
+            return [gr.update(visible=False), "",
+                    f"'{preset.name}' is built in and cannot be deleted; duplicate it to make your own."]
+        if preset.owner is None and not user.is_admin:
+            return [gr.update(visible=False), "", f"'{preset.name}' is shared: only an admin can delete it."]
+        return [gr.update(visible=True), f"Delete **{preset.name}** for good?", ""]
+
+    @handled("Deleting a preset", lambda message: [gr.update(visible=False), *_unchanged(LIST_OUTPUTS),
+                                                   f"**Not deleted:** {message}"])
+    def delete_preset(self, username: str | None, selected: str | None) -> list[Any]:
+        user = self.user(username)
+        message = self.presets.delete(user, selected or "")
+        return [gr.update(visible=False), *self.list_updates(selected, user), message]
+
+    def cancel(self, username: str | None) -> Any:
+        self.user(username)
+        return gr.update(visible=False)
+
+    # -- import: outputs are the list, the paste box (emptied once imported) and the status --
+
+    @handled("Importing a preset", lambda message: [*_unchanged(LIST_OUTPUTS + 1), f"**Not imported:** {message}"])
+    def import_text(self, username: str | None, text: str) -> list[Any]:
+        user = self.user(username)
+        preset, message = self.presets.import_text(user, text)
+        return [*self.list_updates(preset.name, user), "", message]
+
+    @handled("Importing a preset", lambda message: [*_unchanged(LIST_OUTPUTS + 1), f"**Not imported:** {message}"])
+    def import_upload(self, username: str | None, path: str | Path | None) -> list[Any]:
+        user = self.user(username)
+        preset, message = self.presets.import_file(user, uploaded_paths(path)[0])
+        return [*self.list_updates(preset.name, user), "", message]
 
 
 def build_presets_tab(services: Services, chat: ChatControls) -> None:
-    presets: PresetService = services.preset_actions
-    team = services.auth_required
-    chat_sliders = {name: getattr(chat, name) for name in SAMPLING_FIELDS}
-    slider_ranges = {name: (s.minimum, s.maximum) for name, s in chat_sliders.items()}
-
-    def caller(request: gr.Request) -> User:
-        """The signed-in user, through the one helper every handler uses; refused otherwise."""
-        try:
-            return services.user(request.username)
-        except NotAuthorized as exc:
-            raise gr.Error(str(exc)) from exc
+    chat_sliders = [getattr(chat, name) for name in SAMPLING_FIELDS]
+    handlers = PresetHandlers(services, {name: (s.minimum, s.maximum)
+                                         for name, s in zip(SAMPLING_FIELDS, chat_sliders, strict=True)})
+    presets = handlers.presets
 
     # The page is built before anyone signs in: it starts with the shared view, and each page
     # load fills in the signed-in user's own list (refresh below).
     gr.Markdown(INTRO)
-    load_errors = gr.Markdown(_errors_markdown(presets.errors()), elem_id="preset-errors")
+    load_errors = gr.Markdown(errors_markdown(presets.errors()), elem_id="preset-errors")
     with gr.Row():
         gr.Markdown("**Sampling only, one click:**")
         sampling_buttons = {
@@ -101,8 +308,7 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
     )
     names = presets.names()
     first = names[0] if names else None
-    (first_editing, first_title, first_name, first_description, first_system, *rest) = editor_values(presets, first)
-    first_numbers, first_note, first_shared = rest[:-2], rest[-2], rest[-1]
+    shown = handlers.editor(first)
     with gr.Row():
         choice = gr.Dropdown(names, value=first, label="Preset", scale=3,
                              elem_id="preset-choice")
@@ -110,31 +316,30 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
         new = gr.Button("New", scale=1, elem_id="preset-new")
         duplicate = gr.Button("Duplicate", scale=1, elem_id="preset-duplicate")
         delete = gr.Button("Delete", variant="stop", scale=1, elem_id="preset-delete")
-        export = gr.DownloadButton("Export", value=str(presets.export_file(first)) if first else None,
-                                   scale=1, elem_id="preset-export")
+        export = gr.DownloadButton("Export", value=handlers.export_path(first), scale=1, elem_id="preset-export")
     with gr.Row(visible=False) as confirm_row:
         confirm_text = gr.Markdown()
         confirm_delete = gr.Button("Yes, delete", variant="stop", size="sm", elem_id="preset-confirm-delete")
         cancel_delete = gr.Button("Cancel", size="sm")
     status = gr.Markdown(elem_id="preset-status")
 
-    editing = gr.State(first_editing)  # name of the preset in the editor; None while writing a new one
+    editing = gr.State(shown.editing)
     with gr.Group():
-        editor_title = gr.Markdown(first_title, elem_id="preset-editor-title")
+        editor_title = gr.Markdown(shown.title, elem_id="preset-editor-title")
         with gr.Row():
-            name = gr.Textbox(first_name, label="Name", max_lines=1, scale=1, elem_id="preset-name")
-            description = gr.Textbox(first_description, label="Description", max_lines=2, scale=2,
+            name = gr.Textbox(shown.name, label="Name", max_lines=1, scale=1, elem_id="preset-name")
+            description = gr.Textbox(shown.description, label="Description", max_lines=2, scale=2,
                                      elem_id="preset-description")
-        system = gr.Textbox(first_system, label="Preset system prompt", lines=6, elem_id="preset-system")
+        system = gr.Textbox(shown.system, label="Preset system prompt", lines=6, elem_id="preset-system")
         with gr.Accordion("Sampling settings (leave blank to keep the chat's own)", open=False):
             with gr.Row():
-                sampling_fields = {
-                    key: gr.Number(number, label=label, elem_id=f"preset-{key.replace('_', '-')}")
-                    for (key, label), number in zip(SAMPLING_LABELS.items(), first_numbers)
-                }
-        variants_note = gr.Markdown(first_note)
+                sampling_fields = [
+                    gr.Number(number, label=label, elem_id=f"preset-{key.replace('_', '-')}")
+                    for (key, label), number in zip(SAMPLING_LABELS.items(), shown.sampling, strict=True)
+                ]
+        variants_note = gr.Markdown(shown.note)
         # Shown to admins in team mode only (see refresh); everyone else's presets are their own.
-        shared = gr.Checkbox(first_shared, label="Shared with everyone (admins only)", visible=False,
+        shared = gr.Checkbox(shown.shared, label="Shared with everyone (admins only)", visible=False,
                              elem_id="preset-shared")
         save = gr.Button("Save", variant="primary", elem_id="preset-save")
 
@@ -143,175 +348,23 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
         pasted = gr.Textbox(label="…or paste its YAML", lines=8, elem_id="preset-paste")
         import_pasted = gr.Button("Import pasted YAML", elem_id="preset-import")
 
-    editor_outputs = [editing, editor_title, name, description, system, *sampling_fields.values(), variants_note,
-                      shared]
-    list_outputs = [table, choice, load_errors, export]
+    # In PresetEditor's and PresetForm's orders.
+    editor = [editing, editor_title, name, description, system, *sampling_fields, variants_note, shared]
+    listing = [table, choice, load_errors, export]
 
-    def list_updates(selected: str | None, user: User) -> list[Any]:
-        """Fresh table, dropdown, error list and download file, with ``selected`` picked."""
-        current = presets.names(user)
-        if selected not in current:
-            selected = current[0] if current else None
-        return [presets.table(user), gr.update(choices=current, value=selected),
-                _errors_markdown(presets.errors(user)), _export_path(selected, user)]
-
-    def _export_path(selected: str | None, user: User) -> str | None:
-        if selected is None:
-            return None
-        try:
-            return str(presets.export_file(selected, user))
-        except PresetError as exc:
-            log.warning("cannot export preset %r: %s", selected, exc)
-            return None
-
-    def pick(selected: str | None, request: gr.Request) -> list[Any]:
-        user = caller(request)
-        return [_export_path(selected, user), *editor_values(presets, selected, user)]
-
-    choice.change(pick, [choice], [export, *editor_outputs], queue=False)
-
-    def refresh(request: gr.Request) -> list[Any]:
-        """On each page load: this user's list (files may also have been added by hand since start-up).
-
-        Only the list changes: the picked preset (shared, so in every user's list) and the editor
-        are left alone, so a load that finishes late never overwrites what the user has started typing.
-        """
-        user = caller(request)
-        return [presets.table(user), gr.update(choices=presets.names(user)), _errors_markdown(presets.errors(user)),
-                gr.update(visible=team and user.is_admin)]
-
-    gr.on(None, refresh, None, [table, choice, load_errors, shared], queue=False)
-
-    def pick_row(event: gr.SelectData, request: gr.Request) -> Any:
-        caller(request)
-        row = event.row_value or []
-        return row[0] if row else gr.update()
-
+    choice.change(as_user(handlers.pick), [choice], [export, *editor], queue=False)
+    gr.on(None, as_user(handlers.refresh), None, [table, choice, load_errors, shared], queue=False)
     table.select(pick_row, None, [choice], queue=False)
-
-    # -- apply to the chat --
-
-    def apply_preset(selected: str | None, request: gr.Request) -> list[Any]:
-        user = caller(request)
-        if not selected:
-            return [gr.update()] * (1 + len(chat_sliders)) + ["Pick a preset first."]
-        try:
-            applied = presets.apply(selected, user)
-        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
-            message = user_message(exc, "Applying a preset")
-            return [gr.update()] * (1 + len(chat_sliders)) + [f"**Could not apply:** {message}"]
-        values, moved = clamp_sampling(applied.sampling, slider_ranges)
-        message = applied.message()
-        if moved:
-            message += f" Fitted to the chat's ranges: {', '.join(SAMPLING_LABELS[m] for m in moved)}."
-        slider_updates = [values.get(key, gr.update()) for key in chat_sliders]
-        return [applied.system_prompt, *slider_updates, message]
-
-    apply.click(apply_preset, [choice], [chat.system_prompt, *chat_sliders.values(), status], queue=False)
-
-    def apply_sampling(key: str):
-        def handler(request: gr.Request) -> list[Any]:
-            caller(request)
-            values, _ = clamp_sampling(SAMPLING_PRESETS[key], slider_ranges)
-            updates = [values.get(field, gr.update()) for field in chat_sliders]
-            return [*updates, f"Applied the **{key}** sampling settings to the chat."]
-        return handler
-
+    apply.click(as_user(handlers.apply_preset), [choice], [chat.system_prompt, *chat_sliders, status], queue=False)
     for key, button in sampling_buttons.items():
-        button.click(apply_sampling(key), None, [*chat_sliders.values(), status], queue=False)
-
-    # -- create, save, duplicate, delete --
-
-    def new_preset(request: gr.Request) -> list[Any]:
-        user = caller(request)
-        return editor_values(presets, None, user) + ["Write the new preset below, then press Save."]
-
-    new.click(new_preset, None, [*editor_outputs, status], queue=False)
-
-    # Named parameters, not *numbers: Gradio passes the request only to a parameter typed gr.Request.
-    # They follow SAMPLING_LABELS' order, which is the order of sampling_fields' inputs.
-    def save_preset(original: str | None, new_name: str, new_description: str, new_system: str, share: bool,
-                    temperature: float | None, top_p: float | None, top_k: float | None, min_p: float | None,
-                    repeat_penalty: float | None, max_tokens: float | None, request: gr.Request) -> list[Any]:
-        user = caller(request)
-        sampling = sampling_from_fields(dict(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
-                                             repeat_penalty=repeat_penalty, max_tokens=max_tokens))
-        try:
-            saved, message = presets.save(user, original, name=new_name, description=new_description,
-                                          system=new_system, sampling=sampling,
-                                          shared=bool(share) if team and user.is_admin else None)
-        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
-            message = user_message(exc, "Saving a preset")
-            return [gr.update()] * (len(list_outputs) + len(editor_outputs)) + [f"**Not saved:** {message}"]
-        return [*list_updates(saved.name, user), *editor_values(presets, saved.name, user), message]
-
-    save.click(save_preset, [editing, name, description, system, shared, *sampling_fields.values()],
-               [*list_outputs, *editor_outputs, status], queue=False)
-
-    def duplicate_preset(selected: str | None, request: gr.Request) -> list[Any]:
-        user = caller(request)
-        if not selected:
-            return [gr.update()] * len(list_outputs) + ["Pick a preset first."]
-        try:
-            copy = presets.duplicate(user, selected)
-        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
-            message = user_message(exc, "Duplicating a preset")
-            return [gr.update()] * len(list_outputs) + [f"**Not duplicated:** {message}"]
-        return [*list_updates(copy.name, user), f"Saved a copy of '{selected}' as '{copy.name}'."]
-
-    duplicate.click(duplicate_preset, [choice], [*list_outputs, status], queue=False)
-
-    def ask_delete(selected: str | None, request: gr.Request) -> list[Any]:
-        user = caller(request)
-        if not selected:
-            return [gr.update(visible=False), "", "Pick a preset first."]
-        try:
-            preset = presets.get(selected, user)
-        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
-            return [gr.update(visible=False), "", user_message(exc, "Asking to delete a preset")]
-        if preset.builtin:
-            return [gr.update(visible=False), "",
-                    f"'{preset.name}' is built in and cannot be deleted; duplicate it to make your own."]
-        if preset.owner is None and not user.is_admin:
-            return [gr.update(visible=False), "", f"'{preset.name}' is shared: only an admin can delete it."]
-        return [gr.update(visible=True), f"Delete **{preset.name}** for good?", ""]
-
-    delete.click(ask_delete, [choice], [confirm_row, confirm_text, status], queue=False)
-
-    def delete_preset(selected: str | None, request: gr.Request) -> list[Any]:
-        user = caller(request)
-        try:
-            message = presets.delete(user, selected or "")
-        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
-            message = user_message(exc, "Deleting a preset")
-            return [gr.update(visible=False), *([gr.update()] * len(list_outputs)), f"**Not deleted:** {message}"]
-        return [gr.update(visible=False), *list_updates(selected, user), message]
-
-    confirm_delete.click(delete_preset, [choice], [confirm_row, *list_outputs, status], queue=False)
-
-    def cancel(request: gr.Request) -> Any:
-        caller(request)
-        return gr.update(visible=False)
-
-    cancel_delete.click(cancel, None, [confirm_row], queue=False)
-
-    # -- import --
-
-    def imported(user: User, result: Any) -> list[Any]:
-        try:
-            preset, message = result()
-        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
-            message = user_message(exc, "Importing a preset")
-            return [gr.update()] * len(list_outputs) + [gr.update(), f"**Not imported:** {message}"]
-        return [*list_updates(preset.name, user), "", message]
-
-    def import_text(text: str, request: gr.Request) -> list[Any]:
-        user = caller(request)
-        return imported(user, lambda: presets.import_text(user, text))
-
-    def import_upload(path: Any, request: gr.Request) -> list[Any]:
-        user = caller(request)
-        return imported(user, lambda: presets.import_file(user, uploaded_paths(path)[0]))
-
-    import_pasted.click(import_text, [pasted], [*list_outputs, pasted, status], queue=False)
-    upload.upload(import_upload, [upload], [*list_outputs, pasted, status], queue=False)
+        button.click(as_user(handlers.sampling_event(key)), None, [*chat_sliders, status], queue=False)
+    new.click(as_user(handlers.new_preset), None, [*editor, status], queue=False)
+    save.click(as_user(form_event(handlers.save_preset, PresetForm)),
+               [editing, name, description, system, shared, *sampling_fields], [*listing, *editor, status],
+               queue=False)
+    duplicate.click(as_user(handlers.duplicate_preset), [choice], [*listing, status], queue=False)
+    delete.click(as_user(handlers.ask_delete), [choice], [confirm_row, confirm_text, status], queue=False)
+    confirm_delete.click(as_user(handlers.delete_preset), [choice], [confirm_row, *listing, status], queue=False)
+    cancel_delete.click(as_user(handlers.cancel), None, [confirm_row], queue=False)
+    import_pasted.click(as_user(handlers.import_text), [pasted], [*listing, pasted, status], queue=False)
+    upload.upload(as_user(handlers.import_upload), [upload], [*listing, pasted, status], queue=False)
