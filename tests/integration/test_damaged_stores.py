@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.app_server import ROOT, running_app
+from webui.rag import DocumentLibrary
 from webui.rag.embeddings import Embedder
-from webui.rag.pipeline import DocumentLibrary
 from webui.storage import set_aside_files
 
 OWNER = "ada"

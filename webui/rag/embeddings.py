@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from webui.errors import UserError
+from webui.rag.errors import RagError
 from webui.rag.torch_threads import in_own_thread
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = frozenset({DEFAULT_EMBEDDING_MODEL, "all-MiniLM-L6-v2"})
 
 
-class EmbeddingModelError(UserError):
+class EmbeddingModelError(RagError):
     """The embedding model could not be loaded; the message says what to do."""
 
 
