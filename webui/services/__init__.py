@@ -12,6 +12,7 @@ from webui.engine import Engine
 from webui.hardware import HardwareInfo
 from webui.history import HistoryStore
 from webui.prompts.presets import PresetStore
+from webui.quarantine import set_aside_notice
 from webui.rag import DocumentLibrary
 from webui.services.access import LOCAL_USER, NotAuthorized
 from webui.services.api_access import ApiAccessService
@@ -24,7 +25,6 @@ from webui.services.presets import AppliedPreset, PresetService
 from webui.services.streaming import UpdatePacer
 from webui.services.summaries import SummaryService
 from webui.services.users import UserService
-from webui.storage import set_aside_notice
 
 __all__ = [
     "LOCAL_USER", "AppliedPreset", "ChatService", "CompletionUpdate", "DocumentQuery", "DocumentService",
