@@ -57,14 +57,6 @@ def data_dir(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture()
-def smollm_in_models_dir(models_dir: Path, smollm_path: Path) -> Path:
-    """A models dir holding a copy of SmolLM2, as a user who copied a file in would have."""
-    target = models_dir / smollm_path.name
-    shutil.copyfile(smollm_path, target)
-    return target
-
-
 # One Playwright for the whole run, for every folder that drives a page: a second sync Playwright
 # started in the same process finds the first one's asyncio loop running and refuses to start.
 CHROMIUM_ARGS = [
@@ -98,3 +90,4 @@ def page(browser):
     page.set_default_timeout(30_000)
     yield page
     context.close()
+

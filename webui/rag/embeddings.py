@@ -91,10 +91,6 @@ class Embedder:
         """How many word pieces the model reads before it truncates."""
         return int(self._load().get_max_seq_length() or 256)
 
-    @property
-    def dimension(self) -> int:
-        return int(self._load().get_embedding_dimension() or 0)
-
     def count_tokens(self, text: str) -> int:
         """Word pieces in text, without the model's special tokens."""
         self._load()

@@ -13,7 +13,6 @@ from webui.hardware import HardwareInfo
 from webui.history import HistoryStore
 from webui.prompts.presets import PresetStore
 from webui.quarantine import set_aside_notice
-from webui.rag import DocumentLibrary
 from webui.services.access import LOCAL_USER, NotAuthorized
 from webui.services.api_access import ApiAccessService
 from webui.services.chat import ChatService, DocumentQuery, ReplyUpdate
@@ -72,11 +71,6 @@ class Services:
         if user is None:
             raise NotAuthorized("Please log in again.")
         return user
-
-    @property
-    def documents(self) -> DocumentLibrary:
-        """The document library; Chroma and the embedding model open on first use, not at start-up."""
-        return self.document_actions.library
 
     def require_admin(self, username: str | None) -> User:
         user = self.user(username)

@@ -392,13 +392,6 @@ class CompletionService:
             raise ServiceBusy(str(exc)) from exc
         return Embeddings(name, vectors, tokens)
 
-    def visible_collections(self, user: User) -> list[str]:
-        """Collections this user may answer from (own and shared)."""
-        try:
-            return self._documents.collection_names(user.id)
-        except RagError as exc:
-            raise ServiceBusy(str(exc)) from exc
-
 
 __all__ = [
     "ContextExceeded", "CompletionService", "Embeddings", "FeatureUnavailable", "Generation", "GenerationOptions",
