@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.e2e_marks import refuse_unmarked_browser_tests
+
 # Nothing in the tests may reach the internet: the hub, Gradio and Chroma are told so up front.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -91,3 +93,7 @@ def page(browser):
     yield page
     context.close()
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that drives Chromium must be marked e2e (tests/support/e2e_marks.py)."""
+    refuse_unmarked_browser_tests(items)
