@@ -7,7 +7,7 @@ hybrid (vectors + BM25, the default) beside vector only (target: hybrid p95 < 10
 
 The raw baseline is one model.encode call per file with the app's batch size, which sorts the texts
 by characters to pad less. Ingestion sorts a file's chunks by word pieces instead (see
-embedding_batches in webui/rag/pipeline.py), which pads less still, so the ratio can pass 1.
+embedding_batches in webui/rag/ingest.py), which pads less still, so the ratio can pass 1.
 
 The corpus is built from the license texts in /usr/share/common-licenses (Debian base-files): each
 file is a seeded shuffle of their paragraphs, so files differ and nothing is skipped as a duplicate.
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from webui.rag.chunking import chunk_budget, chunk_sections  # noqa: E402
 from webui.rag.embeddings import Embedder  # noqa: E402
 from webui.rag.loaders import load_document  # noqa: E402
-from webui.rag.pipeline import DocumentLibrary  # noqa: E402
+from webui.rag import DocumentLibrary  # noqa: E402
 from webui.rag.retrieval import search  # noqa: E402
 from webui.rag.torch_threads import in_own_thread  # noqa: E402
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 if side == "raw":  # the whole file in one call, as sentence-transformers is meant to be used
                     # in a thread of its own, as the app's calls run: one left in this thread would keep an
                     # OpenMP worker that slows every later call in other threads (webui/rag/torch_threads.py)
-                    in_own_thread(lambda: model.encode(file_texts, batch_size=library.embed_batch,
+                    in_own_thread(lambda: model.encode(file_texts, batch_size=library.ingester.embed_batch,
                                                        normalize_embeddings=True, show_progress_bar=False))
                     raw_seconds += time.perf_counter() - start
                 else:

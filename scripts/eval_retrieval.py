@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import webui.rag.keyword as keyword_module  # noqa: E402
-from webui.rag.pipeline import DocumentLibrary, Passage  # noqa: E402
+from webui.rag import DocumentLibrary, Passage  # noqa: E402
 from webui.rag.retrieval import FILE_NAME_WEIGHT, KEYWORD_WEIGHT, RRF_K, search  # noqa: E402
 from webui.rag.settings import DEFAULT_MIN_SCORE  # noqa: E402
 

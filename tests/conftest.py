@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.e2e_marks import refuse_unmarked_browser_tests
+
 # Nothing in the tests may reach the internet: the hub, Gradio and Chroma are told so up front.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -57,14 +59,6 @@ def data_dir(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture()
-def smollm_in_models_dir(models_dir: Path, smollm_path: Path) -> Path:
-    """A models dir holding a copy of SmolLM2, as a user who copied a file in would have."""
-    target = models_dir / smollm_path.name
-    shutil.copyfile(smollm_path, target)
-    return target
-
-
 # One Playwright for the whole run, for every folder that drives a page: a second sync Playwright
 # started in the same process finds the first one's asyncio loop running and refuses to start.
 CHROMIUM_ARGS = [
@@ -98,3 +92,8 @@ def page(browser):
     page.set_default_timeout(30_000)
     yield page
     context.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that drives Chromium must be marked e2e (tests/support/e2e_marks.py)."""
+    refuse_unmarked_browser_tests(items)

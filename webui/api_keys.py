@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from webui.errors import UserError
-from webui.storage import SetAside, keep_aside
+from webui.quarantine import SetAside, keep_aside
 
 KEY_PREFIX = "sk-local-"
 _FILE_VERSION = 1

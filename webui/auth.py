@@ -38,7 +38,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from webui.api_keys import ApiKeyError, ApiKeyStore, add_api_key_command, run_api_key_command
 from webui.config import DEFAULT_DATA_DIR
 from webui.errors import UserError
-from webui.storage import SetAside, keep_aside
+from webui.quarantine import SetAside, keep_aside
 
 log = logging.getLogger(__name__)
 

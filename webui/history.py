@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from webui.errors import UserError
-from webui.storage import SQLITE_SIDECARS, SetAside, is_damaged_database, keep_aside
+from webui.quarantine import SQLITE_SIDECARS, SetAside, is_damaged_database, keep_aside
 
 ROLES = ("system", "user", "assistant")
 DEFAULT_TITLE = "New chat"

@@ -11,9 +11,9 @@ import pytest
 from webui.api_keys import ApiKeyStore, UnknownApiKey
 from webui.auth import User, UserStore
 from webui.config import Settings
+from webui.quarantine import set_aside_files
 from webui.services.access import LOCAL_USER
 from webui.services.api_access import ApiAccessService, NotAuthorized, bearer_token
-from webui.storage import set_aside_files
 
 
 ALICE = User("alice", is_admin=False, id="4f1c0a9e")

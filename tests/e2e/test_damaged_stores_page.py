@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.app_server import running_app
 from tests.support.team import PASSWORDS, add_users, team_app
 from tests.support.ui import log_in
 from webui.api_keys import ApiKeyStore
+
+pytestmark = pytest.mark.e2e
 
 
 def test_the_page_warns_the_admin_of_files_kept_aside_and_the_warning_stays(tmp_path: Path, smollm_path: Path,

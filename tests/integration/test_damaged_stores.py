@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.app_server import ROOT, running_app
+from webui.quarantine import set_aside_files
+from webui.rag import DocumentLibrary
 from webui.rag.embeddings import Embedder
-from webui.rag.pipeline import DocumentLibrary
-from webui.storage import set_aside_files
 
 OWNER = "ada"
 GARBAGE = b"this file is not a database; a disk or a bad copy damaged it. " * 300

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from webui.rag import DocumentLibrary
 from webui.rag.embeddings import Embedder
 from webui.rag.keyword import INDEX_VERSION
-from webui.rag.pipeline import DocumentLibrary
-from webui.rag.settings import RetrievalSettings
+from webui.rag.settings import InvalidRetrievalSettingsError, RetrievalSettings
 
 OWNER = "ada"
 
@@ -193,10 +193,8 @@ def test_retrieval_settings_persist_across_reopening_and_shape_ingestion(
 
 
 def test_bad_retrieval_settings_are_refused_with_a_sentence(library: DocumentLibrary) -> None:
-    from webui.rag.pipeline import InvalidSettingsError
-
     library.create_collection(OWNER, "strict")
-    with pytest.raises(InvalidSettingsError, match="Overlap must be between 0 and half"):
+    with pytest.raises(InvalidRetrievalSettingsError, match="Overlap must be between 0 and half"):
         library.update_retrieval_settings(
             OWNER, "strict", RetrievalSettings(chunk_tokens=64, overlap_tokens=40)
         )

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_ingest_turns import handbook
+from webui.rag import DocumentLibrary, IngestProgress
 from webui.rag.embeddings import Embedder
-from webui.rag.pipeline import DocumentLibrary, IngestProgress
 from webui.services.documents import document_rows
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ KILLED_INGEST = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
-    from webui.rag.pipeline import DocumentLibrary
+    from webui.rag import DocumentLibrary
 
     data_dir, note, big = (Path(a) for a in sys.argv[1:4])
     library = DocumentLibrary(data_dir, embed_batch=4)

@@ -178,10 +178,10 @@ def test_delete_refuses_the_loaded_model_and_removes_another(workspace, smollm_p
     spare = settings.models_dir / "spare.gguf"
     spare.symlink_to(smollm_path)
     manager.save_settings("spare.gguf", SMALL)
-    assert "spare.gguf" in manager.model_names()
+    assert "spare.gguf" in [m.file_name for m in manager.list_models()]
     manager.delete("spare.gguf")
     assert not spare.exists() and smollm_path.exists(), "the link goes, the file it pointed to stays"
-    assert "spare.gguf" not in manager.model_names()
+    assert "spare.gguf" not in [m.file_name for m in manager.list_models()]
     assert manager.store.get("spare.gguf") is None
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from webui.engine import LoadSettings
 from webui.engine.scheduler import open_model
-from webui.models.fit import read_gguf_facts, read_gguf_metadata
+from webui.models.fit import read_gguf_facts
 
 
 def descriptor_identity(fd: int) -> tuple[int, int]:
@@ -45,7 +45,7 @@ def test_loads_in_many_threads_at_once_keep_stdout_and_stderr(smollm_path: Path)
 
     threads = [threading.Thread(target=guarded, args=(engine_loads,)),
                threading.Thread(target=guarded, args=(metadata_reads, read_gguf_facts)),
-               threading.Thread(target=guarded, args=(metadata_reads, read_gguf_metadata)),
+               threading.Thread(target=guarded, args=(metadata_reads, read_gguf_facts)),
                threading.Thread(target=guarded, args=(metadata_reads, read_gguf_facts))]
     for thread in threads:
         thread.start()

@@ -20,15 +20,14 @@ from tests.support.rag_files import (
     xlsx_bytes,
 )
 from tests.support.rag_network import record_network
+from webui.rag import DocumentLibrary, IngestProgress
 from webui.rag.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
-from webui.rag.pipeline import (
+from webui.rag.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
     CollectionPermissionError,
-    DocumentLibrary,
     DocumentNotFoundError,
     EmbeddingModelMismatchError,
-    IngestProgress,
 )
 
 pytestmark = pytest.mark.slow

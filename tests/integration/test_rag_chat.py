@@ -13,9 +13,8 @@ from webui.web.app import transport_limit_mb
 from webui.engine import Engine, LoadSettings, SamplingParams
 from webui.history import HistoryStore
 from webui.prompts.presets import PresetStore
-from webui.rag import NO_RELEVANT_PASSAGES_MESSAGE, FileOutcome, IngestProgress, build_context
+from webui.rag import NO_RELEVANT_PASSAGES_MESSAGE, FileOutcome, IngestProgress, Passage, build_context
 from webui.rag.embeddings import Embedder
-from webui.rag.pipeline import Passage
 from webui.rag.settings import RetrievalSettings
 from webui.auth import User
 from webui.services import ChatService, DocumentQuery, DocumentService, NotAuthorized, PresetService, ReplyUpdate

@@ -8,7 +8,7 @@ import pytest
 
 from webui.auth import User
 from webui.config import Settings
-from webui.rag.pipeline import CollectionPermissionError
+from webui.rag.errors import CollectionPermissionError
 from webui.services import NotAuthorized
 from webui.services.documents import DocumentService
 

@@ -24,7 +24,7 @@ from webui.auth import (
     UserStore,
     run_users_command,
 )
-from webui.storage import set_aside_files
+from webui.quarantine import set_aside_files
 
 PASSWORD = "correct horse battery"
 # argon2's test-only parameters: the same code path, microseconds instead of ~0.2 s per hash.

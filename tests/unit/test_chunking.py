@@ -8,16 +8,10 @@ import pytest
 
 from webui.rag.chunking import chunk_budget, chunk_sections
 from webui.rag.loaders import Section
-from webui.rag.pipeline import (
-    InvalidCollectionNameError,
-    Passage,
-    build_context,
-    build_prompt,
-    embedding_batches,
-    fit_passages,
-    format_sources,
-    validate_collection_name,
-)
+from webui.rag.errors import InvalidCollectionNameError
+from webui.rag.ingest import embedding_batches
+from webui.rag.library import validate_collection_name
+from webui.rag.passages import Passage, build_context, fit_passages
 
 
 def words(text: str) -> int:
@@ -111,15 +105,6 @@ def test_context_respects_max_chars() -> None:
     context = build_context([passage(1, "a" * 100), passage(2, "b" * 100)], max_chars=150)
     assert len(context) <= 150
     assert context.startswith("[1]") and "[2]" in context and context.endswith("…")
-
-
-def test_prompt_holds_instructions_sources_and_question() -> None:
-    prompt = build_prompt("When?", [passage(1, "At noon.")])
-    assert "cite" in prompt and "[1] (guide.pdf, p. 1) At noon." in prompt
-    assert prompt.endswith("Question: When?")
-    assert format_sources([passage(1, "x"), passage(2, "y", page=7)]) == (
-        "[1] guide.pdf, p. 1\n[2] guide.pdf, p. 7"
-    )
 
 
 def test_fit_keeps_everything_when_it_fits() -> None:

@@ -15,7 +15,7 @@ from webui.errors import UserError, unexpected_message
 from webui.history import ConversationNotFound
 from webui.models.embedded import EmbeddedModelMissing
 from webui.prompts.presets import PresetNotFoundError
-from webui.rag.pipeline import CollectionNotFoundError
+from webui.rag.errors import CollectionNotFoundError
 from webui.services.access import NotAuthorized
 from webui.services.chat import EditRefused
 from webui.ui.feedback import user_message, warn

@@ -19,7 +19,7 @@ from webui.history import (
     migrate,
     title_from_first_message,
 )
-from webui.storage import set_aside_files
+from webui.quarantine import set_aside_files
 
 
 @pytest.fixture()

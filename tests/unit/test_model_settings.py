@@ -16,7 +16,7 @@ from webui.models.model_settings import (
     options_from_dict,
     parse_gpu_layers_text,
 )
-from webui.storage import set_aside_files
+from webui.quarantine import set_aside_files
 
 
 def test_saved_options_come_back_from_a_new_store(tmp_path: Path) -> None:

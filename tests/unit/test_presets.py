@@ -18,7 +18,7 @@ from webui.prompts.presets import (
     Variant,
     parse_preset,
 )
-from webui.storage import set_aside_files
+from webui.quarantine import set_aside_files
 
 GOOD = """\
 name: Pirate

@@ -65,18 +65,6 @@ class ModelShape:
         )
 
 
-def read_gguf_metadata(path: Path) -> dict[str, str]:
-    """GGUF key/values through llama.cpp itself, loading the vocabulary only (no weights)."""
-    import llama_cpp
-
-    with LLAMA_LOAD_LOCK:  # see its comment: loads at once silence the process's stderr for good
-        llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
-    try:
-        return dict(llm.metadata or {})
-    finally:
-        llm.close()
-
-
 def auto_gpu_layers(
     path: Path,
     shape: ModelShape,

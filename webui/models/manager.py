@@ -245,9 +245,6 @@ class ModelManager:
                 del self._facts[gone]
         return models
 
-    def model_names(self) -> list[str]:
-        return [model.file_name for model in self.list_models()]
-
     # -- settings -------------------------------------------------------------------------------
 
     def settings_for(self, file_name: str) -> ModelLoadOptions:
@@ -406,10 +403,6 @@ class ModelManager:
     def download_job(self, job_id: str) -> DownloadJob | None:
         with self._guard:
             return self._jobs.get(job_id)
-
-    def download_jobs(self) -> list[DownloadJob]:
-        with self._guard:
-            return list(self._jobs.values())
 
     def cancel_download(self, job_id: str) -> bool:
         """Ask a running download to stop (the partial data is kept to resume); True if one was running."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from webui.errors import UserError
-from webui.storage import file_key, keep_aside
+from webui.quarantine import file_key, keep_aside
 
 log = logging.getLogger(__name__)
 

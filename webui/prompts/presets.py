@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from webui.errors import UserError
-from webui.storage import file_key, keep_aside
+from webui.quarantine import file_key, keep_aside
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 PRESET_SUFFIXES = (".yaml", ".yml")

@@ -1,33 +1,28 @@
-"""Document Q&A: load files, chunk, embed, store in Chroma, retrieve numbered passages."""
+"""Document Q&A: load files, chunk, embed, store in Chroma, retrieve numbered passages.
+
+The modules, by job: ``library`` (collections, their documents, the door to ingest and retrieval),
+``ingest`` (adding files), ``originals`` (the uploaded files kept), ``passages`` (what is cited),
+``retrieval`` and ``keyword`` (hybrid search), ``store`` (Chroma), ``loaders``, ``chunking``,
+``embeddings``, ``rerank``, ``settings`` (per collection), ``summarize``; every error is a ``RagError``.
+"""
 
 from webui.rag.chroma_server import ChromaServer
-from webui.rag.errors import DocumentStoreUnavailable
+from webui.rag.errors import DocumentStoreUnavailable, IngestCancelled, RagError
+from webui.rag.ingest import FileOutcome, IngestControl, IngestProgress
+from webui.rag.library import CollectionInfo, DocumentInfo, DocumentLibrary
 from webui.rag.loaders import DocumentParseError
-from webui.rag.pipeline import (
-    NO_RELEVANT_PASSAGES_MESSAGE,
-    CollectionInfo,
-    DocumentInfo,
-    DocumentLibrary,
-    FileOutcome,
-    IngestCancelled,
-    IngestControl,
-    IngestProgress,
-    Passage,
-    RagError,
-    build_context,
-    build_prompt,
-    fit_passages,
-    format_sources,
-)
+from webui.rag.passages import NO_RELEVANT_PASSAGES_MESSAGE, Passage, build_context, fit_passages
+from webui.rag.settings import DEFAULT_MIN_SCORE
 
 __all__ = [
+    "DEFAULT_MIN_SCORE",
     "NO_RELEVANT_PASSAGES_MESSAGE",
     "ChromaServer",
     "CollectionInfo",
     "DocumentInfo",
-    "DocumentStoreUnavailable",
     "DocumentLibrary",
     "DocumentParseError",
+    "DocumentStoreUnavailable",
     "FileOutcome",
     "IngestCancelled",
     "IngestControl",
@@ -35,7 +30,5 @@ __all__ = [
     "Passage",
     "RagError",
     "build_context",
-    "build_prompt",
     "fit_passages",
-    "format_sources",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from webui.errors import UserError
+from webui.rag.errors import RagError
 from webui.rag.torch_threads import in_own_thread
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = frozenset({DEFAULT_EMBEDDING_MODEL, "all-MiniLM-L6-v2"})
 
 
-class EmbeddingModelError(UserError):
+class EmbeddingModelError(RagError):
     """The embedding model could not be loaded; the message says what to do."""
 
 
@@ -90,10 +90,6 @@ class Embedder:
     def max_seq_tokens(self) -> int:
         """How many word pieces the model reads before it truncates."""
         return int(self._load().get_max_seq_length() or 256)
-
-    @property
-    def dimension(self) -> int:
-        return int(self._load().get_embedding_dimension() or 0)
 
     def count_tokens(self, text: str) -> int:
         """Word pieces in text, without the model's special tokens."""

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote
 
-from webui.errors import UserError
+from webui.rag.errors import RagError
 
 
-class DocumentParseError(UserError):
+class DocumentParseError(RagError):
     """A file could not be read as a document; the message is one sentence a user can act on."""
 
 

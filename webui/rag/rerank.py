@@ -14,14 +14,14 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from webui.errors import UserError
+from webui.rag.errors import RagError
 from webui.rag.torch_threads import in_own_thread
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
 
-class RerankerError(UserError):
+class RerankerError(RagError):
     """The reranking model could not be loaded; the message says what to do."""
 
 

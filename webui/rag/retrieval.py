@@ -29,7 +29,6 @@ from webui.rag.store import ChromaStore, StoredCollection
 log = logging.getLogger(__name__)
 
 RetrievalMode = Literal["hybrid", "vector", "keyword"]
-RETRIEVAL_MODES: tuple[RetrievalMode, ...] = ("hybrid", "vector", "keyword")
 
 # Candidates each search contributes before fusion. More helps recall a little and costs a Chroma
 # fetch; 20 per side was as good as 50 on scripts/eval_retrieval.py.

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webui.errors import UserError
 from webui.rag.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
+from webui.rag.errors import RagError
 
 DEFAULT_K = 4
 # Cosine similarity (all-MiniLM-L6-v2) under which a passage is treated as not answering the
@@ -25,7 +25,7 @@ MAX_K = 20
 _PREFIX = "rag_"  # metadata keys, apart from the collection's own facts
 
 
-class InvalidRetrievalSettingsError(UserError, ValueError):
+class InvalidRetrievalSettingsError(RagError, ValueError):
     """A setting out of range; str(error) says which and what is allowed."""
 
 

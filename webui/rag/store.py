@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from webui.quarantine import SQLITE_SIDECARS, SetAside, is_damaged_database, keep_aside
 from webui.rag.chroma_server import ChromaServer, connect
 from webui.rag.keyword import INDEX_VERSION, KeywordIndex
 from webui.rag.settings import RetrievalSettings
-from webui.storage import SQLITE_SIDECARS, SetAside, is_damaged_database, keep_aside
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI

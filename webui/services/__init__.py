@@ -12,7 +12,7 @@ from webui.engine import Engine
 from webui.hardware import HardwareInfo
 from webui.history import HistoryStore
 from webui.prompts.presets import PresetStore
-from webui.rag import DocumentLibrary
+from webui.quarantine import set_aside_notice
 from webui.services.access import LOCAL_USER, NotAuthorized
 from webui.services.api_access import ApiAccessService
 from webui.services.chat import ChatService, DocumentQuery, ReplyUpdate
@@ -24,7 +24,6 @@ from webui.services.presets import AppliedPreset, PresetService
 from webui.services.streaming import UpdatePacer
 from webui.services.summaries import SummaryService
 from webui.services.users import UserService
-from webui.storage import set_aside_notice
 
 __all__ = [
     "LOCAL_USER", "AppliedPreset", "ChatService", "CompletionUpdate", "DocumentQuery", "DocumentService",
@@ -72,11 +71,6 @@ class Services:
         if user is None:
             raise NotAuthorized("Please log in again.")
         return user
-
-    @property
-    def documents(self) -> DocumentLibrary:
-        """The document library; Chroma and the embedding model open on first use, not at start-up."""
-        return self.document_actions.library
 
     def require_admin(self, username: str | None) -> User:
         user = self.user(username)

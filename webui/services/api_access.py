@@ -44,11 +44,6 @@ class ApiAccessService:
         self._team_mode = team_mode
         self._keys = keys or ApiKeyStore(settings.api_keys_file)
 
-    @property
-    def keys_required(self) -> bool:
-        """Whether an API call without a valid key is refused."""
-        return self._team_mode or bool(self._settings.api_key)
-
     def caller(self, authorization: str | None) -> User:
         """The user an API call acts as; NotAuthorized (401) without a valid key where one is needed."""
         token = bearer_token(authorization)

@@ -41,7 +41,6 @@ from webui.rag import (
     build_context,
     fit_passages,
 )
-from webui.rag.embeddings import EmbeddingModelError
 from webui.services.documents import DocumentService
 from webui.services.presets import model_family
 from webui.services.streaming import CancelRegistry, UpdatePacer
@@ -291,7 +290,7 @@ class ChatService:
             found = self.document_library().retrieve(
                 owner, question, documents.collections, k=documents.k, min_score=documents.min_score
             )
-        except (RagError, EmbeddingModelError) as exc:
+        except RagError as exc:
             log.warning("retrieval failed: %s", exc)
             return PreparedReply(system_prompt, conversation, error=str(exc))
         if not found:

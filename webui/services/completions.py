@@ -22,7 +22,6 @@ from webui.config import Settings
 from webui.engine import Engine, EngineError, InvalidGrammar, Message, NoModelLoaded, SamplingParams, StreamChunk
 from webui.errors import UserError
 from webui.rag import RagError
-from webui.rag.embeddings import EmbeddingModelError
 from webui.services.access import NotAuthorized
 from webui.services.chat import ChatService, DocumentQuery, sources_meta
 from webui.services.documents import DocumentService
@@ -389,16 +388,9 @@ class CompletionService:
                 raise ModelNotAvailable(f"The embedding model {model!r} does not exist here; use {name!r}.")
             vectors = embedder.embed(texts)
             tokens = sum(embedder.count_tokens(t) for t in texts)
-        except (RagError, EmbeddingModelError) as exc:
-            raise ServiceBusy(str(exc)) from exc
-        return Embeddings(name, vectors, tokens)
-
-    def visible_collections(self, user: User) -> list[str]:
-        """Collections this user may answer from (own and shared)."""
-        try:
-            return self._documents.collection_names(user.id)
         except RagError as exc:
             raise ServiceBusy(str(exc)) from exc
+        return Embeddings(name, vectors, tokens)
 
 
 __all__ = [

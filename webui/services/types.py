@@ -21,8 +21,7 @@ from webui.history import ConversationNotFound, HistoryError, StoredMessage
 from webui.prompts.presets import ALLOWED_VARIABLES, SAMPLING_PRESETS, Preset, PresetError
 from webui.rag import IngestProgress, RagError
 from webui.rag.loaders import SUPPORTED_EXTENSIONS
-from webui.rag.pipeline import DEFAULT_MIN_SCORE
-from webui.rag.settings import MAX_CHUNK_TOKENS, MAX_K, MIN_CHUNK_TOKENS, RetrievalSettings
+from webui.rag.settings import DEFAULT_MIN_SCORE, MAX_CHUNK_TOKENS, MAX_K, MIN_CHUNK_TOKENS, RetrievalSettings
 from webui.rag.summarize import cites_anything, format_places
 
 __all__ = [

@@ -11,9 +11,9 @@ import gradio as gr
 
 from webui.engine import SamplingParams
 from webui.history import ConversationNotFound, HistoryError, StoredMessage
-from webui.rag.pipeline import DEFAULT_MIN_SCORE
 from webui.services import DocumentQuery, ReplyUpdate, Services
 from webui.services.chat import DEFAULT_PASSAGES, sources_meta
+from webui.services.types import DEFAULT_MIN_SCORE
 from webui.ui.feedback import user_message, warn
 
 GENERATE_QUEUE = "generate"  # one queue for every event that runs the model, so users see their position

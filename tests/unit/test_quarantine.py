@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from webui.storage import (
+from webui.quarantine import (
     SQLITE_SIDECARS,
     aside_name,
     file_key,

@@ -1,4 +1,4 @@
-"""Store files under the data dir that cannot be read: kept aside with a timestamp and reported, never overwritten.
+"""Quarantine: a store file that cannot be read is kept aside with a timestamp and reported, never overwritten.
 
 Every store (users, API keys, model settings, chat history, presets, keyword indexes, Chroma) calls
 :func:`keep_aside` when its file turns out to be damaged, then starts empty. The damaged file stays
