@@ -18,6 +18,7 @@ from webui.rag.summarize import (
     REDUCE_INSTRUCTIONS,
     Piece,
     Place,
+    cites_anything,
     estimated_calls,
     format_places,
     input_budget,
@@ -53,6 +54,14 @@ class SummaryError(RagError):
 
 
 @dataclass(frozen=True)
+class CitedPart:
+    """One part a summary was made from, with the pages (or sections) it covers as a reader cites them."""
+
+    citation: str  # "pp. 3–7", or "a.pdf, pp. 3–7" when the summary spans several files
+    text: str
+
+
+@dataclass(frozen=True)
 class Summary:
     """A finished (or stopped) summary and the parts its citations point into."""
 
@@ -74,6 +83,16 @@ class Summary:
     @property
     def with_file(self) -> bool:
         return spans_several_files(self.parts)
+
+    @property
+    def cites_pages(self) -> bool:
+        """Whether the text cites any page or section (small models often cite nothing)."""
+        return cites_anything(self.text)
+
+    @property
+    def cited_parts(self) -> tuple[CitedPart, ...]:
+        """The parts with their citations, file names included only when several files are summarized."""
+        return tuple(CitedPart(format_places(p.places, with_file=self.with_file), p.text) for p in self.parts)
 
 
 @dataclass(frozen=True)

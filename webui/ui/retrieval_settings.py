@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import gradio as gr
 
-from webui.rag import RagError
-from webui.rag.settings import MAX_CHUNK_TOKENS, MAX_K, MIN_CHUNK_TOKENS, RetrievalSettings
+from webui.errors import UserError
 from webui.services import Services
-from webui.ui.feedback import user_message, warn
+from webui.services.types import MAX_CHUNK_TOKENS, MAX_K, MIN_CHUNK_TOKENS, RetrievalSettings
+from webui.ui.feedback import as_user, handled
 
 NOTE = (
     "Search is hybrid: meaning (MiniLM vectors) and exact words (BM25 keywords, so flags, variables "
@@ -15,21 +18,62 @@ NOTE = (
 )
 
 
-def settings_from_form(chunk: float | None, overlap: float | None, k: float | None,
-                       cut_off: float | None) -> RetrievalSettings:
-    """The form's values as settings; an empty box keeps the default."""
-    default = RetrievalSettings()
-    return RetrievalSettings(
-        chunk_tokens=int(chunk) if chunk is not None else default.chunk_tokens,
-        overlap_tokens=int(overlap) if overlap is not None else default.overlap_tokens,
-        k=int(k) if k is not None else default.k,
-        min_score=float(cut_off) if cut_off is not None else default.min_score,
-    )
+@dataclass(frozen=True)
+class RetrievalForm:
+    """The accordion's four boxes as the page sends them: numbers, or None for an emptied box."""
+
+    chunk: float | None = None
+    overlap: float | None = None
+    k: float | None = None
+    cut_off: float | None = None
+
+    def settings(self) -> RetrievalSettings:
+        """The form's values as settings; an empty box keeps the default."""
+        default = RetrievalSettings()
+        return RetrievalSettings(
+            chunk_tokens=int(self.chunk) if self.chunk is not None else default.chunk_tokens,
+            overlap_tokens=int(self.overlap) if self.overlap is not None else default.overlap_tokens,
+            k=int(self.k) if self.k is not None else default.k,
+            min_score=float(self.cut_off) if self.cut_off is not None else default.min_score,
+        )
+
+
+def form_values(settings: RetrievalSettings) -> list[Any]:
+    """The four boxes' values for settings, in the order the accordion shows them."""
+    return [settings.chunk_tokens, settings.overlap_tokens, settings.k, settings.min_score]
+
+
+UNCHANGED = 4  # boxes left as they are when nothing is shown or saved
+
+
+class RetrievalSettingsHandlers:
+    """What the accordion's events do, for a user name and the chosen collection."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    # A pick is not a request to see errors: the event runs unqueued, so the sentence is only logged.
+    @handled("Showing the retrieval settings", lambda message: [gr.update()] * UNCHANGED)
+    def show(self, username: str | None, collection: str | None) -> list[Any]:
+        """The chosen collection's settings in the boxes; none chosen leaves them as they are."""
+        if not collection:
+            return [gr.update()] * UNCHANGED
+        owner = self.services.user(username).id
+        return form_values(self.services.document_actions.retrieval_settings(owner, collection))
+
+    @handled("Saving the retrieval settings", lambda message: [gr.update()] * UNCHANGED)
+    def store(self, username: str | None, collection: str | None, form: RetrievalForm) -> list[Any]:
+        """Save the form for the collection; the boxes then show what was kept."""
+        owner = self.services.user(username).id
+        if not collection:
+            raise UserError("Choose a collection first.")
+        saved = self.services.document_actions.update_retrieval_settings(owner, collection, form.settings())
+        gr.Info(f"Saved the retrieval settings of '{collection}'.")
+        return form_values(saved)
 
 
 def build_retrieval_settings(services: Services, collection: gr.Dropdown) -> None:
     """An accordion under the collection picker; it follows the chosen collection."""
-    docs = services.document_actions
     default = RetrievalSettings()
     with gr.Accordion("Retrieval settings", open=False, elem_id="retrieval-settings"):
         gr.Markdown(NOTE)
@@ -43,29 +87,13 @@ def build_retrieval_settings(services: Services, collection: gr.Dropdown) -> Non
                             minimum=0, maximum=1, step=0.01, elem_id="rs-cut-off")
         save = gr.Button("Save retrieval settings", size="sm", elem_id="rs-save")
     fields = [chunk, overlap, k, cut_off]
+    handlers = RetrievalSettingsHandlers(services)
 
-    def show(name: str | None, request: gr.Request):
-        if not name:
-            return [gr.update()] * len(fields)
-        try:
-            found = docs.retrieval_settings(services.user(request.username).id, name)
-        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
-            user_message(exc, f"Showing the retrieval settings of {name!r}")  # logged only: no toast on a pick
-            return [gr.update()] * len(fields)
-        return [found.chunk_tokens, found.overlap_tokens, found.k, found.min_score]
+    # Gradio passes each box as an argument of its own; the handler takes them as one form.
+    def store(chosen: str | None, chunk_value: float | None, overlap_value: float | None,
+              k_value: float | None, cut_off_value: float | None, request: gr.Request) -> list[Any]:
+        form = RetrievalForm(chunk_value, overlap_value, k_value, cut_off_value)
+        return handlers.store(request.username, chosen, form)
 
-    def store(name: str | None, chunk_value, overlap_value, k_value, cut_value, request: gr.Request):
-        owner = services.user(request.username).id
-        try:
-            if not name:
-                raise RagError("Choose a collection first.")
-            wanted = settings_from_form(chunk_value, overlap_value, k_value, cut_value)
-            saved = docs.update_retrieval_settings(owner, name, wanted)
-        except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
-            warn(exc, f"Saving the retrieval settings of {name!r}")
-            return [gr.update()] * len(fields)
-        gr.Info(f"Saved the retrieval settings of '{name}'.")
-        return [saved.chunk_tokens, saved.overlap_tokens, saved.k, saved.min_score]
-
-    collection.change(show, [collection], fields, queue=False)
+    collection.change(as_user(handlers.show), [collection], fields, queue=False)
     save.click(store, [collection, *fields], fields)  # queued: toasts travel on the queue
