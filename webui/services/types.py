@@ -22,11 +22,10 @@ from webui.prompts.presets import ALLOWED_VARIABLES, SAMPLING_PRESETS, Preset, P
 from webui.rag import IngestProgress, RagError
 from webui.rag.loaders import SUPPORTED_EXTENSIONS
 from webui.rag.settings import DEFAULT_MIN_SCORE, MAX_CHUNK_TOKENS, MAX_K, MIN_CHUNK_TOKENS, RetrievalSettings
-from webui.rag.summarize import cites_anything, format_places
 
 __all__ = [
     "ALLOWED_VARIABLES", "DEFAULT_MIN_SCORE", "MAX_CHUNK_TOKENS", "MAX_K", "MIN_CHUNK_TOKENS", "SAMPLING_PRESETS",
     "SUPPORTED_EXTENSIONS", "ConversationNotFound", "EngineError", "HistoryError", "IngestProgress",
     "InvalidGrammar", "NoModelLoaded", "Preset", "PresetError", "PromptTooLong", "RagError", "RetrievalSettings",
-    "SamplingParams", "StoredMessage", "StreamChunk", "TokenLogprob", "User", "cites_anything", "format_places",
+    "SamplingParams", "StoredMessage", "StreamChunk", "TokenLogprob", "User",
 ]
