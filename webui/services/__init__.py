@@ -17,6 +17,7 @@ from webui.services.access import LOCAL_USER, NotAuthorized
 from webui.services.api_access import ApiAccessService
 from webui.services.chat import ChatService, DocumentQuery, ReplyUpdate
 from webui.services.completions import CompletionService
+from webui.services.conversations import ConversationService
 from webui.services.documents import DocumentService
 from webui.services.models import ModelService, flash_attn_choice
 from webui.services.notebook import CompletionUpdate, NotebookService
@@ -47,6 +48,7 @@ class Services:
         pacer = UpdatePacer()  # chat and notebook replies streaming at once share the page's redraws
         self.chat = ChatService(engine, self.history, documents=self.document_actions, presets=self.presets,
                                 pacer=pacer)
+        self.conversations = ConversationService(self.history)  # search, export and import of chats
         # The Presets tab's actions; in team mode presets have owners and only admins write shared ones.
         self.preset_actions = PresetService(self.presets, engine, team=self.auth_required)
         self.notebook = NotebookService(engine, pacer)
