@@ -37,7 +37,8 @@ class ChatTransfer:
     """The Export and Import controls, under the conversation list."""
 
     export: gr.Button
-    files: gr.File  # the two downloads, shown after Export
+    markdown: gr.DownloadButton  # the two downloads, shown after Export
+    json: gr.DownloadButton
     upload: gr.UploadButton
     status: gr.Markdown
 
@@ -63,13 +64,16 @@ def transfer_controls() -> ChatTransfer:
     """Export and Import in a closed accordion, placed under the conversation list."""
     with gr.Accordion("Export or import a chat", open=False, elem_id="conversation-transfer"):
         export = gr.Button("Export this chat", size="sm", elem_id="conversation-export")
-        files = gr.File(label="Download (Markdown, JSON)", file_count="multiple", interactive=False, visible=False,
-                        elem_id="conversation-export-files")
+        with gr.Row():
+            markdown = gr.DownloadButton("⇣ Markdown", size="sm", visible=False, min_width=80,
+                                         elem_id="conversation-export-markdown")
+            json = gr.DownloadButton("⇣ JSON", size="sm", visible=False, min_width=80,
+                                     elem_id="conversation-export-json")
         upload = gr.UploadButton("Import a chat (.json)", file_types=[".json"], type="filepath", size="sm",
                                  elem_id="conversation-import")
         gr.Markdown("A JSON exported here, from Open WebUI, or ChatGPT's conversations.json.")
         status = gr.Markdown(elem_id="conversation-transfer-status")
-    return ChatTransfer(export, files, upload, status)
+    return ChatTransfer(export, markdown, json, upload, status)
 
 
 def counted(count: int, noun: str) -> str:
@@ -98,20 +102,23 @@ class ConversationHandlers:
         shown = {h.conversation.id for h in hits}
         return gr.update(choices=choices, value=current if current in shown else None)
 
-    @handled("Exporting a chat", lambda message: (gr.update(value=None, visible=False), f"**Not exported:** {message}"))
-    def export_conversation(self, username: str | None, current: str | None, system_prompt: str | None) -> tuple[Any, str]:
+    @handled("Exporting a chat", lambda message: (gr.update(value=None, visible=False),
+                                                  gr.update(value=None, visible=False), f"**Not exported:** {message}"))
+    def export_conversation(self, username: str | None, current: str | None, system_prompt: str | None) -> tuple[Any, ...]:
         """The open chat as Markdown and JSON files to download; the JSON keeps the system prompt too."""
         if not current:
             raise NoChatOpen()
         owner = self.owner(username)
-        paths = self.services.conversations.export_files(owner, current, system_prompt or "")
-        return (gr.update(value=[str(path) for path in paths], visible=True),
-                "Exported the chat: download the Markdown to read or share it, the JSON to import it again.")
+        markdown, exported = self.services.conversations.export_files(owner, current, system_prompt or "")
+        return (gr.update(value=str(markdown), visible=True), gr.update(value=str(exported), visible=True),
+                "Ready: Markdown to read or share, JSON to import again.")
 
-    @handled("Importing a chat", lambda message: (None, gr.update(), gr.update(), gr.update(),
+    @handled("Importing a chat", lambda message: (None, gr.update(), gr.update(), gr.update(), gr.update(),
                                                   f"**Not imported:** {message}"))
-    def import_conversation(self, username: str | None, upload: Any) -> tuple[Any, ...]:
-        """Import an uploaded export as new chats; the list shows every chat with the new one picked."""
+    def import_conversation(self, username: str | None, upload: Any, system_prompt: str | None) -> tuple[Any, ...]:
+        """Import an uploaded export as new chats; the search is cleared and the list shows every chat,
+        the new one picked (and made the open chat at once, so the search that the cleared box
+        starts keeps it picked). An export's own system prompt replaces *system_prompt* in its box."""
         owner = self.owner(username)
         paths = uploaded_paths(upload)
         if not paths:
@@ -131,10 +138,10 @@ class ConversationHandlers:
         if result.skipped:
             status += f" Left out {counted(result.skipped, 'chat')} without a message."
         prompt = gr.update()
-        if result.system_prompt.strip():
+        if result.system_prompt.strip() and result.system_prompt.strip() != (system_prompt or "").strip():
             prompt = gr.update(value=result.system_prompt)
             status += " Its system prompt is now in *System prompt and sampling*."
-        return first.id, gr.update(choices=choices, value=first.id), "", prompt, status
+        return first.id, first.id, gr.update(choices=choices, value=first.id), "", prompt, status
 
 
 def open_imported(open_chat: Callable[..., Any], outputs: int) -> Callable[..., Any]:
@@ -152,11 +159,13 @@ def wire_conversation_tools(services: Services, search: gr.Textbox, transfer: Ch
     """Search filters the list as the user types; Export writes the downloads; Import adds and opens the chat."""
     handlers = ConversationHandlers(services)
     imported = gr.State(None)
-    search.input(as_user(handlers.search_conversations), [search, links.conversation_id], [links.conversation_list],
-                 queue=False, trigger_mode="always_last")
+    # .change, not .input: Gradio sends .input on key presses only, so a paste or Backspace would not search.
+    search.change(as_user(handlers.search_conversations), [search, links.conversation_id], [links.conversation_list],
+                  queue=False, trigger_mode="always_last")
     transfer.export.click(as_user(handlers.export_conversation), [links.conversation_id, links.system_prompt],
-                          [transfer.files, transfer.status], queue=False)
+                          [transfer.markdown, transfer.json, transfer.status], queue=False)
     transfer.upload.upload(
-        as_user(handlers.import_conversation), [transfer.upload],
-        [imported, links.conversation_list, search, links.system_prompt, transfer.status], queue=False,
+        as_user(handlers.import_conversation), [transfer.upload, links.system_prompt],
+        [imported, links.conversation_id, links.conversation_list, search, links.system_prompt, transfer.status],
+        queue=False,
     ).then(open_imported(links.open_chat, len(links.opened)), [imported], list(links.opened), queue=False)
