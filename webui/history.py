@@ -247,30 +247,17 @@ class HistoryStore:
             return []
         conditions, params = [], []
         for word in words:
-            shown_message = self._message_matching(word, "c.id")
-            conditions.append(f"(folded_contains(c.title, ?) OR EXISTS ({shown_message[0]}))")
-            params += [word, *shown_message[1]]
-        # The snippet comes from the first message holding the most specific (longest) word that
-        # any message holds; COALESCE stops at the first word found.
+            in_messages, word_params = self._holding(word)
+            conditions.append(f"(folded_contains(c.title, ?) OR {in_messages})")
+            params += [word, *word_params]
         by_length = sorted(words, key=len, reverse=True)
-        sources, source_params = [], []
-        for word in by_length:
-            sql, word_params = self._message_matching(word, "c.id", column="m.content")
-            sources.append(f"({sql} ORDER BY m.id LIMIT 1)")
-            source_params += word_params
         with self._read() as db:
             rows = db.execute(
-                f"SELECT c.*, COALESCE({', '.join(sources)}, '') AS snippet_source"
-                " FROM conversations c WHERE c.owner = ? AND " + " AND ".join(conditions)
+                "SELECT * FROM conversations c WHERE c.owner = ? AND " + " AND ".join(conditions)
                 + " ORDER BY c.activity DESC LIMIT ?",
-                (*source_params, owner, *params, limit),
+                (owner, *params, limit),
             ).fetchall()
-        hits = []
-        for row in rows:
-            source = row["snippet_source"]
-            held = next((word for word in by_length if word in source.casefold()), by_length[0])
-            hits.append(SearchHit(_conversation(row), snippet(source, held)))
-        return hits
+            return [SearchHit(_conversation(row), self._snippet(db, row["id"], by_length)) for row in rows]
 
     def import_chats(self, owner: str, chats: Sequence[ImportedChat]) -> builtins.list[Conversation]:
         """Save chats read from an export as new conversations of *owner*, all or none.
@@ -523,20 +510,30 @@ class HistoryStore:
             finally:
                 db.execute("ROLLBACK")
 
-    def _message_matching(
-        self, word: str, conversation: str, *, column: str = "1"
-    ) -> tuple[str, builtins.list[str]]:
-        """A SELECT of *column* over the shown messages of *conversation* that contain *word*.
+    def _holding(self, word: str) -> tuple[str, builtins.list[str]]:
+        """An SQL condition on conversation ``c``: one of its shown messages holds *word*.
 
         Through the trigram index when there is one and the word is long enough for it (three
-        characters); else a scan of that conversation's messages.
+        characters), as one lookup for every conversation; else a scan of each one's messages.
         """
-        head = (f"SELECT {column} FROM messages m WHERE m.conversation_id = {conversation}"
-                " AND m.role != 'system' AND ")
         if self._indexed and len(word) >= 3:
             phrase = '"' + word.replace('"', '""') + '"'  # a quoted FTS5 string: the word as typed
-            return head + f"m.id IN (SELECT rowid FROM {SEARCH_INDEX} WHERE {SEARCH_INDEX} MATCH ?)", [phrase]
-        return head + "folded_contains(m.content, ?)", [word]
+            return ("c.id IN (SELECT m.conversation_id FROM messages m WHERE m.role != 'system' AND m.id IN"
+                    f" (SELECT rowid FROM {SEARCH_INDEX} WHERE {SEARCH_INDEX} MATCH ?))", [phrase])
+        return ("EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.role != 'system'"
+                " AND folded_contains(m.content, ?))", [word])
+
+    @staticmethod
+    def _snippet(db: sqlite3.Connection, conversation_id: str, words: builtins.list[str]) -> str:
+        """The text around the first of *words* that a shown message holds, from the first such message."""
+        for word in words:
+            row = db.execute(
+                "SELECT content FROM messages WHERE conversation_id = ? AND role != 'system'"
+                " AND folded_contains(content, ?) ORDER BY id LIMIT 1", (conversation_id, word),
+            ).fetchone()
+            if row is not None:
+                return snippet(row["content"], word)
+        return ""
 
     @staticmethod
     def _get(db: sqlite3.Connection, owner: str, conversation_id: str) -> Conversation:
@@ -625,6 +622,9 @@ def keep_search_index(db: sqlite3.Connection) -> bool:
         for trigger, body in _SEARCH_TRIGGERS.items():
             db.execute(f"CREATE TRIGGER IF NOT EXISTS {trigger} {body}")
         if not present >= {SEARCH_INDEX, *_SEARCH_TRIGGERS}:  # new, or messages written without triggers
+            count = db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+            if count:
+                log.info("indexing %d saved messages for chat search (once)", count)
             db.execute(f"INSERT INTO {SEARCH_INDEX} ({SEARCH_INDEX}) VALUES ('rebuild')")
     return True
 
