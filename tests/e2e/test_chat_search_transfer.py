@@ -66,6 +66,8 @@ def test_search_finds_a_chat_by_its_third_message_and_export_then_import_gives_i
         with page.expect_download() as download:
             page.locator("#conversation-export-json").click()
         assert download.value.suggested_filename == "weekend-plans.json"
+        # The chat's text is written only inside the private data dir (its temporary folder, emptied at start).
+        assert [p.name for p in (data / "tmp" / "chat-exports").rglob("weekend-plans.*")] != []
         exported = tmp_path / "weekend-plans.json"
         download.value.save_as(exported)
 

@@ -11,6 +11,7 @@ from webui.config import Settings
 from webui.engine import Engine
 from webui.hardware import HardwareInfo
 from webui.history import HistoryStore
+from webui.private_files import TEMP_DIR_NAME
 from webui.prompts.presets import PresetStore
 from webui.rag import DocumentLibrary
 from webui.services.access import LOCAL_USER, NotAuthorized
@@ -48,7 +49,8 @@ class Services:
         pacer = UpdatePacer()  # chat and notebook replies streaming at once share the page's redraws
         self.chat = ChatService(engine, self.history, documents=self.document_actions, presets=self.presets,
                                 pacer=pacer)
-        self.conversations = ConversationService(self.history)  # search, export and import of chats
+        # Search, export and import of chats; the downloads go to the private temporary folder.
+        self.conversations = ConversationService(self.history, settings.data_dir / TEMP_DIR_NAME)
         # The Presets tab's actions; in team mode presets have owners and only admins write shared ones.
         self.preset_actions = PresetService(self.presets, engine, team=self.auth_required)
         self.notebook = NotebookService(engine, pacer)

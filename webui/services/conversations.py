@@ -70,9 +70,11 @@ class ReadExport:
 class ConversationService:
     """Search in a user's chats, and export or import one; every call names the owner."""
 
-    def __init__(self, history: HistoryStore) -> None:
+    def __init__(self, history: HistoryStore, export_dir: Path | None = None) -> None:
+        """*export_dir*: where the downloads are written (the app's private temporary folder, emptied at
+        each start); a new temporary folder when None."""
         self._history = history
-        self._export_dir: Path | None = None
+        self._export_dir = export_dir
 
     def search(self, owner: str, text: str) -> list[SearchHit]:
         """The owner's chats holding every word of *text* (title or messages); no words: every chat."""
@@ -84,16 +86,16 @@ class ConversationService:
         """Write the chat as Markdown and as JSON to temporary files for the browser to download.
 
         One folder per user, emptied at each export: the files hold the chat's text, so only the
-        latest export of each user is kept (until the app restarts: the temporary folder goes then).
+        latest export of each user is kept, and only until the app restarts.
         """
         conversation = self._history.get(owner, conversation_id)
         messages = self._history.messages(owner, conversation_id)
         if self._export_dir is None:
             self._export_dir = Path(tempfile.mkdtemp(prefix="webui-chats-"))
-        user_dir = self._export_dir / hashlib.sha256(owner.encode()).hexdigest()[:16]
+        user_dir = self._export_dir / "chat-exports" / hashlib.sha256(owner.encode()).hexdigest()[:16]
         shutil.rmtree(user_dir, ignore_errors=True)
         folder = user_dir / uuid.uuid4().hex[:8]
-        folder.mkdir(parents=True)
+        folder.mkdir(mode=0o700, parents=True)
         stem = file_stem(conversation.title)
         markdown = folder / f"{stem}.md"
         exported = folder / f"{stem}.json"
