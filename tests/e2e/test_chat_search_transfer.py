@@ -1,4 +1,4 @@
-"""Chat search, Export and Import in a real Chromium: a word of a third message finds its chat; export then import gives it back."""
+"""Chat search, Export and Import in Chromium: a word of a third message finds its chat; export, import: same chat."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A chat exported as Markdown and JSON, and imported back (also from Open WebUI and ChatGPT), on a real SQLite history."""
+"""A chat exported as Markdown and JSON and imported back (also from Open WebUI and ChatGPT), on a real SQLite store."""
 
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ def stored(store: HistoryStore, owner: str, chat_id: str) -> list[tuple]:
     return [(m.role, m.content, m.created_at, m.meta) for m in store.messages(owner, chat_id)]
 
 
-def test_json_export_then_import_gives_the_same_chat_as_a_new_one(store: HistoryStore, service: ConversationService) -> None:
+def test_json_export_then_import_gives_the_same_chat_as_a_new_one(
+    store: HistoryStore, service: ConversationService
+) -> None:
     original = rome_trip(store)
     markdown, exported = service.export_files("alice", original, system_prompt="You are a Roman guide.")
     assert (markdown.name, exported.name) == ("trip-to-rome.md", "trip-to-rome.json")
@@ -97,7 +99,8 @@ def test_a_file_that_is_not_an_export_is_refused_with_a_reason_and_nothing_is_sa
     assert "version 2; this app reads version 1" in refused(service, json.dumps(own_export(version=2)))
     bad_role = own_export(messages=[{"role": "user", "content": "ok"}, {"role": "tool", "content": "x"}])
     assert "message 2, role: Input should be 'system', 'user' or 'assistant'" in refused(service, json.dumps(bad_role))
-    bad_stats = own_export(messages=[{"role": "assistant", "content": "x", "meta": {"stats": {"completion_tokens": "many"}}}])
+    bad_stats = own_export(messages=[{"role": "assistant", "content": "x",
+                                      "meta": {"stats": {"completion_tokens": "many"}}}])
     assert "message 1, meta, stats" in refused(service, json.dumps(bad_stats))
     assert "unknown" not in refused(service, json.dumps(own_export(extra_field=1)))
     assert "Extra inputs are not permitted" in refused(service, json.dumps(own_export(extra_field=1)))

@@ -117,7 +117,8 @@ def test_an_import_saves_every_chat_with_its_times_and_meta_or_none(store: Histo
     assert [c.title for c in store.list("alice")] == ["New chat", "Old chat"]  # the last imported on top
     assert saved[0].created_at == then and saved[0].updated_at == then and saved[0].model == "smollm.gguf"
     messages = store.messages("alice", saved[0].id)
-    assert [(m.role, m.content, m.created_at) for m in messages] == [("user", "Hello", then), ("assistant", "Hi!", then)]
+    assert [(m.role, m.content, m.created_at) for m in messages] == [("user", "Hello", then),
+                                                                      ("assistant", "Hi!", then)]
     assert messages[1].meta["stats"]["completion_tokens"] == 2
     assert found(store, "hello") == [("Old chat", "Hello")]  # imported messages are searchable
 

@@ -235,8 +235,8 @@ class _ChatIn(BaseModel):
     """This app's JSON export (version 1); unknown fields are refused, so a typo is named, not lost."""
 
     model_config = ConfigDict(extra="forbid")
-    format: Literal["local-llm-webui.chat"]
-    version: Literal[1]
+    format: str  # checked before, with a sentence of its own
+    version: int
     exported_at: datetime | None = None
     title: str = ""
     model: str | None = None
@@ -273,7 +273,9 @@ def _first_problem(error: ValidationError) -> str:
     return f"{place}: {problem['msg']}" if place else str(problem["msg"])
 
 
-def _read_each(items: list[dict[str, Any]], read_one: Callable[[dict[str, Any]], ImportedChat], source: str) -> ReadExport:
+def _read_each(
+    items: list[dict[str, Any]], read_one: Callable[[dict[str, Any]], ImportedChat], source: str
+) -> ReadExport:
     """Every chat of a list export; a chat with nothing to show is skipped, a malformed one refuses the file."""
     if len(items) > MAX_IMPORT_CHATS:
         raise ImportRefused(f"The file holds {len(items):,} chats; an import can hold up to {MAX_IMPORT_CHATS:,}.")

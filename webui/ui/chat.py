@@ -355,8 +355,9 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     refresh_documents.click(document_choices, [documents], [documents], queue=False)
     conversation_list.input(open_conversation, [conversation_list],
                             [conversation_id, chatbot, title, notice], queue=False)
-    wire_conversation_tools(services, search, transfer, ChatLinks(
-        conversation_id, conversation_list, system_prompt, open_conversation, [conversation_id, chatbot, title, notice]))
+    opened = [conversation_id, chatbot, title, notice]  # what open_conversation shows
+    wire_conversation_tools(services, search, transfer,
+                            ChatLinks(conversation_id, conversation_list, system_prompt, open_conversation, opened))
     generate_kwargs = dict(
         fn=generate,
         inputs=[conversation_id, *sampling_inputs, documents, collection_settings, passages, min_score],

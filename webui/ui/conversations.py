@@ -104,7 +104,9 @@ class ConversationHandlers:
 
     @handled("Exporting a chat", lambda message: (gr.update(value=None, visible=False),
                                                   gr.update(value=None, visible=False), f"**Not exported:** {message}"))
-    def export_conversation(self, username: str | None, current: str | None, system_prompt: str | None) -> tuple[Any, ...]:
+    def export_conversation(
+        self, username: str | None, current: str | None, system_prompt: str | None
+    ) -> tuple[Any, ...]:
         """The open chat as Markdown and JSON files to download; the JSON keeps the system prompt too."""
         if not current:
             raise NoChatOpen()

@@ -78,7 +78,9 @@ def test_search_lists_the_matching_chats_with_their_text_and_keeps_the_open_one_
     assert handlers.search_conversations("bob", "pasta", None)["choices"] == []  # only the caller's chats
 
 
-def test_export_needs_an_open_chat_and_gives_markdown_and_json(store: HistoryStore, handlers: ConversationHandlers) -> None:
+def test_export_needs_an_open_chat_and_gives_markdown_and_json(
+    store: HistoryStore, handlers: ConversationHandlers
+) -> None:
     markdown, exported, status = handlers.export_conversation("alice", None, "")
     assert status == "**Not exported:** Open a chat from the list first: the export is of the chat shown."
     assert markdown["visible"] is False and exported["visible"] is False
