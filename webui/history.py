@@ -4,6 +4,10 @@ A message is committed the moment it is complete, so a crash or ``kill -9`` lose
 reply being generated. Every query names the owner: another user's conversation is reported as
 not found, never as forbidden, so its existence does not leak.
 
+Search (titles and message text) uses an FTS5 trigram index of the messages when this Python's
+SQLite has one (kept by triggers, rebuilt at start when missing), else a scan of the owner's
+messages; both match substrings, case-insensitively.
+
 Threads: each call opens its own connection and closes it. sqlite3 connections must not cross
 threads, and a per-thread cache would keep connections (and their WAL read snapshots) alive in
 Gradio's worker pool with no moment to close them; opening a local file costs well under a
@@ -15,11 +19,12 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import os
 import re
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,9 +34,14 @@ from typing import Any
 from webui.errors import UserError
 from webui.quarantine import SQLITE_SIDECARS, SetAside, is_damaged_database, keep_aside
 
+log = logging.getLogger(__name__)
+
 ROLES = ("system", "user", "assistant")
 DEFAULT_TITLE = "New chat"
 _BUSY_TIMEOUT_S = 30.0
+MAX_SEARCH_WORDS = 8  # more words narrow a search no further in practice, and each costs a lookup
+MAX_SEARCH_RESULTS = 100
+SNIPPET_CHARS = 90
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,36 @@ class StoredMessage:
     content: str
     created_at: datetime
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A conversation that matches a search; ``snippet`` is the text around the match in one of its
+    messages ("" when only the title matched)."""
+
+    conversation: Conversation
+    snippet: str
+
+
+@dataclass(frozen=True)
+class ImportedMessage:
+    """A message read from an export, to be saved with its own time and meta."""
+
+    role: str
+    content: str
+    created_at: datetime | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImportedChat:
+    """A conversation read from an export; missing times are taken from its messages, else now."""
+
+    title: str
+    messages: tuple[ImportedMessage, ...]
+    model: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
 
 
 class HistoryError(UserError):
@@ -169,6 +209,7 @@ class HistoryStore:
             # WAL is a property of the file, so setting it once here holds for every connection.
             db.execute("PRAGMA journal_mode = WAL")
             migrate(db)
+            self._indexed = keep_search_index(db)
 
     def create(
         self, owner: str, title: str = DEFAULT_TITLE, *, model: str | None = None
@@ -194,6 +235,67 @@ class HistoryStore:
                 "SELECT * FROM conversations WHERE owner = ? ORDER BY activity DESC", (owner,)
             ).fetchall()
         return [_conversation(row) for row in rows]
+
+    def search(self, owner: str, text: str, *, limit: int = MAX_SEARCH_RESULTS) -> builtins.list[SearchHit]:
+        """The owner's conversations in which every word of *text* is in the title or a shown message.
+
+        Substrings match, case-insensitively ("rom" finds "Rome"); the most recently updated first.
+        No words: no hits (the caller lists every conversation instead).
+        """
+        words = search_words(text)
+        if not words:
+            return []
+        conditions, params = [], []
+        for word in words:
+            in_messages, word_params = self._holding(word)
+            conditions.append(f"(folded_contains(c.title, ?) OR {in_messages})")
+            params += [word, *word_params]
+        by_length = sorted(words, key=len, reverse=True)
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT * FROM conversations c WHERE c.owner = ? AND " + " AND ".join(conditions)
+                + " ORDER BY c.activity DESC LIMIT ?",
+                (owner, *params, limit),
+            ).fetchall()
+            return [SearchHit(_conversation(row), self._snippet(db, row["id"], by_length)) for row in rows]
+
+    def import_chats(self, owner: str, chats: Sequence[ImportedChat]) -> builtins.list[Conversation]:
+        """Save chats read from an export as new conversations of *owner*, all or none.
+
+        One transaction: a bad message (an unknown role, meta that is not JSON) saves nothing. Each
+        keeps its messages' times and meta; they go to the top of the list in the order given, so
+        the last one is listed first.
+        """
+        now = _now()
+        prepared = []
+        for chat in chats:
+            rows = []
+            for message in chat.messages:
+                _check_role(message.role)
+                rows.append((message.role, message.content, _aware(message.created_at or now).isoformat(),
+                             _meta_json(message.meta)))
+            created = _aware(chat.created_at or (chat.messages[0].created_at if chat.messages else None) or now)
+            updated = _aware(chat.updated_at or (chat.messages[-1].created_at if chat.messages else None) or created)
+            title = " ".join((chat.title or "").split()) or DEFAULT_TITLE
+            prepared.append((title, chat.model, created.isoformat(), updated.isoformat(), rows))
+        ids = []
+        with self._write() as db:
+            for title, model, created_at, updated_at, rows in prepared:
+                conversation_id = uuid.uuid4().hex
+                db.execute(
+                    "INSERT INTO conversations"
+                    " (id, owner, title, model, created_at, updated_at, activity)"
+                    " VALUES (?, ?, ?, ?, ?, ?,"
+                    " (SELECT COALESCE(MAX(activity), 0) + 1 FROM conversations))",
+                    (conversation_id, owner, title, model, created_at, updated_at),
+                )
+                db.executemany(
+                    "INSERT INTO messages (conversation_id, role, content, created_at, meta)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [(conversation_id, *row) for row in rows],
+                )
+                ids.append(conversation_id)
+            return [self._get(db, owner, conversation_id) for conversation_id in ids]
 
     def get(self, owner: str, conversation_id: str) -> Conversation:
         """One conversation; raises :class:`ConversationNotFound` unless the owner has it."""
@@ -386,6 +488,7 @@ class HistoryStore:
         # isolation_level=None: no implicit transactions; _write and _read open them explicitly.
         db = sqlite3.connect(self.db_path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
         db.row_factory = sqlite3.Row
+        db.create_function("folded_contains", 2, _folded_contains, deterministic=True)
         db.execute("PRAGMA foreign_keys = ON")  # per connection, and needed for ON DELETE CASCADE
         # FULL: a committed message survives a power cut too, not only a crash (WAL + NORMAL
         # would). One fsync per finished message is cheap.
@@ -406,6 +509,31 @@ class HistoryStore:
                 yield db
             finally:
                 db.execute("ROLLBACK")
+
+    def _holding(self, word: str) -> tuple[str, builtins.list[str]]:
+        """An SQL condition on conversation ``c``: one of its shown messages holds *word*.
+
+        Through the trigram index when there is one and the word is long enough for it (three
+        characters), as one lookup for every conversation; else a scan of each one's messages.
+        """
+        if self._indexed and len(word) >= 3:
+            phrase = '"' + word.replace('"', '""') + '"'  # a quoted FTS5 string: the word as typed
+            return ("c.id IN (SELECT m.conversation_id FROM messages m WHERE m.role != 'system' AND m.id IN"
+                    f" (SELECT rowid FROM {SEARCH_INDEX} WHERE {SEARCH_INDEX} MATCH ?))", [phrase])
+        return ("EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.role != 'system'"
+                " AND folded_contains(m.content, ?))", [word])
+
+    @staticmethod
+    def _snippet(db: sqlite3.Connection, conversation_id: str, words: builtins.list[str]) -> str:
+        """The text around the first of *words* that a shown message holds, from the first such message."""
+        for word in words:
+            row = db.execute(
+                "SELECT content FROM messages WHERE conversation_id = ? AND role != 'system'"
+                " AND folded_contains(content, ?) ORDER BY id LIMIT 1", (conversation_id, word),
+            ).fetchone()
+            if row is not None:
+                return snippet(row["content"], word)
+        return ""
 
     @staticmethod
     def _get(db: sqlite3.Connection, owner: str, conversation_id: str) -> Conversation:
@@ -451,6 +579,83 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
+# -- search -----------------------------------------------------------------------------------
+# The index is derived data, not schema: it follows the SQLite build that opens the file (made and
+# filled when missing, its triggers dropped where FTS5 is absent so that writes still work there),
+# so it is kept here at every start rather than by a numbered migration.
+
+SEARCH_INDEX = "message_search"
+_SEARCH_TRIGGERS = {
+    "message_search_insert": "AFTER INSERT ON messages BEGIN"
+    " INSERT INTO message_search (rowid, content) VALUES (new.id, new.content); END",
+    "message_search_delete": "AFTER DELETE ON messages BEGIN"
+    " INSERT INTO message_search (message_search, rowid, content) VALUES ('delete', old.id, old.content); END",
+    "message_search_update": "AFTER UPDATE OF content ON messages BEGIN"
+    " INSERT INTO message_search (message_search, rowid, content) VALUES ('delete', old.id, old.content);"
+    " INSERT INTO message_search (rowid, content) VALUES (new.id, new.content); END",
+}
+
+
+def trigram_search_available(db: sqlite3.Connection) -> bool:
+    """Whether this SQLite has FTS5 with its trigram tokenizer (3.34 and later, when compiled in)."""
+    try:
+        db.execute("CREATE VIRTUAL TABLE temp.trigram_probe USING fts5(text, tokenize='trigram')")
+    except sqlite3.OperationalError:
+        return False
+    db.execute("DROP TABLE temp.trigram_probe")
+    return True
+
+
+def keep_search_index(db: sqlite3.Connection) -> bool:
+    """Make the messages' search index and its triggers when missing; False where FTS5 is absent."""
+    with _transaction(db):
+        present = {row[0] for row in db.execute(
+            "SELECT name FROM sqlite_master WHERE name IN (?, ?, ?, ?)", (SEARCH_INDEX, *_SEARCH_TRIGGERS))}
+        if not trigram_search_available(db):
+            for trigger in _SEARCH_TRIGGERS:
+                db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+            log.info("this SQLite has no FTS5 trigram index: chat search scans the messages instead")
+            return False
+        if SEARCH_INDEX not in present:
+            db.execute(f"CREATE VIRTUAL TABLE {SEARCH_INDEX} USING fts5("
+                       "content, content='messages', content_rowid='id', tokenize='trigram')")
+        for trigger, body in _SEARCH_TRIGGERS.items():
+            db.execute(f"CREATE TRIGGER IF NOT EXISTS {trigger} {body}")
+        if not present >= {SEARCH_INDEX, *_SEARCH_TRIGGERS}:  # new, or messages written without triggers
+            count = db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+            if count:
+                log.info("indexing %d saved messages for chat search (once)", count)
+            db.execute(f"INSERT INTO {SEARCH_INDEX} ({SEARCH_INDEX}) VALUES ('rebuild')")
+    return True
+
+
+def search_words(text: str) -> builtins.list[str]:
+    """The distinct words of a search, case-folded, at most MAX_SEARCH_WORDS of them."""
+    return builtins.list(dict.fromkeys(text.casefold().split()))[:MAX_SEARCH_WORDS]
+
+
+def snippet(text: str, word: str, width: int = SNIPPET_CHARS) -> str:
+    """About *width* characters of *text* on one line around the first *word*, cut at spaces, with '…'."""
+    line = " ".join(text.split())
+    if not line:
+        return ""
+    found = re.search(re.escape(word), line, re.IGNORECASE)
+    start = max(0, (found.start() if found else 0) - width // 3)
+    end = min(len(line), start + width)
+    start = max(0, end - width)
+    if start > 0:
+        space = line.find(" ", start, (found.start() if found else end))
+        start = space + 1 if space != -1 else start
+    if end < len(line):
+        space = line.rfind(" ", (found.end() if found else start), end)
+        end = space if space != -1 else end
+    return ("…" if start > 0 else "") + line[start:end] + ("…" if end < len(line) else "")
+
+
+def _folded_contains(text: str | None, folded_word: str) -> bool:
+    return text is not None and folded_word in text.casefold()
+
+
 def title_from_first_message(text: str, limit: int = 48) -> str:
     """A conversation title from the user's first message: one line, cut at a word, with '…'."""
     words = " ".join(text.split())
@@ -487,6 +692,11 @@ def _meta_json(meta: dict[str, Any] | None) -> str:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _aware(moment: datetime) -> datetime:
+    """A time with a zone; one without is taken as UTC (an export that left the zone out)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _conversation(row: sqlite3.Row) -> Conversation:

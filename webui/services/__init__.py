@@ -11,12 +11,14 @@ from webui.config import Settings
 from webui.engine import Engine
 from webui.hardware import HardwareInfo
 from webui.history import HistoryStore
+from webui.private_files import TEMP_DIR_NAME
 from webui.prompts.presets import PresetStore
 from webui.quarantine import set_aside_notice
 from webui.services.access import LOCAL_USER, NotAuthorized
 from webui.services.api_access import ApiAccessService
 from webui.services.chat import ChatService, DocumentQuery, ReplyUpdate
 from webui.services.completions import CompletionService
+from webui.services.conversations import ConversationService
 from webui.services.documents import DocumentService
 from webui.services.models import ModelService, flash_attn_choice
 from webui.services.notebook import CompletionUpdate, NotebookService
@@ -46,6 +48,8 @@ class Services:
         pacer = UpdatePacer()  # chat and notebook replies streaming at once share the page's redraws
         self.chat = ChatService(engine, self.history, documents=self.document_actions, presets=self.presets,
                                 pacer=pacer)
+        # Search, export and import of chats; the downloads go to the private temporary folder.
+        self.conversations = ConversationService(self.history, settings.data_dir / TEMP_DIR_NAME)
         # The Presets tab's actions; in team mode presets have owners and only admins write shared ones.
         self.preset_actions = PresetService(self.presets, engine, team=self.auth_required)
         self.notebook = NotebookService(engine, pacer)

@@ -14,6 +14,7 @@ from webui.history import ConversationNotFound, HistoryError, StoredMessage
 from webui.services import DocumentQuery, ReplyUpdate, Services
 from webui.services.chat import DEFAULT_PASSAGES, sources_meta
 from webui.services.types import DEFAULT_MIN_SCORE
+from webui.ui.conversations import ChatLinks, search_box, transfer_controls, wire_conversation_tools
 from webui.ui.feedback import user_message, warn
 
 GENERATE_QUEUE = "generate"  # one queue for every event that runs the model, so users see their position
@@ -116,12 +117,14 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=220):
             new_chat = gr.Button("New chat", variant="secondary")
+            search = search_box()
             conversation_list = gr.Radio(label="Conversations", choices=[], elem_id="conversations")
             with gr.Accordion("Rename or delete this chat", open=False):
                 title = gr.Textbox(label="Title", max_lines=1)
                 rename = gr.Button("Rename", size="sm")
                 delete = gr.Button("Delete chat", size="sm", variant="stop")
                 confirm_delete = gr.Button("Yes, delete this chat", size="sm", variant="stop", visible=False)
+            transfer = transfer_controls()
         with gr.Column(scale=4):
             model_line = gr.Markdown(elem_id="model-line")
             chatbot = gr.Chatbot(
@@ -352,6 +355,9 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     refresh_documents.click(document_choices, [documents], [documents], queue=False)
     conversation_list.input(open_conversation, [conversation_list],
                             [conversation_id, chatbot, title, notice], queue=False)
+    opened = [conversation_id, chatbot, title, notice]  # what open_conversation shows
+    wire_conversation_tools(services, search, transfer,
+                            ChatLinks(conversation_id, conversation_list, system_prompt, open_conversation, opened))
     generate_kwargs = dict(
         fn=generate,
         inputs=[conversation_id, *sampling_inputs, documents, collection_settings, passages, min_score],
