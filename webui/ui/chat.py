@@ -66,6 +66,37 @@ class ChatSidebar:
     confirm_delete: gr.Button
 
 
+@dataclass
+class ReplySettings:
+    """The settings column's components; ``form_inputs`` are those a reply is written with."""
+
+    documents: gr.Dropdown
+    refresh_documents: gr.Button
+    system_prompt: gr.Textbox
+    temperature: gr.Slider
+    top_p: gr.Slider
+    top_k: gr.Slider
+    min_p: gr.Slider
+    repeat_penalty: gr.Slider
+    max_tokens: gr.Slider
+    seed: gr.Number
+    collection_settings: gr.Checkbox
+    passages: gr.Slider
+    min_score: gr.Slider
+    show_prompt: gr.Button
+    exact_prompt: gr.Textbox
+    model_line: gr.Markdown
+
+    def form_inputs(self) -> list[Any]:
+        """The components, in ReplyForm's field order."""
+        return form_components(
+            ReplyForm, system_prompt=self.system_prompt, temperature=self.temperature, top_p=self.top_p,
+            top_k=self.top_k, min_p=self.min_p, repeat_penalty=self.repeat_penalty, max_tokens=self.max_tokens,
+            seed=self.seed, collections=self.documents, use_collection_settings=self.collection_settings,
+            passages=self.passages, min_score=self.min_score,
+        )
+
+
 def generation_slots(services: Services) -> int:
     """Model events Gradio runs at once: as many as the engine decodes together. More would only wait in
     the engine's line, where Gradio cannot show their position. With no model loaded yet: up to 4."""
@@ -91,6 +122,46 @@ def build_chat_sidebar() -> ChatSidebar:
     return ChatSidebar(panel, new_chat, conversations, title, rename, delete, confirm_delete)
 
 
+def build_reply_settings() -> ReplySettings:
+    """The settings column: the collections to answer from, the system prompt and sampling, the exact prompt."""
+    with gr.Column(scale=1, min_width=240, elem_id="chat-settings"):
+        documents = gr.Dropdown(
+            label="Documents", choices=[], value=[], multiselect=True, elem_id="chat-documents",
+            info="Answer from these collections (add files in the Documents tab); leave empty for a plain chat.",
+        )
+        refresh_documents = gr.Button("↻ Refresh collections", size="sm", elem_id="chat-documents-refresh")
+        with gr.Accordion("System prompt and sampling", open=False):
+            system_prompt = gr.Textbox(label="System prompt", lines=3, value="You are a helpful assistant.")
+            defaults = SamplingParams()
+            temperature = gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature",
+                                    elem_id="temperature")
+            top_p = gr.Slider(0, 1, value=defaults.top_p, step=0.01, label="Top-p")
+            top_k = gr.Slider(0, 200, value=defaults.top_k, step=1, label="Top-k")
+            min_p = gr.Slider(0, 1, value=defaults.min_p, step=0.01, label="Min-p")
+            repeat_penalty = gr.Slider(1, 2, value=defaults.repeat_penalty, step=0.01, label="Repeat penalty")
+            max_tokens = gr.Slider(16, 4096, value=defaults.max_tokens, step=16, label="Max new tokens",
+                                   elem_id="max-tokens")
+            seed = gr.Number(value=defaults.seed, precision=0, label="Seed (-1 = random)")
+            # Checked, each collection answers with its own k and cut-off (Documents tab);
+            # moving a slider unchecks it, so the sliders apply only once touched.
+            collection_settings = gr.Checkbox(
+                value=True, label="Use each collection's own k and cut-off (Documents tab)",
+                elem_id="chat-collection-settings",
+            )
+            passages = gr.Slider(1, 12, value=DEFAULT_PASSAGES, step=1, elem_id="chat-passages",
+                                 label="Document passages to retrieve (k)")
+            min_score = gr.Slider(0, 1, value=DEFAULT_MIN_SCORE, step=0.01, elem_id="chat-min-score",
+                                  label="Relevance cut-off (0-1, higher = stricter)")
+        with gr.Accordion("Exact prompt", open=False):
+            show_prompt = gr.Button("Show the exact prompt", size="sm")
+            exact_prompt = gr.Textbox(label="What the model receives (special tokens included)", lines=12,
+                                      max_lines=30, interactive=False, elem_id="exact-prompt")
+        model_line = gr.Markdown(elem_id="model-line")
+    return ReplySettings(documents, refresh_documents, system_prompt, temperature, top_p, top_k, min_p,
+                         repeat_penalty, max_tokens, seed, collection_settings, passages, min_score, show_prompt,
+                         exact_prompt, model_line)
+
+
 # A phone shows the conversation first: the list of chats starts folded, and folds again once a chat
 # is picked. The page's width is known only in the browser, so the check runs there, before the event.
 IS_PHONE_JS = f"() => window.matchMedia('(max-width: {PHONE_WIDTH_PX}px)').matches"
@@ -101,6 +172,7 @@ def fold_chats_on_phone(is_phone: bool) -> Any:
 
 
 def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
+    """Chats | the conversation with its message box | the reply settings; returns what other tabs use."""
     handlers = ChatHandlers(services)
     page_key = gr.State(new_page_key)
     conversation_id = gr.State(None)
@@ -133,42 +205,10 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
                     confirm_clear = gr.Button("Yes, clear this chat", size="sm", variant="stop",
                                               elem_id="chat-confirm-clear")
                     cancel_clear = gr.Button("Cancel", size="sm", elem_id="chat-cancel-clear")
-        with gr.Column(scale=1, min_width=240, elem_id="chat-settings"):
-            documents = gr.Dropdown(
-                label="Documents", choices=[], value=[], multiselect=True, elem_id="chat-documents",
-                info="Answer from these collections (add files in the Documents tab); leave empty for a plain chat.",
-            )
-            refresh_documents = gr.Button("↻ Refresh collections", size="sm", elem_id="chat-documents-refresh")
-            with gr.Accordion("System prompt and sampling", open=False):
-                system_prompt = gr.Textbox(label="System prompt", lines=3, value="You are a helpful assistant.")
-                defaults = SamplingParams()
-                temperature = gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature",
-                                        elem_id="temperature")
-                top_p = gr.Slider(0, 1, value=defaults.top_p, step=0.01, label="Top-p")
-                top_k = gr.Slider(0, 200, value=defaults.top_k, step=1, label="Top-k")
-                min_p = gr.Slider(0, 1, value=defaults.min_p, step=0.01, label="Min-p")
-                repeat_penalty = gr.Slider(1, 2, value=defaults.repeat_penalty, step=0.01, label="Repeat penalty")
-                max_tokens = gr.Slider(16, 4096, value=defaults.max_tokens, step=16, label="Max new tokens",
-                                       elem_id="max-tokens")
-                seed = gr.Number(value=defaults.seed, precision=0, label="Seed (-1 = random)")
-                # Checked, each collection answers with its own k and cut-off (Documents tab);
-                # moving a slider unchecks it, so the sliders apply only once touched.
-                collection_settings = gr.Checkbox(
-                    value=True, label="Use each collection's own k and cut-off (Documents tab)",
-                    elem_id="chat-collection-settings",
-                )
-                passages = gr.Slider(1, 12, value=DEFAULT_PASSAGES, step=1, elem_id="chat-passages",
-                                     label="Document passages to retrieve (k)")
-                min_score = gr.Slider(0, 1, value=DEFAULT_MIN_SCORE, step=0.01, elem_id="chat-min-score",
-                                      label="Relevance cut-off (0-1, higher = stricter)")
-            with gr.Accordion("Exact prompt", open=False):
-                show_prompt = gr.Button("Show the exact prompt", size="sm")
-                exact_prompt = gr.Textbox(label="What the model receives (special tokens included)", lines=12,
-                                          max_lines=30, interactive=False, elem_id="exact-prompt")
-            model_line = gr.Markdown(elem_id="model-line")
+        settings = build_reply_settings()
 
     # -- events ---------------------------------------------------------------------------------
-    blocks.load(as_user(handlers.on_load), None, [sidebar.conversations, model_line, documents])
+    blocks.load(as_user(handlers.on_load), None, [sidebar.conversations, settings.model_line, settings.documents])
     is_phone = gr.Checkbox(visible=False)  # set in the browser by IS_PHONE_JS before each fold
     chat_outputs = [conversation_id, chatbot, sidebar.title, sidebar.conversations, notice]
     fold_on_phone = dict(fn=fold_chats_on_phone, inputs=[is_phone], outputs=[sidebar.panel], js=IS_PHONE_JS,
@@ -185,23 +225,20 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     sidebar.confirm_delete.click(as_user(handlers.delete_chat), [conversation_id],
                                  [*chat_outputs[:4], sidebar.confirm_delete], queue=False)
 
-    for slider in (passages, min_score):
-        slider.input(override_collection_settings, None, [collection_settings], queue=False)
-    refresh_documents.click(as_user(handlers.document_choices), [documents], [documents], queue=False)
-    reply_form = form_components(
-        ReplyForm, system_prompt=system_prompt, temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
-        repeat_penalty=repeat_penalty, max_tokens=max_tokens, seed=seed, collections=documents,
-        use_collection_settings=collection_settings, passages=passages, min_score=min_score,
-    )
+    for slider in (settings.passages, settings.min_score):
+        slider.input(override_collection_settings, None, [settings.collection_settings], queue=False)
+    settings.refresh_documents.click(as_user(handlers.document_choices), [settings.documents], [settings.documents],
+                                     queue=False)
     generate = dict(
-        fn=as_user(with_form(handlers.generate, ReplyForm)), inputs=[page_key, conversation_id, *reply_form],
+        fn=as_user(with_form(handlers.generate, ReplyForm)),
+        inputs=[page_key, conversation_id, *settings.form_inputs()],
         outputs=[chatbot, notice], concurrency_id=GENERATE_QUEUE, concurrency_limit=generation_slots(services),
     )
     for trigger in (send.click, message.submit):
         # .success: a refused message (too long) starts no reply.
         trigger(as_user(handlers.add_user_message), [message, conversation_id],
                 [message, conversation_id, chatbot, sidebar.conversations], queue=False,
-                ).success(**generate).then(handlers.describe_model, None, model_line, queue=False)
+                ).success(**generate).then(handlers.describe_model, None, settings.model_line, queue=False)
     regenerate.click(as_user(handlers.drop_last_reply), [conversation_id], [chatbot], queue=False).then(**generate)
 
     def edit_message(current: str | None, edit: gr.EditData, request: gr.Request) -> tuple:
@@ -214,11 +251,12 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     confirm_clear.click(as_user(handlers.clear_chat), [conversation_id], [chatbot, notice, confirm_clear_row],
                         queue=False)
     stop.click(as_user(handlers.stop_reply), [page_key], None, queue=False)
-    show_prompt.click(as_user(handlers.show_exact_prompt), [conversation_id, system_prompt, message], [exact_prompt],
-                      queue=False)
+    settings.show_prompt.click(as_user(handlers.show_exact_prompt), [conversation_id, settings.system_prompt, message],
+                               [settings.exact_prompt], queue=False)
     build_chat_api(services)
-    return ChatControls(system_prompt, temperature, top_p, top_k, min_p, repeat_penalty, max_tokens, seed,
-                        documents, conversation_id, sidebar.conversations, chatbot)
+    return ChatControls(settings.system_prompt, settings.temperature, settings.top_p, settings.top_k, settings.min_p,
+                        settings.repeat_penalty, settings.max_tokens, settings.seed, settings.documents,
+                        conversation_id, sidebar.conversations, chatbot)
 
 
 def override_collection_settings() -> bool:
