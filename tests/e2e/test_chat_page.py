@@ -13,7 +13,7 @@ import pytest
 from tests.support.app_server import running_app
 from tests.support.ui import record_lengths, seen_lengths, set_slider
 from webui.services.chat import SAVE_INTERVAL_S
-from webui.ui.chat import INCOMPLETE_NOTE
+from webui.ui.chat_view import INCOMPLETE_NOTE
 
 pytestmark = pytest.mark.e2e
 

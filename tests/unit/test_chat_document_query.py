@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from webui.services import DocumentQuery
-from webui.ui.chat import document_query
+from webui.ui.chat_handlers import document_query
 
 
 def test_no_collection_picked_means_no_document_query() -> None:

@@ -124,6 +124,11 @@ class ModelService:
     def queue_length(self) -> int:
         return self._engine.queue_length
 
+    @property
+    def parallel(self) -> int:
+        """Replies the engine decodes together (0 before a model is loaded), for the page's queue."""
+        return self._engine.parallel
+
     def names(self) -> list[str]:
         """Every local model's file name, the loaded one first."""
         return [entry.name for entry in self.entries()]

@@ -19,13 +19,6 @@ from webui.ui.notebook import build_notebook_tab
 from webui.ui.presets import build_presets_tab
 from webui.ui.users import build_users_tab
 
-# System fonts only: the page must not fetch anything from the internet (privacy), and Gradio's
-# default theme would otherwise be the only reason a browser reaches out.
-THEME = gr.themes.Soft(
-    font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "sans-serif"],
-    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
-)
-
 log = logging.getLogger(__name__)
 
 

@@ -16,7 +16,7 @@ import gradio as gr
 
 from webui.services import Services
 from webui.services.models import LoadedModel
-from webui.ui.feedback import user_message
+from webui.ui.feedback import as_user, user_message
 
 log = logging.getLogger(__name__)
 
@@ -27,31 +27,31 @@ def picker_label(loaded: LoadedModel | None, *, can_switch: bool) -> str:
     return "Model in use" + ("" if can_switch else " (only an admin can switch it)")
 
 
-def build_model_picker(services: Services) -> gr.Dropdown:
-    """A dropdown of local model names showing the loaded one, and a status line for switches."""
-    with gr.Row(equal_height=True):
-        picker = gr.Dropdown(label="Model in use", choices=[], value=None, interactive=False, scale=5,
-                             elem_id="model-picker", allow_custom_value=False)
-        status = gr.Markdown(elem_id="model-picker-status")
+class ModelPickerHandlers:
+    """The picker's events, for a user name (testable without a page)."""
 
-    def current(request: gr.Request) -> Any:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def current(self, username: str | None) -> Any:
         """The loaded model and (names only) the others; interactive only for those who may switch."""
-        user = services.user(request.username)
-        loaded = services.models.loaded()
-        names = services.models.names()
+        user = self.services.user(username)
+        loaded = self.services.models.loaded()
+        names = self.services.models.names()
         return gr.Dropdown(choices=names, value=loaded.file if loaded else None, interactive=user.is_admin,
                            label=picker_label(loaded, can_switch=user.is_admin))
 
-    def switch(name: str | None, request: gr.Request) -> Iterator[tuple[Any, str]]:
-        user = services.user(request.username)
-        loaded = services.models.loaded()
+    def switch(self, username: str | None, name: str | None) -> Iterator[tuple[Any, str]]:
+        """Load the picked model, saying while it waits for replies still streaming; then the picker anew."""
+        user = self.services.user(username)
+        loaded = self.services.models.loaded()
         if not name or (loaded is not None and loaded.file == name):
             # Gradio may fire this twice for one pick: the second finds the model loaded and must
             # leave the first one's "Now using …" line standing.
             yield gr.update(), gr.update()
             return
         if not user.is_admin:
-            yield current(request), "Only an admin can switch the model."
+            yield self.current(username), "Only an admin can switch the model."
             return
         log.info("model picker: %s switches to %s", user.name, name)
         positions: queue.Queue[int] = queue.Queue()
@@ -59,7 +59,7 @@ def build_model_picker(services: Services) -> gr.Dropdown:
 
         def work() -> None:
             try:
-                outcome["loaded"] = services.models.load(user, name, on_wait=positions.put)
+                outcome["loaded"] = self.services.models.load(user, name, on_wait=positions.put)
             except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
                 outcome["error"] = user_message(exc, f"Switching to {name}")
 
@@ -75,10 +75,19 @@ def build_model_picker(services: Services) -> gr.Dropdown:
             yield gr.update(), f"Waiting for the current reply to finish before loading {name} (position {position})…"
         if "error" in outcome:
             gr.Warning(outcome["error"])
-            yield current(request), f"**Not switched:** {outcome['error']}"
+            yield self.current(username), f"**Not switched:** {outcome['error']}"
             return
-        yield current(request), f"Now using **{outcome['loaded'].file}**."
+        yield self.current(username), f"Now using **{outcome['loaded'].file}**."
 
-    gr.on(triggers=None, fn=current, inputs=None, outputs=[picker], queue=False)
-    picker.input(switch, [picker], [picker, status])
+
+def build_model_picker(services: Services) -> gr.Dropdown:
+    """A dropdown of local model names showing the loaded one, and a status line for switches."""
+    with gr.Row(equal_height=True, elem_id="model-picker-row"):
+        picker = gr.Dropdown(label="Model in use", choices=[], value=None, interactive=False, scale=5,
+                             min_width=240, elem_id="model-picker", allow_custom_value=False)
+        status = gr.Markdown(elem_id="model-picker-status")
+
+    handlers = ModelPickerHandlers(services)
+    gr.on(triggers=None, fn=as_user(handlers.current), inputs=None, outputs=[picker], queue=False)
+    picker.input(as_user(handlers.switch), [picker], [picker, status])
     return picker

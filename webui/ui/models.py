@@ -33,7 +33,7 @@ from webui.services.models import (
 )
 from webui.services.types import User
 from webui.ui.feedback import as_user, handled, warn
-from webui.ui.forms import form_event
+from webui.ui.forms import with_form
 
 LOCAL_HEADERS = ["File", "Loaded", "Architecture", "Parameters", "Quantization", "Trained context", "Size",
                  "Chat template", "Note"]
@@ -314,7 +314,7 @@ class ModelHandlers:
 
 def _with_settings(handler: Any) -> Any:
     """The event of a handler whose last parameter is the load settings form."""
-    return as_user(form_event(handler, LoadSettingsForm))
+    return as_user(with_form(handler, LoadSettingsForm))
 
 
 def build_models_tab(services: Services) -> None:

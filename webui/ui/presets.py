@@ -19,7 +19,7 @@ from webui.services.presets import SAMPLING_FIELDS, clamp_sampling, sampling_fro
 from webui.services.types import ALLOWED_VARIABLES, SAMPLING_PRESETS, Preset, PresetError, User
 from webui.ui.chat import ChatControls
 from webui.ui.feedback import as_user, handled
-from webui.ui.forms import form_event
+from webui.ui.forms import with_form
 from webui.ui.uploads import uploaded_paths
 
 log = logging.getLogger(__name__)
@@ -359,7 +359,7 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
     for key, button in sampling_buttons.items():
         button.click(as_user(handlers.sampling_event(key)), None, [*chat_sliders, status], queue=False)
     new.click(as_user(handlers.new_preset), None, [*editor, status], queue=False)
-    save.click(as_user(form_event(handlers.save_preset, PresetForm)),
+    save.click(as_user(with_form(handlers.save_preset, PresetForm)),
                [editing, name, description, system, shared, *sampling_fields], [*listing, *editor, status],
                queue=False)
     duplicate.click(as_user(handlers.duplicate_preset), [choice], [*listing, status], queue=False)

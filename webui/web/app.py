@@ -18,7 +18,8 @@ from starlette.routing import Mount
 from webui.api import build_api_router
 from webui.private_files import never_served
 from webui.services import NotAuthorized, Services
-from webui.ui.app import THEME, build_blocks
+from webui.ui.app import build_blocks
+from webui.ui.theme import PAGE_CSS, THEME
 from webui.ui.uploads import STATE_KEY, UploadOwners
 from webui.web.security import (
     LoginGuard,
@@ -121,6 +122,7 @@ def build_app(services: Services) -> fastapi.FastAPI:
         server_port=settings.port,
         footer_links=["settings"],
         theme=THEME,
+        css=PAGE_CSS,  # the page's own CSS (webui/ui/theme.py): the full-height chat, sources
         auth=guard.check if team else None,  # async: the password check runs off the event loop
         auth_message="Sign in with the account your admin created for you.",
         max_file_size=f"{transport_limit_mb(settings.max_upload_mb)}mb",

@@ -11,7 +11,7 @@ import pytest
 
 from webui.services.models import ModelEntry, ModelLoadOptions, ModelManagerError, RemoteModelFile
 from webui.ui.feedback import as_user
-from webui.ui.forms import form_event
+from webui.ui.forms import with_form
 from webui.ui.models import DEFAULT_FORM, LoadSettingsForm, ModelHandlers
 
 from tests.unit.ui.fake_models import MODELS_DIR, local_model, model_services
@@ -219,7 +219,7 @@ def test_the_form_and_the_options_round_trip() -> None:
 
 def test_the_load_event_takes_each_box_as_the_page_sends_it() -> None:
     fake = model_services(A, B, loaded=A)
-    event = as_user(form_event(ModelHandlers(fake).do_load, LoadSettingsForm))
+    event = as_user(with_form(ModelHandlers(fake).do_load, LoadSettingsForm))
     assert event.__name__ == "do_load" and inspect.isgeneratorfunction(event)
     assert list(inspect.signature(event).parameters) == ["name", "ignore_memory", "n_ctx", "gpu_layers", "threads",
                                                          "n_batch", "flash_attn", "kv_cache_type", "use_mmap",

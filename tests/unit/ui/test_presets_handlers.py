@@ -10,7 +10,7 @@ import gradio as gr
 import pytest
 
 from webui.ui.feedback import as_user
-from webui.ui.forms import form_event
+from webui.ui.forms import with_form
 from webui.ui.presets import EDITOR_OUTPUTS, LIST_OUTPUTS, NEW_PRESET, PresetForm, PresetHandlers, pick_row
 
 from tests.unit.ui.fake_presets import CHAT_SLIDER_RANGES, preset_services
@@ -205,7 +205,7 @@ def test_a_table_row_click_picks_its_preset() -> None:
 
 def test_the_save_event_takes_the_editors_fields_as_the_page_sends_them(tmp_path: Path) -> None:
     tab = handlers(tmp_path)
-    event = as_user(form_event(tab.save_preset, PresetForm))
+    event = as_user(with_form(tab.save_preset, PresetForm))
     assert event.__name__ == "save_preset"
     assert list(inspect.signature(event).parameters) == [
         "original", "name", "description", "system", "shared", "temperature", "top_p", "top_k", "min_p",

@@ -1,0 +1,64 @@
+"""How saved messages look in the chat page: a reply with its sources, its stats line and, if cut off, a note."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+from webui.services.types import StoredMessage
+
+INCOMPLETE_NOTE = "unfinished reply: it was cut off before its end"
+
+
+def stats_line(stats: dict[str, Any]) -> str:
+    """The small line under each reply: tokens, speed, time to first token."""
+    line = (
+        f"{stats['completion_tokens']} tokens · {stats['tokens_per_s']:.1f} tokens/s · "
+        f"first token {stats['ttft_ms']:.0f} ms"
+    )
+    if stats.get("stopped_by_user"):
+        line += " · stopped"
+    return line
+
+
+def sources_view(sources: Sequence[dict[str, Any]]) -> str:
+    """A collapsible block listing each source (file, page or heading) with its passage text."""
+    items = []
+    for source in sources:
+        text = html.escape(" ".join(str(source.get("text", "")).split()))
+        citation = html.escape(str(source.get("citation") or source.get("file_name", "")))
+        items.append(f"<p><b>[{source.get('number')}] {citation}</b><br>{text}</p>")
+    files = ", ".join(dict.fromkeys(html.escape(str(s.get("file_name", ""))) for s in sources))
+    return (f"<details class=\"sources\"><summary>Sources: {files}</summary>\n"
+            + "\n".join(items) + "\n</details>")
+
+
+def message_view(
+    role: str, content: str, stats: dict[str, Any] | None = None, sources: Sequence[dict[str, Any]] | None = None,
+    *, incomplete: bool = False,
+) -> dict[str, str]:
+    """A chatbot message; a reply is followed by its sources and stats, which the model never sees."""
+    if sources:
+        content = f"{content}\n\n{sources_view(sources)}"
+    if stats:
+        content = f"{content}\n\n<sub>{stats_line(stats)}</sub>"
+    if incomplete:  # saved while it streamed, and the server stopped (or failed) before its end
+        content = f"{content}\n\n<sub>{INCOMPLETE_NOTE}</sub>"
+    return {"role": role, "content": content}
+
+
+def stored_view(messages: Sequence[StoredMessage]) -> list[dict[str, str]]:
+    """A saved conversation as the chatbot shows it (the system message is not shown)."""
+    return [message_view(m.role, m.content, m.meta.get("stats"), m.meta.get("sources"),
+                         incomplete=bool(m.meta.get("incomplete")))
+            for m in messages if m.role != "system"]
+
+
+def edited_text(value: Any) -> str:
+    """The text of an edited chatbot message, which Gradio may send as a list of content parts."""
+    if isinstance(value, list):
+        return "\n".join(edited_text(part) for part in value)
+    if isinstance(value, dict):
+        return str(value.get("text") or value.get("content") or "")
+    return "" if value is None else str(value)

@@ -1,0 +1,70 @@
+"""How the page looks: the theme (light or dark, as the browser prefers) and the page's own CSS.
+
+Gradio follows the system setting (``prefers-color-scheme``) unless the user picks light or dark
+under Settings in the footer; the theme's dark variant and the CSS below use the theme's variables,
+so both read well. Fonts are the system's: the page fetches nothing from the internet (privacy).
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+THEME = gr.themes.Soft(
+    font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "sans-serif"],
+    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+)
+
+PHONE_WIDTH_PX = 720  # at most this wide, the page is laid out for a phone (one column)
+
+# The Chat tab is a full-height chat: the conversation takes the height the window leaves and scrolls
+# in its own area, with the message box pinned under it. The height left is the window's less what
+# sits above and below the conversation (header, tabs, model picker; message box, buttons), 320 px
+# wide, 450 px on a phone. The message box is also sticky, so it stays in view when more than that
+# is shown (a notice, a long draft, a header that wraps).
+# Gradio keeps top-level rules as written but scopes those inside @media to its own container, so
+# a rule for the page as a whole (the .gradio-container overflow) must stay outside the media queries.
+PAGE_CSS = """
+/* Sticky needs the page, not Gradio's container, to be what scrolls: clip instead of hidden. */
+.gradio-container { overflow: clip !important; }
+
+/* The conversation fills the height left; the list of chats scrolls in its own area. */
+#chatbot { height: calc(100dvh - 320px) !important; min-height: 240px; }
+#conversations { max-height: calc(100dvh - 320px); overflow-y: auto; }
+
+/* The message box: pinned under the conversation, on the page's own background (light or dark). */
+#composer {
+    position: sticky; bottom: 0; z-index: 10; align-items: stretch;
+    background: var(--body-background-fill); padding-block: var(--spacing-md);
+}
+#composer-buttons { gap: var(--spacing-sm); }
+#composer-buttons button { flex: 1; }
+#chat-actions button { flex: 0 1 auto; }
+#chat-confirm-clear-row { flex: 1 1 auto; align-items: center; }
+
+/* A document answer's sources: folded, in the theme's colours. */
+#chatbot details.sources {
+    margin-top: var(--spacing-md); padding: var(--spacing-sm) var(--spacing-md);
+    border: 1px solid var(--border-color-primary); border-radius: var(--radius-md);
+    background: var(--background-fill-secondary); color: var(--body-text-color);
+}
+#chatbot details.sources summary { cursor: pointer; color: var(--body-text-color-subdued); }
+#chatbot sub { color: var(--body-text-color-subdued); }
+
+/* Wide windows: the model picker's label beside the list, in one short row. */
+@media (min-width: WIDEpx) {
+    #model-picker .container { display: flex; flex-direction: row; align-items: center; gap: var(--spacing-lg); }
+    #model-picker .container > span { margin: 0; white-space: nowrap; }
+    #model-picker .container > .wrap { flex: 1; }
+}
+
+/* A phone: one column (chats folded, conversation, settings); the message box spans the width. */
+@media (max-width: PHONEpx) {
+    #chatbot { height: calc(100dvh - 450px) !important; }
+    #conversations { max-height: 40dvh; }
+    #composer { flex-wrap: wrap; }
+    #composer > * { flex: 1 1 100% !important; }
+    #composer-buttons { flex-direction: row; }
+    #model-picker-row { flex-wrap: wrap; }
+    #model-picker-row > * { flex: 1 1 100% !important; }
+}
+""".replace("PHONEpx", f"{PHONE_WIDTH_PX}px").replace("WIDEpx", f"{PHONE_WIDTH_PX + 1}px")
