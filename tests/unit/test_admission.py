@@ -122,3 +122,19 @@ def test_sampling_out_of_bounds_is_refused_from_either_face_before_the_engine_se
         with pytest.raises(SamplingOutOfBounds, match=re.escape(words)):
             admit(engine, PromptRequest(sampling, messages=({"role": "user", "content": "Hi"},)))
     assert engine.prepared == []
+
+
+# --- a remote server's request: it renders and fits itself; the API's budget is checked on an estimate ------
+
+def test_a_remote_model_gets_the_messages_as_sent_and_the_api_budget_is_checked_on_an_estimate() -> None:
+    from webui.engine.remote import RemoteBackend, fit_for_server, remote_model_info, sampling_body
+
+    server = remote_model_info(RemoteBackend("http://gpu1:8080"), {"id": "m.gguf", "max_model_len": 1000})
+    chat = ({"role": "user", "content": "x" * 300},)  # about 100 tokens, estimated
+    page = fit_for_server(server, PromptRequest(SamplingParams(max_tokens=64), messages=chat))
+    assert page.messages == chat and page.tokens == [] and page.prompt_tokens == 104
+    api = fit_for_server(server, PromptRequest(SamplingParams(max_tokens=None), messages=chat, strict=True))
+    assert api.sampling.max_tokens == 1000 - 104, "no max_tokens: what the listed window leaves"
+    assert "max_tokens" not in sampling_body(SamplingParams(max_tokens=None)), "the server decides"
+    with pytest.raises(ContextExceeded, match="ask for at most 896"):
+        fit_for_server(server, PromptRequest(SamplingParams(max_tokens=900), messages=chat, strict=True))
