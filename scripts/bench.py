@@ -356,7 +356,7 @@ def median_turns(rounds: list[list[list[float]]]) -> list[list[float]]:
 
 def simultaneous_new_tokens(llm, model: Path) -> int:
     """The prompt tokens each simultaneous user's question adds to what the warm-up left cached."""
-    from webui.engine.types import common_prefix
+    from webui.engine.policy import common_prefix
 
     warm = rendered_tokens(llm, rendered_prompt(llm, model, [{"role": "user", "content": PROMPT}]))
     asked = rendered_tokens(llm, rendered_prompt(llm, model, [{"role": "user", "content": reader_question(4, 1)}]))

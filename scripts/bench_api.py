@@ -1,11 +1,20 @@
 #!/usr/bin/env python3
-"""Streamed decode through the app's /v1/chat/completions (official openai client) vs raw llama-cpp-python.
+"""What an API request costs on top of the model: the work to prepare it, and streamed decode vs raw.
 
-Both run the same request in one process run, interleaved round by round so drift in machine load
-hits both alike. Targets: decode tokens/s through the API >= 0.97 x raw; time to first token at most
-30 ms above raw.
+``prepare``: CPU time one /v1/chat/completions request spends before its reply is queued (rendering
+the chat template, tokenizing, fitting the context window, checking the grammar), measured in the
+calling thread around ``services.completions.chat`` with an 18-message conversation and a JSON schema;
+also how many renders, tokenizations and grammar parses that takes. Measured on a 2-core CPU box
+(SmolLM2 135M, shared with other work, load average 8-11; 30 requests each, medians of two runs
+interleaved): before the one prepare step (commit 9b965ff) 6.1 and 8.2 ms per request, 5.3 and
+7.1 ms of it in 4 renders, 3 tokenizations and 1 grammar parse; after it 2.6 and 3.1 ms, 1.8 and
+2.2 ms of it in 1 render, 1 tokenization and 1 grammar parse. The script runs against either tree.
+``decode``: a streamed request through the app's HTTP API (official openai client) vs raw
+llama-cpp-python, interleaved round by round so drift in machine load hits both alike. Targets:
+decode tokens/s through the API >= 0.97 x raw; time to first token at most 30 ms above raw.
 
-    .venv/bin/python scripts/bench_api.py [--model PATH] [--tokens 128] [--rounds 3] [--threads N]
+    .venv/bin/python scripts/bench_api.py [--part prepare|decode|all] [--model PATH] [--tokens 128]
+        [--rounds 3] [--threads N] [--requests 40]
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,21 +86,145 @@ def api_pieces(client, model: str, max_tokens: int):
             yield chunk.choices[0].delta.content or ""
 
 
-def main() -> int:
+# The prepare part's request: a system prompt, eight exchanges and a question, answered in a JSON schema.
+SYSTEM = "You are a careful assistant for a small orchard. Answer briefly and in plain words."
+EXCHANGES = [
+    (f"Question {n}: which of the {n + 3} apple trees in row {n} needs pruning first, and why?",
+     f"Row {n}: the tree nearest the gate, because its branches cross and shade the others in the afternoon.")
+    for n in range(8)
+]
+QUESTION = "Which tree should I water first tomorrow morning, and how much water does it need?"
+# The same measurement of the code before the one prepare step, for the comparison line (see above).
+BEFORE_ONE_PREPARE_STEP = "6.1-8.2 ms, 4 renders, 3 tokenizations, 1 grammar parse (commit 9b965ff, 2-core CPU)"
+SCHEMA = {"type": "object", "properties": {"tree": {"type": "string"}, "litres": {"type": "integer"}},
+          "required": ["tree", "litres"]}
+
+
+@dataclass
+class PrepareWork:
+    """What the calling thread did to prepare one request: CPU seconds, and the calls that cost it."""
+
+    cpu_s: float = 0.0  # the whole service call
+    counted_cpu_s: float = 0.0  # inside renders, tokenizations and grammar parses
+    renders: int = 0
+    tokenizations: int = 0
+    grammars: int = 0
+
+
+def conversation() -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": SYSTEM}]
+    for question, answer in EXCHANGES:
+        messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    return messages + [{"role": "user", "content": QUESTION}]
+
+
+class CallCounter:
+    """Counts (and times, in CPU seconds) the renders, tokenizations and grammar parses of one thread.
+
+    It wraps the functions every version of the app calls for them (the chat format's ``render``, the
+    loaded model's ``tokenize`` and llama.cpp's grammar sampler), so the same script measures the code
+    before and after a change. Calls from other threads (the engine thread building a reply's sampler)
+    are not the request's preparation and are not counted.
+    """
+
+    def __init__(self) -> None:
+        self.work = PrepareWork()
+        self._thread = threading.get_ident()
+        self._depth = 0
+        self._undo: list[tuple[object, str, object]] = []
+
+    def wrap(self, owner: object, name: str, field_name: str) -> None:
+        original = getattr(owner, name)
+
+        def counted(*args, **kwargs):
+            if threading.get_ident() != self._thread:
+                return original(*args, **kwargs)
+            setattr(self.work, field_name, getattr(self.work, field_name) + 1)
+            self._depth += 1
+            started = time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self._depth -= 1
+                if not self._depth:
+                    self.work.counted_cpu_s += time.thread_time() - started
+
+        setattr(owner, name, counted)
+        self._undo.append((owner, name, original))
+
+    def restore(self) -> None:
+        for owner, name, original in reversed(self._undo):
+            setattr(owner, name, original)
+
+
+def prepare_costs(model: Path, threads: int, ctx_size: int, requests: int) -> list[PrepareWork]:
+    """Each request's preparation, through the completion service the API routes call (no HTTP)."""
+    import dataclasses
+
+    import llama_cpp
+
+    from webui.config import Settings
+    from webui.engine import Engine, LoadSettings, SamplingParams, scheduler
+    from webui.hardware import HardwareInfo
+    from webui.prompts import templates
+    from webui.services import Services
+    from webui.services.access import LOCAL_USER
+    from webui.services.completions import GenerationOptions
+
+    try:
+        from webui.engine import grammar_for
+    except ImportError:  # the code before the one prepare step kept it among the services
+        from webui.services.completions import grammar_for
+
+    engine = Engine(parallel=1, prompt_cache_mb=0)
+    engine.load(model, LoadSettings(n_ctx=ctx_size, n_threads=threads))
+    hardware = HardwareInfo(cpu_physical_cores=threads, cpu_logical_cores=threads, ram_total_mb=8192,
+                            ram_available_mb=4096, gpus=(), gpu_offload_supported=False)
+    sampling = SamplingParams(temperature=0, max_tokens=4, grammar=grammar_for(
+        {"type": "json_schema", "json_schema": {"name": "answer", "schema": SCHEMA}}))
+    options = {"model": model.name, "sampling": sampling}
+    if "max_tokens" in {f.name for f in dataclasses.fields(GenerationOptions)}:
+        options["max_tokens"] = 4  # the code before the one prepare step took the budget here
+    works: list[PrepareWork] = []
+    with tempfile.TemporaryDirectory() as workdir:
+        settings = Settings(data_dir=Path(workdir) / "data", models_dir=Path(workdir) / "models", offline=True)
+        services = Services(settings, hardware, engine)
+        for index in range(requests + 1):  # the first one warms caches (Jinja, the vocabulary) and is not kept
+            counter = CallCounter()
+            counter.wrap(templates.ChatFormat, "render", "renders")
+            counter.wrap(scheduler.LoadedModel, "tokenize", "tokenizations")
+            counter.wrap(llama_cpp, "llama_sampler_init_grammar", "grammars")
+            try:
+                started = time.thread_time()
+                generation = services.completions.chat(LOCAL_USER, conversation(), GenerationOptions(**options))
+                counter.work.cpu_s = time.thread_time() - started
+            finally:
+                counter.restore()
+            for _ in generation.chunks:  # a few tokens, so the engine is idle when the next one is timed
+                pass
+            if index:
+                works.append(counter.work)
+    engine.unload()
+    return works
+
+
+def report_prepare(model: Path, works: list[PrepareWork]) -> None:
+    last = works[-1]
+    print(f"prepare: {model.name}, {len(conversation())} messages + JSON schema, {len(works)} requests (medians)")
+    print(f"  CPU per request        {statistics.median(w.cpu_s for w in works) * 1000:7.2f} ms in the service call, "
+          f"{statistics.median(w.counted_cpu_s for w in works) * 1000:6.2f} ms of it rendering, tokenizing and "
+          "parsing grammars")
+    print(f"  calls per request      {last.renders} renders, {last.tokenizations} tokenizations, "
+          f"{last.grammars} grammar parses")
+    print(f"  before one prepare step {BEFORE_ONE_PREPARE_STEP}")
+
+
+def decode(model: Path, args: argparse.Namespace) -> None:
+    """Streamed decode through the app's HTTP API vs raw llama-cpp-python, round by round."""
     import openai
     from llama_cpp import Llama
 
     from tests.support.app_server import running_app
-    from webui.models.embedded import embedded_model_path
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None, help="GGUF file (default: the embedded SmolLM2)")
-    parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--ctx-size", type=int, default=2048)
-    args = parser.parse_args()
-    model = (args.model or embedded_model_path()).resolve()
 
     llm = Llama(model_path=str(model), n_ctx=args.ctx_size, n_threads=args.threads, verbose=False)
     raw_runs: list[Run] = []
@@ -122,6 +256,25 @@ def main() -> int:
     print(f"time to first token    raw {raw_ttft * 1000:6.0f} ms  api {api_ttft * 1000:6.0f} ms  overhead "
           f"{overhead_ms:+.0f} ms (target <= +{TTFT_OVERHEAD_TARGET_MS} ms) "
           f"{'ok' if overhead_ms <= TTFT_OVERHEAD_TARGET_MS else 'MISSED'}")
+
+
+def main() -> int:
+    from webui.models.embedded import embedded_model_path
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("prepare", "decode", "all"), default="all")
+    parser.add_argument("--model", type=Path, default=None, help="GGUF file (default: the embedded SmolLM2)")
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=40, help="requests timed by the prepare part")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--ctx-size", type=int, default=2048)
+    args = parser.parse_args()
+    model = (args.model or embedded_model_path()).resolve()
+    if args.part in ("prepare", "all"):
+        report_prepare(model, prepare_costs(model, args.threads, args.ctx_size, args.requests))
+    if args.part in ("decode", "all"):
+        decode(model, args)
     return 0
 
 

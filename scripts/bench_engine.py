@@ -112,7 +112,7 @@ def main() -> int:
     decode = median_decode(engine, args.tokens)
     team = [(n, *simultaneous(engine, n, args.tokens)) for n in users]
     # What each user's prompt holds (the chat template around the question), for llama-batched-bench's -npp
-    prompt_tokens = len(engine.tokenize(engine.render([{"role": "user", "content": bench.reader_question(4, 1)}])))
+    prompt_tokens = engine.count_prompt_tokens([{"role": "user", "content": bench.reader_question(4, 1)}])
     engine.unload()
 
     tg = batched = None

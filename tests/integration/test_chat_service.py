@@ -11,7 +11,7 @@ import pytest
 from webui.engine import Engine, LoadSettings, SamplingParams
 from webui.history import HistoryStore
 from webui.services import ChatService
-from webui.services.chat import MAX_MESSAGE_CHARS, MessageTooLong
+from webui.services.admission import MAX_MESSAGE_CHARS, MessageTooLong
 
 
 def test_a_reply_asked_for_during_a_model_switch_says_so_then_comes_from_the_new_model(

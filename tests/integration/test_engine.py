@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.streams import collect
-from webui.engine import Engine, LoadSettings, ModelLoadError, SamplingParams, StreamChunk
+from webui.engine import Engine, LoadSettings, ModelLoadError, PromptRequest, SamplingParams, StreamChunk
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=48, seed=1)
 
@@ -71,7 +71,7 @@ def test_conversation_longer_than_the_context_is_trimmed_and_still_answered(engi
     for i in range(12):
         conversation += [{"role": "user", "content": f"{i}: {filler}"}, {"role": "assistant", "content": filler}]
     conversation.append({"role": "user", "content": "What is 2 + 2?"})
-    fitted = engine.fit(conversation, 64)
+    fitted = engine.prepare(PromptRequest(SamplingParams(max_tokens=64), messages=tuple(conversation)))
     assert fitted.dropped_messages > 0
     assert fitted.messages[0]["role"] == "system", "the system prompt stays"
     assert fitted.messages[-1]["content"] == "What is 2 + 2?"

@@ -10,7 +10,7 @@ import pytest
 from tests.support.rag_files import write_good_files
 from webui.config import Settings
 from webui.web.app import transport_limit_mb
-from webui.engine import Engine, LoadSettings, SamplingParams
+from webui.engine import Engine, LoadSettings, PromptRequest, SamplingParams
 from webui.history import HistoryStore
 from webui.prompts.presets import PresetStore
 from webui.rag import NO_RELEVANT_PASSAGES_MESSAGE, FileOutcome, IngestProgress, Passage, build_context
@@ -18,11 +18,18 @@ from webui.rag.embeddings import Embedder
 from webui.rag.settings import RetrievalSettings
 from webui.auth import User
 from webui.services import ChatService, DocumentQuery, DocumentService, NotAuthorized, PresetService, ReplyUpdate
-from webui.services.chat import fill_system_prompt, passage_budget, rag_system_template
+from webui.services.chat import PreparedReply, fill_system_prompt, passage_budget, rag_system_template
 from webui.services.documents import outcome_report, progress_line
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=24, seed=1)
 OWNER = "alice"
+
+
+def prepared_reply(chat: ChatService, conversation_id: str, system_prompt: str,
+                   documents: DocumentQuery | None) -> PreparedReply:
+    """What the chat's next reply will ask the model, as ``reply_in`` prepares it from the saved chat."""
+    saved = [{"role": m.role, "content": m.content} for m in chat.messages(OWNER, conversation_id)]
+    return chat.prepare_conversation(OWNER, saved, system_prompt=system_prompt, sampling=GREEDY, documents=documents)
 
 
 # --- pure decisions, with plain values ----------------------------------------------------------
@@ -154,10 +161,10 @@ def test_passages_are_trimmed_to_fit_before_history_is_dropped(services, tmp_pat
     assert full > 1500, "the test needs more passages than the window holds"
 
     def fitted(conversation_id: str):
-        """What stream_chat sends: the prepared prompt fitted by the engine (which drops old turns)."""
-        prepared = chat.prepare_reply(OWNER, conversation_id, system_prompt="", sampling=GREEDY, documents=query)
-        messages = [{"role": "system", "content": prepared.system_prompt}, *prepared.conversation]
-        return prepared, chat._engine.fit(messages, GREEDY.max_tokens)
+        """What the reply streams: the prepared prompt fitted by the engine (which drops old turns)."""
+        prepared = prepared_reply(chat, conversation_id, "", query)
+        messages = ({"role": "system", "content": prepared.system_prompt}, *prepared.conversation)
+        return prepared, chat._engine.prepare(PromptRequest(GREEDY, messages=messages))
 
     # A short earlier exchange fits beside trimmed passages: passages shrink, no turn is dropped.
     short_id = chat.add_user_message(OWNER, None, "Hello, I look after the greenhouse.")
@@ -188,8 +195,8 @@ def test_the_rag_preset_gets_its_variables_filled_at_send_time(services, tmp_pat
     question = "How often should I oil the bike chain?"
     conversation_id = chat.add_user_message(OWNER, None, question)
 
-    prepared = chat.prepare_reply(OWNER, conversation_id, system_prompt=applied.system_prompt + "\nToday: {date}.",
-                                  sampling=GREEDY, documents=DocumentQuery(("home",)))
+    prepared = prepared_reply(chat, conversation_id, applied.system_prompt + "\nToday: {date}.",
+                              DocumentQuery(("home",)))
 
     assert "{context}" not in prepared.system_prompt and "{date}" not in prepared.system_prompt
     assert dt.date.today().isoformat() in prepared.system_prompt
@@ -197,8 +204,7 @@ def test_the_rag_preset_gets_its_variables_filled_at_send_time(services, tmp_pat
     assert "Cite them like [1]" in prepared.system_prompt  # the small-model variant of the preset
     assert prepared.conversation[-1] == {"role": "user", "content": question}
 
-    plain = chat.prepare_reply(OWNER, conversation_id, system_prompt="Asked: {question} ({model})",
-                               sampling=GREEDY, documents=None)
+    plain = prepared_reply(chat, conversation_id, "Asked: {question} ({model})", None)
     assert plain.system_prompt == f"Asked: {question} ({engine.info.file})" and plain.sources == ()
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.streams import collect
-from webui.engine import Engine, EngineError, LoadSettings, NoModelLoaded, SamplingParams, StreamChunk
+from webui.engine import Engine, EngineError, LoadSettings, NoModelLoaded, PromptRequest, SamplingParams, StreamChunk
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=40, seed=1)
 # One thread: on a machine busy with other work, llama.cpp's threads spin-wait on each other and a
@@ -329,7 +329,8 @@ def test_tokenizing_while_models_switch_never_touches_a_freed_model(smollm_path:
         while not stop.is_set():
             try:
                 counted.append(engine.count_tokens("The quick brown fox jumps over the lazy dog. " * 20))
-                engine.fit([{"role": "user", "content": "Hello there"}], 64)
+                engine.prepare(PromptRequest(SamplingParams(max_tokens=64),
+                                             messages=({"role": "user", "content": "Hello there"},)))
             except NoModelLoaded:
                 pass  # between an unload and the next load there is no model: said clearly
             except BaseException as exc:  # noqa: BLE001 - anything else is the bug
@@ -384,7 +385,7 @@ def test_a_new_chat_copies_a_shared_system_prompt_from_another_sequence_and_answ
     collect(engine.stream_chat([system, {"role": "user", "content": "Name three colours."}], GREEDY, conversation="a"))
     before = engine.evaluated_tokens
     text, stats = collect(engine.stream_chat([system, {"role": "user", "content": question}], GREEDY, conversation="b"))
-    system_tokens = len(engine.tokenize(engine.render([system])))
+    system_tokens = engine.count_prompt_tokens([system])
     assert stats.cached_tokens >= system_tokens - 5, "the system prompt came from chat a's sequence"
     assert engine.evaluated_tokens - before == stats.prompt_tokens - stats.cached_tokens < 30
     assert text == expected

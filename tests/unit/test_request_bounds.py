@@ -6,7 +6,8 @@ import pytest
 
 from webui.config import Settings
 from webui.engine import SamplingParams
-from webui.services.completions import StreamSlots, TooManyStreams, sampling_problem, streams_per_user
+from webui.services.admission import sampling_problem
+from webui.services.completions import StreamSlots, TooManyStreams, streams_per_user
 
 
 def test_stop_top_k_and_seed_are_bounded_with_a_sentence_naming_the_limit() -> None:

@@ -18,13 +18,12 @@ import anyio
 import fastapi
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from webui.auth import User
 from webui.config import MAX_REQUEST_BODY_BYTES
-from webui.engine import EngineError, InvalidGrammar, NoModelLoaded, PromptTooLong, StreamChunk
 from webui.errors import UserError, unexpected_message
 from webui.services import Services
 from webui.services.access import NotAuthorized
 from webui.services.completions import Generation, RequestRefused
+from webui.services.types import ContextExceeded, EngineError, InvalidGrammar, NoModelLoaded, StreamChunk, User
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +97,14 @@ def caller(services: Services, request: fastapi.Request) -> User:
 
 
 def problem_from(exc: Exception) -> ApiProblem:
-    """Service and engine errors as HTTP refusals, by type (never by message text)."""
+    """Service errors as HTTP refusals, by type (never by message text); each failure has one type and one code."""
     if isinstance(exc, ApiProblem):
         return exc
     if isinstance(exc, RequestRefused):
         return ApiProblem(exc.status, str(exc), exc.code)
     if isinstance(exc, NotAuthorized):
         return ApiProblem(403, str(exc), "forbidden")
-    if isinstance(exc, (PromptTooLong,)):
+    if isinstance(exc, ContextExceeded):
         return ApiProblem(400, str(exc), "context_length_exceeded")
     if isinstance(exc, InvalidGrammar):
         return ApiProblem(400, str(exc), "invalid_response_format", param="response_format")

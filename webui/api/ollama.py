@@ -16,9 +16,11 @@ from pydantic import Field
 
 from webui import __version__
 from webui.api.common import ApiProblem, Driven, StrictModel, caller, guarded, ndjson, read_json, threaded
-from webui.engine import SamplingParams
 from webui.services import Services
-from webui.services.completions import Generation, GenerationOptions, grammar_for
+from webui.services.completions import Generation, GenerationOptions
+from webui.services.types import SamplingParams, SamplingRequest, sampling_from
+
+OLLAMA_DEFAULTS = SamplingParams(max_tokens=None)  # what a request leaves out; its reply as long as fits
 
 
 def ollama_error(problem: ApiProblem) -> JSONResponse:
@@ -62,20 +64,13 @@ class Options(StrictModel):
     mirostat_eta: float | None = None
     penalize_newline: bool | None = None
 
-    def sampling(self, grammar: str | None) -> SamplingParams:
-        base = SamplingParams()
-        return SamplingParams(
-            temperature=base.temperature if self.temperature is None else self.temperature,
-            top_p=base.top_p if self.top_p is None else self.top_p,
-            top_k=base.top_k if self.top_k is None else self.top_k,
-            min_p=base.min_p if self.min_p is None else self.min_p,
-            repeat_penalty=base.repeat_penalty if self.repeat_penalty is None else self.repeat_penalty,
-            seed=-1 if self.seed is None else self.seed,
-            stop=tuple(s for s in self.stop or [] if s),
-            presence_penalty=self.presence_penalty or 0.0,
-            frequency_penalty=self.frequency_penalty or 0.0,
-            grammar=grammar,
-        )
+    def sampling(self, response_format: dict[str, Any] | None) -> SamplingParams:
+        return sampling_from(SamplingRequest(
+            temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, min_p=self.min_p,
+            repeat_penalty=self.repeat_penalty, presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty, seed=self.seed, stop=self.stop, max_tokens=self.max_tokens(),
+            response_format=response_format,
+        ), OLLAMA_DEFAULTS)
 
     def max_tokens(self) -> int | None:
         """num_predict: -1 (or absent) means as much as fits, like Ollama; 0 is refused."""
@@ -110,8 +105,8 @@ class _Generating(StrictModel):
             response_format: dict[str, Any] | None = {"type": "json_schema", "json_schema": {"schema": self.format}}
         else:
             response_format = {"type": "json_object"} if self.format == "json" else None
-        return GenerationOptions(model=self.model, sampling=options.sampling(grammar_for(response_format)),
-                                 max_tokens=options.max_tokens(), collections=tuple(collections or ()))
+        return GenerationOptions(model=self.model, sampling=options.sampling(response_format),
+                                 collections=tuple(collections or ()))
 
 
 class ChatRequest(_Generating):

@@ -16,9 +16,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 
 from webui.api.common import ApiProblem, Driven, StrictModel, caller, guarded, read_json, sse, threaded
-from webui.engine import SamplingParams, TokenLogprob
 from webui.services import Services
-from webui.services.completions import GenerationOptions, embedding_base64, grammar_for
+from webui.services.completions import GenerationOptions, embedding_base64
+from webui.services.types import SamplingParams, SamplingRequest, TokenLogprob, sampling_from
+
+# What an OpenAI request leaves out: no repeat penalty (OpenAI clients expect none unless they ask for
+# one), and a reply as long as the context window leaves.
+OPENAI_DEFAULTS = SamplingParams(repeat_penalty=1.0, max_tokens=None)
 
 
 def openai_error(problem: ApiProblem) -> JSONResponse:
@@ -76,23 +80,14 @@ class Sampling(StrictModel):
     collections: list[str] | None = None  # extension: answer from these document collections
     passages: int | None = Field(None, ge=1, le=20)  # extension: how many passages to retrieve
 
-    def sampling(self, *, grammar: str | None, logprobs: int | None) -> SamplingParams:
-        base = SamplingParams()
-        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
-        return SamplingParams(
-            temperature=base.temperature if self.temperature is None else self.temperature,
-            top_p=base.top_p if self.top_p is None else self.top_p,
-            top_k=base.top_k if self.top_k is None else self.top_k,
-            min_p=base.min_p if self.min_p is None else self.min_p,
-            # OpenAI clients expect no repeat penalty unless they ask for one.
-            repeat_penalty=1.0 if self.repeat_penalty is None else self.repeat_penalty,
-            seed=-1 if self.seed is None else self.seed,
-            stop=tuple(s for s in stops if s),
-            presence_penalty=self.presence_penalty or 0.0,
-            frequency_penalty=self.frequency_penalty or 0.0,
-            grammar=grammar,
-            logprobs=logprobs,
-        )
+    def sampling(self, *, max_tokens: int | None, response_format: dict[str, Any] | None = None,
+                 logprobs: int | None = None) -> SamplingParams:
+        return sampling_from(SamplingRequest(
+            temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, min_p=self.min_p,
+            repeat_penalty=self.repeat_penalty, presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty, seed=self.seed, stop=self.stop, max_tokens=max_tokens,
+            response_format=response_format, logprobs=logprobs,
+        ), OPENAI_DEFAULTS)
 
     def check_unsupported(self) -> None:
         if self.logit_bias:
@@ -193,12 +188,11 @@ def build_openai_router(services: Services) -> fastapi.APIRouter:
         if body.tools or body.functions:
             raise ApiProblem(400, "Tool and function calling are not supported by this server.",
                              "unsupported_parameter", param="tools")
-        logprobs = (body.top_logprobs or 0) if body.logprobs else None
-        sampling = body.sampling(grammar=grammar_for(body.response_format), logprobs=logprobs)
-        options = GenerationOptions(
-            model=body.model, sampling=sampling, max_tokens=body.max_completion_tokens or body.max_tokens,
-            collections=tuple(body.collections or ()), passages=body.passages or GenerationOptions.passages,
-        )
+        sampling = body.sampling(max_tokens=body.max_completion_tokens or body.max_tokens,
+                                 response_format=body.response_format,
+                                 logprobs=(body.top_logprobs or 0) if body.logprobs else None)
+        options = GenerationOptions(model=body.model, sampling=sampling, collections=tuple(body.collections or ()),
+                                    passages=body.passages or GenerationOptions.passages)
         messages = [m.as_message() for m in body.messages]
         generation = await threaded(services.completions.chat, user, messages, options)
         return await _respond(request, generation, body, chat=True)
@@ -217,8 +211,8 @@ def build_openai_router(services: Services) -> fastapi.APIRouter:
         if body.collections:
             raise ApiProblem(400, "collections work with /v1/chat/completions only.", "unsupported_parameter",
                              param="collections")
-        sampling = body.sampling(grammar=None, logprobs=body.logprobs)
-        options = GenerationOptions(model=body.model, sampling=sampling, max_tokens=body.max_tokens)
+        options = GenerationOptions(model=body.model,
+                                    sampling=body.sampling(max_tokens=body.max_tokens, logprobs=body.logprobs))
         generation = await threaded(services.completions.complete, user, prompts[0], options)
         return await _respond(request, generation, body, chat=False)
 

@@ -1,4 +1,4 @@
-"""The one owner of the llama.cpp model: load, unload, render, stream, cancel, count and fit.
+"""The one owner of the llama.cpp model: load, unload, prepare (render, tokenize, fit), stream, cancel.
 
 One engine thread owns the llama.cpp context and runs the scheduler (``Batcher``): replies join a
 running batch at the next step, up to ``parallel`` at once; the rest wait in one line, first come
@@ -19,27 +19,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from webui.engine.sampling import check_grammar
+from webui.engine.errors import EngineError, ModelLoadError, NoModelLoaded
+from webui.engine.handoff import STREAM_END, merge_handed_over, stream_ends
+from webui.engine.loading import check_gguf_file
+from webui.engine.policy import pick_next
+from webui.engine.prepare import prepare_for
 from webui.engine.scheduler import Batcher, Job, LoadedModel, open_model
 from webui.engine.types import (
-    MIN_REPLY_TOKENS,
-    EngineError,
     FittedPrompt,
     GenerationStats,
     LoadSettings,
     Message,
     ModelInfo,
-    ModelLoadError,
-    NoModelLoaded,
-    STREAM_END,
-    PromptTooLong,
+    PromptRequest,
     SamplingParams,
     StreamChunk,
-    check_gguf_file,
-    choose_messages_to_keep,
-    merge_handed_over,
-    pick_next,
-    stream_ends,
 )
 from webui.hardware import parse_proc_meminfo
 from webui.prompts.templates import RenderedPrompt
@@ -97,25 +91,16 @@ class ReadWriteLock:
                 self._cond.notify_all()
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    tokens: list[int]
-    stop: tuple[str, ...]
-    sampling: SamplingParams
-    dropped: int
-
-
 @dataclass(eq=False)
 class _Request:
-    """A reply waiting in line (or running): how to prepare it for the loaded model, and its output."""
+    """A reply waiting in line (or running): what was asked, the prompt fitted for it, and its output."""
 
-    prepare: Callable[[LoadedModel], _Prepared]
+    ask: PromptRequest
+    prompt: FittedPrompt | None  # None: no model was loaded to fit it for; it is fitted once admitted
     cancel: threading.Event
     user: str | None
     conversation: str | None
     out: queue.SimpleQueue[object] = field(default_factory=queue.SimpleQueue)
-    prepared: _Prepared | None = None
-    generation: int = -1
     submitted: float = field(default_factory=time.perf_counter)
 
 
@@ -153,7 +138,7 @@ class Engine:
         self._models = ReadWriteLock()
         self._loaded: LoadedModel | None = None
         self._batcher: Batcher | None = None
-        self._generation = 0
+        self._load_number = 0  # counts loads, so a prompt fitted for an earlier one is fitted again
         self._thread: threading.Thread | None = None
         self._switching_to: str | None = None
 
@@ -236,7 +221,7 @@ class Engine:
             self._loaded.close()
         self._batcher = None
         self._loaded = None
-        self._generation += 1
+        self._load_number += 1
 
     def _open(self, path: Path, settings: LoadSettings) -> None:
         started = time.perf_counter()
@@ -248,7 +233,7 @@ class Engine:
             raise
         loaded.info = replace(loaded.info, n_ctx=batcher.n_ctx_seq)  # what llama.cpp made of the size asked for
         self._loaded, self._batcher = loaded, batcher
-        self._generation += 1
+        self._load_number += 1
         log.info(
             "loaded %s (%s, n_ctx=%d x %d sequences, gpu layers=%d, format=%s) in %.1fs",
             path.name, loaded.info.architecture, loaded.info.n_ctx, loaded.n_seq, settings.n_gpu_layers,
@@ -263,53 +248,48 @@ class Engine:
         return self._loaded
 
     def render(self, messages: Sequence[Message]) -> RenderedPrompt:
-        """The exact text the model receives for ``messages``, special tokens included."""
+        """The exact text the model receives for ``messages``, special tokens included (the exact-prompt view)."""
         with self._models.read():
             return self._require_model().chat_format.render(list(messages))
-
-    def tokenize(self, rendered: RenderedPrompt) -> list[int]:
-        with self._models.read():
-            return self._require_model().tokenize(rendered.text, add_bos=not rendered.added_special, special=True)
 
     def count_tokens(self, text: str) -> int:
         with self._models.read():
             return len(self._require_model().tokenize(text, add_bos=False, special=False))
 
-    def fit(self, messages: Sequence[Message], max_tokens: int) -> FittedPrompt:
-        """Cut ``messages`` to fit one conversation's context with room for the reply; oldest turns go first.
+    def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
+        """The tokens of ``messages`` as a prompt (template and special tokens included), nothing dropped."""
+        with self._models.read():
+            model = self._require_model()
+            rendered = model.chat_format.render(list(messages))
+            return len(model.tokenize(rendered.text, add_bos=not rendered.added_special, special=True))
 
-        When even the newest message leaves less than ``max_tokens`` of room, the reply budget
-        shrinks down to ``MIN_REPLY_TOKENS`` before the request is refused.
+    def prepare(self, request: PromptRequest) -> FittedPrompt:
+        """The one prepare step: ``request`` rendered with the model's template, tokenized, fitted, checked.
+
+        A chat too long for the context loses its oldest turns and its reply budget shrinks down to
+        ``MIN_REPLY_TOKENS``, unless ``request.strict``; what still does not fit raises ContextExceeded,
+        a grammar llama.cpp cannot compile InvalidGrammar. ``stream`` then runs exactly this.
         """
         with self._models.read():
-            return self._fit(self._require_model(), messages, max_tokens)
-
-    @staticmethod
-    def _fit(model: LoadedModel, messages: Sequence[Message], max_tokens: int) -> FittedPrompt:
-        n_ctx = model.info.n_ctx
-        reserve = min(max_tokens, n_ctx - 1)
-
-        def prompt_tokens(candidate: list[Message]) -> list[int]:
-            rendered = model.chat_format.render(candidate)
-            return model.tokenize(rendered.text, add_bos=not rendered.added_special, special=True)
-
-        kept, dropped = choose_messages_to_keep(messages, lambda c: len(prompt_tokens(c)) + reserve <= n_ctx)
-        tokens = prompt_tokens(kept)
-        room = n_ctx - len(tokens)
-        if room < min(reserve, MIN_REPLY_TOKENS):
-            raise PromptTooLong(
-                f"The message is too long for this model's context window: it needs {len(tokens)} tokens "
-                f"and the context holds {n_ctx}. Shorten it, or load the model with a larger context size."
-            )
-        return FittedPrompt(
-            messages=kept,
-            rendered=model.chat_format.render(kept),
-            tokens=tokens,
-            dropped_messages=dropped,
-            max_tokens=min(reserve, room),
-        )
+            return prepare_for(self._require_model(), request, self._load_number)
 
     # -- generation --------------------------------------------------------------------------
+
+    def stream(
+        self,
+        prompt: FittedPrompt,
+        *,
+        cancel: threading.Event | None = None,
+        on_wait: Callable[[int], None] | None = None,
+        user: str | None = None,
+        conversation: str | None = None,
+    ) -> Iterator[StreamChunk]:
+        """Stream the reply to a prepared prompt; the last chunk carries the stats.
+
+        ``user`` keeps one user from taking a second slot while another waits; ``conversation``
+        lets the next turn reuse this one's KV cache and evaluate only the new tokens.
+        """
+        return self._submit(_Request(prompt.request, prompt, cancel or threading.Event(), user, conversation), on_wait)
 
     def stream_chat(
         self,
@@ -321,20 +301,9 @@ class Engine:
         user: str | None = None,
         conversation: str | None = None,
     ) -> Iterator[StreamChunk]:
-        """Stream a reply to a chat; the last chunk carries the stats.
-
-        ``user`` keeps one user from taking a second slot while another waits; ``conversation``
-        lets the next turn reuse this one's KV cache and evaluate only the new tokens.
-        """
-        messages = list(messages)
-
-        def prepare(model: LoadedModel) -> _Prepared:
-            fitted = self._fit(model, messages, sampling.max_tokens)
-            check_grammar(model.vocab, sampling.grammar)
-            return _Prepared(fitted.tokens, (*fitted.rendered.stop, *sampling.stop),
-                             replace(sampling, max_tokens=fitted.max_tokens), fitted.dropped_messages)
-
-        return self._stream(prepare, cancel, on_wait, user, conversation)
+        """``prepare`` and ``stream`` a chat in one call; a refusal is raised where the stream is read."""
+        ask = PromptRequest(sampling, messages=tuple(messages))
+        return self._prepare_and_stream(ask, cancel, on_wait, user, conversation)
 
     def stream_completion(
         self,
@@ -346,38 +315,30 @@ class Engine:
         user: str | None = None,
         conversation: str | None = None,
     ) -> Iterator[StreamChunk]:
-        """Raw continuation of ``text`` with no chat template (the notebook mode)."""
+        """Raw continuation of ``text`` with no chat template (the notebook mode), as ``stream_chat``."""
+        return self._prepare_and_stream(PromptRequest(sampling, text=text), cancel, on_wait, user, conversation)
 
-        def prepare(model: LoadedModel) -> _Prepared:
-            tokens = model.tokenize(text, add_bos=True, special=True)
-            n_ctx = model.info.n_ctx
-            room = n_ctx - len(tokens)
-            if room < MIN_REPLY_TOKENS:
-                tokens = tokens[:1] + tokens[-(n_ctx - MIN_REPLY_TOKENS - 1):]
-                room = MIN_REPLY_TOKENS
-            check_grammar(model.vocab, sampling.grammar)
-            return _Prepared(tokens, tuple(sampling.stop), replace(sampling, max_tokens=min(sampling.max_tokens, room)), 0)
-
-        return self._stream(prepare, cancel, on_wait, user, conversation)
-
-    def _stream(
+    def _prepare_and_stream(
         self,
-        prepare: Callable[[LoadedModel], _Prepared],
+        ask: PromptRequest,
         cancel: threading.Event | None,
         on_wait: Callable[[int], None] | None,
         user: str | None,
         conversation: str | None,
     ) -> Iterator[StreamChunk]:
-        request = _Request(prepare, cancel or threading.Event(), user, conversation)
+        request = _Request(ask, None, cancel or threading.Event(), user, conversation)
         try:
-            with self._models.read():  # a prompt too long is refused at once, not after the wait
-                if self._loaded is not None:
-                    request.prepared, request.generation = prepare(self._loaded), self._generation
+            request.prompt = self.prepare(ask)  # a prompt too long is refused at once, not after the wait
+        except NoModelLoaded:
+            pass  # it waits in line, in case a load is about to start, and fails there if none did
         except BaseException as exc:  # noqa: BLE001 - raised where the caller reads the stream
             request.out.put(exc)
             request.out.put(STREAM_END)
-        else:
-            self._enqueue(request)
+            return self._read(request, on_wait)
+        return self._submit(request, on_wait)
+
+    def _submit(self, request: _Request, on_wait: Callable[[int], None] | None) -> Iterator[StreamChunk]:
+        self._enqueue(request)
         return self._read(request, on_wait)
 
     def _read(self, request: _Request, on_wait: Callable[[int], None] | None) -> Iterator[StreamChunk]:
@@ -506,7 +467,7 @@ class Engine:
         for request in [i for i in self._line if isinstance(i, _Request) and i.cancel.is_set()]:
             self._line.remove(request)
             request.out.put(StreamChunk(stats=GenerationStats(
-                prompt_tokens=len(request.prepared.tokens) if request.prepared else 0,
+                prompt_tokens=request.prompt.prompt_tokens if request.prompt else 0,
                 completion_tokens=0, ttft_s=0.0, total_s=time.perf_counter() - request.submitted,
                 stopped_by_user=True, dropped_messages=0, finish_reason="cancelled",
             )))
@@ -516,11 +477,11 @@ class Engine:
         try:
             if self._loaded is None or self._batcher is None:
                 raise NoModelLoaded("No model is loaded. Load one in the Models tab.")
-            if request.prepared is None or request.generation != self._generation:
-                request.prepared = request.prepare(self._loaded)  # the model changed while it waited
-            prepared = request.prepared
+            prompt = request.prompt
+            if prompt is None or prompt.load_number != self._load_number:  # the model changed while it waited
+                prompt = request.prompt = prepare_for(self._loaded, request.ask, self._load_number)
             self._batcher.admit(Job(
-                tokens=prepared.tokens, stop=prepared.stop, sampling=prepared.sampling, dropped=prepared.dropped,
+                tokens=prompt.tokens, stop=prompt.stop, sampling=prompt.sampling, dropped=prompt.dropped_messages,
                 cancel=request.cancel, emit=request.out.put, finished=lambda: request.out.put(STREAM_END),
                 user=request.user, conversation=request.conversation, submitted=request.submitted,
             ))

@@ -13,21 +13,24 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
+from webui.engine.errors import EngineError
+from webui.engine.fitting import reply_budget
+from webui.engine.handoff import pump_in_background
 from webui.engine.types import (
-    EngineError,
+    FittedPrompt,
     GenerationStats,
     Message,
     ModelInfo,
+    PromptRequest,
     SamplingParams,
     StreamChunk,
-    pump_in_background,
 )
 from webui.prompts.templates import RenderedPrompt
 
@@ -52,6 +55,11 @@ class RemoteError(EngineError):
 def estimate_tokens(text: str) -> int:
     """A high estimate of ``text``'s tokens on a server whose tokenizer we cannot ask."""
     return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def estimate_prompt_tokens(messages: Sequence[Message]) -> int:
+    """A high estimate of a chat's prompt tokens on a server: each message's text, and a few for its role."""
+    return sum(estimate_tokens(m["content"]) + 4 for m in messages)
 
 
 def short_model_name(model_id: str) -> str:
@@ -88,10 +96,12 @@ def remote_model_info(backend: RemoteBackend, entry: dict[str, Any]) -> RemoteMo
 def sampling_body(sampling: SamplingParams) -> dict[str, Any]:
     """Our sampling settings as OpenAI fields, plus the llama.cpp/vLLM extras (top_k, min_p, repeat_penalty)."""
     body: dict[str, Any] = {
-        "temperature": sampling.temperature, "top_p": sampling.top_p, "max_tokens": sampling.max_tokens,
+        "temperature": sampling.temperature, "top_p": sampling.top_p,
         "presence_penalty": sampling.presence_penalty, "frequency_penalty": sampling.frequency_penalty,
         "top_k": sampling.top_k, "min_p": sampling.min_p, "repeat_penalty": sampling.repeat_penalty,
     }
+    if sampling.max_tokens is not None:  # None: as many as the server's context leaves
+        body["max_tokens"] = sampling.max_tokens
     if sampling.seed >= 0:
         body["seed"] = sampling.seed
     if sampling.stop:
@@ -99,6 +109,23 @@ def sampling_body(sampling: SamplingParams) -> dict[str, Any]:
     if sampling.grammar:
         body["grammar"] = sampling.grammar  # llama.cpp servers; others ignore it
     return body
+
+
+def fit_for_server(model: RemoteModelInfo, request: PromptRequest) -> FittedPrompt:
+    """A request as a remote server gets it: the server renders, tokenizes and fits it itself.
+
+    Its prompt tokens are estimated; a strict request (the API's) has its reply budget checked
+    against the server's window as listed (or ``DEFAULT_REMOTE_CTX``) with that estimate.
+    """
+    if request.text is not None:
+        estimate = estimate_tokens(request.text)
+    else:
+        estimate = estimate_prompt_tokens(request.messages)
+    sampling = request.sampling
+    if request.strict:
+        sampling = replace(sampling, max_tokens=reply_budget(model.n_ctx, estimate, sampling.max_tokens, strict=True))
+    return FittedPrompt(request=request, tokens=[], prompt_tokens=estimate, sampling=sampling, stop=sampling.stop,
+                        messages=request.messages)
 
 
 def render_for_server(messages: Sequence[Message], model: RemoteModelInfo) -> RenderedPrompt:
@@ -168,8 +195,7 @@ class RemoteBackend:
     def stream_chat(self, model: RemoteModelInfo, messages: Sequence[Message], sampling: SamplingParams, *,
                     cancel: threading.Event | None = None) -> Iterator[StreamChunk]:
         body = {"model": model.model_id, "messages": list(messages), "stream": True, **sampling_body(sampling)}
-        prompt_estimate = sum(estimate_tokens(m["content"]) + 4 for m in messages)
-        return self._stream("/v1/chat/completions", body, prompt_estimate, cancel,
+        return self._stream("/v1/chat/completions", body, estimate_prompt_tokens(messages), cancel,
                             lambda choice: (choice.get("delta") or {}).get("content"))
 
     def stream_completion(self, model: RemoteModelInfo, text: str, sampling: SamplingParams, *,

@@ -14,14 +14,21 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from webui.engine.engine import Engine
-from webui.engine.remote import RemoteBackend, RemoteError, RemoteModelInfo, estimate_tokens, render_for_server
+from webui.engine.errors import NoModelLoaded
+from webui.engine.remote import (
+    RemoteBackend,
+    RemoteError,
+    RemoteModelInfo,
+    estimate_tokens,
+    fit_for_server,
+    render_for_server,
+)
 from webui.engine.types import (
-    EngineError,
     FittedPrompt,
     LoadSettings,
     Message,
     ModelInfo,
-    NoModelLoaded,
+    PromptRequest,
     SamplingParams,
     StreamChunk,
 )
@@ -142,21 +149,33 @@ class EngineRouter:
         remote = self._remote
         return render_for_server(messages, remote) if remote is not None else self._local().render(messages)
 
-    def tokenize(self, rendered: RenderedPrompt) -> list[int]:
-        # A remote server's tokens are unknown; callers only count them, so an estimate of the length serves.
-        if self._remote is not None:
-            return [0] * estimate_tokens(rendered.text)
-        return self._local().tokenize(rendered)
-
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text) if self._remote is not None else self._local().count_tokens(text)
 
-    def fit(self, messages: Sequence[Message], max_tokens: int) -> FittedPrompt:
-        if self._remote is not None:
-            raise EngineError("The server formats and fits the prompt of a remote model.")
-        return self._local().fit(messages, max_tokens)
+    def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
+        remote = self._remote
+        if remote is not None:  # a server's tokens are unknown: the estimate of what is sent serves
+            return estimate_tokens(render_for_server(messages, remote).text)
+        return self._local().count_prompt_tokens(messages)
+
+    def prepare(self, request: PromptRequest) -> FittedPrompt:
+        remote = self._remote
+        return fit_for_server(remote, request) if remote is not None else self._local().prepare(request)
 
     # -- generation -----------------------------------------------------------------------------
+
+    def stream(self, prompt: FittedPrompt, *, cancel: threading.Event | None = None,
+               on_wait: Callable[[int], None] | None = None, user: str | None = None,
+               conversation: str | None = None) -> Iterator[StreamChunk]:
+        """The reply to a prepared prompt, from the model in use now (a local engine fits it again if
+        it was prepared for another model)."""
+        remote = self._remote
+        if remote is None:
+            return self._local().stream(prompt, cancel=cancel, on_wait=on_wait, user=user, conversation=conversation)
+        backend = self._backend(remote)
+        if prompt.request.text is not None:
+            return backend.stream_completion(remote, prompt.request.text, prompt.sampling, cancel=cancel)
+        return backend.stream_chat(remote, prompt.messages, prompt.sampling, cancel=cancel)
 
     def stream_chat(self, messages: Sequence[Message], sampling: SamplingParams, *,
                     cancel: threading.Event | None = None, on_wait: Callable[[int], None] | None = None,

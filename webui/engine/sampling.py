@@ -12,7 +12,8 @@ from typing import Any
 
 import llama_cpp
 
-from webui.engine.types import InvalidGrammar, SamplingParams, TokenLogprob
+from webui.engine.errors import InvalidGrammar
+from webui.engine.types import SamplingParams, TokenLogprob
 
 PENALTY_LAST_N = 64  # the window llama-cpp-python's high-level API uses for repeat penalties
 
@@ -76,16 +77,6 @@ def check_grammar(vocab: Any, gbnf: str | None) -> None:
     """Raise ``InvalidGrammar`` now, in the caller's thread, rather than once the request is running."""
     if gbnf:
         llama_cpp.llama_sampler_free(build_sampler(vocab, SamplingParams(grammar=gbnf, repeat_penalty=1.0)))
-
-
-def compile_grammar(gbnf: str | None) -> Any:
-    """Parse GBNF text without a model (for refusing a bad format before a request queues); None if empty."""
-    if not gbnf:
-        return None
-    try:
-        return llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
-    except ValueError as exc:
-        raise InvalidGrammar(f"The output format could not be turned into a grammar: {exc}") from exc
 
 
 def token_piece(vocab: Any, token: int) -> bytes:

@@ -23,21 +23,12 @@ import llama_cpp
 from llama_cpp import _internals
 from llama_cpp._logger import set_verbose
 
+from webui.engine.errors import ModelLoadError
+from webui.engine.loading import LLAMA_LOAD_LOCK
+from webui.engine.policy import choose_parallel, common_prefix, kv_bytes_per_token
 from webui.engine.sampling import build_sampler, logprobs_for, token_piece
-from webui.engine.types import (
-    LLAMA_LOAD_LOCK,
-    GenerationStats,
-    LoadSettings,
-    ModelInfo,
-    ModelLoadError,
-    SamplingParams,
-    StopScanner,
-    StreamChunk,
-    TokenLogprob,
-    choose_parallel,
-    common_prefix,
-    kv_bytes_per_token,
-)
+from webui.engine.stops import StopScanner
+from webui.engine.types import GenerationStats, LoadSettings, ModelInfo, SamplingParams, StreamChunk, TokenLogprob
 from webui.prompts.templates import ChatFormat, resolve_chat_format
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from webui.engine import (
     GenerationStats,
     Message,
     NoModelLoaded,
+    PromptRequest,
     SamplingParams,
 )
 from webui.errors import UserError
@@ -41,13 +42,12 @@ from webui.rag import (
     build_context,
     fit_passages,
 )
+from webui.services.admission import admit, check_message_size
 from webui.services.documents import DocumentService
 from webui.services.presets import model_family
 from webui.services.streaming import CancelRegistry, UpdatePacer
 
 log = logging.getLogger(__name__)
-
-
 
 
 @dataclass(frozen=True)
@@ -78,29 +78,12 @@ class PreparedReply:
     error: str | None = None
 
 
-MAX_MESSAGE_CHARS = 100_000  # about 25,000 tokens: more than most context windows hold
 SAVE_INTERVAL_S = 2.0  # a streaming reply is saved this often, so a killed server loses at most this much
-
-
-class MessageTooLong(UserError, ValueError):
-    """A chat message over MAX_MESSAGE_CHARS; refused before anything is saved or tokenized."""
+DEFAULT_REPLY_TOKENS = 512  # the room passages leave a reply when its request sets no max_tokens (the API)
 
 
 class EditRefused(UserError, ValueError):
     """An edit of a chat message that cannot be saved: empty, or not one of the user's own messages."""
-
-
-def check_message_size(text: str) -> None:
-    """Refuse a message over the cap at once, by length alone (a 20 MB paste never reaches the tokenizer).
-
-    A fixed cap rather than one from the context window: it holds for every model and for the
-    API, and the engine already drops old turns that do not fit.
-    """
-    if len(text) > MAX_MESSAGE_CHARS:
-        raise MessageTooLong(
-            f"Your message is {len(text):,} characters long; the limit is {MAX_MESSAGE_CHARS:,}. "
-            "Shorten it, or add long text as a document in the Documents tab and ask about it."
-        )
 
 
 @dataclass
@@ -251,10 +234,10 @@ class ChatService:
 
     # -- replies -----------------------------------------------------------------------------
 
-    def prepare_reply(
+    def prepare_conversation(
         self,
         owner: str,
-        conversation_id: str,
+        conversation: list[Message],
         *,
         system_prompt: str,
         sampling: SamplingParams,
@@ -266,21 +249,6 @@ class ChatService:
         to the context window and numbered into the prompt; when none is relevant, the prepared
         reply is the fixed answer saying so and the model is not asked at all.
         """
-        stored = self._history.messages(owner, conversation_id)
-        conversation: list[Message] = [{"role": m.role, "content": m.content} for m in stored]
-        return self.prepare_conversation(owner, conversation, system_prompt=system_prompt, sampling=sampling,
-                                         documents=documents)
-
-    def prepare_conversation(
-        self,
-        owner: str,
-        conversation: list[Message],
-        *,
-        system_prompt: str,
-        sampling: SamplingParams,
-        documents: DocumentQuery | None = None,
-    ) -> PreparedReply:
-        """``prepare_reply`` for a conversation given as messages (the HTTP API's), not a saved one."""
         question = conversation[-1]["content"] if conversation and conversation[-1]["role"] == "user" else ""
         model_file = self._engine.info.file if self._engine.info else ""
         if documents is None or not documents.collections:
@@ -325,10 +293,11 @@ class ChatService:
         cleared or deleted meanwhile, the reply is stopped and nothing comes back: the last update
         has ``dropped`` set.
         """
-        stored = self._history.messages(owner, conversation_id)
+        stored = self._history.messages(owner, conversation_id)  # read once for the whole reply
         question_id = stored[-1].id if stored and stored[-1].role == "user" else None
-        prepared = self.prepare_reply(owner, conversation_id, system_prompt=system_prompt, sampling=sampling,
-                                      documents=documents)
+        conversation: list[Message] = [{"role": m.role, "content": m.content} for m in stored]
+        prepared = self.prepare_conversation(owner, conversation, system_prompt=system_prompt, sampling=sampling,
+                                             documents=documents)
         if prepared.error:
             yield ReplyUpdate(text="", done=True, error=prepared.error)
             return
@@ -410,13 +379,11 @@ class ChatService:
         empty = fill_system_prompt(template, question=question, context="", model=model_file).strip()
         head: list[Message] = [{"role": "system", "content": empty}] if empty else []
 
-        def prompt_tokens(messages: list[Message]) -> int:
-            return len(self._engine.tokenize(self._engine.render(messages)))
-
+        count = self._engine.count_prompt_tokens
         budget = passage_budget(
-            info.n_ctx, sampling.max_tokens,
-            with_history=prompt_tokens(head + conversation),
-            newest_only=prompt_tokens(head + conversation[-1:]),
+            info.n_ctx, sampling.max_tokens or DEFAULT_REPLY_TOKENS,
+            with_history=count(head + conversation),
+            newest_only=lambda: count(head + conversation[-1:]),
         )
         return fit_passages(found, budget_tokens=budget, count_tokens=self._engine.count_tokens)
 
@@ -434,12 +401,6 @@ class ChatService:
 
         ``user`` and ``conversation_id`` let the engine share slots fairly and reuse the chat's cache.
         """
-        try:
-            for message in conversation:
-                check_message_size(message["content"])
-        except MessageTooLong as exc:
-            yield ReplyUpdate(text="", done=True, error=str(exc))
-            return
         messages: list[Message] = []
         if system_prompt.strip():
             messages.append({"role": "system", "content": system_prompt.strip()})
@@ -449,15 +410,15 @@ class ChatService:
         if self._engine.switching_to:
             yield ReplyUpdate(text="", notice=switching_notice(self._engine.switching_to))
         try:
-            chunks = self._engine.stream_chat(messages, sampling, cancel=cancel, user=user,
-                                              conversation=conversation_id)
+            prompt = admit(self._engine, PromptRequest(sampling, messages=tuple(messages)))
+            chunks = self._engine.stream(prompt, cancel=cancel, user=user, conversation=conversation_id)
             for text, stats in self._pacer.paced_text(chunks):
                 if stats is not None:
                     yield ReplyUpdate(text=text, done=True, stats=stats,
                                       notice=dropped_notice(stats.dropped_messages))
                     return
                 yield ReplyUpdate(text=text)
-        except EngineError as exc:
+        except UserError as exc:  # a refusal (too long, out of bounds, over the context) or an engine failure
             log.warning("chat request failed: %s", exc)
             yield ReplyUpdate(text=text, done=True, error=str(exc))
         finally:
@@ -536,21 +497,23 @@ def passage_budget(
     max_tokens: int,
     *,
     with_history: int,
-    newest_only: int,
+    newest_only: int | Callable[[], int],
     margin: int = CONTEXT_MARGIN_TOKENS,
     min_passage_tokens: int = MIN_PASSAGE_TOKENS,
 ) -> int:
     """Tokens left for passages: passages are trimmed first, history is dropped only after.
 
     ``with_history``/``newest_only`` are the prompt's tokens (without passages) with the whole
-    conversation / with the newest message only. The reply keeps at most half the window, since a
-    reply with no room for its sources is worth less than a shorter one.
+    conversation / with the newest message only (a callable is counted only when the history leaves
+    too little room). The reply keeps at most half the window, since a reply with no room for its
+    sources is worth less than a shorter one.
     """
     reply = min(max_tokens, n_ctx // 2)
     room = n_ctx - reply - with_history - margin
     if room >= min_passage_tokens:
         return room
-    return max(0, n_ctx - reply - newest_only - margin)
+    newest = newest_only() if callable(newest_only) else newest_only
+    return max(0, n_ctx - reply - newest - margin)
 
 
 def sources_meta(passages: Sequence[Passage]) -> list[dict[str, Any]]:

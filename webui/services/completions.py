@@ -1,14 +1,13 @@
-"""Generation for the HTTP API: model checks, context checks, output formats, document answers, embeddings.
+"""Generation for the HTTP API: model checks, document answers, streams per user, embeddings.
 
 The OpenAI and Ollama routes translate their wire formats into these calls; everything that decides
-(which model, whether the request fits, which grammar, which passages) happens here, with the same
-engine queue and document retrieval as the page.
+(which model, which passages) happens here, and whether a request fits goes through the page's own
+admission path (``admission.admit``), engine queue and document retrieval.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import struct
 import threading
@@ -19,10 +18,20 @@ from typing import Any
 
 from webui.auth import User
 from webui.config import Settings
-from webui.engine import Engine, EngineError, InvalidGrammar, Message, NoModelLoaded, SamplingParams, StreamChunk
+from webui.engine import (
+    Engine,
+    EngineError,
+    FittedPrompt,
+    GenerationStats,
+    Message,
+    PromptRequest,
+    SamplingParams,
+    StreamChunk,
+)
 from webui.errors import UserError
 from webui.rag import RagError
 from webui.services.access import NotAuthorized
+from webui.services.admission import admit
 from webui.services.chat import ChatService, DocumentQuery, sources_meta
 from webui.services.documents import DocumentService
 from webui.services.models import ModelService
@@ -30,12 +39,6 @@ from webui.services.models import ModelService
 log = logging.getLogger(__name__)
 
 MAX_EMBEDDING_INPUTS = 2048
-# Every stop sequence is looked for after every token of the reply, in the engine's one thread: a
-# long list would slow everyone's replies. OpenAI allows 4; agents send a handful.
-MAX_STOP_SEQUENCES = 16
-MAX_STOP_CHARS = 100
-MAX_TOP_K = 1000  # as a preset may set; a few hundred already keeps every likely token
-SEED_RANGE = (-1, 2**32 - 1)  # llama.cpp's seed is 32 bits; -1: a new random seed each time
 TEAM_STREAMS_PER_USER = 4  # --max-streams-per-user's default in team mode
 
 
@@ -53,12 +56,6 @@ class ModelNotAvailable(RequestRefused):
     code = "model_not_found"
 
 
-class ContextExceeded(RequestRefused):
-    """Prompt plus reply would not fit the loaded model's context window."""
-
-    code = "context_length_exceeded"
-
-
 class FeatureUnavailable(RequestRefused):
     """The request asks for something this server cannot give (e.g. logprobs without logits)."""
 
@@ -66,7 +63,7 @@ class FeatureUnavailable(RequestRefused):
 
 
 class ServiceBusy(RequestRefused):
-    """No model is loaded, or the document library cannot be used right now."""
+    """A model could not be loaded for the request, or the document library cannot be used right now."""
 
     status = 503
     code = "service_unavailable"
@@ -84,8 +81,7 @@ class GenerationOptions:
     """What an API request asks of one generation, beyond its messages or prompt."""
 
     model: str
-    sampling: SamplingParams
-    max_tokens: int | None = None  # None: as much as the context window leaves
+    sampling: SamplingParams  # max_tokens None: as many as the context window leaves
     collections: tuple[str, ...] = ()
     # None: each collection's own k and cut-off (Documents tab), as the Chat tab uses them.
     passages: int | None = None
@@ -116,47 +112,6 @@ class Embeddings:
     model: str
     vectors: list[list[float]]
     prompt_tokens: int
-
-
-def grammar_for(response_format: dict[str, Any] | None) -> str | None:
-    """GBNF text for an OpenAI ``response_format`` (json_object, json_schema) or Ollama ``format``.
-
-    llama-cpp-python ships both the JSON grammar and the JSON-schema converter; we only pick.
-    """
-    if not response_format:
-        return None
-    from llama_cpp import llama_grammar
-
-    kind = response_format.get("type")
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return llama_grammar.JSON_GBNF
-    if kind == "json_schema":
-        spec = response_format.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, dict) else None
-        if not isinstance(schema, dict):
-            raise InvalidGrammar("response_format.json_schema.schema must be a JSON schema object.")
-        try:
-            return llama_grammar.json_schema_to_gbnf(json.dumps(schema))
-        except (ValueError, KeyError, TypeError, AttributeError, NotImplementedError, RecursionError) as exc:
-            raise InvalidGrammar(f"The JSON schema could not be turned into a grammar: {exc}") from exc
-    raise InvalidGrammar(f"Unknown response_format type {kind!r}; use text, json_object or json_schema.")
-
-
-def sampling_problem(sampling: SamplingParams) -> str | None:
-    """Why the engine should not take these sampling settings from a client, or None."""
-    if len(sampling.stop) > MAX_STOP_SEQUENCES:
-        return f"stop holds {len(sampling.stop)} sequences; at most {MAX_STOP_SEQUENCES} are allowed."
-    longest = max(map(len, sampling.stop), default=0)
-    if longest > MAX_STOP_CHARS:
-        return f"A stop sequence is {longest} characters long; at most {MAX_STOP_CHARS} are allowed."
-    if not 0 <= sampling.top_k <= MAX_TOP_K:
-        return f"top_k is {sampling.top_k}; it must be between 0 (off) and {MAX_TOP_K}."
-    if not SEED_RANGE[0] <= sampling.seed <= SEED_RANGE[1]:
-        return (f"seed is {sampling.seed}; it must be between 0 and {SEED_RANGE[1]} "
-                "(or -1 for a new random seed each time).")
-    return None
 
 
 def streams_per_user(settings: Settings, *, team_mode: bool) -> int:
@@ -253,29 +208,8 @@ class CompletionService:
 
     # -- generation ---------------------------------------------------------------------------
 
-    def _budget(self, prompt_tokens: int, max_tokens: int | None) -> int:
-        """The reply's token budget; refuses a prompt or budget the context window cannot hold."""
-        loaded = self._models.loaded()
-        if loaded is None:
-            raise ServiceBusy("No model is loaded. An admin can load one in the Models tab.")
-        n_ctx = loaded.n_ctx
-        if max_tokens is not None and max_tokens > n_ctx:
-            raise ContextExceeded(f"max_tokens is {max_tokens}, but this model's context window holds {n_ctx} "
-                                  "tokens in all (prompt and reply).")
-        if prompt_tokens >= n_ctx:
-            raise ContextExceeded(f"The prompt has {prompt_tokens} tokens, but this model's context window holds "
-                                  f"{n_ctx}. Shorten it.")
-        room = n_ctx - prompt_tokens
-        if max_tokens is not None and max_tokens > room:
-            raise ContextExceeded(f"The prompt has {prompt_tokens} tokens and max_tokens asks for {max_tokens}, "
-                                  f"but the context window holds {n_ctx}; ask for at most {room}.")
-        return max_tokens if max_tokens is not None else room
-
-    def _counted(self, user: User, options: GenerationOptions, start: Callable[[], Generation]) -> Generation:
-        """``start()``'s generation, checked first and counted among ``user``'s replies until it ends."""
-        problem = sampling_problem(options.sampling)
-        if problem:
-            raise RequestRefused(problem)
+    def _counted(self, user: User, start: Callable[[], Generation]) -> Generation:
+        """``start()``'s generation, counted among ``user``'s replies until it ends."""
         release = self._streams.take(user.id)
         try:
             generation = start()
@@ -286,11 +220,11 @@ class CompletionService:
 
     def chat(self, user: User, messages: list[Message], options: GenerationOptions) -> Generation:
         """A chat reply; with ``collections``, answered from those documents like the Chat tab."""
-        return self._counted(user, options, lambda: self._start_chat(user, messages, options))
+        return self._counted(user, lambda: self._start_chat(user, messages, options))
 
     def complete(self, user: User, prompt: str, options: GenerationOptions) -> Generation:
         """A raw continuation of ``prompt`` (no chat template)."""
-        return self._counted(user, options, lambda: self._start_completion(user, prompt, options))
+        return self._counted(user, lambda: self._start_completion(user, prompt, options))
 
     def _start_chat(self, user: User, messages: list[Message], options: GenerationOptions) -> Generation:
         model = self.require_model(user, options.model)
@@ -299,9 +233,8 @@ class CompletionService:
             if not messages or messages[-1]["role"] != "user":
                 raise RequestRefused("To answer from collections, the last message must be the user's question.")
             system, turns = _system_and_turns(messages)
-            budget_hint = options.max_tokens or options.sampling.max_tokens
             prepared = self._chat.prepare_conversation(
-                user.id, turns, system_prompt=system, sampling=replace(options.sampling, max_tokens=budget_hint),
+                user.id, turns, system_prompt=system, sampling=options.sampling,
                 documents=DocumentQuery(tuple(options.collections), k=options.passages, min_score=options.min_score),
             )
             if prepared.error:
@@ -311,40 +244,25 @@ class CompletionService:
             sources = sources_meta(prepared.sources)
             messages = ([{"role": "system", "content": prepared.system_prompt}] if prepared.system_prompt.strip()
                         else []) + prepared.conversation
-        try:
-            prompt_tokens = len(self._engine.tokenize(self._engine.render(messages)))
-        except NoModelLoaded as exc:
-            raise ServiceBusy(str(exc)) from exc
-        sampling = self._sampling(options, prompt_tokens)
-        cancel = threading.Event()
-        stream = self._engine.stream_chat(messages, sampling, cancel=cancel, user=user.id)
-        return Generation(model, prompt_tokens, self._guarded(stream, sampling), cancel, sources)
+        prompt = admit(self._engine, PromptRequest(options.sampling, messages=tuple(messages), strict=True))
+        return self._generation(user, model, prompt, sources)
 
     def _start_completion(self, user: User, prompt: str, options: GenerationOptions) -> Generation:
         model = self.require_model(user, options.model)
-        try:
-            prompt_tokens = self._engine.count_tokens(prompt) + 1  # + the BOS token the engine adds
-        except NoModelLoaded as exc:
-            raise ServiceBusy(str(exc)) from exc
-        sampling = self._sampling(options, prompt_tokens)
+        fitted = admit(self._engine, PromptRequest(options.sampling, text=prompt, strict=True))
+        return self._generation(user, model, fitted, [])
+
+    def _generation(self, user: User, model: str, prompt: FittedPrompt, sources: list[dict[str, Any]]) -> Generation:
+        """The prepared prompt queued for the engine, as the routes stream it."""
         cancel = threading.Event()
-        stream = self._engine.stream_completion(prompt, sampling, cancel=cancel, user=user.id)
-        return Generation(model, prompt_tokens, self._guarded(stream, sampling), cancel)
-
-    def _sampling(self, options: GenerationOptions, prompt_tokens: int) -> SamplingParams:
-        if options.sampling.grammar:
-            from webui.engine import compile_grammar
-
-            compile_grammar(options.sampling.grammar)  # a bad grammar is refused before the queue
-        return replace(options.sampling, max_tokens=self._budget(prompt_tokens, options.max_tokens))
+        stream = self._engine.stream(prompt, cancel=cancel, user=user.id)
+        return Generation(model, prompt.prompt_tokens, self._guarded(stream, prompt.sampling), cancel, sources)
 
     @staticmethod
     def _fixed(model: str, text: str) -> Generation:
         """A reply known without the model (no passage was relevant), streamed like any other."""
 
         def chunks() -> Iterator[StreamChunk]:
-            from webui.engine import GenerationStats
-
             yield StreamChunk(text=text)
             yield StreamChunk(stats=GenerationStats(prompt_tokens=0, completion_tokens=0, ttft_s=0.0, total_s=0.0,
                                                     stopped_by_user=False, dropped_messages=0, finish_reason="stop"))
@@ -394,7 +312,6 @@ class CompletionService:
 
 
 __all__ = [
-    "ContextExceeded", "CompletionService", "Embeddings", "FeatureUnavailable", "Generation", "GenerationOptions",
-    "InvalidGrammar", "ModelNotAvailable", "NotAuthorized", "RequestRefused", "ServiceBusy", "StreamSlots",
-    "TooManyStreams", "embedding_base64", "grammar_for", "sampling_problem",
+    "CompletionService", "Embeddings", "FeatureUnavailable", "Generation", "GenerationOptions", "ModelNotAvailable",
+    "NotAuthorized", "RequestRefused", "ServiceBusy", "StreamSlots", "TooManyStreams", "embedding_base64",
 ]

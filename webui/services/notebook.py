@@ -6,15 +6,13 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from webui.engine import (
-    Engine,
-    EngineError,
-    GenerationStats,
-    SamplingParams,
-)
+from webui.engine import Engine, GenerationStats, PromptRequest, SamplingParams
+from webui.errors import UserError
+from webui.services.admission import admit
 from webui.services.streaming import CancelRegistry, UpdatePacer
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class CompletionUpdate:
@@ -44,12 +42,13 @@ class NotebookService:
         cancel = self._cancels.start(session_key)
         text = ""
         try:
-            for text, stats in self._pacer.paced_text(self._engine.stream_completion(
-                    prompt, sampling, cancel=cancel, conversation=f"notebook:{session_key}")):
+            fitted = admit(self._engine, PromptRequest(sampling, text=prompt))
+            chunks = self._engine.stream(fitted, cancel=cancel, conversation=f"notebook:{session_key}")
+            for text, stats in self._pacer.paced_text(chunks):
                 yield CompletionUpdate(text=text, done=stats is not None, stats=stats)
                 if stats is not None:
                     return
-        except EngineError as exc:
+        except UserError as exc:  # a refusal (too long, out of bounds) or an engine failure
             log.warning("notebook completion failed: %s", exc)
             yield CompletionUpdate(text=text, done=True, error=str(exc))
         finally:
@@ -58,5 +57,3 @@ class NotebookService:
     def stop(self, session_key: str) -> bool:
         """Ask this session's running completion to stop; True if one was running."""
         return self._cancels.stop(session_key)
-
-

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from webui.auth import User
 from webui.engine import (
+    ContextExceeded,
     EngineError,
+    GenerationStats,
     InvalidGrammar,
     NoModelLoaded,
-    PromptTooLong,
     SamplingParams,
     StreamChunk,
     TokenLogprob,
@@ -22,10 +23,12 @@ from webui.prompts.presets import ALLOWED_VARIABLES, SAMPLING_PRESETS, Preset, P
 from webui.rag import IngestProgress, RagError
 from webui.rag.loaders import SUPPORTED_EXTENSIONS
 from webui.rag.settings import DEFAULT_MIN_SCORE, MAX_CHUNK_TOKENS, MAX_K, MIN_CHUNK_TOKENS, RetrievalSettings
+from webui.services.admission import MessageTooLong, SamplingOutOfBounds, SamplingRequest, sampling_from
 
 __all__ = [
     "ALLOWED_VARIABLES", "DEFAULT_MIN_SCORE", "MAX_CHUNK_TOKENS", "MAX_K", "MIN_CHUNK_TOKENS", "SAMPLING_PRESETS",
-    "SUPPORTED_EXTENSIONS", "ConversationNotFound", "EngineError", "HistoryError", "IngestProgress",
-    "InvalidGrammar", "NoModelLoaded", "Preset", "PresetError", "PromptTooLong", "RagError", "RetrievalSettings",
-    "SamplingParams", "StoredMessage", "StreamChunk", "TokenLogprob", "User",
+    "SUPPORTED_EXTENSIONS", "ContextExceeded", "ConversationNotFound", "EngineError", "GenerationStats",
+    "HistoryError", "IngestProgress", "InvalidGrammar", "MessageTooLong", "NoModelLoaded", "Preset", "PresetError",
+    "RagError", "RetrievalSettings", "SamplingOutOfBounds", "SamplingParams", "SamplingRequest", "StoredMessage",
+    "StreamChunk", "TokenLogprob", "User", "sampling_from",
 ]
