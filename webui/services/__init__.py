@@ -39,26 +39,26 @@ class Services:
     def __init__(self, settings: Settings, hardware: HardwareInfo, engine: Engine) -> None:
         self.settings = settings
         self.hardware = hardware
-        self.engine = engine
-        self.history = HistoryStore(settings.history_db)
-        self.users = UserStore(settings.users_file)
+        self._engine = engine
+        self._history = HistoryStore(settings.history_db)
+        self._users = UserStore(settings.users_file)
         self.models = ModelService(settings, hardware, engine)  # the Models tab, the picker and the API
-        self.presets = PresetStore(settings.presets_dir)
+        self._presets = PresetStore(settings.presets_dir)
         self.document_actions = DocumentService(settings)  # the Documents tab's actions
         pacer = UpdatePacer()  # chat and notebook replies streaming at once share the page's redraws
-        self.chat = ChatService(engine, self.history, documents=self.document_actions, presets=self.presets,
+        self.chat = ChatService(engine, self._history, documents=self.document_actions, presets=self._presets,
                                 pacer=pacer)
         # Search, export and import of chats; the downloads go to the private temporary folder.
-        self.conversations = ConversationService(self.history, settings.data_dir / TEMP_DIR_NAME)
+        self.conversations = ConversationService(self._history, settings.data_dir / TEMP_DIR_NAME)
         # The Presets tab's actions; in team mode presets have owners and only admins write shared ones.
-        self.preset_actions = PresetService(self.presets, engine, team=self.auth_required)
+        self.preset_actions = PresetService(self._presets, engine, team=self.auth_required)
         self.notebook = NotebookService(engine, pacer)
-        self.summaries = SummaryService(engine, self.document_actions, self.preset_actions, self.history)
+        self.summaries = SummaryService(engine, self.document_actions, self.preset_actions, self._history)
         # The HTTP API's two doors: who a call acts as, and generation/embeddings with its checks.
         # One keys store for both it and the Users tab, which revokes a user's keys with the user.
         api_keys = ApiKeyStore(settings.api_keys_file)
-        self.api_access = ApiAccessService(settings, self.users, team_mode=self.auth_required, keys=api_keys)
-        self.user_actions = UserService(self.users, api_keys)  # the Users tab's actions
+        self.api_access = ApiAccessService(settings, self._users, team_mode=self.auth_required, keys=api_keys)
+        self.user_actions = UserService(self._users, api_keys)  # the Users tab's actions
         self.completions = CompletionService(settings, engine, self.models, self.chat, self.document_actions,
                                              team_mode=self.auth_required)
 
@@ -71,7 +71,7 @@ class Services:
         """The signed-in user; in single-user mode, the one implicit local user (an admin)."""
         if not self.auth_required:
             return LOCAL_USER
-        user = self.users.get(username) if username else None
+        user = self._users.get(username) if username else None
         if user is None:
             raise NotAuthorized("Please log in again.")
         return user
@@ -88,14 +88,14 @@ class Services:
 
     def status(self) -> dict[str, Any]:
         """The JSON served at GET /status."""
-        info = self.engine.info
+        info = self._engine.info
         return {
             "version": __version__,
             # Without the path: /status is open to every signed-in user, not only admins.
             "model": {**{k: v for k, v in info.as_dict().items() if k != "path"},
                       "flash_attn": flash_attn_choice(info.flash_attn)} if info else None,  # auto | on | off
             "hardware": self.hardware.as_dict(),
-            "queue": {"waiting": self.engine.queue_length, "parallel": self.engine.parallel},
+            "queue": {"waiting": self._engine.queue_length, "parallel": self._engine.parallel},
         }
 
 

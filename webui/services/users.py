@@ -19,6 +19,14 @@ class UserService:
         self._users = users
         self._keys = keys
 
+    def verify(self, name: str, password: str) -> User | None:
+        """The user when the password is right (the web root's login check; argon2, so call it off the loop)."""
+        return self._users.verify(name, password)
+
+    def credential_stamp(self, name: str) -> str | None:
+        """What changes when the user's password changes or they are removed (sessions end on a change)."""
+        return self._users.credential_stamp(name)
+
     def table(self, admin: User) -> list[list[str]]:
         """Rows of (name, role) for the Users tab."""
         _require_admin(admin)

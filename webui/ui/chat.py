@@ -16,7 +16,7 @@ import gradio as gr
 
 from webui.services import Services
 from webui.services.chat import DEFAULT_PASSAGES
-from webui.services.types import DEFAULT_MIN_SCORE, SamplingParams
+from webui.services.types import DEFAULT_MIN_SCORE, SamplingParams, SamplingRequest, sampling_from
 from webui.ui.chat_handlers import ChatHandlers, ReplyForm
 from webui.ui.chat_view import sources_view, stored_view
 from webui.ui.conversations import ChatLinks, search_box, transfer_controls, wire_conversation_tools
@@ -284,7 +284,7 @@ def build_chat_api(services: Services) -> None:
         Nothing is saved: this is the endpoint scripts and benchmarks call.
         """
         services.user(request.username if request is not None else None)
-        sampling = SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
+        sampling = sampling_from(SamplingRequest(temperature=temperature, max_tokens=max_tokens, seed=seed))
         key = request.session_hash if request is not None and request.session_hash else "api"
         conversation = [{"role": str(m["role"]), "content": str(m["content"])} for m in history or []
                         if m.get("role") in ("user", "assistant")]

@@ -14,7 +14,7 @@ import gradio as gr
 
 from webui.services import DocumentQuery, ReplyUpdate, Services
 from webui.services.chat import sources_meta
-from webui.services.types import ConversationNotFound, HistoryError, SamplingParams
+from webui.services.types import ConversationNotFound, HistoryError, SamplingParams, SamplingRequest, sampling_from
 from webui.ui.chat_view import edited_text, message_view, stored_view
 from webui.ui.feedback import handled, user_message
 
@@ -55,11 +55,11 @@ class ReplyForm:
     min_score: float
 
     def sampling(self) -> SamplingParams:
-        return SamplingParams(
+        return sampling_from(SamplingRequest(
             temperature=float(self.temperature), top_p=float(self.top_p), top_k=int(self.top_k),
             min_p=float(self.min_p), repeat_penalty=float(self.repeat_penalty), max_tokens=int(self.max_tokens),
             seed=int(self.seed) if self.seed is not None else -1,
-        )
+        ))
 
     def documents(self) -> DocumentQuery | None:
         return document_query(self.collections, self.use_collection_settings, self.passages, self.min_score)

@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from webui.services import CompletionUpdate, Services
-from webui.services.types import SamplingParams
+from webui.services.types import SamplingParams, SamplingRequest, sampling_from
 from webui.ui.chat import GENERATE_QUEUE, generation_slots, new_page_key
 from webui.ui.chat_view import stats_line
 from webui.ui.feedback import as_user, handled
@@ -32,8 +32,8 @@ class NotebookForm:
     seed: float | None
 
     def sampling(self) -> SamplingParams:
-        return SamplingParams(temperature=float(self.temperature), max_tokens=int(self.max_tokens),
-                              seed=int(self.seed) if self.seed is not None else -1)
+        return sampling_from(SamplingRequest(temperature=float(self.temperature), max_tokens=int(self.max_tokens),
+                                             seed=int(self.seed) if self.seed is not None else -1))
 
 
 class NotebookHandlers:

@@ -68,8 +68,8 @@ def build_app(services: Services) -> fastapi.FastAPI:
     settings = services.settings
     policy = SecurityPolicy.from_settings(settings)
     team = services.auth_required
-    guard = LoginGuard(services.users, LoginThrottle(policy.max_failures, policy.lockout_seconds))
-    sessions = SessionRegistry(services.users, idle_seconds=policy.session_idle_seconds,
+    guard = LoginGuard(services.user_actions, LoginThrottle(policy.max_failures, policy.lockout_seconds))
+    sessions = SessionRegistry(services.user_actions, idle_seconds=policy.session_idle_seconds,
                                max_seconds=policy.session_max_seconds)
     mounted: list[TokenTable] = []  # the Gradio app, once mounted below: its login tokens
     upload_owners = UploadOwners() if team else None  # who uploaded which copy in Gradio's shared folder

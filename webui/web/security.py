@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from webui.auth import User, UserStore
+from webui.auth import User
 from webui.config import MAX_REQUEST_BODY_BYTES, Settings
 from webui.errors import UserError
 from webui.services.api_access import bearer_token
@@ -159,13 +159,21 @@ class LoginThrottle:
         self._failures.pop(("user", name), None)
 
 
+class Credentials(Protocol):
+    """What the guards ask of the users (the users service, or a UserStore in tests)."""
+
+    def verify(self, name: str, password: str) -> User | None: ...
+
+    def credential_stamp(self, name: str) -> str | None: ...
+
+
 class LoginGuard:
     """Password checks in a worker thread, at most a few at once, with the throttle around them.
 
     argon2 takes ~90 ms of CPU on purpose; on the event loop, every login froze every user's page.
     """
 
-    def __init__(self, users: UserStore, throttle: LoginThrottle, *, concurrency: int | None = None) -> None:
+    def __init__(self, users: Credentials, throttle: LoginThrottle, *, concurrency: int | None = None) -> None:
         self.users = users
         self.throttle = throttle
         # One check at a time per two cores: argon2 runs several threads itself.
@@ -243,7 +251,7 @@ class SessionRegistry:
 
     SWEEP_SECONDS = 60.0
 
-    def __init__(self, users: UserStore, *, idle_seconds: float, max_seconds: float,
+    def __init__(self, users: Credentials, *, idle_seconds: float, max_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.users = users
         self.idle_seconds = idle_seconds

@@ -8,7 +8,7 @@ import gradio as gr
 import pytest
 
 from webui.services import DocumentQuery
-from webui.services.chat import MAX_MESSAGE_CHARS
+from webui.services.admission import MAX_MESSAGE_CHARS
 from webui.ui.chat import build_chat_tab, generation_slots
 from webui.ui.chat_handlers import NO_MODEL_LINE, ChatHandlers, ReplyForm
 from webui.ui.chat_view import INCOMPLETE_NOTE
