@@ -30,13 +30,6 @@ class UsersHandlers:
     def _table(self, username: str | None) -> list[list[str]]:
         return self.services.user_actions.table(self.services.require_admin(username))
 
-    @handled("Listing users", lambda message: gr.update())
-    def opened(self, username: str | None) -> Any:
-        """The table when the page opens: filled for admins (the tab is theirs), untouched for others."""
-        if not self.services.user(username).is_admin:
-            return gr.update()
-        return self._table(username)
-
     @handled("Adding a user", _not_done)
     def add_user(self, username: str | None, name: str | None, password: str | None,
                  admin: bool | None) -> tuple[Any, str, str]:
@@ -86,5 +79,3 @@ def build_users_tab(services: Services) -> None:
     reset.click(as_user(handlers.reset_password), inputs, outputs)
     remove.click(as_user(handlers.remove_user), inputs, outputs)
     refresh.click(as_user(handlers.rows), None, users_table)
-    if services.auth_required:  # the tab exists for admins in team mode: filled when the page opens
-        gr.on(triggers=None, fn=as_user(handlers.opened), inputs=None, outputs=[users_table], queue=False)

@@ -48,12 +48,6 @@ def team() -> FakeTeam:
     return FakeTeam(users={"alice": User("alice", is_admin=True), "bob": User("bob", is_admin=False)})
 
 
-def test_the_table_is_filled_when_an_admin_opens_the_page_and_left_alone_for_others() -> None:
-    fake = team()
-    assert UsersHandlers(fake).opened("alice") == [["alice", "admin"], ["bob", "user"]]
-    assert UsersHandlers(fake).opened("bob") == {"__type__": "update"}
-
-
 def test_adding_a_user_updates_the_table_and_empties_the_password_box() -> None:
     table, message, password = UsersHandlers(team()).add_user("alice", "carol", "carol-secret-3", False)
     assert ["carol", "user"] in table and message == "Added **carol**." and password == ""
