@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 import urllib.error
 import urllib.request
@@ -200,16 +199,6 @@ def test_history_survives_a_restart_and_a_kill_mid_reply(browser, tmp_path: Path
         context.close()
 
 
-def wait_for_log_line(app: RunningApp, line: str, timeout: float = 15) -> bool:
-    """Whether ``line`` shows in the app's log within ``timeout`` s (a loaded machine writes it late)."""
-    deadline = time.monotonic() + timeout
-    while line not in app.log():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
-
 def test_only_an_admin_can_manage_models_and_users(team_app: RunningApp) -> None:
     bob = signed_in_session(team_app, "bob")
     unloaded = bob.call("do_unload", [])
@@ -218,7 +207,7 @@ def test_only_an_admin_can_manage_models_and_users(team_app: RunningApp) -> None
     added = bob.call(bob.button_click("Add user"), ["mallory", "mallory-password", True])
     assert "Only an admin" in added.text and "Added" not in added.text, added.text
     # the refusal is logged as one line at warning (webui/ui/feedback.py), without a traceback
-    assert wait_for_log_line(team_app, "WARNING webui.ui.feedback: Adding a user: Only an admin")
+    assert team_app.wait_for_log_line("WARNING webui.ui.feedback: Adding a user: Only an admin")
     removed = bob.call(bob.button_click("Remove user"), ["alice", "", False])
     assert "Only an admin" in removed.text, removed.text
     listed = bob.call("rows", [])

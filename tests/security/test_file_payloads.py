@@ -60,7 +60,7 @@ def targets(app: RunningApp, workdir: Path) -> dict[str, Path]:
     # A failed login writes the marker into the app's log.
     GradioSession(app.url).login(LOG_MARKER, "wrong password")
     log_file = workdir / "data" / "webui.log"
-    assert LOG_MARKER in log_file.read_text()
+    assert app.wait_for_log_line(LOG_MARKER), "the failed login is logged"
     host_file = Path("/tmp") / f"host-secret-{uuid.uuid4().hex[:8]}.txt"
     host_file.write_text(f"name: {HOST_SECRET}\nsystem_prompt: {HOST_SECRET}\n")
     yield {"kept upload": kept[0], "app log": log_file, "tmp file": host_file}

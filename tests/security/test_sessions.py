@@ -70,7 +70,7 @@ def test_users_remove_from_the_command_line_ends_the_users_sessions(app: Running
     result = users_command(workdir / "data", "remove", "bob")
     assert result.returncode == 0, result.stderr
     assert_signed_out(access(bob, uploaded))
-    assert "signed out 'bob': the user was removed" in app.log()
+    assert app.wait_for_log_line("signed out 'bob': the user was removed")
 
 
 def test_users_passwd_from_the_command_line_ends_the_users_sessions(app: RunningApp, workdir: Path,

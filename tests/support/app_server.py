@@ -54,6 +54,15 @@ class RunningApp:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_for_log_line(self, line: str, timeout: float = 15) -> bool:
+        """Whether ``line`` shows in the app's log within ``timeout`` s (a loaded machine writes it late)."""
+        deadline = time.monotonic() + timeout
+        while line not in self.log():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
 
 def free_port() -> int:
     with socket.socket() as sock:
