@@ -83,8 +83,8 @@ class HostAllowList:
     names: frozenset[str]
     machine: Callable[[], set[str]] | None = None
     clock: Callable[[], float] = time.monotonic
-    _seen: set[str] = field(default_factory=set)
-    _read_at: float = float("-inf")
+    _seen: set[str] = field(default_factory=set, init=False)  # this machine's addresses, last read
+    _read_at: float = field(default=float("-inf"), init=False)
 
     @classmethod
     def for_settings(cls, settings: Settings, *,
