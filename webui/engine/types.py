@@ -6,7 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-Message = dict[str, str]
+from webui.prompts.toolcalls import ReplyFormat, ToolCall, ToolRequest
+
+# {"role", "content"}, plus "tool_calls" / "tool_call_id" / "name" / "reasoning_content" on tool turns
+# (the shape is described in webui.prompts.toolcalls.types).
+Message = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,12 @@ class SamplingParams:
     frequency_penalty: float = 0.0
     grammar: str | None = None  # GBNF text that constrains the output (JSON mode, JSON schema)
     logprobs: int | None = None  # when set, each chunk carries this many top alternatives per token
+    typical_p: float = 1.0  # 1.0: off
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias) pairs; -inf bans a token
+    ignore_eos: bool = False  # end-of-generation tokens are banned: the reply runs to max_tokens (benchmarks)
+    grammar_lazy: bool = False  # the grammar applies only from a trigger on (tool_choice auto)
+    grammar_triggers: tuple[str, ...] = ()  # regex patterns that start a lazy grammar
+    grammar_trigger_tokens: tuple[str, ...] = ()  # token texts (special tokens) that start a lazy grammar
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,8 @@ class PromptRequest:
     messages: tuple[Message, ...] = ()
     text: str | None = None  # set: a raw continuation with no chat template (the notebook, /v1/completions)
     strict: bool = False
+    tools: ToolRequest | None = None  # functions the model may call, rendered through its own template
+    thinking: bool | None = None  # False: ask a reasoning template not to think; None: the template's default
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,7 @@ class FittedPrompt:
     messages: tuple[Message, ...] = ()  # the turns kept: the oldest that did not fit are dropped
     dropped_messages: int = 0
     load_number: int = -1  # which load of the local engine it was fitted for; -1: none (a remote server)
+    reply_format: ReplyFormat = ReplyFormat()  # how the reply is parsed into answer, thinking and tool calls
 
     @property
     def max_tokens(self) -> int:
@@ -153,11 +166,13 @@ class GenerationStats:
 
 @dataclass(frozen=True)
 class StreamChunk:
-    """One step of a streamed reply: new text, and the stats once it is done."""
+    """One step of a streamed reply: new answer text, thinking text or tool calls, and the stats once it is done."""
 
     text: str = ""
     stats: GenerationStats | None = None
     logprobs: list[TokenLogprob] | None = None
+    reasoning: str = ""  # thinking, split out of the answer
+    tool_calls: tuple[ToolCall, ...] = ()  # calls completed in this step (finish_reason "tool_calls")
 
 
 @dataclass(frozen=True)

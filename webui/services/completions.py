@@ -29,6 +29,7 @@ from webui.engine import (
     StreamChunk,
 )
 from webui.errors import UserError
+from webui.prompts.toolcalls import ToolRequest
 from webui.rag import RagError
 from webui.services.access import NotAuthorized
 from webui.services.admission import admit
@@ -86,6 +87,8 @@ class GenerationOptions:
     # None: each collection's own k and cut-off (Documents tab), as the Chat tab uses them.
     passages: int | None = None
     min_score: float | None = None
+    tools: ToolRequest | None = None  # functions the model may call
+    thinking: bool | None = None  # False: ask a reasoning model not to think; None: its template's default
 
 
 @dataclass

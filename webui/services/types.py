@@ -19,6 +19,7 @@ from webui.engine import (
     TokenLogprob,
 )
 from webui.history import ConversationNotFound, HistoryError, StoredMessage
+from webui.prompts.toolcalls import MAX_TOOLS, ToolCall, ToolCallError, ToolChoice, ToolRequest, ToolSpec
 from webui.prompts.presets import ALLOWED_VARIABLES, SAMPLING_PRESETS, Preset, PresetError
 from webui.rag import IngestProgress, RagError
 from webui.rag.loaders import SUPPORTED_EXTENSIONS
@@ -30,5 +31,6 @@ __all__ = [
     "SUPPORTED_EXTENSIONS", "ContextExceeded", "ConversationNotFound", "EngineError", "GenerationStats",
     "HistoryError", "IngestProgress", "InvalidGrammar", "MessageTooLong", "NoModelLoaded", "Preset", "PresetError",
     "RagError", "RetrievalSettings", "SamplingOutOfBounds", "SamplingParams", "SamplingRequest", "StoredMessage",
-    "StreamChunk", "TokenLogprob", "User", "sampling_from",
+    "StreamChunk", "TokenLogprob", "User", "sampling_from", "MAX_TOOLS", "ToolCall", "ToolCallError", "ToolChoice",
+    "ToolRequest", "ToolSpec",
 ]
