@@ -1,5 +1,13 @@
 """Tool calls and reasoning in each model family's own format: rendering, grammars, parsing."""
 
+from webui.prompts.toolcalls.families import (
+    THINK_CLOSE,
+    THINK_OPEN,
+    has_thinking_switch,
+    reply_family,
+    supports_tools,
+    writes_reasoning,
+)
 from webui.prompts.toolcalls.types import (
     MAX_TOOLS,
     ReplyEvent,
@@ -14,5 +22,6 @@ from webui.prompts.toolcalls.types import (
     ToolSpec,
 )
 
-__all__ = ["MAX_TOOLS", "ReplyEvent", "ReplyFormat", "ReplyParser", "ToolCall", "ToolCallError", "ToolChoice",
+__all__ = ["THINK_CLOSE", "THINK_OPEN", "has_thinking_switch", "reply_family", "supports_tools", "writes_reasoning",
+           "MAX_TOOLS", "ReplyEvent", "ReplyFormat", "ReplyParser", "ToolCall", "ToolCallError", "ToolChoice",
            "ToolFamily", "ToolPrompt", "ToolRequest", "ToolSpec"]
