@@ -15,6 +15,7 @@ An assistant message's thinking, when kept, is under ``"reasoning_content"``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -22,6 +23,7 @@ from typing import Any, Literal, Protocol
 from webui.errors import UserError
 
 MAX_TOOLS = 128  # more than this in one request is refused (as OpenAI does)
+TOOL_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")  # OpenAI's rule for function names
 
 # The families whose reply conventions are parsed. "generic" is the fallback for templates that know
 # nothing of tools: the tools are described in the system prompt and the reply is one JSON object,
@@ -64,6 +66,25 @@ class ToolRequest:
     tools: tuple[ToolSpec, ...]
     choice: ToolChoice = ToolChoice()
     parallel: bool = True  # several calls in one reply allowed
+
+    def __post_init__(self) -> None:
+        """Refuse what no model could be asked sensibly, with the sentence the client sees (a 400)."""
+        if not self.tools:
+            raise ToolCallError("tools must list at least one function.")
+        if len(self.tools) > MAX_TOOLS:
+            raise ToolCallError(f"{len(self.tools)} tools were sent; at most {MAX_TOOLS} are accepted.")
+        seen: set[str] = set()
+        for tool in self.tools:
+            if not TOOL_NAME.fullmatch(tool.name):
+                raise ToolCallError(f"Tool name {tool.name!r} is not valid: use 1-64 letters, digits, '_', '-' or '.'.")
+            if tool.name in seen:
+                raise ToolCallError(f"Two tools are named {tool.name!r}; tool names must be unique.")
+            seen.add(tool.name)
+            schema = tool.parameters
+            if not isinstance(schema, Mapping) or schema.get("type", "object") != "object":
+                raise ToolCallError(f"The parameters of tool {tool.name!r} must be a JSON schema of type 'object'.")
+        if self.choice.mode == "named" and self.choice.name not in seen:
+            raise ToolCallError(f"tool_choice names {self.choice.name!r}, which is not among the tools sent.")
 
     def names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.tools)
