@@ -91,7 +91,7 @@ def tool_grammar(
         # The lazy grammar starts at the opener: no thinking prefix (thinking happens before the trigger).
         rules.append("root ::= tc-calls")
         openers = _OPENERS[family]
-        patterns = tuple(f"[\\s\\S]*?({re.escape(o)})[\\s\\S]*" for o in openers)
+        patterns = tuple(f"[\\s\\S]*?({_regex_literal(o)})[\\s\\S]*" for o in openers)
         if family == "llama3":
             # Llama 3.2/3.3 write a bare JSON object as the whole reply: only a leading one is a call.
             patterns = (*patterns, '^\\s*(\\{\\s*"name")[\\s\\S]*')
@@ -151,6 +151,11 @@ def _gemma_strings(rules: str, prefix: str) -> str:
     rules = rules.replace('"\\""', f'"{quote}"')  # the string rules' own quotes
     # A string ends at the <|"|> mark; nothing inside is escaped.
     return re.sub(rf"^{prefix}char ::= .*$", f'{prefix}char ::= [^<] | "<" [^|]', rules, flags=re.M)
+
+
+def _regex_literal(text: str) -> str:
+    """``text`` as an ECMAScript regex (llama.cpp's std::regex): only metacharacters escaped, unlike re.escape."""
+    return re.sub(r"([\\^$.|?*+()\[\]{}])", r"\\\1", text)
 
 
 def _literal(text: str) -> str:
