@@ -97,8 +97,8 @@ def template_messages(messages: Sequence[Mapping[str, Any]], family: ToolFamily)
         shaped.append(out)
     if family == "mistral":
         shaped = [_with_mistral_ids(m) for m in shaped]
-    if family == "llama3":
-        shaped = [part for m in shaped for part in _one_call_each(m)]
+    if family in ("llama3", "gpt-oss"):
+        shaped = _one_call_per_turn(shaped)
     return shaped
 
 
@@ -124,14 +124,28 @@ def _with_mistral_ids(message: dict[str, Any]) -> dict[str, Any]:
     return message
 
 
-def _one_call_each(message: dict[str, Any]) -> list[dict[str, Any]]:
-    """Llama 3's templates render one call per assistant turn: a turn with several becomes several turns."""
-    calls = message.get("tool_calls") or []
-    if len(calls) < 2:
-        return [message]
-    first = {**message, "tool_calls": calls[:1]}
-    rest = [{"role": "assistant", "content": "", "tool_calls": [c]} for c in calls[1:]]
-    return [first, *rest]
+def _one_call_per_turn(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Llama 3's and harmony's templates render one call per assistant turn (harmony names a result after
+    the call just before it): a turn with several calls becomes one turn per call, each followed by its result."""
+    out: list[dict[str, Any]] = []
+    index = 0
+    while index < len(messages):
+        message = messages[index]
+        index += 1
+        calls = message.get("tool_calls") or []
+        if len(calls) < 2:
+            out.append(message)
+            continue
+        results = []
+        while index < len(messages) and messages[index].get("role") == "tool":
+            results.append(messages[index])
+            index += 1
+        for number, call in enumerate(calls):
+            turn = {**message, "tool_calls": [call]} if number == 0 else {"role": "assistant", "content": "", "tool_calls": [call]}
+            out.append(turn)
+            out.extend(r for r in results if r.get("tool_call_id") == call["id"])
+        out.extend(r for r in results if r.get("tool_call_id") not in {c["id"] for c in calls})
+    return out
 
 
 def text_tool_turns(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
