@@ -141,8 +141,8 @@ def _one_call_per_turn(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             results.append(messages[index])
             index += 1
         for number, call in enumerate(calls):
-            turn = {**message, "tool_calls": [call]} if number == 0 else {"role": "assistant", "content": "", "tool_calls": [call]}
-            out.append(turn)
+            first = number == 0
+            out.append({**message, "tool_calls": [call]} if first else {"role": "assistant", "content": "", "tool_calls": [call]})
             out.extend(r for r in results if r.get("tool_call_id") == call["id"])
         out.extend(r for r in results if r.get("tool_call_id") not in {c["id"] for c in calls})
     return out
