@@ -13,11 +13,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 import jinja2
 from llama_cpp import llama_chat_format as lcf
 
 from webui.errors import UserError
+from webui.prompts.toolcalls import render as tool_render
+from webui.prompts.toolcalls.families import reply_family, supports_tools, writes_reasoning
+from webui.prompts.toolcalls.grammar import ThinkingPrefix, tool_grammar
+from webui.prompts.toolcalls.types import MAX_TOOLS, ReplyFormat, ToolCallError, ToolPrompt, ToolRequest
 
 GGUF_TEMPLATE_KEY = "tokenizer.chat_template"
 GGUF_FORMAT_NAME = "gguf"
@@ -252,10 +257,96 @@ class ChatFormat:
         added_special = bool(self.bos_token) and text.startswith(self.bos_token)
         return RenderedPrompt(text=text, stop=self.stop, added_special=added_special)
 
+    def render_tools(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: ToolRequest | None,
+        thinking: bool | None,
+        *,
+        add_generation_prompt: bool = True,
+    ) -> ToolPrompt:
+        """Render a conversation that may offer tools and hold tool turns, with thinking on, off or as the template likes.
 
-def _render(formatter: lcf.Jinja2ChatFormatter, messages: list[dict[str, str]]) -> str:
+        Templates that render tools get them as their ``tools`` variable; the others get them described
+        in the system text. The reply's format and grammar (tool calls held to their schemas) come with it.
+        """
+        if tools is not None and len(tools.tools) > MAX_TOOLS:
+            raise ToolCallError(f"A request may offer at most {MAX_TOOLS} tools; this one offers {len(tools.tools)}.")
+        family = reply_family(self.template)
+        offered = tools is not None and bool(tools.tools)
+        calls_allowed = offered and tools is not None and tools.choice.mode != "none"
+        generic_json = calls_allowed and family == "generic"
+        variables = tool_render.thinking_variables(self.template, thinking)
+        if family == "generic":
+            shaped = tool_render.text_tool_turns(messages)
+        else:
+            shaped = tool_render.template_messages(messages, family)
+            if offered and supports_tools(self.template):
+                # As OpenAI does, tool_choice "none" still shows the tools; only calls are not parsed.
+                variables["tools"] = [t.as_template_tool() for t in tools.tools]  # type: ignore[union-attr]
+        if calls_allowed and "tools" not in variables:
+            description = tool_render.describe_tools(tools, family, generic_json=generic_json)  # type: ignore[arg-type]
+            shaped = tool_render.with_system_text(shaped, description)
+        formatter = self._with_prompt if add_generation_prompt else self._without_prompt
+        text = _render_tool_turns(formatter, shaped, variables)
+        thinking_open = tool_render.ends_in_thinking(text)
+        reasoning = writes_reasoning(self.template)
+        reply_format = ReplyFormat(
+            family=family,
+            tool_names=tools.names() if calls_allowed and tools is not None else (),
+            reasoning=reasoning,
+            thinking_open=thinking_open,
+            generic_json=generic_json,
+        )
+        added_special = bool(self.bos_token) and text.startswith(self.bos_token)
+        prompt = ToolPrompt(text=text, stop=self.stop, added_special=added_special, reply_format=reply_format)
+        if not calls_allowed or tools is None:
+            return prompt
+        # A whole-reply grammar lets the model think first when it may (rather than forcing thinking off).
+        prefix: ThinkingPrefix = "off"
+        if thinking_open:
+            prefix = "open"
+        elif reasoning and (thinking is not False or family == "gpt-oss"):
+            prefix = "optional"
+        grammar = tool_grammar(family, tools, generic_json=generic_json, thinking=prefix)
+        if grammar is None:
+            return prompt
+        return ToolPrompt(
+            text=text,
+            stop=self.stop,
+            added_special=added_special,
+            reply_format=reply_format,
+            grammar=grammar.gbnf,
+            grammar_lazy=grammar.lazy,
+            grammar_triggers=grammar.trigger_patterns,
+            grammar_trigger_tokens=grammar.trigger_tokens,
+        )
+
+
+def _render_tool_turns(
+    formatter: lcf.Jinja2ChatFormatter, messages: list[dict[str, Any]], variables: dict[str, Any]
+) -> str:
+    """Render, retrying the way templates differ: empty text for a call's missing content, then no system role."""
+    attempts = [messages]
+    blanked = [
+        {**m, "content": ""} if m.get("role") == "assistant" and m.get("content") is None else m for m in messages
+    ]
+    if blanked != messages:
+        attempts.append(blanked)
+    folded = fold_system_into_first_user(blanked)
+    if folded != blanked:
+        attempts.append(folded)
+    for attempt in attempts[:-1]:
+        try:
+            return _render(formatter, attempt, **variables)
+        except TemplateError:
+            continue
+    return _render(formatter, attempts[-1], **variables)
+
+
+def _render(formatter: lcf.Jinja2ChatFormatter, messages: list[dict[str, Any]], **variables: Any) -> str:
     try:
-        return formatter(messages=messages).prompt  # type: ignore[arg-type]
+        return formatter(messages=messages, **variables).prompt  # type: ignore[arg-type]
     except jinja2.TemplateError as exc:
         raise TemplateError(f"the chat template failed to render: {exc}") from exc
     except (ValueError, TypeError, KeyError, IndexError) as exc:
@@ -263,10 +354,10 @@ def _render(formatter: lcf.Jinja2ChatFormatter, messages: list[dict[str, str]]) 
         raise TemplateError(f"the chat template refused this conversation: {exc}") from exc
 
 
-def fold_system_into_first_user(messages: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+def fold_system_into_first_user(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Put the system text at the start of the first user turn, for formats with no system role."""
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
-    rest = [{"role": m["role"], "content": m["content"]} for m in messages if m["role"] != "system"]
+    rest = [dict(m) for m in messages if m["role"] != "system"]
     if not system:
         return rest
     for message in rest:
