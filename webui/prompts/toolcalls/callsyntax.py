@@ -54,6 +54,8 @@ def json_arguments(arguments: str, text: str) -> Any:
         return json.loads(arguments, strict=False)
     except json.JSONDecodeError as exc:
         raise malformed(f"its arguments are not valid JSON ({exc.msg})", text) from exc
+    except RecursionError as exc:
+        raise malformed("its arguments are nested too deeply", text) from exc
 
 
 def call_from_object(value: Any, offered: Sequence[str], text: str) -> ToolCall:
@@ -74,6 +76,8 @@ def call_from_json(text: str, offered: Sequence[str]) -> ToolCall:
         value = json.loads(text, strict=False)
     except json.JSONDecodeError as exc:
         raise malformed(f"it is not valid JSON ({exc.msg})", text) from exc
+    except RecursionError as exc:
+        raise malformed("it is nested too deeply", text) from exc
     return call_from_object(value, offered, text)
 
 
@@ -82,7 +86,7 @@ def leading_json(text: str) -> tuple[Any, int] | None:
     start = len(text) - len(text.lstrip())
     try:
         return _JSON.raw_decode(text, start)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return None
 
 
@@ -92,6 +96,8 @@ def json_error(text: str) -> str:
         _JSON.raw_decode(text, len(text) - len(text.lstrip()))
     except json.JSONDecodeError as exc:
         return exc.msg
+    except RecursionError:
+        return "nested too deeply"
     return "unexpected text after it"
 
 
@@ -139,7 +145,7 @@ def gemma4_call(body: str, offered: Sequence[str]) -> ToolCall:
         raise malformed("it is not in the form call:name{...}", body)
     try:
         arguments = json.loads(gemma4_to_json(match.group(2)), strict=False)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise malformed("its arguments cannot be read as an object", body) from exc
     return make_call(match.group(1), arguments, offered, text=body)
 
@@ -192,6 +198,8 @@ def python_calls(text: str, offered: Sequence[str]) -> list[ToolCall]:
         statements = ast.parse(text.strip(), mode="exec").body
     except SyntaxError as exc:
         raise malformed(f"it is not a function call ({exc.msg})", text) from exc
+    except (ValueError, RecursionError) as exc:  # a NUL character; absurd nesting
+        raise malformed("it is not a function call", text) from exc
     calls = []
     for statement in statements:
         if not (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)):
@@ -201,7 +209,7 @@ def python_calls(text: str, offered: Sequence[str]) -> list[ToolCall]:
             raise malformed("its arguments are not given by name", text)
         try:
             arguments = {keyword.arg: ast.literal_eval(keyword.value) for keyword in call.keywords}
-        except ValueError as exc:
+        except (ValueError, TypeError, SyntaxError, RecursionError) as exc:
             raise malformed("its arguments are not plain values", text) from exc
         name = ast.unparse(call.func).removesuffix(".call")
         calls.append(make_call(name, arguments, offered, text=text))
