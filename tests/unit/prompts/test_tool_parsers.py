@@ -51,7 +51,8 @@ def assistant_turn(template_file: str, message: dict[str, Any], *, header: str, 
 
     def render(messages: list[dict[str, Any]]) -> str:
         formatter = lcf.Jinja2ChatFormatter(template, eos_token="</s>", bos_token="<s>", add_generation_prompt=False)
-        return formatter(messages=messages, tools=[WEATHER.as_template_tool()], **variables).prompt  # type: ignore[arg-type]
+        tools = [WEATHER.as_template_tool()]
+        return formatter(messages=messages, tools=tools, **variables).prompt  # type: ignore[arg-type]
 
     before, after = render(question), render([*question, message])
     assert after.startswith(before + header) and after.endswith(end), after
@@ -119,8 +120,8 @@ def test_hermes_plain_answer_is_content() -> None:
 
 
 def test_hermes_one_call() -> None:
-    reply = assistant_turn(HERMES3, {"role": "assistant", "content": "", "tool_calls": [tool_call("get_weather", PARIS)]},
-                           **CHATML)
+    message = {"role": "assistant", "content": "", "tool_calls": [tool_call("get_weather", PARIS)]}
+    reply = assistant_turn(HERMES3, message, **CHATML)
     parsed = parse(fmt_for(HERMES3), reply)
     assert (parsed.content, parsed.named_arguments()) == ("", [("get_weather", PARIS)])
     assert CALL_ID.fullmatch(parsed.calls[0].id)
@@ -224,7 +225,8 @@ def test_llama3_text_then_call() -> None:
 
 
 def test_llama31_builtin_tool_through_the_python_tag() -> None:
-    message = {"role": "assistant", "content": "", "tool_calls": [tool_call("brave_search", {"query": "Paris weather"})]}
+    search = tool_call("brave_search", {"query": "Paris weather"})
+    message = {"role": "assistant", "content": "", "tool_calls": [search]}
     reply = assistant_turn(LLAMA31, message, header=LLAMA["header"], end="", builtin_tools=["brave_search"])
     assert reply == '<|python_tag|>brave_search.call(query="Paris weather")<|eom_id|>'
     parsed = parse(fmt_for(LLAMA31, tools=("brave_search",)), reply)
@@ -315,6 +317,8 @@ def test_gemma4_malformed_call_says_what_is_wrong() -> None:
 
 R1, V31 = "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", "deepseek-ai-DeepSeek-V3.1.jinja"
 DEEPSEEK = {"header": "<｜Assistant｜>", "end": "<｜end▁of▁sentence｜>"}
+# R1's template renders an assistant turn with calls and then its (empty) content as a second turn.
+R1_CALLS = {"header": "<｜Assistant｜>", "end": "<｜end▁of▁sentence｜><｜Assistant｜><｜end▁of▁sentence｜>"}
 
 
 def test_deepseek_plain_answer_after_thinking_the_prompt_opened() -> None:
@@ -325,7 +329,7 @@ def test_deepseek_plain_answer_after_thinking_the_prompt_opened() -> None:
 
 
 def test_deepseek_r1_thinking_then_parallel_calls() -> None:
-    calls = assistant_turn(R1, PARALLEL, header="<｜Assistant｜>", end="<｜end▁of▁sentence｜><｜Assistant｜><｜end▁of▁sentence｜>")
+    calls = assistant_turn(R1, PARALLEL, **R1_CALLS)
     assert "function<｜tool▁sep｜>get_weather\n```json\n" in calls
     parsed = parse(fmt_for(R1, reasoning=True, thinking_open=True), "Two cities.\n</think>\n\n" + calls)
     assert (parsed.reasoning, parsed.content) == ("Two cities.", "")
@@ -334,7 +338,7 @@ def test_deepseek_r1_thinking_then_parallel_calls() -> None:
 
 def test_deepseek_v31_text_then_parallel_calls() -> None:
     reply = assistant_turn(V31, {**PARALLEL, "content": "Let me check."}, **DEEPSEEK)
-    assert reply.startswith("<think></think>Let me check.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{")
+    assert reply.startswith("<think></think>Let me check.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>")
     parsed = parse(fmt_for(V31, reasoning=True), reply)
     assert (parsed.reasoning, parsed.content) == ("", "Let me check.")
     assert parsed.named_arguments() == [("get_weather", PARIS), ("get_weather", LYON)]
@@ -342,7 +346,8 @@ def test_deepseek_v31_text_then_parallel_calls() -> None:
 
 def test_deepseek_malformed_calls_say_what_is_wrong() -> None:
     fmt = fmt_for(V31, reasoning=True)
-    begin, end = "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>", "<｜tool▁call▁end｜><｜tool▁calls▁end｜>"
+    begin = "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>"
+    end = "<｜tool▁call▁end｜><｜tool▁calls▁end｜>"
     assert "no separator" in parse_error(fmt, begin + 'get_weather{"city": "Paris"}' + end)
     assert "not valid JSON" in parse_error(fmt, begin + "get_weather<｜tool▁sep｜>{city: Paris}" + end)
 
@@ -410,7 +415,8 @@ def test_generic_parallel_calls() -> None:
 
 
 def test_generic_thinking_then_call_in_a_code_fence() -> None:
-    reply = '<think>\nParis, then.\n</think>\n```json\n{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Lyon"}}]}\n```'
+    reply = ('<think>\nParis, then.\n</think>\n'
+             '```json\n{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Lyon"}}]}\n```')
     parsed = parse(ReplyFormat("generic", OFFERED, reasoning=True, generic_json=True), reply)
     assert (parsed.reasoning, parsed.content, parsed.named_arguments()) == ("Paris, then.", "", [("get_weather", LYON)])
 
@@ -467,7 +473,7 @@ CALL_TURNS = [  # (template, how its assistant turn is cut out, variables)
     (NEMO, {"header": "", "end": "</s>"}, {}),
     (SMALL32, {"header": "", "end": "</s>"}, {}),
     (GEMMA4, {"header": "<|turn>model\n", "end": "<|tool_response>"}, {"enable_thinking": True}),
-    (R1, {"header": "<｜Assistant｜>", "end": "<｜end▁of▁sentence｜><｜Assistant｜><｜end▁of▁sentence｜>"}, {}),
+    (R1, R1_CALLS, {}),
     (V31, DEEPSEEK, {}),
 ]
 

@@ -59,7 +59,7 @@ def json_arguments(arguments: str, text: str) -> Any:
 
 
 def call_from_object(value: Any, offered: Sequence[str], text: str) -> ToolCall:
-    """``{"name": ..., "arguments"|"parameters": {...}, "id"?}``, as Hermes, Llama 3, Mistral Nemo and the fallback write."""
+    """``{"name": ..., "arguments"|"parameters": {...}, "id"?}``: Hermes, Llama 3, Mistral Nemo, the fallback."""
     if not isinstance(value, dict):
         raise malformed("it is not a JSON object", text)
     function = value["function"] if isinstance(value.get("function"), dict) else value  # OpenAI's own shape
@@ -82,7 +82,7 @@ def call_from_json(text: str, offered: Sequence[str]) -> ToolCall:
 
 
 def leading_json(text: str) -> tuple[Any, int] | None:
-    """The JSON value ``text`` starts with (after whitespace) and where it ends; None while it is incomplete or invalid."""
+    """The JSON value ``text`` starts with (after whitespace) and where it ends; None while incomplete or invalid."""
     start = len(text) - len(text.lstrip())
     try:
         return _JSON.raw_decode(text, start)

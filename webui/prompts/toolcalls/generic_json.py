@@ -1,4 +1,4 @@
-"""The generic fallback's reply, one JSON object: ``{"response": "..."}`` streamed as content, or ``{"tool_calls": [...]}``.
+"""The generic fallback's reply, one JSON object: ``{"response": "..."}`` streamed, or ``{"tool_calls": [...]}``.
 
 Models whose template knows no tools are told (in the system prompt) to answer this way; the
 ``response`` text is decoded as it streams, even when a piece ends in the middle of an escape.

@@ -129,7 +129,7 @@ _CallReader = Callable[[str, bool], tuple[list[ToolCall], int] | None]
 
 
 class _MarkedCalls:
-    """Content with calls that start at a family's markers; ``readers`` maps each opening marker to how its call reads."""
+    """Content with calls that start at the family's markers; ``readers`` says how the call after each one reads."""
 
     def __init__(self, readers: dict[str, _CallReader], dropped: Sequence[str] = ()) -> None:
         self._readers = readers
@@ -183,7 +183,7 @@ class _MarkedCalls:
 
 
 def _closed_by(closing: str, read_one: Callable[[str], ToolCall]) -> _CallReader:
-    """A reader for calls that end at ``closing``; when the reply ends first (a stop string), a whole call still counts."""
+    """A reader for calls that end at ``closing``; if the reply ends first (a stop string), a whole call counts."""
 
     def read(text: str, final: bool) -> tuple[list[ToolCall], int] | None:
         end = text.find(closing)
@@ -274,11 +274,14 @@ _TRAILING_LINE_START = re.compile(r"\n[ \t]*$")
 _LINE_START_ONLY = re.compile(r"[ \t]*;?[ \t]*")
 
 
+_OWN_LINE = ""  # the "marker" of a Llama 3 call that is a JSON object on its own line: nothing is dropped
+
+
 class _LlamaCalls(_MarkedCalls):
     """Llama 3: calls are JSON objects on their own lines, or follow ``<|python_tag|>``."""
 
     def __init__(self, offered: Sequence[str]) -> None:
-        super().__init__({"<|python_tag|>": _python_tag_calls(offered), "": _json_calls(offered)},
+        super().__init__({"<|python_tag|>": _python_tag_calls(offered), _OWN_LINE: _json_calls(offered)},
                          dropped=_LLAMA_END_MARKERS)
 
     def _find(self, buffer: str, *, final: bool) -> MarkerSplit:
@@ -288,7 +291,7 @@ class _LlamaCalls(_MarkedCalls):
                 continue
             brace = line.end() - 1
             if _LLAMA_HEAD.match(buffer, brace):
-                return MarkerSplit(buffer[:line.start()], "", buffer[brace:])
+                return MarkerSplit(buffer[:line.start()], _OWN_LINE, buffer[brace:])
             compact = re.sub(r"\s+", "", buffer[brace:])
             if not final and any(form.startswith(compact) for form in _LLAMA_HEAD_FORMS):
                 return MarkerSplit(buffer[:line.start()], None, buffer[line.start():])  # may still become a call
@@ -308,11 +311,11 @@ def _answer_for(fmt: ReplyFormat) -> _Answer:
     if fmt.generic_json:
         return GenericJsonAnswer(offered)
     if fmt.family == "hermes":
-        return _MarkedCalls({"<tool_call>": _closed_by("</tool_call>", lambda body: callsyntax.hermes_call(body, offered))},
-                            dropped=("</tool_call>",))
+        hermes = _closed_by("</tool_call>", lambda body: callsyntax.hermes_call(body, offered))
+        return _MarkedCalls({"<tool_call>": hermes}, dropped=("</tool_call>",))
     if fmt.family == "gemma4":
-        return _MarkedCalls({"<|tool_call>": _closed_by("<tool_call|>", lambda body: callsyntax.gemma4_call(body, offered))},
-                            dropped=("<tool_call|>", "<|tool_response>"))
+        gemma4 = _closed_by("<tool_call|>", lambda body: callsyntax.gemma4_call(body, offered))
+        return _MarkedCalls({"<|tool_call>": gemma4}, dropped=("<tool_call|>", "<|tool_response>"))
     if fmt.family == "deepseek":
         begin, end = "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>"
         return _MarkedCalls({begin: _closed_by(end, lambda body: callsyntax.deepseek_call(body, offered))},
