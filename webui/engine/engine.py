@@ -24,6 +24,7 @@ from webui.engine.handoff import STREAM_END, merge_handed_over, stream_ends
 from webui.engine.loading import check_gguf_file
 from webui.engine.policy import pick_next
 from webui.engine.prepare import prepare_for
+from webui.engine.replies import parsed_reply
 from webui.engine.scheduler import Batcher, Job, LoadedModel, open_model
 from webui.engine.types import (
     FittedPrompt,
@@ -37,6 +38,7 @@ from webui.engine.types import (
 )
 from webui.hardware import parse_proc_meminfo
 from webui.prompts.templates import RenderedPrompt
+from webui.prompts.toolcalls import ReplyFormat
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +291,8 @@ class Engine:
         ``user`` keeps one user from taking a second slot while another waits; ``conversation``
         lets the next turn reuse this one's KV cache and evaluate only the new tokens.
         """
-        return self._submit(_Request(prompt.request, prompt, cancel or threading.Event(), user, conversation), on_wait)
+        request = _Request(prompt.request, prompt, cancel or threading.Event(), user, conversation)
+        return self._parsed(request, self._submit(request, on_wait))
 
     def stream_chat(
         self,
@@ -335,7 +338,12 @@ class Engine:
             request.out.put(exc)
             request.out.put(STREAM_END)
             return self._read(request, on_wait)
-        return self._submit(request, on_wait)
+        return self._parsed(request, self._submit(request, on_wait))
+
+    @staticmethod
+    def _parsed(request: _Request, chunks: Iterator[StreamChunk]) -> Iterator[StreamChunk]:
+        """The reply split into answer, thinking and tool calls by the format its prompt was prepared with."""
+        return parsed_reply(chunks, lambda: request.prompt.reply_format if request.prompt else ReplyFormat())
 
     def _submit(self, request: _Request, on_wait: Callable[[int], None] | None) -> Iterator[StreamChunk]:
         self._enqueue(request)

@@ -247,7 +247,8 @@ class CompletionService:
             sources = sources_meta(prepared.sources)
             messages = ([{"role": "system", "content": prepared.system_prompt}] if prepared.system_prompt.strip()
                         else []) + prepared.conversation
-        prompt = admit(self._engine, PromptRequest(options.sampling, messages=tuple(messages), strict=True))
+        prompt = admit(self._engine, PromptRequest(options.sampling, messages=tuple(messages), strict=True,
+                                                   tools=options.tools, thinking=options.thinking))
         return self._generation(user, model, prompt, sources)
 
     def _start_completion(self, user: User, prompt: str, options: GenerationOptions) -> Generation:
