@@ -22,7 +22,7 @@ from webui.errors import UserError
 from webui.prompts.toolcalls import render as tool_render
 from webui.prompts.toolcalls.families import reply_family, supports_tools, writes_reasoning
 from webui.prompts.toolcalls.grammar import ThinkingPrefix, tool_grammar
-from webui.prompts.toolcalls.types import MAX_TOOLS, ReplyFormat, ToolCallError, ToolPrompt, ToolRequest
+from webui.prompts.toolcalls.types import ReplyFormat, ToolCallError, ToolPrompt, ToolRequest
 
 GGUF_TEMPLATE_KEY = "tokenizer.chat_template"
 GGUF_FORMAT_NAME = "gguf"
@@ -270,8 +270,6 @@ class ChatFormat:
         Templates that render tools get them as their ``tools`` variable; the others get them described
         in the system text. The reply's format and grammar (tool calls held to their schemas) come with it.
         """
-        if tools is not None and len(tools.tools) > MAX_TOOLS:
-            raise ToolCallError(f"A request may offer at most {MAX_TOOLS} tools; this one offers {len(tools.tools)}.")
         family = reply_family(self.template)
         offered = tools is not None and bool(tools.tools)
         calls_allowed = offered and tools is not None and tools.choice.mode != "none"
@@ -473,7 +471,14 @@ def _resolve_override(override: str, gguf_template: str, tokens: dict[str, str])
     raise TemplateError(f"unknown chat format '{override}': use one of {known} or a Jinja template")
 
 
+# Harmony (gpt-oss) ends each message with <|end|>, and a reply holds several (thinking, then the answer):
+# only <|return|> and <|call|> end the reply.
+_HARMONY_END_MARKERS = ("<|return|>", "<|call|>")
+
+
 def _stops_for(template: str, eos_token: str) -> tuple[str, ...]:
+    if reply_family(template) == "gpt-oss":
+        return _with_eos(tuple(m for m in _HARMONY_END_MARKERS if m in template), eos_token)
     return _with_eos(tuple(m for m in _KNOWN_END_MARKERS if m in template), eos_token)
 
 

@@ -31,7 +31,7 @@ def test_a_function_without_parameters_takes_no_arguments():
 
 @pytest.mark.parametrize(("tools", "choice", "words"), [
     ([{"type": "code_interpreter"}], None, "only 'function' tools"),
-    ([{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}], None, "type 'object'"),
+    ([{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}], None, "of type object"),
     ([{"type": "function", "function": {"name": "f", "parameters": "nope"}}], None, "JSON schema object"),
     ([WEATHER], {"type": "function", "function": {"name": "missing"}}, "not among the tools"),
     ([WEATHER], "sometimes", "must be 'none', 'auto', 'required'"),

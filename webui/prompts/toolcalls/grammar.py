@@ -102,15 +102,10 @@ def tool_grammar(
 
 
 def _chosen_tools(request: ToolRequest) -> tuple[ToolSpec, ...]:
+    """The tools a reply may call (ToolRequest has checked that a named one is offered)."""
     if request.choice.mode != "named":
         return request.tools
-    chosen = tuple(t for t in request.tools if t.name == request.choice.name)
-    if not chosen:
-        offered = ", ".join(request.names()) or "none"
-        raise ToolCallError(
-            f"tool_choice names the tool '{request.choice.name}', which is not among the tools offered ({offered})."
-        )
-    return chosen
+    return tuple(t for t in request.tools if t.name == request.choice.name)
 
 
 def _root(family: ToolFamily, body: str, thinking: ThinkingPrefix) -> str:
@@ -124,12 +119,7 @@ def _root(family: ToolFamily, body: str, thinking: ThinkingPrefix) -> str:
 
 def _argument_rules(index: int, tool: ToolSpec, *, gemma: bool) -> str:
     """The converter's grammar for one tool's parameters, its rules renamed ``t<index>-...``."""
-    schema = tool.parameters
-    if not isinstance(schema, Mapping) or schema.get("type", "object") != "object":
-        raise ToolCallError(
-            f"The parameters of tool '{tool.name}' must be a JSON schema of type object,"
-            f" like {{\"type\": \"object\", \"properties\": {{...}}}}."
-        )
+    schema = tool.parameters  # an object schema: ToolRequest refuses any other
     try:
         converted = json_schema_to_gbnf(json.dumps(dict(schema)))
     except Exception as exc:  # the converter raises assertions, KeyErrors, ValueErrors... on schemas it cannot take

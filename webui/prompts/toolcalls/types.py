@@ -82,9 +82,11 @@ class ToolRequest:
             seen.add(tool.name)
             schema = tool.parameters
             if not isinstance(schema, Mapping) or schema.get("type", "object") != "object":
-                raise ToolCallError(f"The parameters of tool {tool.name!r} must be a JSON schema of type 'object'.")
+                raise ToolCallError(f"The parameters of tool {tool.name!r} must be a JSON schema of type object, "
+                                    'like {"type": "object", "properties": {...}}.')
         if self.choice.mode == "named" and self.choice.name not in seen:
-            raise ToolCallError(f"tool_choice names {self.choice.name!r}, which is not among the tools sent.")
+            raise ToolCallError(f"tool_choice names the tool {self.choice.name!r}, which is not among the tools "
+                                f"offered ({', '.join(self.names())}).")
 
     def names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.tools)
