@@ -22,7 +22,7 @@ from webui.errors import UserError
 from webui.prompts.toolcalls import render as tool_render
 from webui.prompts.toolcalls.families import reply_family, supports_tools, writes_reasoning
 from webui.prompts.toolcalls.grammar import ThinkingPrefix, tool_grammar
-from webui.prompts.toolcalls.types import ReplyFormat, ToolCallError, ToolPrompt, ToolRequest
+from webui.prompts.toolcalls.types import ReplyFormat, ToolPrompt, ToolRequest
 
 GGUF_TEMPLATE_KEY = "tokenizer.chat_template"
 GGUF_FORMAT_NAME = "gguf"
