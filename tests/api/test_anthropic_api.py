@@ -225,8 +225,8 @@ def test_count_tokens_answers_from_the_services_count() -> None:
     ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "web_search"),
     ({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "x"}}]}]},
      "image content blocks are not supported"),
-    ({"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "x"}]}]},
-     "toolu_9"),
+    ({"messages": [{"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_9", "content": "x"}]}]}, "toolu_9"),
     ({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Sure,"}]}, "prefill"),
     ({"tool_choice": {"type": "tool", "name": "nope"}, "tools": [WEATHER_TOOL]}, "'nope'"),
     ({"extra_body": {"mcp_servers": [{"type": "url", "url": "https://example.com", "name": "x"}]}}, "mcp_servers"),

@@ -479,7 +479,8 @@ async def reply_events(driven: Driven, first: StreamChunk | None, generation: Ge
         yield sse_event({"type": "message_delta", "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
                          "usage": {"output_tokens": reply.output_tokens}})
         yield sse_event({"type": "message_stop"})
-    except ApiProblem as problem:
+    except ApiProblem as problem:  # after the status was sent: the error travels as an event
+        log.warning("Anthropic stream %s ended with an error: %s", ident, problem.message)
         yield sse_event(error_body(problem))
     finally:
         driven.close()
