@@ -141,6 +141,8 @@ def test_the_stream_builds_the_same_blocks_through_the_clients_own_accumulator()
 
     kinds, message = in_process(services, call)
     assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    starts_and_stops = [kind for kind in kinds if kind in ("content_block_start", "content_block_stop")]
+    assert starts_and_stops == ["content_block_start", "content_block_stop"] * 3, "each block closes before the next"
     assert [block.type for block in message.content] == ["thinking", "text", "tool_use"]
     assert message.content[0].thinking == "The user wants the weather. I should call the tool."
     assert message.content[0].signature, "a signature_delta closes the thinking block"

@@ -414,7 +414,6 @@ class ReplyBlocks:
     def _grow(self, kind: Literal["thinking", "text"], text: str) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
         if not (self._open and self.blocks[-1]["type"] == kind):
-            events += self._close()
             events += self._start({"type": "thinking", "thinking": "", "signature": ""} if kind == "thinking"
                                   else {"type": "text", "text": ""})
         if kind == "text":
@@ -428,10 +427,12 @@ class ReplyBlocks:
         return events
 
     def _start(self, block: dict[str, Any]) -> list[dict[str, Any]]:
+        """Close the open block, if any, and open ``block``."""
+        events = self._close()
         self.blocks.append(block)
         self._open = True
         self._thought = ""
-        return [{"type": "content_block_start", "index": len(self.blocks) - 1, "content_block": dict(block)}]
+        return [*events, {"type": "content_block_start", "index": len(self.blocks) - 1, "content_block": dict(block)}]
 
     def _delta(self, delta: dict[str, Any]) -> dict[str, Any]:
         return {"type": "content_block_delta", "index": len(self.blocks) - 1, "delta": delta}
