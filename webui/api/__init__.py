@@ -1,6 +1,6 @@
 """The HTTP API on the app's own port: OpenAI-compatible /v1, Anthropic's /v1/messages, Ollama-compatible /api.
 
-All are thin translations of wire formats into service calls (webui.services); neither touches
+All are thin translations of wire formats into service calls (webui.services); none touches
 the engine, the model manager or a store.
 """
 
