@@ -1,6 +1,6 @@
-"""The HTTP API on the app's own port: OpenAI-compatible /v1 and Ollama-compatible /api routes.
+"""The HTTP API on the app's own port: OpenAI-compatible /v1, Anthropic's /v1/messages, Ollama-compatible /api.
 
-Both are thin translations of wire formats into service calls (webui.services); neither touches
+All are thin translations of wire formats into service calls (webui.services); none touches
 the engine, the model manager or a store.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fastapi
 
+from webui.api.anthropic import build_anthropic_router
 from webui.api.ollama import build_ollama_router
 from webui.api.openai import build_openai_router
 from webui.services import Services
@@ -19,5 +20,6 @@ def build_api_router(services: Services) -> fastapi.APIRouter:
     """Every API route, to include in the parent app before the Gradio page is mounted at /."""
     router = fastapi.APIRouter()
     router.include_router(build_openai_router(services))
+    router.include_router(build_anthropic_router(services))
     router.include_router(build_ollama_router(services))
     return router

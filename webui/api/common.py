@@ -89,9 +89,16 @@ async def read_json(request: fastapi.Request, model: type[Model]) -> Model:
 
 
 def caller(services: Services, request: fastapi.Request) -> User:
-    """The user this call acts as (its API key's), or a 401."""
+    """The user this call acts as (its API key's), or a 401.
+
+    The key comes as ``Authorization: Bearer KEY`` (OpenAI, Ollama clients) or ``x-api-key: KEY``
+    (Anthropic's clients); both name the same per-user keys.
+    """
+    authorization = request.headers.get("authorization")
+    if not authorization and request.headers.get("x-api-key"):
+        authorization = f"Bearer {request.headers['x-api-key']}"
     try:
-        return services.api_access.caller(request.headers.get("authorization"))
+        return services.api_access.caller(authorization)
     except NotAuthorized as exc:
         raise ApiProblem(401, str(exc), "invalid_api_key") from exc
 

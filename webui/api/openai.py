@@ -15,6 +15,7 @@ import fastapi
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 
+from webui.api.anthropic import model_info, model_list_page, wants_anthropic_shape
 from webui.api.common import ApiProblem, Driven, StrictModel, caller, guarded, read_json, sse, threaded
 from webui.services import Services
 from webui.services.completions import GenerationOptions, embedding_base64
@@ -166,6 +167,8 @@ def build_openai_router(services: Services) -> fastapi.APIRouter:
     async def list_models(request: fastapi.Request) -> fastapi.Response:
         caller(services, request)
         entries = await threaded(services.models.entries)
+        if wants_anthropic_shape(request):
+            return JSONResponse(model_list_page(entries))
         return JSONResponse({"object": "list", "data": [
             {"id": e.name, "object": "model", "created": int(e.modified), "owned_by": "local"} for e in entries]})
 
@@ -177,6 +180,8 @@ def build_openai_router(services: Services) -> fastapi.APIRouter:
         entry = await threaded(services.models.find, name)
         if entry is None:
             raise ApiProblem(404, f"The model {name!r} does not exist.", "model_not_found")
+        if wants_anthropic_shape(request):
+            return JSONResponse(model_info(entry))
         return JSONResponse({"id": entry.name, "object": "model", "created": int(entry.modified), "owned_by": "local"})
 
     @router.post("/chat/completions")

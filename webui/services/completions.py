@@ -229,6 +229,14 @@ class CompletionService:
         """A raw continuation of ``prompt`` (no chat template)."""
         return self._counted(user, lambda: self._start_completion(user, prompt, options))
 
+    def count_chat_tokens(self, user: User, messages: list[Message], options: GenerationOptions) -> int:
+        """The prompt tokens of a chat with its tools, rendered through the model's own template (the
+        engine's prepare step); nothing is generated. ContextExceeded if it does not fit the window."""
+        self.require_model(user, options.model)
+        request = PromptRequest(replace(options.sampling, max_tokens=None), messages=tuple(messages), strict=True,
+                                tools=options.tools, thinking=options.thinking)
+        return admit(self._engine, request).prompt_tokens
+
     def _start_chat(self, user: User, messages: list[Message], options: GenerationOptions) -> Generation:
         model = self.require_model(user, options.model)
         sources: list[dict[str, Any]] = []
