@@ -1,4 +1,4 @@
-"""Tools through a remote OpenAI-compatible server: what the server is sent, and its streamed calls and thinking as ours."""
+"""Tools through a remote OpenAI-compatible server: what it is sent, and its streamed calls and thinking as ours."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ TWO_CALLS = [
 
 def stream_with_tools(events: list[dict], tools: ToolRequest, sampling: SamplingParams = SamplingParams(),
                       thinking: bool | None = None) -> tuple[list, dict]:
-    """The chunks a router over a scripted server streams for ``HISTORY`` with ``tools``, and the body the server got."""
+    """What a router over a scripted server streams for ``HISTORY`` with ``tools``, and the body the server got."""
     with scripted_server(events=events) as server:
         router = EngineRouter(None, [RemoteBackend(server.url)])
         [model] = router.remote_models()
@@ -102,7 +102,8 @@ def test_the_server_gets_the_tools_the_tool_turns_and_the_sampling_extras() -> N
 def test_without_tools_the_request_stays_as_before() -> None:
     chunks, body = stream_with_tools([event({"content": "Hi."}), event(finish="stop")], None)  # type: ignore[arg-type]
 
-    assert not {"tools", "tool_choice", "parallel_tool_calls", "logit_bias", "ignore_eos", "chat_template_kwargs"} & set(body)
+    extras = {"tools", "tool_choice", "parallel_tool_calls", "logit_bias", "ignore_eos", "chat_template_kwargs"}
+    assert not extras & set(body)
     assert "".join(c.text for c in chunks) == "Hi." and chunks[-1].stats.finish_reason == "stop"
 
 
@@ -131,7 +132,8 @@ def test_the_prompt_estimate_counts_the_tools_sent() -> None:
         router = EngineRouter(None, [RemoteBackend(server.url)])
         router.use_remote(router.remote_models()[0])
         plain = router.prepare(PromptRequest(SamplingParams(), messages=HISTORY))
-        with_tools = router.prepare(PromptRequest(SamplingParams(), messages=HISTORY, tools=ToolRequest((WEATHER, TIME))))
+        tools = ToolRequest((WEATHER, TIME))
+        with_tools = router.prepare(PromptRequest(SamplingParams(), messages=HISTORY, tools=tools))
 
     tools_text = json.dumps([WEATHER.as_template_tool(), TIME.as_template_tool()])
     assert with_tools.prompt_tokens - plain.prompt_tokens >= len(tools_text) // 4

@@ -1,4 +1,5 @@
-"""Tools and benchmarks in the sampler, with real llama.cpp and SmolLM2: lazy grammars, logit_bias, ignore_eos, typical_p."""
+"""What tool calls and benchmarks need of the sampler, with real llama.cpp and SmolLM2: lazy grammars,
+logit_bias, ignore_eos, typical_p."""
 
 from __future__ import annotations
 
