@@ -21,10 +21,15 @@ def chain(*samplers):
 
 
 def reference(vocab, sampling: SamplingParams, *, penalties: bool = True):
-    """llama-cpp-python's order, the penalties looking at the whole vocabulary (what the app did before)."""
+    """llama-cpp-python's order, the penalties looking at the whole vocabulary (what the app did before),
+    after the logit biases (first, as in llama.cpp's common sampler)."""
     n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
     head = [llama_cpp.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, sampling.repeat_penalty,
                                                    sampling.frequency_penalty, sampling.presence_penalty)] if penalties else []
+    if sampling.logit_bias:
+        biases = (llama_cpp.llama_logit_bias * len(sampling.logit_bias))(
+            *(llama_cpp.llama_logit_bias(t, b) for t, b in sampling.logit_bias))
+        head.insert(0, llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(sampling.logit_bias), biases))
     if sampling.temperature <= 0:
         return chain(*head, llama_cpp.llama_sampler_init_greedy())
     return chain(*head, llama_cpp.llama_sampler_init_top_k(sampling.top_k),
@@ -37,7 +42,9 @@ def reference(vocab, sampling: SamplingParams, *, penalties: bool = True):
 @pytest.mark.parametrize("sampling", [
     SamplingParams(temperature=0.0, repeat_penalty=1.5, presence_penalty=0.5, seed=1),
     SamplingParams(temperature=0.9, repeat_penalty=1.3, frequency_penalty=0.4, top_k=20, min_p=0.0, seed=7),
-], ids=["greedy", "seeded"])
+    # Tokens far from the lead lifted into it, and the likely ones pushed down: the shortlist sees biased scores.
+    SamplingParams(temperature=0.0, repeat_penalty=1.5, logit_bias=((17, 12.0), (19, 9.0), (30, -6.0)), seed=1),
+], ids=["greedy", "seeded", "logit-bias"])
 def test_the_shortlist_before_the_penalties_picks_the_same_tokens(smollm_path: Path, sampling: SamplingParams) -> None:
     assert shortlist_before_penalties(sampling) > 0, "this case takes the shortcut"
     loaded = open_model(smollm_path, LoadSettings(n_ctx=512, n_threads=1), parallel=1, free_bytes=0)

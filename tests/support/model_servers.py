@@ -40,7 +40,9 @@ class ScriptedServer:
     """An OpenAI-compatible server that lists ``model`` and streams ``reply`` word by word.
 
     It answers only requests whose Authorization header is ``authorization`` (when set) and records
-    every header it got. While ``hold`` is set, a reply stops after its first word until it is cleared.
+    every header and request body it got. While ``hold`` is set, a reply stops after its first word until
+    it is cleared. With ``events`` set, a chat reply streams those chunks (OpenAI's ``chat.completion.chunk``
+    objects, e.g. tool-call deltas) as they are instead.
     """
 
     url: str
@@ -48,6 +50,8 @@ class ScriptedServer:
     reply: str = "Hello from the scripted server."
     authorization: str | None = None
     seen_authorizations: list[str | None] = field(default_factory=list)
+    seen_bodies: list[dict] = field(default_factory=list)
+    events: list[dict] | None = None
     hold: threading.Event = field(default_factory=threading.Event)
     replies_open: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -90,6 +94,7 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
         if not self._allowed():
             return
+        self.scripted.seen_bodies.append(body)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
@@ -97,6 +102,11 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
         with server._lock:
             server.replies_open += 1
         try:
+            if server.events is not None and "messages" in body:
+                for event in server.events:
+                    self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+                return
             for index, word in enumerate(server.reply.split(" ")):
                 piece = word if index == 0 else " " + word
                 delta = {"delta": {"content": piece}} if "messages" in body else {"text": piece}

@@ -23,7 +23,15 @@ from webui.errors import UserError, unexpected_message
 from webui.services import Services
 from webui.services.access import NotAuthorized
 from webui.services.completions import Generation, RequestRefused
-from webui.services.types import ContextExceeded, EngineError, InvalidGrammar, NoModelLoaded, StreamChunk, User
+from webui.services.types import (
+    ContextExceeded,
+    EngineError,
+    InvalidGrammar,
+    InvalidSampling,
+    NoModelLoaded,
+    StreamChunk,
+    User,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +123,8 @@ def problem_from(exc: Exception) -> ApiProblem:
         return ApiProblem(400, str(exc), "context_length_exceeded")
     if isinstance(exc, InvalidGrammar):
         return ApiProblem(400, str(exc), "invalid_response_format", param="response_format")
+    if isinstance(exc, InvalidSampling):
+        return ApiProblem(400, str(exc), "invalid_request", param="logit_bias")
     if isinstance(exc, NoModelLoaded):
         return ApiProblem(503, str(exc), "model_not_loaded")
     if isinstance(exc, EngineError):

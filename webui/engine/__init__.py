@@ -8,7 +8,14 @@ what every load shares, ``types`` the data and ``errors`` the failures.
 """
 
 from webui.engine.engine import Engine, ReadWriteLock
-from webui.engine.errors import ContextExceeded, EngineError, InvalidGrammar, ModelLoadError, NoModelLoaded
+from webui.engine.errors import (
+    ContextExceeded,
+    EngineError,
+    InvalidGrammar,
+    InvalidSampling,
+    ModelLoadError,
+    NoModelLoaded,
+)
 from webui.engine.fitting import MIN_REPLY_TOKENS, choose_messages_to_keep, reply_budget
 from webui.engine.grammar import grammar_for
 from webui.engine.handoff import pump_in_background
@@ -29,8 +36,8 @@ from webui.engine.types import (
 
 __all__ = [
     "GGUF_MAGIC", "LLAMA_LOAD_LOCK", "MIN_REPLY_TOKENS", "ContextExceeded", "Engine", "EngineError", "FittedPrompt",
-    "GenerationStats", "InvalidGrammar", "LoadSettings", "Message", "ModelInfo", "ModelLoadError", "NoModelLoaded",
-    "PromptRequest", "ReadWriteLock", "SamplingParams", "StopScanner", "StreamChunk", "TokenLogprob",
+    "GenerationStats", "InvalidGrammar", "InvalidSampling", "LoadSettings", "Message", "ModelInfo", "ModelLoadError",
+    "NoModelLoaded", "PromptRequest", "ReadWriteLock", "SamplingParams", "StopScanner", "StreamChunk", "TokenLogprob",
     "check_gguf_file", "choose_messages_to_keep", "choose_parallel", "common_prefix", "grammar_for",
     "kv_bytes_per_token", "pick_next", "pump_in_background", "reply_budget",
 ]

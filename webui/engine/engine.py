@@ -24,7 +24,7 @@ from webui.engine.handoff import STREAM_END, merge_handed_over, stream_ends
 from webui.engine.loading import check_gguf_file
 from webui.engine.policy import pick_next
 from webui.engine.prepare import prepare_for
-from webui.engine.replies import parsed_reply
+from webui.engine.replies import needs_parsing, parsed_reply
 from webui.engine.scheduler import Batcher, Job, LoadedModel, open_model
 from webui.engine.types import (
     FittedPrompt,
@@ -492,6 +492,7 @@ class Engine:
                 tokens=prompt.tokens, stop=prompt.stop, sampling=prompt.sampling, dropped=prompt.dropped_messages,
                 cancel=request.cancel, emit=request.out.put, finished=lambda: request.out.put(STREAM_END),
                 user=request.user, conversation=request.conversation, submitted=request.submitted,
+                special_text=needs_parsing(prompt.reply_format),  # the parser reads the family's markers
             ))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer's thread
             request.out.put(exc)

@@ -23,3 +23,7 @@ class ContextExceeded(EngineError):
 
 class InvalidGrammar(EngineError):
     """A requested output format (JSON schema, GBNF) could not be turned into a grammar."""
+
+
+class InvalidSampling(EngineError):
+    """A sampling setting the model cannot take (a logit bias on a token outside its vocabulary)."""

@@ -24,9 +24,11 @@ def merge_handed_over(items: Sequence[object]) -> Iterator[StreamChunk]:
     """Items a producer handed over since the consumer last looked: their texts merged into one chunk.
 
     A slow consumer (a web page: a thread hop, a diff and a network write per update) then gets one
-    update for many tokens. A chunk with stats stays apart and in order; an error is raised here.
+    update for many tokens. Thinking is merged apart from the answer; tool calls end a merged chunk
+    (text that came before a call stays before it); a chunk with stats stays apart and in order; an
+    error is raised here.
     """
-    text = ""
+    text = reasoning = ""
     logprobs: list[TokenLogprob] | None = None
     for item in items:
         if isinstance(item, BaseException):
@@ -34,16 +36,20 @@ def merge_handed_over(items: Sequence[object]) -> Iterator[StreamChunk]:
         if not isinstance(item, StreamChunk):
             continue  # the end marker
         if item.stats is not None:
-            if text or logprobs:
-                yield StreamChunk(text=text, logprobs=logprobs)
-                text, logprobs = "", None
+            if text or reasoning or logprobs:
+                yield StreamChunk(text=text, reasoning=reasoning, logprobs=logprobs)
+                text, reasoning, logprobs = "", "", None
             yield item
-        else:
-            text += item.text
-            if item.logprobs is not None:
-                logprobs = (logprobs or []) + item.logprobs
-    if text or logprobs:
-        yield StreamChunk(text=text, logprobs=logprobs)
+            continue
+        text += item.text
+        reasoning += item.reasoning
+        if item.logprobs is not None:
+            logprobs = (logprobs or []) + item.logprobs
+        if item.tool_calls:
+            yield StreamChunk(text=text, reasoning=reasoning, logprobs=logprobs, tool_calls=item.tool_calls)
+            text, reasoning, logprobs = "", "", None
+    if text or reasoning or logprobs:
+        yield StreamChunk(text=text, reasoning=reasoning, logprobs=logprobs)
 
 
 def pump_in_background(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from webui.engine.fitting import MIN_REPLY_TOKENS, choose_messages_to_keep, reply_budget, reply_room_wanted
-from webui.engine.sampling import check_grammar
+from webui.engine.sampling import check_sampling
 from webui.engine.scheduler import LoadedModel
 from webui.engine.errors import InvalidGrammar
 from webui.engine.types import FittedPrompt, Message, PromptRequest, SamplingParams
@@ -17,9 +17,9 @@ from webui.prompts.toolcalls import ToolPrompt
 
 
 def prepare_for(model: LoadedModel, request: PromptRequest, load_number: int) -> FittedPrompt:
-    """``request`` made ready for ``model``; ContextExceeded or InvalidGrammar when it cannot be."""
+    """``request`` made ready for ``model``; ContextExceeded, InvalidGrammar or InvalidSampling when it cannot be."""
     fitted = _fit_text(model, request) if request.text is not None else _fit_chat(model, request)
-    check_grammar(model.vocab, fitted.sampling)
+    check_sampling(model.vocab, fitted.sampling)
     return replace(fitted, load_number=load_number)
 
 

@@ -12,10 +12,11 @@ import logging
 import math
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
@@ -33,6 +34,7 @@ from webui.engine.types import (
     StreamChunk,
 )
 from webui.prompts.templates import RenderedPrompt
+from webui.prompts.toolcalls import ToolCall, ToolCallError, ToolRequest
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +59,14 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
-def estimate_prompt_tokens(messages: Sequence[Message]) -> int:
-    """A high estimate of a chat's prompt tokens on a server: each message's text, and a few for its role."""
-    return sum(estimate_tokens(m["content"]) + 4 for m in messages)
+def estimate_prompt_tokens(messages: Sequence[Message], tools: ToolRequest | None = None) -> int:
+    """A high estimate of a chat's prompt tokens on a server: each message's text and tool calls, a few for its
+    role, and the tools' descriptions the server adds to the prompt."""
+    total = sum(estimate_tokens(str(m.get("content") or "")) + 4 for m in messages)
+    total += sum(estimate_tokens(json.dumps(m["tool_calls"], default=str)) for m in messages if m.get("tool_calls"))
+    if tools is not None:
+        total += estimate_tokens(json.dumps([tool.as_template_tool() for tool in tools.tools]))
+    return total
 
 
 def short_model_name(model_id: str) -> str:
@@ -106,9 +113,42 @@ def sampling_body(sampling: SamplingParams) -> dict[str, Any]:
         body["seed"] = sampling.seed
     if sampling.stop:
         body["stop"] = list(sampling.stop)
-    if sampling.grammar:
+    if sampling.grammar and not sampling.grammar_lazy:  # a lazy grammar is for tools, which the server handles
         body["grammar"] = sampling.grammar  # llama.cpp servers; others ignore it
+    if 0 < sampling.typical_p < 1:
+        body["typical_p"] = sampling.typical_p
+    if sampling.logit_bias:  # OpenAI's range: a ban (-inf here) is -100 there, as JSON has no infinity
+        body["logit_bias"] = {str(token): max(-100.0, min(100.0, bias)) for token, bias in sampling.logit_bias}
+    if sampling.ignore_eos:  # llama.cpp's server and vLLM
+        body["ignore_eos"] = True
     return body
+
+
+def tools_body(tools: ToolRequest) -> dict[str, Any]:
+    """A request's tools as OpenAI's ``tools``, ``tool_choice`` and ``parallel_tool_calls``."""
+    choice: str | dict[str, Any] = tools.choice.mode
+    if tools.choice.mode == "named":
+        choice = {"type": "function", "function": {"name": tools.choice.name}}
+    return {"tools": [tool.as_template_tool() for tool in tools.tools], "tool_choice": choice,
+            "parallel_tool_calls": tools.parallel}
+
+
+def wire_messages(messages: Sequence[Message]) -> list[Message]:
+    """Messages as OpenAI sends them: a tool call's arguments as a JSON string, not the object templates take."""
+    sent: list[Message] = []
+    for message in messages:
+        calls = message.get("tool_calls")
+        if calls:
+            message = {**message, "tool_calls": [_wire_call(call) for call in calls]}
+        sent.append(message)
+    return sent
+
+
+def _wire_call(call: dict[str, Any]) -> dict[str, Any]:
+    function = dict(call.get("function") or {})
+    if not isinstance(function.get("arguments"), str):
+        function["arguments"] = json.dumps(function.get("arguments") or {}, ensure_ascii=False)
+    return {**call, "type": call.get("type", "function"), "function": function}
 
 
 def fit_for_server(model: RemoteModelInfo, request: PromptRequest) -> FittedPrompt:
@@ -120,7 +160,7 @@ def fit_for_server(model: RemoteModelInfo, request: PromptRequest) -> FittedProm
     if request.text is not None:
         estimate = estimate_tokens(request.text)
     else:
-        estimate = estimate_prompt_tokens(request.messages)
+        estimate = estimate_prompt_tokens(request.messages, request.tools)
     sampling = request.sampling
     if request.strict:
         sampling = replace(sampling, max_tokens=reply_budget(model.n_ctx, estimate, sampling.max_tokens, strict=True))
@@ -131,8 +171,93 @@ def fit_for_server(model: RemoteModelInfo, request: PromptRequest) -> FittedProm
 def render_for_server(messages: Sequence[Message], model: RemoteModelInfo) -> RenderedPrompt:
     """What the exact-prompt view shows for a remote model: the messages sent, and who formats them."""
     lines = [f"[{SERVER_FORMATS_NOTE} ({model.file}); these messages are sent as they are.]", ""]
-    lines += [f"{m['role']}: {m['content']}" for m in messages]
+    for m in messages:
+        calls = [f"{c['function']['name']}({json.dumps(c['function'].get('arguments'), default=str)})"
+                 for c in m.get("tool_calls") or [] if isinstance(c.get("function"), dict)]
+        lines.append(f"{m['role']}: {m.get('content') or ''}" + (f" [calls {', '.join(calls)}]" if calls else ""))
     return RenderedPrompt(text="\n".join(lines), stop=(), added_special=True)
+
+
+class _ReplyReader(Protocol):
+    def read(self, choice: dict[str, Any]) -> StreamChunk | None: ...
+
+    def finish(self) -> StreamChunk | None: ...
+
+
+class _CompletionReader:
+    """A streamed /v1/completions reply: each event's text."""
+
+    def read(self, choice: dict[str, Any]) -> StreamChunk | None:
+        text = choice.get("text")
+        return StreamChunk(text=text) if isinstance(text, str) and text else None
+
+    def finish(self) -> StreamChunk | None:
+        return None
+
+
+@dataclass
+class _CallSoFar:
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass
+class ChatDeltaReader:
+    """A streamed chat reply read delta by delta: answer and thinking text as they come, tool calls once complete.
+
+    OpenAI streams a call in pieces under its ``index`` (id and name first, then fragments of the
+    arguments' JSON): a call is complete when another index starts, or when the stream ends. Thinking
+    comes as ``reasoning_content`` (llama.cpp's server, DeepSeek) or ``reasoning`` (vLLM, Ollama).
+    """
+
+    server: str  # how errors name the server
+    _open: dict[int, _CallSoFar] = field(default_factory=dict)
+
+    def read(self, choice: dict[str, Any]) -> StreamChunk | None:
+        delta = choice.get("delta") or {}
+        completed: list[ToolCall] = []
+        for position, piece in enumerate(delta.get("tool_calls") or []):
+            index = piece.get("index", position)
+            if index not in self._open:
+                completed += self._complete()
+                self._open[index] = _CallSoFar()
+            call = self._open[index]
+            call.id = piece.get("id") or call.id
+            function = piece.get("function") or {}
+            call.name += function.get("name") or ""
+            fragment = function.get("arguments")
+            call.arguments += json.dumps(fragment) if isinstance(fragment, dict) else (fragment or "")
+        return _chunk(_text(delta.get("content")), _text(delta.get("reasoning_content") or delta.get("reasoning")),
+                      completed)
+
+    def finish(self) -> StreamChunk | None:
+        return _chunk("", "", self._complete())
+
+    def _complete(self) -> list[ToolCall]:
+        calls = [self._parsed(call) for call in self._open.values()]
+        self._open.clear()
+        return calls
+
+    def _parsed(self, call: _CallSoFar) -> ToolCall:
+        if not call.name:
+            raise ToolCallError(f"The model server at {self.server} sent a tool call without a function name.")
+        try:
+            arguments = json.loads(call.arguments) if call.arguments.strip() else {}
+        except json.JSONDecodeError:
+            arguments = None
+        if not isinstance(arguments, dict):
+            raise ToolCallError(f"The model server at {self.server} sent a call to {call.name} whose arguments are "
+                                f"not a JSON object: {call.arguments[:200]!r}.")
+        return ToolCall(id=call.id or f"call_{uuid.uuid4().hex[:24]}", name=call.name, arguments=arguments)
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _chunk(text: str, reasoning: str, calls: list[ToolCall]) -> StreamChunk | None:
+    return StreamChunk(text=text, reasoning=reasoning, tool_calls=tuple(calls)) if text or reasoning or calls else None
 
 
 def _server_message(response: httpx.Response) -> str:
@@ -193,24 +318,33 @@ class RemoteBackend:
         return [remote_model_info(self, entry) for entry in data if isinstance(entry, dict) and entry.get("id")]
 
     def stream_chat(self, model: RemoteModelInfo, messages: Sequence[Message], sampling: SamplingParams, *,
-                    cancel: threading.Event | None = None) -> Iterator[StreamChunk]:
-        body = {"model": model.model_id, "messages": list(messages), "stream": True, **sampling_body(sampling)}
-        return self._stream("/v1/chat/completions", body, estimate_prompt_tokens(messages), cancel,
-                            lambda choice: (choice.get("delta") or {}).get("content"))
+                    cancel: threading.Event | None = None, tools: ToolRequest | None = None,
+                    thinking: bool | None = None) -> Iterator[StreamChunk]:
+        """The reply to a chat; ``tools`` go to the server as OpenAI's, its calls come back as ``ToolCall``s.
+
+        ``thinking`` is passed as the template's ``enable_thinking`` (llama.cpp's server and vLLM read it).
+        """
+        body = {"model": model.model_id, "messages": wire_messages(messages), "stream": True, **sampling_body(sampling)}
+        if tools is not None:
+            body.update(tools_body(tools))
+        if thinking is not None:
+            body["chat_template_kwargs"] = {"enable_thinking": thinking}
+        return self._stream("/v1/chat/completions", body, estimate_prompt_tokens(messages, tools), cancel,
+                            lambda: ChatDeltaReader(self.display))
 
     def stream_completion(self, model: RemoteModelInfo, text: str, sampling: SamplingParams, *,
                           cancel: threading.Event | None = None) -> Iterator[StreamChunk]:
         body = {"model": model.model_id, "prompt": text, "stream": True, **sampling_body(sampling)}
-        return self._stream("/v1/completions", body, estimate_tokens(text), cancel, lambda choice: choice.get("text"))
+        return self._stream("/v1/completions", body, estimate_tokens(text), cancel, _CompletionReader)
 
     def _stream(self, path: str, body: dict[str, Any], prompt_estimate: int, cancel: threading.Event | None,
-                piece_of: Callable[[dict[str, Any]], str | None]) -> Iterator[StreamChunk]:
+                reader: Callable[[], _ReplyReader]) -> Iterator[StreamChunk]:
         """The reply in a background thread (as the local engine does), so a slow page never slows the read."""
-        return pump_in_background(lambda event: self._read(path, body, prompt_estimate, event, piece_of),
+        return pump_in_background(lambda event: self._read(path, body, prompt_estimate, event, reader()),
                                   cancel or threading.Event())
 
     def _read(self, path: str, body: dict[str, Any], prompt_estimate: int, cancel: threading.Event,
-              piece_of: Callable[[dict[str, Any]], str | None]) -> Iterator[StreamChunk]:
+              reader: _ReplyReader) -> Iterator[StreamChunk]:
         started = time.perf_counter()
         first: float | None = None
         pieces = 0
@@ -238,17 +372,20 @@ class RemoteBackend:
                     usage = chunk.get("usage") or usage
                     for choice in chunk.get("choices") or []:
                         finish = choice.get("finish_reason") or finish
-                        piece = piece_of(choice)
-                        if piece:
+                        piece = reader.read(choice)
+                        if piece is not None:
                             first = first if first is not None else time.perf_counter()
                             pieces += 1
-                            yield StreamChunk(text=piece)
+                            yield piece
         except httpx.HTTPError as exc:
             got = "after part of the reply" if pieces else "before replying"
             raise RemoteError(f"The model server at {self.display} stopped answering {got} "
                               f"({type(exc).__name__}); what arrived is kept.") from exc
         except json.JSONDecodeError as exc:
             raise RemoteError(f"The model server at {self.display} sent something that is not JSON.") from exc
+        last = None if stopped else reader.finish()  # a call cut short by the user is dropped, not an error
+        if last is not None:
+            yield last
         now = time.perf_counter()
         yield StreamChunk(stats=GenerationStats(
             prompt_tokens=int(usage.get("prompt_tokens") or prompt_estimate),

@@ -175,7 +175,8 @@ class EngineRouter:
         backend = self._backend(remote)
         if prompt.request.text is not None:
             return backend.stream_completion(remote, prompt.request.text, prompt.sampling, cancel=cancel)
-        return backend.stream_chat(remote, prompt.messages, prompt.sampling, cancel=cancel)
+        return backend.stream_chat(remote, prompt.messages, prompt.sampling, cancel=cancel, tools=prompt.request.tools,
+                                   thinking=prompt.request.thinking)
 
     def stream_chat(self, messages: Sequence[Message], sampling: SamplingParams, *,
                     cancel: threading.Event | None = None, on_wait: Callable[[int], None] | None = None,

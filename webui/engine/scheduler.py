@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import functools
 import logging
 import multiprocessing
 import threading
@@ -26,7 +27,7 @@ from llama_cpp._logger import set_verbose
 from webui.engine.errors import ModelLoadError
 from webui.engine.loading import LLAMA_LOAD_LOCK
 from webui.engine.policy import choose_parallel, common_prefix, kv_bytes_per_token
-from webui.engine.sampling import build_sampler, logprobs_for, token_piece
+from webui.engine.sampling import build_sampler, end_of_generation_tokens, logprobs_for, token_piece
 from webui.engine.stops import StopScanner
 from webui.engine.types import GenerationStats, LoadSettings, ModelInfo, SamplingParams, StreamChunk, TokenLogprob
 from webui.prompts.templates import ChatFormat, resolve_chat_format
@@ -50,6 +51,11 @@ class LoadedModel:
     @property
     def vocab(self) -> Any:
         return self.model.vocab
+
+    @functools.cached_property
+    def end_of_generation(self) -> tuple[int, ...]:
+        """The tokens that end a reply, which ``ignore_eos`` bans: the vocabulary scanned once per model, when asked."""
+        return end_of_generation_tokens(self.vocab)
 
     def tokenize(self, text: str, *, add_bos: bool, special: bool) -> list[int]:
         return self.model.tokenize(text.encode("utf-8"), add_bos, special)
@@ -124,6 +130,9 @@ class Job:
     user: str | None = None
     conversation: str | None = None
     submitted: float = field(default_factory=time.perf_counter)
+    # Control tokens (other than those that end the reply) come out as their text, for a reply parser that
+    # reads a family's markers (harmony's <|channel|>, Mistral's [TOOL_CALLS]); otherwise they show nothing.
+    special_text: bool = False
 
 
 @dataclass(eq=False)
@@ -231,6 +240,7 @@ class Batcher:
         # Per token id: its bytes, or None for an end-of-generation token. Each ctypes call gives up the
         # GIL and may wait for it behind the consumers' threads, so each token asks llama.cpp only once.
         self._pieces: dict[int, bytes | None] = {}
+        self._special_pieces: dict[int, bytes | None] = {}  # the same, control tokens as their text
         self.min_shared = max(16, self.n_ctx_seq // 256)  # fewest tokens worth copying from another sequence
         self.max_state_copy = self.n_ctx_seq // 4  # most tokens a source may hold to be copied through its state
         # Without flash attention llama.cpp stores V transposed and copies a sequence's state row by row: on a
@@ -255,7 +265,8 @@ class Batcher:
 
     def admit(self, job: Job) -> None:
         """Give ``job`` a free slot, reusing whatever its KV cache already holds of the prompt."""
-        sampler = build_sampler(self.vocab, job.sampling)
+        eog = self.loaded.end_of_generation if job.sampling.ignore_eos else None
+        sampler = build_sampler(self.vocab, job.sampling, end_of_generation=eog)
         slot = self._choose_slot(job)
         slot.conversation = job.conversation
         n = min(common_prefix(slot.tokens, job.tokens), len(job.tokens) - 1)
@@ -461,10 +472,14 @@ class Batcher:
         token = llama_cpp.llama_sampler_sample(run.sampler, self.ctx, index)
         if run.first_token_at is None:
             run.first_token_at = time.perf_counter()
-        piece = self._piece(token)
+        piece = self._piece(token, special=run.job.special_text)
         if piece is None:
-            self._finish(slot, "stop")
-            return
+            if not run.job.sampling.ignore_eos:
+                self._finish(slot, "stop")
+                return
+            # Banned, yet taken when nothing else was left (a grammar that is complete): the reply still
+            # runs to max_tokens, as llama.cpp's server does with ignore_eos.
+            piece = b""
         run.generated += 1
         logprobs: list[TokenLogprob] | None = None
         if run.job.sampling.logprobs is not None:
@@ -479,13 +494,15 @@ class Batcher:
         else:
             run.next_token = token
 
-    def _piece(self, token: int) -> bytes | None:
+    def _piece(self, token: int, *, special: bool = False) -> bytes | None:
         """The bytes ``token`` stands for, or None if it ends the reply (asked of llama.cpp once per token)."""
+        pieces = self._special_pieces if special else self._pieces
         try:
-            return self._pieces[token]
+            return pieces[token]
         except KeyError:
-            piece = None if llama_cpp.llama_vocab_is_eog(self.vocab, token) else token_piece(self.vocab, token)
-            self._pieces[token] = piece
+            is_end = llama_cpp.llama_vocab_is_eog(self.vocab, token)
+            piece = None if is_end else token_piece(self.vocab, token, special=special)
+            pieces[token] = piece
             return piece
 
     def _finish(self, slot: Slot, reason: str, *, flush: bool = True, emit_stats: bool = True) -> None:

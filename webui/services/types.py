@@ -13,6 +13,7 @@ from webui.engine import (
     EngineError,
     GenerationStats,
     InvalidGrammar,
+    InvalidSampling,
     NoModelLoaded,
     SamplingParams,
     StreamChunk,
@@ -29,7 +30,7 @@ from webui.services.admission import MessageTooLong, SamplingOutOfBounds, Sampli
 __all__ = [
     "ALLOWED_VARIABLES", "DEFAULT_MIN_SCORE", "MAX_CHUNK_TOKENS", "MAX_K", "MIN_CHUNK_TOKENS", "SAMPLING_PRESETS",
     "SUPPORTED_EXTENSIONS", "ContextExceeded", "ConversationNotFound", "EngineError", "GenerationStats",
-    "HistoryError", "IngestProgress", "InvalidGrammar", "MessageTooLong", "NoModelLoaded", "Preset", "PresetError",
+    "HistoryError", "IngestProgress", "InvalidGrammar", "InvalidSampling", "MessageTooLong", "NoModelLoaded", "Preset", "PresetError",
     "RagError", "RetrievalSettings", "SamplingOutOfBounds", "SamplingParams", "SamplingRequest", "StoredMessage",
     "StreamChunk", "TokenLogprob", "User", "sampling_from", "MAX_TOOLS", "ToolCall", "ToolCallError", "ToolChoice",
     "ToolRequest", "ToolSpec",
