@@ -7,6 +7,8 @@ SmolLM2 (single-user and team mode) for text replies, counting, errors and keys.
 
 from __future__ import annotations
 
+import json
+
 import asyncio
 import threading
 from collections.abc import Iterator
@@ -28,7 +30,6 @@ from webui.services.types import ContextExceeded, GenerationStats, StreamChunk, 
 
 anthropic = pytest.importorskip("anthropic")
 
-NEEDS_TOOL_PARSERS = pytest.mark.skip(reason="needs the tool parsers")
 MODEL = "local-model.gguf"
 CALL_HEX = "0123456789abcdef01234567"
 
@@ -357,7 +358,7 @@ def test_a_bad_body_and_an_unknown_model_are_refused(client, smollm_path: Path) 
 
 
 @pytest.mark.slow
-@NEEDS_TOOL_PARSERS
+@pytest.mark.slow
 def test_a_required_tool_call_comes_back_as_a_tool_use_block(client, smollm_path: Path) -> None:
     message = client.messages.create(model=smollm_path.name, max_tokens=80, **GREEDY, tools=[WEATHER_TOOL],
                                      tool_choice={"type": "any"},
@@ -366,6 +367,25 @@ def test_a_required_tool_call_comes_back_as_a_tool_use_block(client, smollm_path
     tool_use = next(block for block in message.content if block.type == "tool_use")
     assert tool_use.name == "get_weather" and isinstance(tool_use.input.get("city"), str)
     assert tool_use.id.startswith("toolu_")
+
+
+@pytest.mark.slow
+def test_a_streamed_tool_call_arrives_as_input_json_deltas_and_its_result_goes_back(client, smollm_path: Path) -> None:
+    ask = {"model": smollm_path.name, "max_tokens": 80, **GREEDY, "tools": [WEATHER_TOOL]}
+    question = {"role": "user", "content": "What is the weather in Paris?"}
+    with client.messages.stream(**ask, tool_choice={"type": "tool", "name": "get_weather"}, messages=[question]) as stream:
+        deltas = [event.delta.partial_json for event in stream
+                  if event.type == "content_block_delta" and event.delta.type == "input_json_delta"]
+        message = stream.get_final_message()
+    assert deltas and message.stop_reason == "tool_use"
+    tool_use = next(block for block in message.content if block.type == "tool_use")
+    assert json.loads("".join(deltas)) == tool_use.input, "the deltas assemble into the call's input"
+    answer = client.messages.create(**ask, messages=[
+        question, {"role": "assistant", "content": [block.model_dump() for block in message.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_use.id, "content": "18 C and sunny"}]},
+    ], tool_choice={"type": "none"})
+    assert answer.stop_reason in ("end_turn", "max_tokens") and answer.content[0].type == "text"
+    assert answer.content[0].text.strip()
 
 
 @pytest.mark.slow
