@@ -12,8 +12,13 @@ interleaved): before the one prepare step (commit 9b965ff) 6.1 and 8.2 ms per re
 ``decode``: a streamed request through the app's HTTP API (official openai client) vs raw
 llama-cpp-python, interleaved round by round so drift in machine load hits both alike. Targets:
 decode tokens/s through the API >= 0.97 x raw; time to first token at most 30 ms above raw.
+``tools``: what tools cost the decode, in the engine, rounds interleaved: a forced tool call (its
+arguments held to the schema by a grammar) against plain text of the same length (target >= 0.9x),
+and tool_choice auto whose reply is plain text (a lazy grammar that never triggers) against the same
+request without tools (target >= 0.97x). The model runs with Qwen 2.5's template, so its tools take
+the native (hermes) path with its lazy grammar rather than the generic JSON reply.
 
-    .venv/bin/python scripts/bench_api.py [--part prepare|decode|all] [--model PATH] [--tokens 128]
+    .venv/bin/python scripts/bench_api.py [--part prepare|decode|tools|all] [--model PATH] [--tokens 128]
         [--rounds 3] [--threads N] [--requests 40]
 """
 
@@ -26,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -258,11 +263,64 @@ def decode(model: Path, args: argparse.Namespace) -> None:
           f"{'ok' if overhead_ms <= TTFT_OVERHEAD_TARGET_MS else 'MISSED'}")
 
 
+TOOL_RATIO_TARGETS = {"forced": 0.9, "auto": 0.97}
+TOOL_QUESTION = "Look up the weather for Paris, Lyon and Marseille for the next three days."
+BENCH_TOOL_SCHEMA = {"type": "object", "properties": {
+    "city": {"type": "string"}, "days": {"type": "integer"}, "units": {"enum": ["celsius", "fahrenheit"]},
+    "notes": {"type": "string", "maxLength": 60}}, "required": ["city", "days", "units", "notes"], "additionalProperties": False}
+
+
+def tools_cost(model: Path, args: argparse.Namespace) -> None:
+    """Decode tokens/s with tools (forced call; auto answered in text) vs without, in the engine."""
+    from webui.engine import Engine, LoadSettings, PromptRequest, SamplingParams
+    from webui.prompts.toolcalls import ToolChoice, ToolRequest, ToolSpec
+
+    template = (ROOT / "tests" / "fixtures" / "chat_templates" / "Qwen-Qwen2.5-7B-Instruct.jinja").read_text()
+    engine = Engine()
+    engine.load(model, LoadSettings(n_ctx=args.ctx_size, n_threads=args.threads, chat_format=template))
+    weather = ToolSpec("get_weather", "The weather forecast for a city.", BENCH_TOOL_SCHEMA)
+    greedy = SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=args.tokens)
+
+    def run(question: str, tools: ToolRequest | None, sampling: SamplingParams):
+        fitted = engine.prepare(PromptRequest(sampling, messages=({"role": "user", "content": question},),
+                                              tools=tools, strict=True))
+        stats = calls = None
+        for chunk in engine.stream(fitted):
+            calls = calls or chunk.tool_calls
+            stats = chunk.stats or stats
+        return stats, calls
+
+    rates: dict[str, list[tuple[float, float]]] = {"forced": [], "auto": []}
+    run(TOOL_QUESTION, None, replace(greedy, max_tokens=8))  # warm-up
+    for round_number in range(1, args.rounds + 1):
+        forced, calls = run(TOOL_QUESTION, ToolRequest((weather,), ToolChoice("required")), greedy)
+        plain, _ = run(TOOL_QUESTION, None, replace(greedy, max_tokens=forced.completion_tokens, ignore_eos=True))
+        rates["forced"].append((forced.tokens_per_s, plain.tokens_per_s))
+        auto, auto_calls = run(PROMPT, ToolRequest((weather,)), replace(greedy, ignore_eos=True))
+        bare, _ = run(PROMPT, None, replace(greedy, ignore_eos=True))
+        rates["auto"].append((auto.tokens_per_s, bare.tokens_per_s))
+        print(f"round {round_number}: forced call {forced.completion_tokens} tokens {forced.tokens_per_s:.1f}/s "
+              f"({len(calls or ())} calls) vs plain {plain.completion_tokens} tokens {plain.tokens_per_s:.1f}/s; "
+              f"auto {auto.completion_tokens} tokens {auto.tokens_per_s:.1f}/s ({len(auto_calls or ())} calls) "
+              f"vs no tools {bare.tokens_per_s:.1f}/s", flush=True)
+    engine.unload()
+    print(f"model: {model.name} with Qwen 2.5's template (hermes tools); greedy; {args.rounds} rounds (medians), "
+          f"{args.threads} threads")
+    for kind, label in (("forced", "forced tool call vs plain text of its length"),
+                        ("auto", "tool_choice auto answered in text vs no tools")):
+        with_tools = statistics.median(a for a, _ in rates[kind])
+        without = statistics.median(b for _, b in rates[kind])
+        ratio = with_tools / without if without else 0.0
+        target = TOOL_RATIO_TARGETS[kind]
+        print(f"{label:48} {with_tools:7.1f} vs {without:7.1f} tokens/s  ratio {ratio:.3f} (target >= {target}) "
+              f"{'ok' if ratio >= target else 'MISSED'}")
+
+
 def main() -> int:
     from webui.models.embedded import embedded_model_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("prepare", "decode", "all"), default="all")
+    parser.add_argument("--part", choices=("prepare", "decode", "tools", "all"), default="all")
     parser.add_argument("--model", type=Path, default=None, help="GGUF file (default: the embedded SmolLM2)")
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
@@ -275,6 +333,8 @@ def main() -> int:
         report_prepare(model, prepare_costs(model, args.threads, args.ctx_size, args.requests))
     if args.part in ("decode", "all"):
         decode(model, args)
+    if args.part in ("tools", "all"):
+        tools_cost(model, args)
     return 0
 
 
