@@ -54,6 +54,7 @@ class Conversation:
     created_at: datetime
     updated_at: datetime
     model: str | None
+    collections: tuple[str, ...] = ()  # the document collections this chat answers from
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,12 @@ def m001_initial(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX messages_conversation ON messages (conversation_id, id)")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (m001_initial,)
+def m002_chat_collections(db: sqlite3.Connection) -> None:
+    """Each chat keeps the collections it answers from (a JSON list of names); existing chats get none."""
+    db.execute("ALTER TABLE conversations ADD COLUMN collections TEXT NOT NULL DEFAULT '[]'")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (m001_initial, m002_chat_collections)
 
 
 def migrate(db: sqlite3.Connection) -> list[str]:
@@ -308,6 +314,14 @@ class HistoryStore:
         with self._write() as db:
             self._get(db, owner, conversation_id)
             db.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
+            return self._get(db, owner, conversation_id)
+
+    def set_collections(self, owner: str, conversation_id: str, collections: Sequence[str]) -> Conversation:
+        """Keep the collections this chat answers from; like a rename, the chat keeps its place in the list."""
+        names = json.dumps(list(dict.fromkeys(str(name) for name in collections)), ensure_ascii=False)
+        with self._write() as db:
+            self._get(db, owner, conversation_id)
+            db.execute("UPDATE conversations SET collections = ? WHERE id = ?", (names, conversation_id))
             return self._get(db, owner, conversation_id)
 
     def delete(self, owner: str, conversation_id: str) -> None:
@@ -707,7 +721,20 @@ def _conversation(row: sqlite3.Row) -> Conversation:
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
         model=row["model"],
+        collections=tuple(_names(row["collections"])),
     )
+
+
+def _names(stored: str) -> builtins.list[str]:
+    """The collection names saved with a chat; a value that is not a list of names reads as none (logged)."""
+    try:
+        names = json.loads(stored)
+    except ValueError:
+        names = None
+    if not isinstance(names, builtins.list) or not all(isinstance(name, str) for name in names):
+        log.warning("a chat's saved collections are not a list of names (%r): read as none", stored[:80])
+        return []
+    return names
 
 
 def _message(row: sqlite3.Row) -> StoredMessage:

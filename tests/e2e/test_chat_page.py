@@ -212,10 +212,11 @@ def test_a_1_mb_or_20_mb_message_sent_as_the_page_sends_it_is_refused_with_a_mes
                        if c.get("type") == "button" and c.get("props", {}).get("value") == "Send")
         add = next(d for d in config["dependencies"] if [send_id, "click"] in d.get("targets", []))
         huge = "word " * 4_000_000  # 20 MB: cut off at the page's 4 MB body limit, before Gradio reads it
-        response = session.call_direct(add, [huge, None])
+        # The Send event's inputs: the page's key, the message, the open chat, its collections.
+        response = session.call_direct(add, ["page-key", huge, None, []])
         assert response.status_code == 413 and "larger than 4 MB" in response.text
         long = "word " * 200_000  # 1 MB: read, and refused by the chat service with its own sentence
-        response = session.call_direct(add, [long, None])
+        response = session.call_direct(add, ["page-key", long, None, []])
         assert "characters long; the limit is 100,000" in response.text and response.status_code in (400, 500)
         listing = next(d for d in config["dependencies"]
                        if any(t[1] == "load" for t in d.get("targets", []))

@@ -61,6 +61,7 @@ class ReplyUpdate:
     error: str | None = None
     sources: tuple[Passage, ...] = ()  # the numbered passages a document answer may cite
     dropped: bool = False  # the chat was cleared or deleted while the reply was written: nothing was kept
+    tokens: int | None = None  # the reply's tokens so far, for the page's "Writing… 57 tokens" (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,46 @@ def dropped_notice(count: int) -> str | None:
     return f"The conversation is longer than the context window: the {count} oldest {noun} left out of this reply."
 
 
+@dataclass
+class BusyPages:
+    """The pages (session keys) with a reply under way, so a second Send from one page is refused, and
+    a Stop pressed before the reply's first token (while the prompt is read) is kept, not lost."""
+
+    _stops: dict[str, threading.Event] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def claim(self, key: str) -> threading.Event | None:
+        """Mark ``key`` busy and return its Stop flag; None if it already was busy."""
+        with self._guard:
+            if key in self._stops:
+                return None
+            self._stops[key] = flag = threading.Event()
+            return flag
+
+    def release(self, key: str) -> None:
+        with self._guard:
+            self._stops.pop(key, None)
+
+    def holds(self, key: str) -> bool:
+        with self._guard:
+            return key in self._stops
+
+    def stop(self, key: str) -> bool:
+        with self._guard:
+            flag = self._stops.get(key)
+        if flag is None:
+            return False
+        flag.set()
+        return True
+
+
+class ReplyInProgress(UserError):
+    """A page asked for a second reply while its first was still being written."""
+
+    def __str__(self) -> str:
+        return "A reply is still being written: wait for it to finish, or press Stop."
+
+
 class ChatService:
     """Chat turns through the engine, with every message saved to the user's history."""
 
@@ -172,6 +213,7 @@ class ChatService:
         self._cancels = CancelRegistry()
         self._pacer = pacer or UpdatePacer()
         self._active = ActiveReplies()
+        self._writing = BusyPages()
 
     # -- conversations -----------------------------------------------------------------------
 
@@ -180,6 +222,18 @@ class ChatService:
 
     def messages(self, owner: str, conversation_id: str) -> list[StoredMessage]:
         return self._history.messages(owner, conversation_id)
+
+    def conversation(self, owner: str, conversation_id: str) -> Conversation:
+        """One chat of the owner (its title and the collections it answers from)."""
+        return self._history.get(owner, conversation_id)
+
+    def set_collections(self, owner: str, conversation_id: str, collections: Sequence[str]) -> Conversation:
+        """Keep the collections this chat answers from, so they are picked again when it is opened."""
+        return self._history.set_collections(owner, conversation_id, collections)
+
+    def replying(self, session_key: str) -> bool:
+        """Whether a reply of this page (its session key) is being prepared or written now."""
+        return self._writing.holds(session_key)
 
     def add_user_message(self, owner: str, conversation_id: str | None, text: str) -> str:
         """Save the user's message (starting a conversation if needed); returns the conversation id.
@@ -291,8 +345,22 @@ class ChatService:
         so a server killed mid-reply keeps what was written; done (or stopped) it is saved whole. A
         document answer's sources are saved in its meta, so they show again later. When the chat is
         cleared or deleted meanwhile, the reply is stopped and nothing comes back: the last update
-        has ``dropped`` set.
+        has ``dropped`` set. While it streams each update carries its token count; a second reply
+        asked for by the same page meanwhile raises ReplyInProgress.
         """
+        stopped = self._writing.claim(session_key)
+        if stopped is None:
+            raise ReplyInProgress(session_key)
+        try:
+            yield from self._reply_in(owner, session_key, conversation_id, system_prompt=system_prompt,
+                                      sampling=sampling, documents=documents, stopped=stopped)
+        finally:
+            self._writing.release(session_key)
+
+    def _reply_in(
+        self, owner: str, session_key: str, conversation_id: str, *, system_prompt: str,
+        sampling: SamplingParams, documents: DocumentQuery | None, stopped: threading.Event,
+    ) -> Iterator[ReplyUpdate]:
         stored = self._history.messages(owner, conversation_id)  # read once for the whole reply
         question_id = stored[-1].id if stored and stored[-1].role == "user" else None
         conversation: list[Message] = [{"role": m.role, "content": m.content} for m in stored]
@@ -316,7 +384,8 @@ class ChatService:
         last: ReplyUpdate | None = None
         try:
             for last in self.stream(session_key, prepared.conversation, system_prompt=prepared.system_prompt,
-                                    sampling=sampling, user=owner, conversation_id=conversation_id):
+                                    sampling=sampling, user=owner, conversation_id=conversation_id,
+                                    stopped_early=stopped):
                 if prepared.sources:
                     last = dataclasses.replace(last, sources=prepared.sources)
                 if dropped.is_set():
@@ -329,6 +398,7 @@ class ChatService:
                     except HistoryError:
                         self._drop_replies(conversation_id)
                         continue
+                    last = dataclasses.replace(last, tokens=self._count_reply_tokens(last.text))
                 yield last
         finally:
             self._active.finish(conversation_id, session_key, dropped)
@@ -348,6 +418,14 @@ class ChatService:
                 yield ReplyUpdate(text="", done=True, dropped=True)
                 return
         yield last
+
+    def _count_reply_tokens(self, text: str) -> int | None:
+        """The tokens of a reply so far (the engine merges tokens into chunks, so they are counted, not
+        the chunks); None where the engine cannot count (a remote model, a model being switched)."""
+        try:
+            return self._engine.count_tokens(text)
+        except Exception:  # noqa: BLE001 - a count is a nicety: the reply goes on without it
+            return None
 
     def document_library(self) -> DocumentLibrary:
         if self._documents is None:
@@ -396,16 +474,20 @@ class ChatService:
         sampling: SamplingParams,
         user: str | None = None,
         conversation_id: str | None = None,
+        stopped_early: threading.Event | None = None,
     ) -> Iterator[ReplyUpdate]:
         """Stream the assistant's reply to ``conversation`` (whose last message is the user's).
 
-        ``user`` and ``conversation_id`` let the engine share slots fairly and reuse the chat's cache.
+        ``user`` and ``conversation_id`` let the engine share slots fairly and reuse the chat's cache;
+        ``stopped_early`` set (a Stop pressed before the stream began) stops it at once.
         """
         messages: list[Message] = []
         if system_prompt.strip():
             messages.append({"role": "system", "content": system_prompt.strip()})
         messages.extend({"role": m["role"], "content": m["content"]} for m in conversation)
         cancel = self._cancels.start(session_key)
+        if stopped_early is not None and stopped_early.is_set():  # checked after start: see stop()
+            cancel.set()
         text = ""
         if self._engine.switching_to:
             yield ReplyUpdate(text="", notice=switching_notice(self._engine.switching_to))
@@ -442,8 +524,14 @@ class ChatService:
         return self._engine.render(messages).text
 
     def stop(self, session_key: str) -> bool:
-        """Ask the running reply of this session to stop; True if one was running."""
-        return self._cancels.stop(session_key)
+        """Ask the running reply of this session to stop; True if one was running.
+
+        A chat reply still being prepared (documents searched, the model busy) is flagged first, so
+        the stream stops as it starts; the flag is set before the stream's own, which ``stream`` reads
+        after registering it, so no Stop falls between the two.
+        """
+        early = self._writing.stop(session_key)
+        return self._cancels.stop(session_key) or early
 
 
 

@@ -44,11 +44,20 @@ class ChatControls:
     repeat_penalty: gr.Slider
     max_tokens: gr.Slider
     seed: gr.Number
-    documents: gr.Dropdown  # collections the next message is answered from
+    documents: gr.Dropdown  # the open chat's collections (saved with it), which its replies answer from
     # The open conversation, so another tab (a saved summary) can open one it just made.
     conversation_id: gr.State | None = None
     conversations: gr.Radio | None = None
     chatbot: gr.Chatbot | None = None
+    preset: gr.State | None = None  # the name of the preset applied to the chat (Presets tab), for the header
+    header: gr.Markdown | None = None  # the line above the conversation: model, preset, collections
+    open_chat: Any = None  # the event that opens the chat in ``conversation_id`` (see ``reopen``)
+    refresh_header: Any = None  # the event that writes the header anew: ``event.then(**refresh_header)``
+
+    def reopen(self, event: Any) -> Any:
+        """Chain, after ``event`` set ``conversation_id``, the opening of that chat (messages, title,
+        its collections, the header), as picking it in the list does."""
+        return event.then(**self.open_chat)
 
 
 @dataclass
@@ -184,6 +193,10 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     with gr.Row(equal_height=False, elem_id="chat-page"):
         sidebar = build_chat_sidebar()
         with gr.Column(scale=4, min_width=320, elem_id="chat-main"):
+            header = gr.Markdown(elem_id="chat-header")
+            # Gradio's own trash icon on the chatbot would empty the view and leave the saved chat as it
+            # was; it has no setting to hide it, so theme.py's CSS hides it and its event shows the saved
+            # chat again. The one Clear is ours, below, with its confirmation.
             chatbot = gr.Chatbot(
                 label="Conversation", buttons=["copy"], elem_id="chatbot", feedback_options=None,
                 placeholder="Type a message below and press Send.",
@@ -200,7 +213,8 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
                 )
                 with gr.Column(scale=0, min_width=96, elem_id="composer-buttons"):
                     send = gr.Button("Send", variant="primary", size="sm", elem_id="chat-send")
-                    stop = gr.Button("Stop", variant="stop", size="sm", elem_id="chat-stop")
+                    # Off until a reply is being written (composer() in chat_handlers.py turns them over).
+                    stop = gr.Button("Stop", variant="stop", size="sm", elem_id="chat-stop", interactive=False)
             with gr.Row(equal_height=True, elem_id="chat-actions"):
                 regenerate = gr.Button("Regenerate", size="sm")
                 clear = gr.Button("Clear", size="sm", elem_id="chat-clear")
@@ -213,48 +227,60 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
         settings = build_reply_settings()
 
     # -- events ---------------------------------------------------------------------------------
-    blocks.load(as_user(handlers.on_load), None, [sidebar.conversations, settings.model_line, settings.documents])
+    preset = gr.State(None)  # set by the Presets tab's Apply
+    documents = settings.documents
+    blocks.load(as_user(handlers.on_load), None, [sidebar.conversations, settings.model_line, documents, header])
     is_phone = gr.Checkbox(visible=False)  # set in the browser by IS_PHONE_JS before each fold
-    chat_outputs = [conversation_id, chatbot, sidebar.title, sidebar.conversations, notice]
+    chat_outputs = [conversation_id, chatbot, sidebar.title, sidebar.conversations, notice, documents, header]
     fold_on_phone = dict(fn=fold_chats_on_phone, inputs=[is_phone], outputs=[sidebar.panel], js=IS_PHONE_JS,
                          queue=False)
     blocks.load(**fold_on_phone)
     # On a phone the list folds away once a chat is picked, so the conversation has the screen.
-    sidebar.new_chat.click(handlers.start_new_chat, None, chat_outputs, queue=False).then(**fold_on_phone)
-    sidebar.conversations.input(as_user(handlers.open_conversation), [sidebar.conversations],
-                                [conversation_id, chatbot, sidebar.title, notice], queue=False,
-                                ).then(**fold_on_phone)
-    opened = [conversation_id, chatbot, sidebar.title, notice]  # what open_conversation shows
+    sidebar.new_chat.click(handlers.start_new_chat, [preset], chat_outputs, queue=False).then(**fold_on_phone)
+    opened = [conversation_id, chatbot, sidebar.title, notice, documents, header]  # what open_conversation shows
+    open_chat = dict(fn=as_user(handlers.open_conversation), inputs=[conversation_id, preset], outputs=opened,
+                     queue=False)
+    sidebar.conversations.input(as_user(handlers.open_conversation), [sidebar.conversations, preset], opened,
+                                queue=False).then(**fold_on_phone)
     wire_conversation_tools(services, sidebar.search, sidebar.transfer,
-                            ChatLinks(conversation_id, sidebar.conversations, settings.system_prompt,
+                            ChatLinks(conversation_id, sidebar.conversations, settings.system_prompt, preset,
                                       as_user(handlers.open_conversation), opened))
     sidebar.rename.click(as_user(handlers.rename_chat), [conversation_id, sidebar.title], [sidebar.conversations],
                          queue=False)
     sidebar.delete.click(lambda: gr.update(visible=True), None, [sidebar.confirm_delete], queue=False)
-    sidebar.confirm_delete.click(as_user(handlers.delete_chat), [conversation_id],
-                                 [*chat_outputs[:4], sidebar.confirm_delete], queue=False)
+    sidebar.confirm_delete.click(as_user(handlers.delete_chat), [conversation_id, preset],
+                                 [*chat_outputs[:4], documents, header, sidebar.confirm_delete], queue=False)
 
     for slider in (settings.passages, settings.min_score):
         slider.input(override_collection_settings, None, [settings.collection_settings], queue=False)
-    settings.refresh_documents.click(as_user(handlers.document_choices), [settings.documents], [settings.documents],
-                                     queue=False)
+    settings.refresh_documents.click(as_user(handlers.document_choices), [documents], [documents], queue=False)
+    # .input: only the user's own picks are saved with the chat (opening a chat sets the value too).
+    documents.input(as_user(handlers.save_collections), [conversation_id, documents, preset], [header], queue=False)
+
+    composer_outputs = [message, send, stop, regenerate]
     generate = dict(
         fn=as_user(with_form(handlers.generate, ReplyForm)),
         inputs=[page_key, conversation_id, *settings.form_inputs()],
         outputs=[chatbot, notice], concurrency_id=GENERATE_QUEUE, concurrency_limit=generation_slots(services),
     )
+    # .then, which runs however the reply ended (done, stopped, failed): the composer is idle again.
+    finished = dict(fn=handlers.reply_finished, inputs=[preset, documents],
+                    outputs=[*composer_outputs, settings.model_line, header], queue=False)
     for trigger in (send.click, message.submit):
-        # .success: a refused message (too long) starts no reply.
-        trigger(as_user(handlers.add_user_message), [message, conversation_id],
-                [message, conversation_id, chatbot, sidebar.conversations], queue=False,
-                ).success(**generate).then(handlers.describe_model, None, settings.model_line, queue=False)
-    regenerate.click(as_user(handlers.drop_last_reply), [conversation_id], [chatbot], queue=False).then(**generate)
+        # .success: a refused message (too long, or sent while a reply is written) starts no reply.
+        trigger(as_user(handlers.add_user_message), [page_key, message, conversation_id, documents],
+                [message, conversation_id, chatbot, sidebar.conversations, send, stop, regenerate], queue=False,
+                ).success(**generate).then(**finished)
+    regenerate.click(as_user(handlers.drop_last_reply), [conversation_id], [chatbot, *composer_outputs],
+                     queue=False).then(**generate).then(**finished)
 
     def edit_message(current: str | None, edit: gr.EditData, request: gr.Request) -> tuple:
         """The edited message's place and text from Gradio's event data, for the handler."""
         return handlers.edit_message(request.username, current, edit.index, edit.value)
 
-    chatbot.edit(edit_message, [conversation_id], [chatbot, notice], queue=False).then(**generate)
+    chatbot.edit(edit_message, [conversation_id], [chatbot, notice, *composer_outputs], queue=False,
+                 ).then(**generate).then(**finished)
+    chatbot.clear(as_user(handlers.show_saved), [conversation_id], [chatbot], queue=False)
     clear.click(lambda: gr.update(visible=True), None, [confirm_clear_row], queue=False)
     cancel_clear.click(lambda: gr.update(visible=False), None, [confirm_clear_row], queue=False)
     confirm_clear.click(as_user(handlers.clear_chat), [conversation_id], [chatbot, notice, confirm_clear_row],
@@ -265,7 +291,8 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     build_chat_api(services)
     return ChatControls(settings.system_prompt, settings.temperature, settings.top_p, settings.top_k, settings.min_p,
                         settings.repeat_penalty, settings.max_tokens, settings.seed, settings.documents,
-                        conversation_id, sidebar.conversations, chatbot)
+                        conversation_id, sidebar.conversations, chatbot, preset, header, open_chat,
+                        dict(fn=handlers.header, inputs=[preset, documents], outputs=[header], queue=False))
 
 
 def override_collection_settings() -> bool:

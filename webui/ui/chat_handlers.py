@@ -13,13 +13,26 @@ from typing import Any
 import gradio as gr
 
 from webui.services import DocumentQuery, ReplyUpdate, Services
-from webui.services.chat import sources_meta
-from webui.services.types import ConversationNotFound, HistoryError, SamplingParams, SamplingRequest, sampling_from
-from webui.ui.chat_view import edited_text, message_view, stored_view
+from webui.services.chat import ReplyInProgress, sources_meta
+from webui.services.types import HistoryError, SamplingParams, SamplingRequest, sampling_from
+from webui.ui.chat_view import chat_header, edited_text, message_view, stored_view, writing_notice
 from webui.ui.feedback import handled, user_message
 
 NO_MODEL_LINE = "**No model loaded.** Load one in the Models tab."
 CLOSED_CHAT = (None, [], "", "")  # conversation id, messages, title, notice: no chat open
+
+
+def composer(busy: bool) -> tuple[Any, Any, Any, Any]:
+    """The message box, Send, Stop and Regenerate while a reply is written (busy) or not.
+
+    Busy, the box and Send are off and Stop is on, so a second message cannot be sent on top of the
+    reply; idle, Stop is off (there is nothing to stop).
+    """
+    return (gr.update(interactive=not busy), gr.update(interactive=not busy), gr.update(interactive=busy),
+            gr.update(interactive=not busy))
+
+
+COMPOSER_UNCHANGED = (gr.update(),) * 4
 
 
 def document_query(
@@ -88,7 +101,7 @@ class ChatHandlers:
             return []
 
     def describe_model(self) -> str:
-        """The line above the conversation: the model and the chat format it is prompted with."""
+        """The model line under the settings: the model and the chat format it is prompted with."""
         info = self.services.models.loaded()
         if info is None:
             return NO_MODEL_LINE
@@ -97,34 +110,57 @@ class ChatHandlers:
             line += f" · {info.chat_format_note}"
         return line
 
+    def header(self, preset: str | None, collections: Sequence[str] | None) -> str:
+        """The line above the conversation: model, preset, and the collections this chat answers from."""
+        info = self.services.models.loaded()
+        return chat_header(info.file if info else None, preset, list(collections or []))
+
+    def collection_names(self, owner: str) -> list[str]:
+        return self.services.document_actions.collection_names(owner)
+
     # -- the sidebar ---------------------------------------------------------------------------
 
-    @handled("Opening the chat page", lambda message: (gr.update(), gr.update(), gr.update()))
-    def on_load(self, username: str | None) -> tuple[Any, str, Any]:
-        """The user's chats (none open), the model line and the collections to answer from."""
+    @handled("Opening the chat page", lambda message: (gr.update(),) * 4)
+    def on_load(self, username: str | None) -> tuple[Any, str, Any, str]:
+        """The user's chats (none open), the model line, the collections to pick from (none picked), the header."""
         owner = self.owner(username)
         return (gr.update(choices=self.conversation_choices(owner), value=None), self.describe_model(),
-                self.document_choices(username, []))
+                self.document_choices(username, []), self.header(None, []))
 
     @handled("Listing the collections for the chat", lambda message: gr.update())
     def document_choices(self, username: str | None, picked: Sequence[str] | None) -> Any:
         """The user's collections (own and shared), keeping the picks that still exist."""
-        names = self.services.document_actions.collection_names(self.owner(username))
+        names = self.collection_names(self.owner(username))
         return gr.update(choices=names, value=[p for p in picked or [] if p in names])
 
-    @handled("Opening a conversation", lambda message: CLOSED_CHAT)
-    def open_conversation(self, username: str | None, selected: str | None) -> tuple[Any, ...]:
-        if not selected:
-            return CLOSED_CHAT
-        owner = self.owner(username)
-        conversation = self.services.chat.messages(owner, selected)
-        found = next((c for c in self.services.chat.conversations(owner) if c.id == selected), None)
-        if found is None:  # deleted between the two reads
-            raise ConversationNotFound(selected)
-        return selected, stored_view(conversation), found.title, ""
+    @handled("Choosing the chat's documents", lambda message: gr.update())
+    def save_collections(self, username: str | None, current: str | None, picked: Sequence[str] | None,
+                         preset: str | None) -> str:
+        """The picked collections belong to the open chat: saved with it at once (a new chat saves them
+        with its first message); the header says what it now answers from."""
+        if current is not None:
+            try:
+                self.services.chat.set_collections(self.owner(username), current, list(picked or []))
+            except HistoryError:
+                pass  # deleted meanwhile (another page): its first message will start a new chat
+        return self.header(preset, picked)
 
-    def start_new_chat(self) -> tuple[Any, ...]:
-        return None, [], "", gr.update(value=None), ""
+    @handled("Opening a conversation", lambda message: (*CLOSED_CHAT, gr.update(), gr.update()))
+    def open_conversation(self, username: str | None, selected: str | None, preset: str | None) -> tuple[Any, ...]:
+        """The chat's messages, title, and its own collections picked again (those that still exist)."""
+        owner = self.owner(username)
+        if not selected:
+            return (*CLOSED_CHAT, gr.update(value=[]), self.header(preset, []))
+        found = self.services.chat.conversation(owner, selected)
+        conversation = self.services.chat.messages(owner, selected)
+        names = self.collection_names(owner)
+        picked = [name for name in found.collections if name in names]
+        return (selected, stored_view(conversation), found.title, "", gr.update(choices=names, value=picked),
+                self.header(preset, picked))
+
+    def start_new_chat(self, preset: str | None) -> tuple[Any, ...]:
+        """An empty chat, plain: no collections picked until the user picks some for it."""
+        return None, [], "", gr.update(value=None), "", gr.update(value=[]), self.header(preset, [])
 
     @handled("Renaming a chat", lambda message: gr.update())
     def rename_chat(self, username: str | None, current: str | None, new_title: str | None) -> Any:
@@ -135,41 +171,49 @@ class ChatHandlers:
         self.services.chat.rename(owner, current, (new_title or "").strip())
         return gr.update(choices=self.conversation_choices(owner), value=current)
 
-    @handled("Deleting a chat", lambda message: (gr.update(),) * 4 + (gr.update(visible=False),))
-    def delete_chat(self, username: str | None, current: str | None) -> tuple[Any, ...]:
+    @handled("Deleting a chat", lambda message: (gr.update(),) * 6 + (gr.update(visible=False),))
+    def delete_chat(self, username: str | None, current: str | None, preset: str | None) -> tuple[Any, ...]:
         owner = self.owner(username)
         if current is not None:
             self.services.chat.delete(owner, current)
         return (None, [], "", gr.update(choices=self.conversation_choices(owner), value=None),
-                gr.update(visible=False))
+                gr.update(value=[]), self.header(preset, []), gr.update(visible=False))
 
     # -- messages and replies ------------------------------------------------------------------
 
-    def add_user_message(self, username: str | None, text: str | None, current: str | None) -> tuple[Any, ...]:
-        """Save the typed message (starting a chat if none is open) and empty the box.
+    def add_user_message(self, username: str | None, page_key: str, text: str | None, current: str | None,
+                         picked: Sequence[str] | None) -> tuple[Any, ...]:
+        """Save the typed message (starting a chat if none is open) with the chat's collections, empty the
+        box, and turn the composer busy until the reply ends (``composer``).
 
-        A refusal (too long) is raised as ``gr.Error``, so the event fails, the text stays in the box
-        and no reply starts (the reply is chained with ``.success``).
+        A refusal (too long, or a reply of this page still being written) is raised as ``gr.Error``, so
+        the event fails, the text stays in the box and no reply starts (it is chained with ``.success``).
         """
         text = (text or "").strip()
         if not text:
-            return gr.update(), current, gr.update(), gr.update()
+            return (gr.update(), current, gr.update(), gr.update(), *COMPOSER_UNCHANGED[1:])
         try:
+            if self.services.chat.replying(page_key):
+                raise ReplyInProgress(page_key)
             owner = self.owner(username)
             try:
                 current = self.services.chat.add_user_message(owner, current, text)
             except HistoryError:  # the open chat was deleted meanwhile: the message starts a new one
                 current = self.services.chat.add_user_message(owner, None, text)
+            self.services.chat.set_collections(owner, current, list(picked or []))
             view = stored_view(self.services.chat.messages(owner, current))
             choices = self.conversation_choices(owner)
         except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
             raise gr.Error(user_message(exc, "Sending a message")) from exc
-        return "", current, view, gr.update(choices=choices, value=current)
+        box, send, stop, regenerate = composer(busy=True)
+        return (gr.update(value="", interactive=False), current, view, gr.update(choices=choices, value=current),
+                send, stop, regenerate)
 
     @handled("Writing a reply", lambda message: (gr.update(), f"**Error:** {message}"))
     def generate(self, username: str | None, page_key: str, current: str | None,
                  form: ReplyForm) -> Iterator[tuple[Any, str]]:
-        """Stream the reply to the chat's last message; then show the chat as saved, with its stats."""
+        """Stream the reply to the chat's last message, saying how many tokens are written; then show
+        the chat as saved, with its stats."""
         if current is None:
             return
         owner = self.owner(username)
@@ -177,13 +221,14 @@ class ChatHandlers:
         if not saved or saved[-1]["role"] != "user":
             yield saved, ""
             return
+        yield saved, writing_notice(None)
         update: ReplyUpdate | None = None
         for update in self.services.chat.reply_in(owner, page_key, current, system_prompt=form.system_prompt,
                                                   sampling=form.sampling(), documents=form.documents()):
             if not update.done:
                 sources = sources_meta(update.sources) if update.sources else None
                 pending = [message_view("assistant", update.text, sources=sources)] if update.text else []
-                yield saved + pending, update.notice or ""
+                yield saved + pending, writing_notice(update.tokens, update.notice)
         if update is None:
             return
         shown = self.shown(owner, current)
@@ -196,26 +241,37 @@ class ChatHandlers:
             return
         yield shown, update.notice or ""
 
+    def reply_finished(self, preset: str | None, picked: Sequence[str] | None) -> tuple[Any, ...]:
+        """After a reply (done, stopped or failed): the composer idle again, the model line and header anew."""
+        return (*composer(busy=False), self.describe_model(), self.header(preset, picked))
+
     def edit_message(self, username: str | None, current: str | None, index: int | Sequence[int],
-                     value: Any) -> tuple[Any, str]:
+                     value: Any) -> tuple[Any, ...]:
         """Save the edited question and drop what followed it; the reply is then generated again."""
         if current is None:
-            return gr.update(), ""
+            return (gr.update(), "", *COMPOSER_UNCHANGED)
         owner = self.owner(username)
         position = index if isinstance(index, int) else index[0]
         try:
             self.services.chat.edit_user_message(owner, current, position, edited_text(value))
         except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
             gr.Warning(user_message(exc, "Editing a message"))  # the chat is shown as saved, unedited
-        return self.shown(owner, current), ""
+        return (self.shown(owner, current), "", *composer(busy=True))
 
-    @handled("Regenerating a reply", lambda message: gr.update())
-    def drop_last_reply(self, username: str | None, current: str | None) -> list[dict[str, str]]:
+    @handled("Regenerating a reply", lambda message: (gr.update(), *COMPOSER_UNCHANGED))
+    def drop_last_reply(self, username: str | None, current: str | None) -> tuple[Any, ...]:
         if current is None:
-            return []
+            return ([], *COMPOSER_UNCHANGED)
         owner = self.owner(username)
         self.services.chat.drop_last_reply(owner, current)
-        return self.shown(owner, current)
+        return (self.shown(owner, current), *composer(busy=True))
+
+    @handled("Showing the chat", lambda message: gr.update())
+    def show_saved(self, username: str | None, current: str | None) -> Any:
+        """The chat as saved: what the conversation shows again if anything emptied it in the browser alone."""
+        if current is None:
+            return []
+        return self.shown(self.owner(username), current)
 
     @handled("Clearing a chat", lambda message: (gr.update(), "", gr.update(visible=False)))
     def clear_chat(self, username: str | None, current: str | None) -> tuple[Any, ...]:
@@ -239,4 +295,3 @@ class ChatHandlers:
             return self.services.chat.exact_prompt(self.owner(username), current, system or "", draft or "")
         except Exception as exc:  # noqa: BLE001 - a refusal's sentence, or a bug's generic one (logged)
             return f"Cannot render the prompt: {user_message(exc, 'Showing the exact prompt')}"
-

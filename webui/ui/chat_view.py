@@ -62,3 +62,20 @@ def edited_text(value: Any) -> str:
     if isinstance(value, dict):
         return str(value.get("text") or value.get("content") or "")
     return "" if value is None else str(value)
+
+
+def chat_header(model: str | None, preset: str | None, collections: Sequence[str]) -> str:
+    """The small line above the conversation: the model, the preset applied, the collections answered from."""
+    parts = [f"Model **{html.escape(model)}**" if model else "No model loaded",
+             f"Preset **{html.escape(preset)}**" if preset else "No preset applied"]
+    if collections:
+        parts.append("Answers from " + ", ".join(f"**{html.escape(name)}**" for name in collections))
+    else:
+        parts.append("Plain chat: no documents")
+    return " · ".join(parts)
+
+
+def writing_notice(tokens: int | None, notice: str | None = None) -> str:
+    """What the notice line says while a reply streams: "Writing… 57 tokens", then any notice of the engine's."""
+    line = "Writing…" if tokens is None else f"Writing… {tokens:,} token{'' if tokens == 1 else 's'}"
+    return f"{line} · {notice}" if notice else line

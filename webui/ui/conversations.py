@@ -50,7 +50,8 @@ class ChatLinks:
     conversation_id: gr.State
     conversation_list: gr.Radio
     system_prompt: gr.Textbox
-    open_chat: Callable[..., Any]  # the chat tab's event that opens the chat picked in the list
+    preset: gr.State  # the preset applied, which the opened chat's header names
+    open_chat: Callable[..., Any]  # the chat tab's event that opens a chat: (its id, the preset, the request)
     opened: Sequence[Any]  # that event's outputs
 
 
@@ -149,10 +150,10 @@ class ConversationHandlers:
 def open_imported(open_chat: Callable[..., Any], outputs: int) -> Callable[..., Any]:
     """The chat tab's open event for the chat just imported; nothing changes when the import failed."""
 
-    def open_imported_chat(imported: str | None, request: gr.Request) -> Any:
+    def open_imported_chat(imported: str | None, preset: str | None, request: gr.Request) -> Any:
         if not imported:
             return [gr.update()] * outputs
-        return open_chat(imported, request)
+        return open_chat(imported, preset, request)
 
     return open_imported_chat
 
@@ -170,4 +171,5 @@ def wire_conversation_tools(services: Services, search: gr.Textbox, transfer: Ch
         as_user(handlers.import_conversation), [transfer.upload, links.system_prompt],
         [imported, links.conversation_id, links.conversation_list, search, links.system_prompt, transfer.status],
         queue=False,
-    ).then(open_imported(links.open_chat, len(links.opened)), [imported], list(links.opened), queue=False)
+    ).then(open_imported(links.open_chat, len(links.opened)), [imported, links.preset], list(links.opened),
+           queue=False)

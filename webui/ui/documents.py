@@ -141,10 +141,16 @@ class DocumentHandlers:
         """
         owner = self.owner(username)
         paths = uploaded_paths(uploaded)
-        if not paths or not selected:  # the chosen files stay, so the user can fix this and retry
-            problem = "Choose or drop some files first." if not paths else "Create or choose a collection first."
-            gr.Warning(problem)
-            return f"**Nothing was added:** {problem}", *_unchanged(4)
+        if not paths:
+            gr.Warning("Choose or drop some files first.")
+            return "**Nothing was added:** Choose or drop some files first.", *_unchanged(4)
+        if not selected:
+            # The drop zone is emptied: files left in it would be added again, unseen, with the next Add.
+            discard_uploads(paths)
+            names = ", ".join(path.name for path in paths)
+            gr.Warning("Create or choose a collection first.")
+            return (f"**Nothing was added:** Create or choose a collection first, then pick the files again "
+                    f"({names}).", None, *_unchanged(3))
         report = progress or (lambda fraction, caption: None)
         try:
             report(0.0, "Reading the files…")
@@ -230,8 +236,11 @@ def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControl
     confirm_delete.click(as_user(handlers.delete_collection), [collection, chat.documents],
                          [collection, *listing, chat.documents, confirm_delete])
     # Ingestion has its own queue, off the "generate" one, so it never holds up a chat.
-    add.click(add_files, [collection, files], [result, files, *listing],
-              concurrency_id=INGEST_QUEUE, concurrency_limit=INGEST_CONCURRENCY)
+    # The last add's result is wiped first, so the one progress bar (on the result line only, not on
+    # every output) never sits over a stale "Nothing was added".
+    add.click(lambda: "", None, [result], queue=False).then(
+        add_files, [collection, files], [result, files, *listing], show_progress_on=[result],
+        concurrency_id=INGEST_QUEUE, concurrency_limit=INGEST_CONCURRENCY)
     # Unqueued: it must not wait behind the add.
     cancel.click(as_user(handlers.cancel_adding), None, None, queue=False)
     delete_doc.click(lambda: gr.update(visible=True), None, [confirm_delete_doc], queue=False)

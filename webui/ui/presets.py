@@ -207,6 +207,12 @@ class PresetHandlers:
             message += f" Fitted to the chat's ranges: {', '.join(SAMPLING_LABELS[m] for m in moved)}."
         return [applied.system_prompt, *(values.get(key, gr.update()) for key in SAMPLING_FIELDS), message]
 
+    def apply_preset_to_chat(self, username: str | None, selected: str | None, applied: str | None) -> list[Any]:
+        """``apply_preset``, then the name of the preset the chat now uses (``applied`` when none was)."""
+        values = self.apply_preset(username, selected)
+        took = isinstance(values[0], str)  # the preset's system prompt; an update when it was not applied
+        return [*values, selected if took else applied]
+
     def apply_sampling(self, username: str | None, key: str) -> list[Any]:
         """One of SAMPLING_PRESETS' settings on the chat's sliders (the prompt is left alone)."""
         self.user(username)
@@ -355,7 +361,9 @@ def build_presets_tab(services: Services, chat: ChatControls) -> None:
     choice.change(as_user(handlers.pick), [choice], [export, *editor], queue=False)
     gr.on(None, as_user(handlers.refresh), None, [table, choice, load_errors, shared], queue=False)
     table.select(pick_row, None, [choice], queue=False)
-    apply.click(as_user(handlers.apply_preset), [choice], [chat.system_prompt, *chat_sliders, status], queue=False)
+    apply.click(as_user(handlers.apply_preset_to_chat), [choice, chat.preset],
+                [chat.system_prompt, *chat_sliders, status, chat.preset], queue=False,
+                ).then(**chat.refresh_header)
     for key, button in sampling_buttons.items():
         button.click(as_user(handlers.sampling_event(key)), None, [*chat_sliders, status], queue=False)
     new.click(as_user(handlers.new_preset), None, [*editor, status], queue=False)

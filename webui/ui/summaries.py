@@ -114,6 +114,13 @@ class SummaryHandlers:
         return line, conversation, gr.update(choices=choices, value=conversation), stored_view(messages)
 
 
+def primary_summary(file_name: str | None) -> tuple[Any, Any]:
+    """Summarize document is the primary button while a document is picked, Summarize collection otherwise."""
+    picked = bool(file_name)
+    return (gr.update(variant="primary" if picked else "secondary"),
+            gr.update(variant="secondary" if picked else "primary"))
+
+
 def build_summary_panel(
     services: Services, *, collection: gr.Dropdown, document: gr.Dropdown, chat: ChatControls
 ) -> None:
@@ -122,8 +129,9 @@ def build_summary_panel(
         gr.Markdown("Summarize the chosen document, or every document in the collection. Long texts are "
                     "read part by part and the summary cites the pages it comes from.")
         with gr.Row():
-            one = gr.Button("Summarize document", size="sm")
-            whole = gr.Button("Summarize collection", variant="primary", size="sm")
+            # The primary one follows the Document picker: the document when one is picked, else the collection.
+            one = gr.Button("Summarize document", size="sm", elem_id="summarize-document")
+            whole = gr.Button("Summarize collection", variant="primary", size="sm", elem_id="summarize-collection")
             stop = gr.Button("Stop summary", variant="stop", size="sm")
         progress = gr.Markdown(elem_id="summary-progress")
         result = gr.Markdown(elem_id="summary-result")
@@ -142,8 +150,10 @@ def build_summary_panel(
         handlers.stop_summary(request.session_hash)
 
     events = dict(outputs=[progress, result, last, save], concurrency_id=SUMMARY_QUEUE, concurrency_limit=1)
+    document.change(primary_summary, [document], [one, whole], queue=False)
     one.click(summarize_document, [collection, document], **events)
     whole.click(summarize_collection, [collection], **events)
     stop.click(stop_summary, None, None, queue=False)
-    save.click(as_user(handlers.save_summary), [last],
-               [progress, chat.conversation_id, chat.conversations, chat.chatbot], queue=False)
+    saved = save.click(as_user(handlers.save_summary), [last],
+                       [progress, chat.conversation_id, chat.conversations, chat.chatbot], queue=False)
+    chat.reopen(saved)  # the new chat opens as picked in the list: plain, no collections, its header

@@ -41,6 +41,14 @@ PAGE_CSS = """
 #chat-actions button { flex: 0 1 auto; }
 #chat-confirm-clear-row { flex: 1 1 auto; align-items: center; }
 
+/* Gradio's chatbot toolbar holds only its trash icon here (buttons=["copy"] puts copy on each message),
+   which would empty the view and leave the saved chat: the one Clear is the tab's own, which asks first. */
+#chatbot .icon-button-wrapper.top-panel { display: none !important; }
+
+/* The line above the conversation (model, preset, documents): small, one line when it fits. */
+#chat-header { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
+#chat-header p { margin: 0; }
+
 /* A document answer's sources: folded, in the theme's colours. */
 #chatbot details.sources {
     margin-top: var(--spacing-md); padding: var(--spacing-sm) var(--spacing-md);

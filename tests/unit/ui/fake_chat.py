@@ -33,6 +33,7 @@ class FakeConversation:
     owner: str
     title: str
     messages: list[StoredMessage] = field(default_factory=list)
+    collections: tuple[str, ...] = ()
 
 
 @dataclass
@@ -61,6 +62,7 @@ class FakeChat:
     drop_next_reply: bool = False
     reply_calls: list[ReplyCall] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+    busy_pages: set[str] = field(default_factory=set)  # pages with a reply under way (``replying``)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def _chat(self, owner: str, conversation_id: str) -> FakeConversation:
@@ -77,6 +79,17 @@ class FakeChat:
 
     def messages(self, owner: str, conversation_id: str) -> list[StoredMessage]:
         return list(self._chat(owner, conversation_id).messages)
+
+    def conversation(self, owner: str, conversation_id: str) -> FakeConversation:
+        return self._chat(owner, conversation_id)
+
+    def set_collections(self, owner: str, conversation_id: str, collections: list[str]) -> FakeConversation:
+        chat = self._chat(owner, conversation_id)
+        chat.collections = tuple(dict.fromkeys(collections))
+        return chat
+
+    def replying(self, session_key: str) -> bool:
+        return session_key in self.busy_pages
 
     def add_user_message(self, owner: str, conversation_id: str | None, text: str) -> str:
         check_message_size(text)
@@ -114,9 +127,9 @@ class FakeChat:
         chat = self._chat(owner, conversation_id)
         self.reply_calls.append(ReplyCall(owner, session_key, conversation_id, system_prompt, sampling, documents))
         text = ""
-        for word in self.reply_text.split():
+        for count, word in enumerate(self.reply_text.split(), 1):
             text = f"{text} {word}".strip()
-            yield ReplyUpdate(text=text)
+            yield ReplyUpdate(text=text, tokens=count)
         if self.drop_next_reply:
             yield ReplyUpdate(text="", done=True, dropped=True)
             return

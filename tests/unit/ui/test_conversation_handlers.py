@@ -137,17 +137,17 @@ def test_a_refused_import_says_why_and_changes_nothing(
 
 def test_the_imported_chat_opens_only_when_the_import_worked() -> None:
     opened = []
-    event = open_imported(lambda chat_id, request: opened.append(chat_id) or ("shown",), outputs=4)
-    assert event(None, request=None) == [UPDATE] * 4 and opened == []
-    assert event("c1", request=None) == ("shown",) and opened == ["c1"]
+    event = open_imported(lambda chat_id, preset, request: opened.append((chat_id, preset)) or ("shown",), outputs=4)
+    assert event(None, "Coder", request=None) == [UPDATE] * 4 and opened == []
+    assert event("c1", "Coder", request=None) == ("shown",) and opened == [("c1", "Coder")]
 
 
 def test_the_controls_wire_into_a_page_as_events_named_after_their_handlers(handlers: ConversationHandlers) -> None:
     with gr.Blocks() as page:
         conversation_id, system_prompt = gr.State(None), gr.Textbox()
         search, conversation_list, transfer = search_box(), gr.Radio(choices=[]), transfer_controls()
-        links = ChatLinks(conversation_id, conversation_list, system_prompt, lambda chat, request: (chat,),
-                          [conversation_id])
+        links = ChatLinks(conversation_id, conversation_list, system_prompt, gr.State(None),
+                          lambda chat, preset, request: (chat,), [conversation_id])
         wire_conversation_tools(handlers.services, search, transfer, links)
     names = {fn.name for fn in page.fns.values()}
     assert {"search_conversations", "export_conversation", "import_conversation", "open_imported_chat"} <= names

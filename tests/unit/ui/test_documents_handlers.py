@@ -141,16 +141,18 @@ def test_adding_files_shows_progress_then_a_line_per_file_and_empties_the_upload
     assert fake.document_actions.ingested == [("id-bob", "Notes", ["note.txt", "bad.txt"])]
 
 
-def test_adding_without_a_collection_or_files_keeps_the_chosen_files(
+def test_adding_without_a_collection_empties_the_drop_zone_and_names_the_files_to_pick_again(
     uploads: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     toasts = record_toasts(monkeypatch)
     handlers = DocumentHandlers(team())
     files = [uploaded(uploads, "note.txt", "Call Ada.\n")]
-    result, *rest = handlers.add_files("bob", None, files)
-    assert result == "**Nothing was added:** Create or choose a collection first."
-    assert rest == [UNCHANGED] * 4, "the upload box keeps the files, to retry after choosing"
-    assert Path(files[0]).exists()
+    result, files_box, *rest = handlers.add_files("bob", None, files)
+    assert result == ("**Nothing was added:** Create or choose a collection first, then pick the files again "
+                      "(note.txt).")
+    assert files_box is None, "a refused file must not stay in the drop zone, to be added with the next Add"
+    assert rest == [UNCHANGED] * 3
+    assert not Path(files[0]).exists(), "the upload's copy is not kept either"
     assert handlers.add_files("bob", "Notes", None)[0] == "**Nothing was added:** Choose or drop some files first."
     assert [kind for kind, _ in toasts] == ["warning", "warning"]
 

@@ -17,7 +17,10 @@ from tests.unit.ui.fake_presets import CHAT_SLIDER_RANGES, preset_services
 
 def chat_controls() -> ChatControls:
     sliders = {name: gr.Slider(low, high) for name, (low, high) in CHAT_SLIDER_RANGES.items()}
-    return ChatControls(system_prompt=gr.Textbox(), seed=gr.Number(), documents=gr.Dropdown(), **sliders)
+    preset, documents, header = gr.State(None), gr.Dropdown(), gr.Markdown()
+    return ChatControls(system_prompt=gr.Textbox(), seed=gr.Number(), documents=documents, preset=preset,
+                        header=header, **sliders,
+                        refresh_header=dict(fn=lambda *values: "", inputs=[preset, documents], outputs=[header]))
 
 
 def event_inputs(blocks: gr.Blocks) -> dict[str, int]:
@@ -41,7 +44,7 @@ def test_the_presets_tab_starts_on_the_first_preset_and_wires_each_handler(tmp_p
     with gr.Blocks() as blocks:
         build_presets_tab(preset_services(tmp_path, team=False), chat_controls())
     events = event_inputs(blocks)
-    assert {"pick": 1, "refresh": 0, "pick_row": 0, "apply_preset": 1, "apply_sampling": 0, "new_preset": 0,
+    assert {"pick": 1, "refresh": 0, "pick_row": 0, "apply_preset_to_chat": 2, "apply_sampling": 0, "new_preset": 0,
             "save_preset": 11, "duplicate_preset": 1, "ask_delete": 1, "delete_preset": 1, "cancel": 0,
             "import_text": 1, "import_upload": 1}.items() <= events.items()
     assert tuple(SAMPLING_LABELS) == SAMPLING_FIELDS, "the editor's numbers and the chat's sliders share an order"

@@ -212,3 +212,12 @@ def test_the_save_event_takes_the_editors_fields_as_the_page_sends_them(tmp_path
         "repeat_penalty", "max_tokens", "request"]
     status = event(None, "Sent", "", "Hi.", False, None, None, None, None, None, 48, SimpleNamespace(username="x"))[-1]
     assert status == "Saved 'Sent'." and "max_tokens: 48" in (tmp_path / "presets" / "sent.yaml").read_text()
+
+
+def test_the_chat_header_names_the_preset_applied_and_keeps_the_last_one_when_apply_fails(tmp_path: Path) -> None:
+    tab = handlers(tmp_path)
+    *_, status, applied = tab.apply_preset_to_chat("alice", "Coder", None)
+    assert applied == "Coder" and status.startswith("Applied 'Coder'")
+    assert tab.apply_preset_to_chat("alice", None, "Coder")[-1] == "Coder"
+    with pytest.warns(UserWarning):
+        assert tab.apply_preset_to_chat("alice", "Nobody's", "Coder")[-1] == "Coder"

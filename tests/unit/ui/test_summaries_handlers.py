@@ -8,7 +8,7 @@ import pytest
 
 from webui.services.summaries import SummaryUpdate
 from webui.services.types import User
-from webui.ui.summaries import SummaryHandlers, summary_markdown
+from webui.ui.summaries import SummaryHandlers, primary_summary, summary_markdown
 
 from tests.unit.ui.fake_documents import FakeDocumentServices, record_toasts, summary_of, team
 
@@ -104,3 +104,10 @@ def test_nothing_to_save_or_a_signed_out_caller_gets_a_sentence_and_the_chat_is_
         "**Not saved:** There is no summary to save yet: summarize a document first.", UNCHANGED, UNCHANGED, UNCHANGED)
     assert handlers.save_summary(None, summary_of("x", "y"))[0] == "**Not saved:** Please log in again."
     assert fake.summaries.saved == []
+
+
+def test_summarize_document_is_the_primary_button_while_a_document_is_picked() -> None:
+    one, whole = primary_summary("handbook.pdf")
+    assert (one["variant"], whole["variant"]) == ("primary", "secondary")
+    one, whole = primary_summary(None)
+    assert (one["variant"], whole["variant"]) == ("secondary", "primary")
