@@ -520,6 +520,7 @@ def _pdf_page_images(page: Any, file_name: str, number: int) -> list[PILImage] |
     _guard_pillow()
     try:
         images = [found.image for found in page.images]
+        rotation = page.rotation % 360  # a page shown turned shows its scan turned
     except Image.DecompressionBombError as exc:
         raise _too_large_image(what) from exc
     except MemoryError:
@@ -527,7 +528,6 @@ def _pdf_page_images(page: Any, file_name: str, number: int) -> list[PILImage] |
     except Exception:  # an image format pypdf cannot decode (JBIG2 without jbig2dec, say)
         log.warning("could not decode the images on page %d of %s", number, file_name, exc_info=True)
         return None
-    rotation = int(page.get("/Rotate", 0) or 0) % 360
     return [
         image.rotate(-rotation, expand=True) if rotation else image
         for image in images
