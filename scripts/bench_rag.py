@@ -16,16 +16,26 @@ real chunks (their texts, their vectors plus small noise; say so when you quote 
 and BM25 search times depend on the index size, and embedding 10,000 chunks takes minutes on a
 small CPU.
 
+OCR (--ocr-pages, 0 to skip): pages per second of scanned A4 pages (200 dpi pictures of the same
+license paragraphs, no text layer) read by the app's OcrEngine, and single-user chat decode
+tokens/s of the embedded SmolLM2 before, while and after OCR runs, with ratios (the way
+bench_embed_then_chat.py measures the embedder). --ocr-only skips the ingestion and latency part.
+
     python scripts/bench_rag.py --chunks 10000
+    python scripts/bench_rag.py --ocr-only --ocr-pages 8
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import random
 import statistics
 import sys
 import tempfile
+import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -35,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from webui.rag.chunking import chunk_budget, chunk_sections  # noqa: E402
 from webui.rag.embeddings import Embedder  # noqa: E402
-from webui.rag.loaders import load_document  # noqa: E402
+from webui.rag.loaders import DocumentParseError, load_document  # noqa: E402
+from webui.rag.ocr import OcrEngine  # noqa: E402
 from webui.rag import DocumentLibrary  # noqa: E402
 from webui.rag.retrieval import search  # noqa: E402
 from webui.rag.torch_threads import in_own_thread  # noqa: E402
@@ -79,6 +90,83 @@ def build_corpus(folder: Path, chunks_wanted: int, chunks_per_file: int = 100) -
     return files
 
 
+def scanned_pages(pages: int) -> bytes:
+    """A PDF of A4 pictures (200 dpi, 11-point text) of license paragraphs, with no text layer, as a
+    scanner makes. Smaller text (under about 25 pixels high) loses spaces between words: the
+    packaged recognition model is trained mostly on Chinese."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    text = " ".join((SOURCES / name).read_text(errors="replace") for name in SOURCE_NAMES[:2]
+                    if (SOURCES / name).is_file())
+    lines = textwrap.wrap(" ".join(text.split()), 80) or ["No license texts found."]
+    font_file = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    font = ImageFont.truetype(str(font_file), 30) if font_file.is_file() else ImageFont.load_default(30)
+    images = []
+    for number in range(pages):
+        image = Image.new("L", (1654, 2339), 255)
+        draw = ImageDraw.Draw(image)
+        for row in range(40):  # a full page of 40 lines
+            draw.text((100, 120 + row * 52), lines[(number * 40 + row) % len(lines)], fill=0, font=font)
+        images.append(image)
+    out = io.BytesIO()
+    images[0].save(out, "PDF", save_all=True, append_images=images[1:], resolution=200)
+    return out.getvalue()
+
+
+def bench_ocr(pages: int, threads: int, tokens: int) -> None:
+    """OCR pages/s, and chat decode speed before, while and after OCR, in one process as the app runs them."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_engine import median_decode, reply
+
+    from webui.engine import Engine, LoadSettings
+    from webui.models.embedded import embedded_model_path
+
+    data = scanned_pages(pages)
+    ocr = OcrEngine()
+    engine = Engine(parallel=1, prompt_cache_mb=0)
+    engine.load(embedded_model_path().resolve(), LoadSettings(n_ctx=2048, n_threads=threads))
+    reply(engine, "Say hello.", 16, 1)  # warm up
+    before = median_decode(engine, tokens)
+
+    start = time.perf_counter()
+    document = load_document(data, "scan.pdf", read_page=ocr.read_page)  # the first page loads the models
+    ocr_seconds = time.perf_counter() - start
+    words = sum(len(section.text.split()) for section in document.sections)
+
+    stop = threading.Event()
+    read_while = 0
+
+    def read_until_stopped(images: list) -> str:
+        nonlocal read_while
+        if stop.is_set():
+            return ""
+        read_while += 1
+        return ocr.read_page(images)
+
+    def keep_reading() -> None:
+        while not stop.is_set():
+            try:
+                load_document(data, "scan.pdf", read_page=read_until_stopped)
+            except DocumentParseError:
+                pass  # stopped before its first page
+
+    reader = threading.Thread(target=keep_reading, name="ocr-bench")
+    reader.start()
+    time.sleep(1.0)  # let OCR get going
+    during = median_decode(engine, tokens)
+    stop.set()
+    reader.join()
+    after = median_decode(engine, tokens)
+    engine.unload()
+    print(f"OCR: {pages} scanned A4 pages (200 dpi, 40 lines each) in {ocr_seconds:.1f} s, models loaded "
+          f"on the first: {pages / ocr_seconds:.2f} pages/s ({words / pages:.0f} words/page found)")
+    print(f"chat decode tokens/s (embedded SmolLM2, {threads} threads, {tokens} new tokens, medians of 3):")
+    print(f"  before OCR   {before:7.1f}")
+    print(f"  while OCR    {during:7.1f}   ratio {during / before:.2f}   ({read_while} pages read meanwhile)")
+    print(f"  after OCR    {after:7.1f}   ratio {after / before:.2f}")
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
@@ -90,7 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--query-size", type=int, default=10_000, help="collection size for latency")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: what torch finds)")
+    parser.add_argument("--ocr-pages", type=int, default=8, help="scanned pages for the OCR figures (0: skip)")
+    parser.add_argument("--ocr-only", action="store_true", help="only the OCR figures")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="llama.cpp threads for chat")
+    parser.add_argument("--chat-tokens", type=int, default=128, help="new tokens per chat reply timed")
     args = parser.parse_args(argv)
+    if args.ocr_pages > 0:
+        bench_ocr(args.ocr_pages, args.threads, args.chat_tokens)
+    if args.ocr_only:
+        return 0
 
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         incoming = Path(tmp) / "incoming"

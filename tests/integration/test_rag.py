@@ -332,7 +332,7 @@ def test_slides_sheets_books_and_clean_pdf_pages_are_cited_and_bad_files_fail_al
     assert {n for n, o in outcomes.items() if o.status == "added"} == {
         "deck.pptx", "fleet.xlsx", "voyage.epub", "handbook.pdf"
     }
-    assert outcomes["scan.pdf"].message.startswith("scan.pdf: this PDF has no text (scanned?)")
+    assert outcomes["scan.pdf"].message.startswith("scan.pdf: no text found; it has no text layer, and OCR")
     assert outcomes["broken.pptx"].message == "broken.pptx is not a readable PowerPoint file (it is not a valid zip archive)."
     assert outcomes["broken.epub"].message == "broken.epub is not a readable EPUB book."
 

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from webui.rag.chunking import Chunk, chunk_budget, chunk_sections
 from webui.rag.embeddings import Embedder
@@ -27,8 +27,12 @@ from webui.rag.loaders import (
     sanitize_file_name,
     unpacked_limit,
 )
+from webui.rag.ocr import OcrEngine, OcrUnavailableError
 from webui.rag.originals import OriginalFiles
 from webui.rag.store import ChromaStore, StoredCollection
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +138,11 @@ class Ingester:
         write_lock: threading.RLock,
         max_file_bytes: int,
         embed_batch: int = EMBED_BATCH,
+        ocr: OcrEngine | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
+        self.ocr = ocr or OcrEngine()
         self.originals = originals
         self.max_file_bytes = max_file_bytes
         self.embed_batch = max(1, embed_batch)
@@ -189,7 +195,7 @@ class Ingester:
                     for p in files[len(outcomes):]
                 )
                 break
-            except DocumentParseError as exc:
+            except (DocumentParseError, OcrUnavailableError) as exc:
                 outcome = FileOutcome(name, False, str(exc), 0, 0, "failed")
             except OSError as exc:
                 log.warning("could not read %s: %s", path, exc)
@@ -280,10 +286,24 @@ class Ingester:
                 int(other.get("doc_chunks", 0)), int(other.get("pages", 1)), "unchanged",
             )
 
+        ocr_pages = 0
+
+        def read_page(images: Sequence[PILImage]) -> str:
+            """One scanned page read by OCR: a turn of its own, so Stop acts between pages and
+            another user's upload waits at most one page."""
+            nonlocal ocr_pages
+            control.check()
+            with control.turn():
+                text = self.ocr.read_page(images)
+            ocr_pages += 1
+            counts["pages"] += 1
+            report(name)
+            return text
+
         document = load_document(
-            data, name, max_unpacked_bytes=unpacked_limit(self.max_file_bytes)
+            data, name, max_unpacked_bytes=unpacked_limit(self.max_file_bytes), read_page=read_page
         )
-        counts["pages"] += document.pages
+        counts["pages"] += document.pages - ocr_pages
         report(name)
         chunk_tokens, overlap = chunk_budget(
             self.embedder.max_seq_tokens, stored.settings.chunk_tokens, stored.settings.overlap_tokens
@@ -356,10 +376,8 @@ class Ingester:
         status: IngestStatus = "replaced" if same_name else "added"
         verb = "Replaced" if same_name else "Added"
         pages = f"{document.pages} pages, " if document.pages > 1 else ""
-        return FileOutcome(
-            name, True, f"{verb} {name} ({pages}{len(chunks)} passages).", len(chunks),
-            document.pages, status,
-        )
+        message = " ".join([f"{verb} {name} ({pages}{len(chunks)} passages).", *document.notes])
+        return FileOutcome(name, True, message, len(chunks), document.pages, status)
 
     def _write_batch(
         self,

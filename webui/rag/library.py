@@ -28,6 +28,7 @@ from webui.rag.ingest import (
     is_complete,
     now_iso,
 )
+from webui.rag.ocr import OcrEngine
 from webui.rag.originals import OriginalFiles
 from webui.rag.passages import Passage
 from webui.rag.rerank import Reranker
@@ -99,8 +100,10 @@ class DocumentLibrary:
         embed_batch: int = EMBED_BATCH,
         reranker: Reranker | None = None,
         chroma_server: ChromaServer | None = None,
+        ocr: OcrEngine | None = None,
     ) -> None:
-        """``chroma_server``: a shared Chroma server instead of the local database under ``data_dir``."""
+        """``chroma_server``: a shared Chroma server instead of the local database under ``data_dir``;
+        ``ocr``: the engine that reads scanned pages (default: RapidOCR, loaded on first use)."""
         self.data_dir = Path(data_dir)
         self.uploads_dir = self.data_dir / "uploads"
         self.embedder = embedder or Embedder(embedding_model)
@@ -110,7 +113,7 @@ class DocumentLibrary:
         self._write_lock = threading.RLock()
         self.ingester = Ingester(
             self.store, self.embedder, self._originals, write_lock=self._write_lock,
-            max_file_bytes=max_file_mb * 1024 * 1024, embed_batch=embed_batch,
+            max_file_bytes=max_file_mb * 1024 * 1024, embed_batch=embed_batch, ocr=ocr,
         )
 
     # --- collections -------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import posixpath
 import re
@@ -11,12 +12,18 @@ import stat
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from webui.rag.errors import RagError
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+log = logging.getLogger(__name__)
 
 
 class DocumentParseError(RagError):
@@ -34,10 +41,12 @@ class Section:
 
 @dataclass(frozen=True)
 class LoadedDocument:
-    """What a loader found: the sections in reading order and how many pages the file has."""
+    """What a loader found: the sections in reading order, how many pages the file has, and what
+    the user should hear of how it was read (pages read by OCR, pages where none was found)."""
 
     sections: list[Section]
-    pages: int  # PDF pages; 1 for formats without pages
+    pages: int  # PDF pages, image frames; 1 for formats without pages
+    notes: tuple[str, ...] = ()
 
 
 # Characters kept in stored file names; anything else becomes "_". Own code because the rule is
@@ -322,22 +331,87 @@ def load_markdown(data: bytes, file_name: str) -> LoadedDocument:
     return LoadedDocument(sections, pages=1)
 
 
-def load_pdf(data: bytes, file_name: str) -> LoadedDocument:
-    """PDF text page by page; page numbers are 1-based as a reader would cite them."""
-    from pypdf import PdfReader
+# Reads one page's text from its images (OCR), the images in the order the page holds them; the
+# document library passes one (see webui/rag/ocr.py), and without one images are not read.
+PageReader = Callable[[Sequence["PILImage"]], str]
+
+# Images are refused by their declared size, before any pixel is decoded: a small file can declare
+# 20,000 x 20,000 pixels (1.2 GB once decoded to RGB). A page scanned at 600 dpi is 35 megapixels.
+MAX_IMAGE_PIXELS = 50_000_000
+# Smaller than this either way, an image holds no legible letter (rules, bullets, scanner specks).
+_MIN_TEXT_IMAGE_SIDE = 8
+# A PDF page is read with OCR when it draws an image and its text layer has fewer letters than
+# this (nothing, or only a page number or a scanner's stamp).
+_SCANNED_LETTERS_PER_PAGE = 20
+
+
+def check_image_pixels(width: int, height: int, what: str) -> None:
+    """Refuse an image whose declared size is over MAX_IMAGE_PIXELS; ``what`` names it for the user."""
+    if width * height > MAX_IMAGE_PIXELS:
+        raise DocumentParseError(
+            f"{what} is {width:,} x {height:,} pixels, over the {MAX_IMAGE_PIXELS // 1_000_000} "
+            "megapixel limit for one image; it was not opened (it may be a decompression bomb)."
+        )
+
+
+def _too_large_image(what: str) -> DocumentParseError:
+    """For Pillow's own guard (an image whose real size is larger than it declared)."""
+    return DocumentParseError(
+        f"{what} is over the {MAX_IMAGE_PIXELS // 1_000_000} megapixel limit for one image; "
+        "it was not opened (it may be a decompression bomb)."
+    )
+
+
+def _guard_pillow() -> None:
+    """Pillow's own refusal at open, for images whose content is larger than their header says.
+
+    Set at use rather than import (no side effects at import); Pillow warns past the limit and
+    refuses past twice it, and the check by declared size above comes first.
+    """
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+
+
+def page_list(numbers: Sequence[int]) -> str:
+    """Page numbers as a reader writes them: [1, 2, 3, 5] -> "1-3, 5"."""
+    runs: list[list[int]] = []
+    for number in sorted(set(numbers)):
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
+def ocr_notes(read: Sequence[int], empty: Sequence[int], unreadable: Sequence[int] = ()) -> tuple[str, ...]:
+    """What a user should know of a file read with OCR: which pages, and which gave no text."""
+
+    def pages(numbers: Sequence[int]) -> str:
+        return f"{'Page' if len(numbers) == 1 else 'Pages'} {page_list(numbers)}"
+
+    notes = []
+    if read:
+        notes.append(f"Text read from images (OCR) on {pages(read).lower()}.")
+    if empty:
+        notes.append(f"{pages(empty)}: no text found.")
+    if unreadable:
+        notes.append(f"{pages(unreadable)}: the image could not be decoded, so no text was read.")
+    return tuple(notes)
+
+
+def needs_ocr(page_text: str, has_images: bool) -> bool:
+    """A PDF page is read with OCR when it draws an image and its text layer has almost no letters."""
+    return has_images and sum(ch.isalpha() for ch in page_text) < _SCANNED_LETTERS_PER_PAGE
+
+
+@contextmanager
+def _reading_pdf(file_name: str) -> Iterator[None]:
+    """pypdf's many exception types, as one sentence each."""
     from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError, PdfStreamError
 
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            # Many PDFs are "encrypted" only to set permissions and open with an empty password.
-            if not reader.decrypt(""):
-                raise DocumentParseError(
-                    f"{file_name} is password-protected; remove the password and add it again."
-                )
-        page_lines = [_normalize_space(page.extract_text() or "").split("\n") for page in reader.pages]
-        pages = len(reader.pages)
-        with_images = sum(_has_images(page) for page in reader.pages)
+        yield
     except DocumentParseError:
         raise
     except (DependencyError, FileNotDecryptedError) as exc:
@@ -348,23 +422,117 @@ def load_pdf(data: bytes, file_name: str) -> LoadedDocument:
     except (PdfReadError, PdfStreamError, ValueError, KeyError, TypeError, AttributeError) as exc:
         # pypdf reports damaged files through several exception types.
         raise DocumentParseError(f"{file_name} is not a readable PDF (it may be damaged).") from exc
-    kept = drop_running_lines(page_lines)
+
+
+def load_pdf(data: bytes, file_name: str, read_page: PageReader | None = None) -> LoadedDocument:
+    """PDF text page by page; page numbers are 1-based as a reader would cite them.
+
+    A page that is a picture with (almost) no text layer is read with ``read_page`` (OCR) and
+    keeps its page number; without a reader, a PDF of such pages is refused as before.
+    """
+    from pypdf import PdfReader
+
+    with _reading_pdf(file_name):
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            # Many PDFs are "encrypted" only to set permissions and open with an empty password.
+            if not reader.decrypt(""):
+                raise DocumentParseError(
+                    f"{file_name} is password-protected; remove the password and add it again."
+                )
+        texts = [_normalize_space(page.extract_text() or "") for page in reader.pages]
+        pictured = [_has_images(page) for page in reader.pages]
+    pages = len(texts)
+    read: list[int] = []
+    empty: list[int] = []
+    unreadable: list[int] = []
+    if read_page is not None:
+        for number, page in enumerate(reader.pages, start=1):
+            if not needs_ocr(texts[number - 1], pictured[number - 1]):
+                continue
+            images = _pdf_page_images(page, file_name, number)
+            if images is None:
+                unreadable.append(number)
+                continue
+            ocr_text = _normalize_space(read_page(images)) if images else ""
+            read.append(number)
+            if any(ch.isalpha() for ch in ocr_text):
+                texts[number - 1] = ocr_text
+            elif any(ch.isalpha() for ch in texts[number - 1]):
+                pass  # a few words in the text layer and nothing in the picture: keep the words
+            else:
+                texts[number - 1] = ""
+                empty.append(number)
+    kept = drop_running_lines([text.split("\n") for text in texts])
     sections = [
         Section(text, page=number)
         for number, lines in enumerate(kept, start=1)
         if (text := "\n".join(lines).strip())
     ]
     letters = sum(ch.isalpha() for section in sections for ch in section.text)
-    # No text at all, or pages of pictures whose only text is a page number or a scanner's stamp.
-    if not sections or (with_images * 2 >= pages and letters < _SCANNED_LETTERS_PER_PAGE * pages):
+    if read_page is None:
+        with_images = sum(pictured)
+        # No text at all, or pages of pictures whose only text is a page number or a scanner's stamp.
+        if not sections or (with_images * 2 >= pages and letters < _SCANNED_LETTERS_PER_PAGE * pages):
+            raise DocumentParseError(
+                f"{file_name}: this PDF has no text (scanned?). Reading text from images (OCR) is not "
+                "available here; add a copy that has a text layer."
+            )
+    elif read and not letters:
         raise DocumentParseError(
-            f"{file_name}: this PDF has no text (scanned?). Reading text from images (OCR) is not "
-            "supported; add a copy that has a text layer."
+            f"{file_name}: no text found; it has no text layer, and OCR found no text in its page images."
         )
-    return LoadedDocument(sections, pages=pages)
+    return LoadedDocument(sections, pages=pages, notes=ocr_notes(read, empty, unreadable))
 
 
-_SCANNED_LETTERS_PER_PAGE = 20
+def _declared_image_sizes(holder: Any, seen: set[int] | None = None) -> Iterator[tuple[int, int]]:
+    """Width and height of every image XObject a page (or a form inside it) holds, from their
+    dictionaries alone: nothing is decoded."""
+    seen = set() if seen is None else seen
+    resources = holder.get("/Resources")
+    resources = resources.get_object() if resources is not None else None
+    xobjects = resources.get("/XObject") if resources is not None else None
+    if xobjects is None:
+        return
+    for ref in xobjects.get_object().values():
+        xobject = ref.get_object()
+        if id(xobject) in seen:
+            continue  # forms may hold each other
+        seen.add(id(xobject))
+        if xobject.get("/Subtype") == "/Image":
+            yield int(xobject.get("/Width", 0)), int(xobject.get("/Height", 0))
+        elif xobject.get("/Subtype") == "/Form":
+            yield from _declared_image_sizes(xobject, seen)
+
+
+def _pdf_page_images(page: Any, file_name: str, number: int) -> list[PILImage] | None:
+    """The page's images worth reading, upright as the page shows them; None if one cannot be decoded.
+
+    Every image's declared size is checked before any is decoded. The images inside the page's
+    content stream (inline ones) are small by their nature and bounded by pypdf's stream limits.
+    """
+    from PIL import Image
+
+    what = f"{file_name}: the image on page {number}"
+    with _reading_pdf(file_name):
+        for width, height in _declared_image_sizes(page):
+            check_image_pixels(width, height, what)
+    _guard_pillow()
+    try:
+        images = [found.image for found in page.images]
+        rotation = page.rotation % 360  # a page shown turned shows its scan turned
+    except Image.DecompressionBombError as exc:
+        raise _too_large_image(what) from exc
+    except MemoryError:
+        raise
+    except Exception:  # an image format pypdf cannot decode (JBIG2 without jbig2dec, say)
+        log.warning("could not decode the images on page %d of %s", number, file_name, exc_info=True)
+        return None
+    return [
+        image.rotate(-rotation, expand=True) if rotation else image
+        for image in images
+        if image is not None and min(image.size) >= _MIN_TEXT_IMAGE_SIDE
+    ]
 
 
 def _has_images(page: Any) -> bool:
@@ -908,9 +1076,62 @@ def load_epub(data: bytes, file_name: str, budget: UnpackBudget) -> LoadedDocume
     return LoadedDocument(sections, pages=1)
 
 
+# What an image file may be, whatever its extension says; Pillow tries no other format.
+_IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF")
+
+
+def load_image(data: bytes, file_name: str, read_page: PageReader | None = None) -> LoadedDocument:
+    """An image's text by OCR, cited as page 1; a multi-page TIFF gives a page per frame.
+
+    Each frame's size is read from its header and checked before its pixels are decoded.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if read_page is None:
+        raise DocumentParseError(
+            f"{file_name} is an image, and reading text from images (OCR) is not available here."
+        )
+    _guard_pillow()
+    unreadable = DocumentParseError(f"{file_name} is not a readable PNG, JPEG, WebP or TIFF image.")
+    sections: list[Section] = []
+    empty: list[int] = []
+    try:
+        image = Image.open(io.BytesIO(data), formats=_IMAGE_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise _too_large_image(file_name) from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise unreadable from exc
+    with image:
+        # Animated PNG and WebP frames are moments of one picture, not pages: only TIFF has pages.
+        frames = getattr(image, "n_frames", 1) if image.format == "TIFF" else 1
+        for number in range(1, frames + 1):
+            what = file_name if frames == 1 else f"{file_name}: page {number}"
+            try:
+                image.seek(number - 1)
+                check_image_pixels(*image.size, what)
+                upright = ImageOps.exif_transpose(image)  # phone photos are stored sideways
+                upright.load()
+            except DocumentParseError:
+                raise
+            except Image.DecompressionBombError as exc:
+                raise _too_large_image(what) from exc
+            except (OSError, ValueError, SyntaxError, EOFError) as exc:
+                raise unreadable from exc
+            text = (
+                _normalize_space(read_page([upright])) if min(upright.size) >= _MIN_TEXT_IMAGE_SIDE else ""
+            )
+            if any(ch.isalpha() or ch.isdigit() for ch in text):
+                sections.append(Section(text, page=number))
+            else:
+                empty.append(number)
+    if not sections:
+        where = "the image" if frames == 1 else f"any of its {frames} pages"
+        raise DocumentParseError(f"{file_name}: no text found in {where} (read with OCR).")
+    return LoadedDocument(sections, pages=frames, notes=ocr_notes([], empty))
+
+
 # Formats whose text is never much longer than the file itself.
 LOADERS: dict[str, Callable[[bytes, str], LoadedDocument]] = {
-    ".pdf": load_pdf,
     ".txt": load_text,
     ".text": load_text,
     ".log": load_text,
@@ -929,6 +1150,17 @@ EXPANDING_LOADERS: dict[str, Callable[[bytes, str, UnpackBudget], LoadedDocument
     ".epub": load_epub,
 }
 
+# Formats whose pages may be pictures, read with the OCR page reader load_document is given.
+OCR_LOADERS: dict[str, Callable[[bytes, str, PageReader | None], LoadedDocument]] = {
+    ".pdf": load_pdf,
+    ".png": load_image,
+    ".jpg": load_image,
+    ".jpeg": load_image,
+    ".webp": load_image,
+    ".tif": load_image,
+    ".tiff": load_image,
+}
+
 # Zip-based formats, checked for what they would unpack to before any parser opens them.
 ARCHIVE_FORMATS = frozenset({".docx", ".xlsx", ".pptx", ".epub"})
 _KIND_NAMES = {
@@ -936,20 +1168,25 @@ _KIND_NAMES = {
     ".csv": "CSV file",
 }
 
-SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(sorted({*LOADERS, *EXPANDING_LOADERS}))
+SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(sorted({*LOADERS, *EXPANDING_LOADERS, *OCR_LOADERS}))
 
 
 def load_document(
-    data: bytes, file_name: str, *, max_unpacked_bytes: int = MAX_UNPACKED_BYTES
+    data: bytes,
+    file_name: str,
+    *,
+    max_unpacked_bytes: int = MAX_UNPACKED_BYTES,
+    read_page: PageReader | None = None,
 ) -> LoadedDocument:
     """Pick the loader by extension and run it; every failure is a DocumentParseError.
 
     Archive formats (DOCX, XLSX, PPTX, EPUB) are refused if their directory declares more than
     max_unpacked_bytes; they and CSV are also refused while being read, as soon as what they
-    inflate or the text they make passes it.
+    inflate or the text they make passes it. ``read_page`` reads scanned PDF pages and images
+    (OCR); without it, images are refused and so are PDFs without a text layer.
     """
     suffix = Path(file_name).suffix.lower()
-    if suffix not in LOADERS and suffix not in EXPANDING_LOADERS:
+    if suffix not in LOADERS and suffix not in EXPANDING_LOADERS and suffix not in OCR_LOADERS:
         kinds = ", ".join(SUPPORTED_EXTENSIONS)
         raise DocumentParseError(
             f"{file_name}: files of type '{suffix or 'none'}' are not supported (supported: {kinds})."
@@ -962,6 +1199,8 @@ def load_document(
         if suffix in EXPANDING_LOADERS:
             budget = UnpackBudget(file_name, _KIND_NAMES[suffix], max_unpacked_bytes)
             document = EXPANDING_LOADERS[suffix](data, file_name, budget)
+        elif suffix in OCR_LOADERS:
+            document = OCR_LOADERS[suffix](data, file_name, read_page)
         else:
             document = LOADERS[suffix](data, file_name)
     except MemoryError as exc:
