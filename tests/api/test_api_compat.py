@@ -103,6 +103,8 @@ def vllm_bench_chat(model: str, tokens: int) -> dict:
 
 def test_guidellm_bodies_stream_with_usage_in_every_chunk_and_nothing_ignored(app: RunningApp,
                                                                                smollm_path: Path) -> None:
+    health = httpx.get(f"{app.url}/health", timeout=30)  # GuideLLM's OpenAIHTTPBackend.validate probes it first
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
     for route, body in (("/v1/chat/completions", guidellm_chat(smollm_path.name, 12)),
                         ("/v1/completions", guidellm_text(smollm_path.name, 12))):
         response = post(app, route, body)

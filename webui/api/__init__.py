@@ -1,4 +1,4 @@
-"""The HTTP API on the app's own port: OpenAI-compatible /v1 and Ollama-compatible /api routes.
+"""The HTTP API on the app's own port: OpenAI-compatible /v1 (and /health), Ollama-compatible /api routes.
 
 Both are thin translations of wire formats into service calls (webui.services); neither touches
 the engine, the model manager or a store.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import fastapi
 
 from webui.api.ollama import build_ollama_router
-from webui.api.openai import build_openai_router
+from webui.api.openai import build_health_router, build_openai_router
 from webui.services import Services
 
 __all__ = ["build_api_router"]
@@ -19,5 +19,6 @@ def build_api_router(services: Services) -> fastapi.APIRouter:
     """Every API route, to include in the parent app before the Gradio page is mounted at /."""
     router = fastapi.APIRouter()
     router.include_router(build_openai_router(services))
+    router.include_router(build_health_router(services))
     router.include_router(build_ollama_router(services))
     return router

@@ -313,6 +313,22 @@ def build_openai_router(services: Services) -> fastapi.APIRouter:
     return router
 
 
+def build_health_router(services: Services) -> fastapi.APIRouter:
+    """``GET /health`` as llama-server and vLLM answer it: benchmark clients (GuideLLM) probe it before they start."""
+    router = fastapi.APIRouter()
+    on_error = guarded(openai_error)
+
+    @router.get("/health")
+    @on_error
+    async def health(request: fastapi.Request) -> fastapi.Response:
+        caller(services, request)
+        if services.models.loaded() is None:
+            raise ApiProblem(503, "No model is loaded.", "model_not_loaded")
+        return JSONResponse({"status": "ok"})
+
+    return router
+
+
 async def _respond(request: fastapi.Request, generation, body: ChatRequest | CompletionRequest, *,
                    chat: bool) -> fastapi.Response:
     """Stream (SSE ending in ``data: [DONE]``) or answer at once; the first chunk is awaited before the
