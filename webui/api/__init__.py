@@ -1,4 +1,5 @@
-"""The HTTP API on the app's own port: OpenAI-compatible /v1, Anthropic's /v1/messages, Ollama-compatible /api.
+"""The HTTP API on the app's own port: OpenAI-compatible /v1 (and /health), Anthropic's /v1/messages,
+Ollama-compatible /api.
 
 All are thin translations of wire formats into service calls (webui.services); none touches
 the engine, the model manager or a store.
@@ -10,7 +11,7 @@ import fastapi
 
 from webui.api.anthropic import build_anthropic_router
 from webui.api.ollama import build_ollama_router
-from webui.api.openai import build_openai_router
+from webui.api.openai import build_health_router, build_openai_router
 from webui.services import Services
 
 __all__ = ["build_api_router"]
@@ -21,5 +22,6 @@ def build_api_router(services: Services) -> fastapi.APIRouter:
     router = fastapi.APIRouter()
     router.include_router(build_openai_router(services))
     router.include_router(build_anthropic_router(services))
+    router.include_router(build_health_router(services))
     router.include_router(build_ollama_router(services))
     return router

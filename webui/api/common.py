@@ -1,8 +1,9 @@
-"""What both API faces share: reading a bounded JSON body, strict request models, the caller, streaming.
+"""What both API faces share: reading a bounded JSON body, request models, the caller, streaming.
 
 Bodies are parsed here rather than by FastAPI's own validation so that every refusal comes back in
 the shape the client's library parses (OpenAI's ``{"error": {...}}`` or Ollama's ``{"error": "..."}``)
-with a 4xx status, never FastAPI's 422 layout or a 500.
+with a 4xx status, never FastAPI's 422 layout or a 500. Fields this server does not apply are
+accepted, as llama-server and vLLM accept them, and named in the ``X-Ignored-Fields`` header.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import anyio
 import fastapi
@@ -36,14 +37,71 @@ from webui.services.types import (
 log = logging.getLogger(__name__)
 
 DISCONNECT_POLL_S = 0.25
+IGNORED_FIELDS_HEADER = "X-Ignored-Fields"
+# Clients read a header line into a fixed buffer (aiohttp: 8 KB), so a body with thousands of
+# unknown fields must not make one they cannot read: the list stops here and says how many it left out.
+MAX_IGNORED_HEADER_CHARS = 1000
 
 Model = TypeVar("Model", bound=BaseModel)
 
 
+class NotApplied:
+    """Marks a known field this server accepts (its value is checked) but does not act on.
+
+    Use as ``Annotated[int | None, NOT_APPLIED]``; a request that sets it sees it in ``X-Ignored-Fields``.
+    """
+
+
+NOT_APPLIED: Final = NotApplied()
+
+
 class StrictModel(BaseModel):
-    """Request bodies: unknown fields are refused by name, so a typo never silently does nothing."""
+    """Request bodies that refuse unknown fields by name, so a typo never silently does nothing."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class RequestModel(BaseModel):
+    """Request bodies of the OpenAI and Ollama faces: unknown fields are kept aside, not refused.
+
+    llama-server and vLLM accept fields they do not know, and benchmark clients (GuideLLM, vLLM's
+    own) send their extensions to every server; ``ignored_fields`` names what was not applied.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+
+def ignored_fields(body: BaseModel, prefix: str = "") -> list[str]:
+    """Dotted names (``stream_options.x``, ``messages.0.y``) of what ``body`` holds that nothing applies:
+    fields no model declares, and fields set that are marked NOT_APPLIED; nested models included."""
+    names = [f"{prefix}{name}" for name in body.__pydantic_extra__ or {}]
+    for name, field in type(body).model_fields.items():
+        if name not in body.model_fields_set:
+            continue
+        value = getattr(body, name)
+        if value is not None and any(isinstance(item, NotApplied) for item in field.metadata):
+            names.append(f"{prefix}{name}")
+        elif isinstance(value, BaseModel):
+            names += ignored_fields(value, f"{prefix}{name}.")
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    names += ignored_fields(item, f"{prefix}{name}.{index}.")
+    return names
+
+
+def ignored_header(names: list[str]) -> str:
+    """``names`` as one header value: printable ASCII only (a name is the client's text), bounded in length."""
+    shown: list[str] = []
+    length = 0
+    for index, name in enumerate(names):
+        safe = "".join(c if " " <= c <= "~" and c != "," else "?" for c in name)
+        if length + len(safe) + 2 > MAX_IGNORED_HEADER_CHARS:
+            shown.append(f"... ({len(names) - index} more)")
+            break
+        shown.append(safe)
+        length += len(safe) + 2
+    return ", ".join(shown)
 
 
 class ApiProblem(UserError):
@@ -90,10 +148,15 @@ async def read_json(request: fastapi.Request, model: type[Model]) -> Model:
     if not isinstance(data, dict):
         raise ApiProblem(400, "The request body must be a JSON object.", "invalid_json")
     try:
-        return model.model_validate(data)
+        body = model.model_validate(data)
     except ValidationError as exc:
         message, param = describe_validation(exc)
         raise ApiProblem(400, message, "invalid_request", param=param) from exc
+    ignored = ignored_fields(body)
+    if ignored:
+        request.state.ignored_fields = ignored
+        log.info("%s %s: accepted without applying: %s", request.method, request.url.path, ignored_header(ignored))
+    return body
 
 
 def caller(services: Services, request: fastapi.Request) -> User:
@@ -199,14 +262,19 @@ def sse(item: dict[str, Any] | str) -> bytes:
 
 
 def guarded(render: Callable[[ApiProblem], fastapi.Response]):
-    """Wrap a route so any refusal or failure becomes ``render(problem)``, never a bare 500 page."""
+    """Wrap a route so any refusal or failure becomes ``render(problem)``, never a bare 500 page, and
+    every answer names the fields ``read_json`` accepted without applying."""
 
     def decorate(route):
         async def run(request: fastapi.Request) -> fastapi.Response:
             try:
-                return await route(request)
+                response = await route(request)
             except Exception as exc:  # noqa: BLE001 - every error becomes a typed refusal or a logged 500
-                return render(problem_from(exc))
+                response = render(problem_from(exc))
+            ignored = getattr(request.state, "ignored_fields", None)
+            if ignored:
+                response.headers[IGNORED_FIELDS_HEADER] = ignored_header(ignored)
+            return response
 
         run.__name__ = route.__name__
         run.__doc__ = route.__doc__

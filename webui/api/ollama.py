@@ -7,15 +7,26 @@ talk to the app's address unchanged. Errors come back as Ollama's ``{"error": ".
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import fastapi
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 
 from webui import __version__
-from webui.api.common import ApiProblem, Driven, StrictModel, caller, guarded, ndjson, read_json, threaded
+from webui.api.common import (
+    NOT_APPLIED,
+    ApiProblem,
+    Driven,
+    RequestModel,
+    caller,
+    guarded,
+    ndjson,
+    read_json,
+    threaded,
+)
 from webui.services import Services
 from webui.services.completions import Generation, GenerationOptions
 from webui.services.types import SamplingParams, SamplingRequest, sampling_from
@@ -27,7 +38,7 @@ def ollama_error(problem: ApiProblem) -> JSONResponse:
     return JSONResponse({"error": problem.message}, status_code=problem.status)
 
 
-class Options(StrictModel):
+class Options(RequestModel):
     """Ollama's model options; those that concern loading (num_ctx, num_gpu...) are accepted and not applied,
     as the admin's load settings decide them for everyone."""
 
@@ -41,36 +52,37 @@ class Options(StrictModel):
     repeat_penalty: float | None = Field(None, gt=0)
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
-    # accepted, not applied:
-    numa: bool | None = None
-    num_ctx: int | None = None
-    num_batch: int | None = None
-    num_gpu: int | None = None
-    main_gpu: int | None = None
-    low_vram: bool | None = None
-    f16_kv: bool | None = None
-    logits_all: bool | None = None
-    vocab_only: bool | None = None
-    use_mmap: bool | None = None
-    use_mlock: bool | None = None
-    embedding_only: bool | None = None
-    num_thread: int | None = None
-    num_keep: int | None = None
-    tfs_z: float | None = None
-    typical_p: float | None = None
-    repeat_last_n: int | None = None
-    mirostat: int | None = None
-    mirostat_tau: float | None = None
-    mirostat_eta: float | None = None
-    penalize_newline: bool | None = None
+    typical_p: float | None = Field(None, gt=0, le=1)
+    # accepted, not applied (those that concern loading are the admin's load settings, for everyone):
+    numa: Annotated[bool | None, NOT_APPLIED] = None
+    num_ctx: Annotated[int | None, NOT_APPLIED] = None
+    num_batch: Annotated[int | None, NOT_APPLIED] = None
+    num_gpu: Annotated[int | None, NOT_APPLIED] = None
+    main_gpu: Annotated[int | None, NOT_APPLIED] = None
+    low_vram: Annotated[bool | None, NOT_APPLIED] = None
+    f16_kv: Annotated[bool | None, NOT_APPLIED] = None
+    logits_all: Annotated[bool | None, NOT_APPLIED] = None
+    vocab_only: Annotated[bool | None, NOT_APPLIED] = None
+    use_mmap: Annotated[bool | None, NOT_APPLIED] = None
+    use_mlock: Annotated[bool | None, NOT_APPLIED] = None
+    embedding_only: Annotated[bool | None, NOT_APPLIED] = None
+    num_thread: Annotated[int | None, NOT_APPLIED] = None
+    num_keep: Annotated[int | None, NOT_APPLIED] = None
+    tfs_z: Annotated[float | None, NOT_APPLIED] = None
+    repeat_last_n: Annotated[int | None, NOT_APPLIED] = None
+    mirostat: Annotated[int | None, NOT_APPLIED] = None
+    mirostat_tau: Annotated[float | None, NOT_APPLIED] = None
+    mirostat_eta: Annotated[float | None, NOT_APPLIED] = None
+    penalize_newline: Annotated[bool | None, NOT_APPLIED] = None
 
     def sampling(self, response_format: dict[str, Any] | None) -> SamplingParams:
-        return sampling_from(SamplingRequest(
+        asked = sampling_from(SamplingRequest(
             temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, min_p=self.min_p,
             repeat_penalty=self.repeat_penalty, presence_penalty=self.presence_penalty,
             frequency_penalty=self.frequency_penalty, seed=self.seed, stop=self.stop, max_tokens=self.max_tokens(),
             response_format=response_format,
         ), OLLAMA_DEFAULTS)
+        return asked if self.typical_p is None else replace(asked, typical_p=self.typical_p)
 
     def max_tokens(self) -> int | None:
         """num_predict: -1 (or absent) means as much as fits, like Ollama; 0 is refused."""
@@ -82,7 +94,7 @@ class Options(StrictModel):
         return self.num_predict
 
 
-class Message(StrictModel):
+class Message(RequestModel):
     role: Literal["system", "user", "assistant", "tool"]
     content: str
     images: list[str] | None = None
@@ -91,13 +103,13 @@ class Message(StrictModel):
     thinking: str | None = None
 
 
-class _Generating(StrictModel):
+class _Generating(RequestModel):
     model: str = Field(min_length=1)
     format: Literal["", "json"] | dict[str, Any] | None = None
     options: Options | None = None
     stream: bool = True
-    keep_alive: str | int | float | None = None
-    think: bool | str | None = None
+    keep_alive: Annotated[str | int | float | None, NOT_APPLIED] = None
+    think: bool | Literal["low", "medium", "high"] | None = None  # a level (gpt-oss) means thinking on
 
     def generation_options(self, *, collections: list[str] | None = None) -> GenerationOptions:
         options = self.options or Options()
@@ -105,8 +117,9 @@ class _Generating(StrictModel):
             response_format: dict[str, Any] | None = {"type": "json_schema", "json_schema": {"schema": self.format}}
         else:
             response_format = {"type": "json_object"} if self.format == "json" else None
+        thinking = None if self.think is None else self.think is not False
         return GenerationOptions(model=self.model, sampling=options.sampling(response_format),
-                                 collections=tuple(collections or ()))
+                                 collections=tuple(collections or ()), thinking=thinking)
 
 
 class ChatRequest(_Generating):
@@ -125,23 +138,23 @@ class GenerateRequest(_Generating):
     images: list[str] | None = None
 
 
-class EmbedRequest(StrictModel):
+class EmbedRequest(RequestModel):
     model: str = Field(min_length=1)
     input: str | list[str]
     truncate: bool | None = None
     options: Options | None = None
-    keep_alive: str | int | float | None = None
+    keep_alive: Annotated[str | int | float | None, NOT_APPLIED] = None
     dimensions: int | None = None
 
 
-class LegacyEmbedRequest(StrictModel):
+class LegacyEmbedRequest(RequestModel):
     model: str = Field(min_length=1)
     prompt: str
     options: Options | None = None
-    keep_alive: str | int | float | None = None
+    keep_alive: Annotated[str | int | float | None, NOT_APPLIED] = None
 
 
-class ShowRequest(StrictModel):
+class ShowRequest(RequestModel):
     model: str | None = None
     name: str | None = None  # older clients
     verbose: bool | None = None

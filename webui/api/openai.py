@@ -7,16 +7,18 @@ document collections and returns the cited passages in ``sources``.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Annotated, Any, Literal
 
 import fastapi
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import Field
+from pydantic import Field, StrictFloat
 
 from webui.api.anthropic import model_info, model_list_page, wants_anthropic_shape
-from webui.api.common import ApiProblem, Driven, StrictModel, caller, guarded, read_json, sse, threaded
+from webui.api.common import NOT_APPLIED, ApiProblem, Driven, RequestModel, caller, guarded, read_json, sse, threaded
 from webui.services import Services
 from webui.services.completions import GenerationOptions, embedding_base64
 from webui.services.types import SamplingParams, SamplingRequest, TokenLogprob, sampling_from
@@ -36,12 +38,12 @@ def openai_error(problem: ApiProblem) -> JSONResponse:
                                    "code": problem.code}}, status_code=problem.status, headers=headers)
 
 
-class TextPart(StrictModel):
+class TextPart(RequestModel):
     type: Literal["text"]
     text: str
 
 
-class ChatMessage(StrictModel):
+class ChatMessage(RequestModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = None
@@ -55,20 +57,57 @@ class ChatMessage(StrictModel):
         return {"role": role, "content": text}
 
 
-class StreamOptions(StrictModel):
+class StreamOptions(RequestModel):
     include_usage: bool = False
-    include_obfuscation: bool | None = None
+    continuous_usage_stats: bool = False  # vLLM: usage in every chunk (with include_usage)
+    include_obfuscation: Annotated[bool | None, NOT_APPLIED] = None
 
 
-class Sampling(StrictModel):
-    """Sampling fields common to both generation routes (top_k, min_p, repeat_penalty: llama.cpp extras)."""
+class ChatTemplateKwargs(RequestModel):
+    """vLLM's and llama-server's variables for the chat template; only the thinking switch is applied."""
+
+    enable_thinking: bool | None = None
+
+
+# OpenAI's range; -100 is documented as a ban, and a ban must hold however far ahead a token's logit is.
+LOGIT_BIAS_RANGE = (-100.0, 100.0)
+# Each entry is applied at every step in the engine's one thread, as stop strings are looked for:
+# a 4 MB body of entries would slow everyone's replies.
+MAX_LOGIT_BIAS_ENTRIES = 1024
+MAX_TOKEN_ID = 2**31 - 1  # llama.cpp's token ids are 32-bit signed
+
+
+def parse_logit_bias(asked: dict[str, float] | None) -> tuple[tuple[int, float], ...]:
+    """OpenAI's ``{"token id": bias}`` as (id, bias) pairs, -100 as a ban (-inf); 400 naming logit_bias.
+
+    Whether an id is in the model's vocabulary is the engine's to check: only it knows the vocabulary.
+    """
+    if asked and len(asked) > MAX_LOGIT_BIAS_ENTRIES:
+        raise ApiProblem(400, f"logit_bias holds {len(asked)} entries; at most {MAX_LOGIT_BIAS_ENTRIES} are allowed.",
+                         "invalid_request", param="logit_bias")
+    pairs: list[tuple[int, float]] = []
+    for key, bias in (asked or {}).items():
+        token = key.strip()
+        if not (token.isascii() and token.isdigit() and len(token) <= 10 and int(token) <= MAX_TOKEN_ID):
+            raise ApiProblem(400, f"logit_bias keys must be token ids (whole numbers, as strings); "
+                                  f"{key[:40]!r} is not one.", "invalid_request", param="logit_bias")
+        if not LOGIT_BIAS_RANGE[0] <= bias <= LOGIT_BIAS_RANGE[1]:
+            raise ApiProblem(400, f"logit_bias for token {token} is {bias}; it must be between -100 and 100.",
+                             "invalid_request", param="logit_bias")
+        pairs.append((int(token), -math.inf if bias == LOGIT_BIAS_RANGE[0] else float(bias)))
+    return tuple(pairs)
+
+
+class Sampling(RequestModel):
+    """Sampling fields common to both generation routes: OpenAI's, then llama-server's and vLLM's extensions.
+
+    Extensions with no counterpart here are typed (a malformed value is still a 400) and marked
+    NOT_APPLIED, so the client sees them in X-Ignored-Fields.
+    """
 
     model: str = Field(min_length=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
-    top_k: int | None = Field(None, ge=0)
-    min_p: float | None = Field(None, ge=0, le=1)
-    repeat_penalty: float | None = Field(None, gt=0)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     seed: int | None = None
@@ -76,24 +115,57 @@ class Sampling(StrictModel):
     n: int | None = Field(None, ge=1, le=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    user: str | None = None
-    logit_bias: dict[str, float] | None = None
+    logit_bias: dict[str, StrictFloat] | None = None
+    user: Annotated[str | None, NOT_APPLIED] = None
     collections: list[str] | None = None  # extension: answer from these document collections
     passages: int | None = Field(None, ge=1, le=20)  # extension: how many passages to retrieve
+    # llama-server and vLLM extensions applied here:
+    top_k: int | None = Field(None, ge=0)
+    min_p: float | None = Field(None, ge=0, le=1)
+    repeat_penalty: float | None = Field(None, gt=0)
+    repetition_penalty: float | None = Field(None, gt=0)  # vLLM's name for repeat_penalty
+    typical_p: float | None = Field(None, gt=0, le=1)
+    ignore_eos: bool | None = None
+    # ... accepted, not applied:
+    min_tokens: Annotated[int | None, NOT_APPLIED, Field(ge=0)] = None
+    cache_prompt: Annotated[bool | None, NOT_APPLIED] = None
+    n_probs: Annotated[int | None, NOT_APPLIED, Field(ge=0)] = None
+    return_tokens: Annotated[bool | None, NOT_APPLIED] = None
+    top_n_sigma: Annotated[float | None, NOT_APPLIED] = None
+    dry_multiplier: Annotated[float | None, NOT_APPLIED] = None
+    dry_base: Annotated[float | None, NOT_APPLIED] = None
+    dry_allowed_length: Annotated[int | None, NOT_APPLIED] = None
+    dry_penalty_last_n: Annotated[int | None, NOT_APPLIED] = None
+    dry_sequence_breakers: Annotated[list[str] | None, NOT_APPLIED] = None
+    xtc_probability: Annotated[float | None, NOT_APPLIED] = None
+    xtc_threshold: Annotated[float | None, NOT_APPLIED] = None
+    mirostat: Annotated[int | None, NOT_APPLIED, Field(ge=0, le=2)] = None
+    mirostat_tau: Annotated[float | None, NOT_APPLIED] = None
+    mirostat_eta: Annotated[float | None, NOT_APPLIED] = None
+    n_keep: Annotated[int | None, NOT_APPLIED] = None
+    t_max_predict_ms: Annotated[int | None, NOT_APPLIED] = None
+    id_slot: Annotated[int | None, NOT_APPLIED] = None
+    samplers: Annotated[str | list[str] | None, NOT_APPLIED] = None
 
     def sampling(self, *, max_tokens: int | None, response_format: dict[str, Any] | None = None,
                  logprobs: int | None = None) -> SamplingParams:
-        return sampling_from(SamplingRequest(
+        asked = sampling_from(SamplingRequest(
             temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, min_p=self.min_p,
-            repeat_penalty=self.repeat_penalty, presence_penalty=self.presence_penalty,
-            frequency_penalty=self.frequency_penalty, seed=self.seed, stop=self.stop, max_tokens=max_tokens,
-            response_format=response_format, logprobs=logprobs,
+            repeat_penalty=self.repeat_penalty if self.repeat_penalty is not None else self.repetition_penalty,
+            presence_penalty=self.presence_penalty, frequency_penalty=self.frequency_penalty, seed=self.seed,
+            stop=self.stop, max_tokens=max_tokens, response_format=response_format, logprobs=logprobs,
         ), OPENAI_DEFAULTS)
+        extensions: dict[str, Any] = {"logit_bias": parse_logit_bias(self.logit_bias)}
+        if self.typical_p is not None:
+            extensions["typical_p"] = self.typical_p
+        if self.ignore_eos is not None:
+            extensions["ignore_eos"] = self.ignore_eos
+        return replace(asked, **extensions)
 
-    def check_unsupported(self) -> None:
-        if self.logit_bias:
-            raise ApiProblem(400, "logit_bias is not supported by this server.", "unsupported_parameter",
-                             param="logit_bias")
+    def usage_in_every_chunk(self) -> bool:
+        """vLLM's continuous usage stats: asked together with include_usage."""
+        return bool(self.stream_options and self.stream_options.include_usage
+                    and self.stream_options.continuous_usage_stats)
 
 
 class ChatRequest(Sampling):
@@ -108,13 +180,20 @@ class ChatRequest(Sampling):
     parallel_tool_calls: bool | None = None
     functions: list[dict[str, Any]] | None = None
     function_call: Any = None
-    metadata: dict[str, Any] | None = None
-    store: bool | None = None
-    service_tier: str | None = None
-    reasoning_effort: str | None = None
     modalities: list[Literal["text"]] | None = None
-    prompt_cache_key: str | None = None
-    safety_identifier: str | None = None
+    chat_template_kwargs: ChatTemplateKwargs | None = None
+    metadata: Annotated[dict[str, Any] | None, NOT_APPLIED] = None
+    store: Annotated[bool | None, NOT_APPLIED] = None
+    service_tier: Annotated[str | None, NOT_APPLIED] = None
+    reasoning_effort: Annotated[str | None, NOT_APPLIED] = None
+    prompt_cache_key: Annotated[str | None, NOT_APPLIED] = None
+    safety_identifier: Annotated[str | None, NOT_APPLIED] = None
+    reasoning_format: Annotated[str | None, NOT_APPLIED] = None
+    add_generation_prompt: Annotated[bool | None, NOT_APPLIED] = None
+
+    def thinking(self) -> bool | None:
+        """``chat_template_kwargs.enable_thinking``, as vLLM and llama-server read it; None: the template's default."""
+        return self.chat_template_kwargs.enable_thinking if self.chat_template_kwargs else None
 
 
 class CompletionRequest(Sampling):
@@ -126,7 +205,7 @@ class CompletionRequest(Sampling):
     best_of: int | None = Field(None, ge=1, le=1)
 
 
-class EmbeddingRequest(StrictModel):
+class EmbeddingRequest(RequestModel):
     model: str = Field(min_length=1)
     input: str | list[str]
     encoding_format: Literal["float", "base64"] = "float"
@@ -189,7 +268,6 @@ def build_openai_router(services: Services) -> fastapi.APIRouter:
     async def chat_completions(request: fastapi.Request) -> fastapi.Response:
         user = caller(services, request)
         body = await read_json(request, ChatRequest)
-        body.check_unsupported()
         if body.tools or body.functions:
             raise ApiProblem(400, "Tool and function calling are not supported by this server.",
                              "unsupported_parameter", param="tools")
@@ -197,7 +275,7 @@ def build_openai_router(services: Services) -> fastapi.APIRouter:
                                  response_format=body.response_format,
                                  logprobs=(body.top_logprobs or 0) if body.logprobs else None)
         options = GenerationOptions(model=body.model, sampling=sampling, collections=tuple(body.collections or ()),
-                                    passages=body.passages or GenerationOptions.passages)
+                                    passages=body.passages or GenerationOptions.passages, thinking=body.thinking())
         messages = [m.as_message() for m in body.messages]
         generation = await threaded(services.completions.chat, user, messages, options)
         return await _respond(request, generation, body, chat=True)
@@ -207,7 +285,6 @@ def build_openai_router(services: Services) -> fastapi.APIRouter:
     async def completions(request: fastapi.Request) -> fastapi.Response:
         user = caller(services, request)
         body = await read_json(request, CompletionRequest)
-        body.check_unsupported()
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         if len(prompts) != 1:
             raise ApiProblem(400, "Send one prompt per request.", "unsupported_parameter", param="prompt")
@@ -237,6 +314,22 @@ def build_openai_router(services: Services) -> fastapi.APIRouter:
             "data": [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(result.vectors)],
             "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
         })
+
+    return router
+
+
+def build_health_router(services: Services) -> fastapi.APIRouter:
+    """``GET /health`` as llama-server and vLLM answer it: benchmark clients (GuideLLM) probe it before they start."""
+    router = fastapi.APIRouter()
+    on_error = guarded(openai_error)
+
+    @router.get("/health")
+    @on_error
+    async def health(request: fastapi.Request) -> fastapi.Response:
+        caller(services, request)
+        if services.models.loaded() is None:
+            raise ApiProblem(503, "No model is loaded.", "model_not_loaded")
+        return JSONResponse({"status": "ok"})
 
     return router
 
@@ -281,6 +374,7 @@ async def _respond(request: fastapi.Request, generation, body: ChatRequest | Com
         return JSONResponse(envelope(choice, usage=_usage(generation.prompt_tokens, completion_tokens), **extra))
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    usage_in_every_chunk = body.usage_in_every_chunk()
 
     def piece(chunk_text: str, items: list[TokenLogprob] | None, finish: str | None = None,
               first_piece: bool = False) -> dict[str, Any]:
@@ -295,17 +389,26 @@ async def _respond(request: fastapi.Request, generation, body: ChatRequest | Com
         chunk = first
         stats = None
         opened = False
+        tokens_so_far = 0  # a lower bound: the engine merges the tokens a slow reader has not taken yet
+
+        def running_usage() -> dict[str, Any]:
+            # vLLM's continuous usage: None in each chunk unless asked for; exact once the stats came.
+            if not usage_in_every_chunk:
+                return {"usage": None}
+            return {"usage": _usage(generation.prompt_tokens, stats.completion_tokens if stats else tokens_so_far)}
+
         try:
             while chunk is not None:
                 if chunk.stats is not None:
                     stats = chunk.stats
                 if chunk.text or chunk.logprobs or not opened:
+                    tokens_so_far += len(chunk.logprobs or ()) or (1 if chunk.text else 0)
                     yield sse(envelope(piece(chunk.text, chunk.logprobs, first_piece=not opened),
-                                       **({**extra, "usage": None} if not opened else {"usage": None})))
+                                       **({**extra, **running_usage()} if not opened else running_usage())))
                     opened = True
                 chunk = await driven.next()
             finish = _finish(stats.finish_reason if stats else None)
-            yield sse(envelope(piece("", None, finish), usage=None))
+            yield sse(envelope(piece("", None, finish), **running_usage()))
             if include_usage:
                 completion_tokens = stats.completion_tokens if stats else 0
                 yield sse(envelope({}, usage=_usage(generation.prompt_tokens, completion_tokens)))

@@ -2,7 +2,8 @@
 
 One model is "in use" for the whole app, as with the local engine alone: an admin picks a local file
 (loaded here) or a remote model (nothing loaded; calls go to that server). Every call the services
-make goes to whichever is in use at the time of the call.
+make goes to whichever is in use at the time of the call. An API request may also name any listed remote
+model: that one request goes to its server (``remote_engine``) and the model in use stays as it is.
 """
 
 from __future__ import annotations
@@ -41,6 +42,27 @@ NO_LOCAL_MODEL = ("This app runs as a front end only (--no-local-model): it load
                   "Pick a model on one of its servers instead.")
 
 
+class RemoteModelEngine:
+    """One listed remote model as an engine for a single request: prepare and stream go to its server,
+    whichever model the app has in use (an API client may name any listed remote model)."""
+
+    def __init__(self, backend: RemoteBackend, model: RemoteModelInfo) -> None:
+        self.backend = backend
+        self.model = model
+
+    def prepare(self, request: PromptRequest) -> FittedPrompt:
+        return fit_for_server(self.model, request)
+
+    def stream(self, prompt: FittedPrompt, *, cancel: threading.Event | None = None,
+               on_wait: Callable[[int], None] | None = None, user: str | None = None,
+               conversation: str | None = None) -> Iterator[StreamChunk]:
+        """The reply from the server (``on_wait``, ``user`` and ``conversation`` concern the local queue only)."""
+        if prompt.request.text is not None:
+            return self.backend.stream_completion(self.model, prompt.request.text, prompt.sampling, cancel=cancel)
+        return self.backend.stream_chat(self.model, prompt.messages, prompt.sampling, cancel=cancel,
+                                        tools=prompt.request.tools, thinking=prompt.request.thinking)
+
+
 class EngineRouter:
     """The local engine's interface, sending each call to the local engine or the remote model in use."""
 
@@ -76,6 +98,11 @@ class EngineRouter:
     def find_remote(self, name: str) -> RemoteModelInfo | None:
         """The remote model shown as ``name`` (``<model> @ <host:port>``), or None."""
         return next((m for m in self.remote_models() if m.file == name), None)
+
+    def remote_engine(self, name: str) -> RemoteModelEngine | None:
+        """The remote model shown as ``name`` as an engine of its own, without putting it in use; or None."""
+        model = self.find_remote(name)
+        return RemoteModelEngine(self._backend(model), model) if model is not None else None
 
     def use_remote(self, model: RemoteModelInfo) -> ModelInfo:
         """Send every call to ``model`` from now on; the local model stays loaded for a switch back."""
@@ -172,11 +199,7 @@ class EngineRouter:
         remote = self._remote
         if remote is None:
             return self._local().stream(prompt, cancel=cancel, on_wait=on_wait, user=user, conversation=conversation)
-        backend = self._backend(remote)
-        if prompt.request.text is not None:
-            return backend.stream_completion(remote, prompt.request.text, prompt.sampling, cancel=cancel)
-        return backend.stream_chat(remote, prompt.messages, prompt.sampling, cancel=cancel, tools=prompt.request.tools,
-                                   thinking=prompt.request.thinking)
+        return RemoteModelEngine(self._backend(remote), remote).stream(prompt, cancel=cancel)
 
     def stream_chat(self, messages: Sequence[Message], sampling: SamplingParams, *,
                     cancel: threading.Event | None = None, on_wait: Callable[[int], None] | None = None,

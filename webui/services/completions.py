@@ -28,6 +28,7 @@ from webui.engine import (
     SamplingParams,
     StreamChunk,
 )
+from webui.engine.router import RemoteModelEngine, as_router
 from webui.errors import UserError
 from webui.prompts.toolcalls import ToolRequest
 from webui.rag import RagError
@@ -180,6 +181,7 @@ class CompletionService:
         self._settings = settings
         self._streams = StreamSlots(streams_per_user(settings, team_mode=team_mode))
         self._engine = engine
+        self._router = as_router(engine)  # the remote models an API client may name
         self._models = models
         self._chat = chat
         self._documents = documents
@@ -187,21 +189,30 @@ class CompletionService:
     # -- models -------------------------------------------------------------------------------
 
     def require_model(self, user: User, requested: str) -> str:
-        """The loaded model's name when ``requested`` names it; else 404 with the names that exist.
+        """The name of the model that answers ``requested``; else 404 with the names that exist."""
+        return self._serving(user, requested)[0]
 
-        Only an admin, and only with ``--api-allow-model-switch``, may load another model this way:
-        a client must not switch the model under everyone's page.
+    def _serving(self, user: User, requested: str) -> tuple[str, Engine | RemoteModelEngine]:
+        """The model that answers ``requested``, by name, and the engine that runs it.
+
+        The model in use answers through the app's engine. A local model must be the loaded one: only
+        an admin, and only with ``--api-allow-model-switch``, may load another this way (a client must
+        not switch the model under everyone's page). A listed remote model answers from its server
+        without being put in use, so the page keeps its model.
         """
         loaded = self._models.loaded()
         entry = self._models.find(requested) if requested else None
         if entry is not None and entry.loaded and loaded is not None:
-            return loaded.file
+            return loaded.file, self._engine
         if entry is not None and self._settings.api_model_switch and user.is_admin:
             log.info("API call by %s loads %s", user.name, entry.name)
             try:
-                return self._models.load_by_request(user, entry.name).file
+                return self._models.load_by_request(user, entry.name).file, self._engine
             except EngineError as exc:
                 raise ServiceBusy(str(exc)) from exc
+        remote = self._router.remote_engine(entry.name) if entry is not None and entry.where != "local" else None
+        if remote is not None:
+            return remote.model.file, remote
         names = ", ".join(self._models.names()) or "none"
         now = f"The loaded model is {loaded.file}." if loaded else "No model is loaded."
         if entry is not None:
@@ -238,7 +249,7 @@ class CompletionService:
         return admit(self._engine, request).prompt_tokens
 
     def _start_chat(self, user: User, messages: list[Message], options: GenerationOptions) -> Generation:
-        model = self.require_model(user, options.model)
+        model, engine = self._serving(user, options.model)
         sources: list[dict[str, Any]] = []
         if options.collections:
             if not messages or messages[-1]["role"] != "user":
@@ -255,19 +266,20 @@ class CompletionService:
             sources = sources_meta(prepared.sources)
             messages = ([{"role": "system", "content": prepared.system_prompt}] if prepared.system_prompt.strip()
                         else []) + prepared.conversation
-        prompt = admit(self._engine, PromptRequest(options.sampling, messages=tuple(messages), strict=True,
-                                                   tools=options.tools, thinking=options.thinking))
-        return self._generation(user, model, prompt, sources)
+        prompt = admit(engine, PromptRequest(options.sampling, messages=tuple(messages), strict=True,
+                                             tools=options.tools, thinking=options.thinking))
+        return self._generation(user, model, engine, prompt, sources)
 
     def _start_completion(self, user: User, prompt: str, options: GenerationOptions) -> Generation:
-        model = self.require_model(user, options.model)
-        fitted = admit(self._engine, PromptRequest(options.sampling, text=prompt, strict=True))
-        return self._generation(user, model, fitted, [])
+        model, engine = self._serving(user, options.model)
+        fitted = admit(engine, PromptRequest(options.sampling, text=prompt, strict=True))
+        return self._generation(user, model, engine, fitted, [])
 
-    def _generation(self, user: User, model: str, prompt: FittedPrompt, sources: list[dict[str, Any]]) -> Generation:
-        """The prepared prompt queued for the engine, as the routes stream it."""
+    def _generation(self, user: User, model: str, engine: Engine | RemoteModelEngine, prompt: FittedPrompt,
+                    sources: list[dict[str, Any]]) -> Generation:
+        """The prepared prompt queued for ``engine``, as the routes stream it."""
         cancel = threading.Event()
-        stream = self._engine.stream(prompt, cancel=cancel, user=user.id)
+        stream = engine.stream(prompt, cancel=cancel, user=user.id)
         return Generation(model, prompt.prompt_tokens, self._guarded(stream, prompt.sampling), cancel, sources)
 
     @staticmethod
