@@ -25,10 +25,6 @@ openai = pytest.importorskip("openai")
 pytestmark = pytest.mark.slow
 
 IGNORED = "X-Ignored-Fields"
-# The engine's sampler honours logit_bias and ignore_eos from the engine branch of issue 23 on; until
-# that is merged these checks fail, and once it is they pass: then drop this mark.
-NEEDS_ENGINE_SAMPLING = pytest.mark.xfail(strict=True, reason="the engine's logit_bias/ignore_eos sampling "
-                                                               "is not merged into this branch yet")
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +128,6 @@ def test_vllm_benchmark_bodies_stream_with_final_usage(app: RunningApp, smollm_p
         assert 0 < events[-1]["usage"]["completion_tokens"] <= 10
 
 
-@NEEDS_ENGINE_SAMPLING
 def test_ignore_eos_runs_the_reply_to_max_tokens(app: RunningApp, smollm_path: Path) -> None:
     body = {"model": smollm_path.name, "messages": [{"role": "user", "content": "Reply with the single word: yes."}],
             "max_tokens": 60, "temperature": 0}
@@ -143,7 +138,6 @@ def test_ignore_eos_runs_the_reply_to_max_tokens(app: RunningApp, smollm_path: P
     assert forced["usage"]["completion_tokens"] == 60 and forced["choices"][0]["finish_reason"] == "length"
 
 
-@NEEDS_ENGINE_SAMPLING
 def test_logit_bias_bans_and_forces_tokens_in_a_greedy_reply(app: RunningApp, smollm_path: Path, vocabulary) -> None:
     client = openai.OpenAI(base_url=f"{app.url}/v1", api_key="unused-on-localhost", max_retries=0, timeout=120)
 

@@ -7,6 +7,7 @@ talk to the app's address unchanged. Errors come back as Ollama's ``{"error": ".
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
@@ -27,9 +28,10 @@ from webui.api.common import (
     read_json,
     threaded,
 )
+from webui.api.tool_wire import CallLedger, assistant_calls, call_as_ollama, tool_request
 from webui.services import Services
 from webui.services.completions import Generation, GenerationOptions
-from webui.services.types import SamplingParams, SamplingRequest, sampling_from
+from webui.services.types import SamplingParams, SamplingRequest, ToolCall, sampling_from
 
 OLLAMA_DEFAULTS = SamplingParams(max_tokens=None)  # what a request leaves out; its reply as long as fits
 
@@ -96,11 +98,30 @@ class Options(RequestModel):
 
 class Message(RequestModel):
     role: Literal["system", "user", "assistant", "tool"]
-    content: str
+    content: str = ""  # the ollama client leaves out an assistant turn's empty text beside its tool calls
     images: list[str] | None = None
     tool_calls: list[dict[str, Any]] | None = None
     tool_name: str | None = None
     thinking: str | None = None
+
+
+def chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """Ollama's messages in the services' normalized shape; Ollama's calls carry no ids, so each gets one
+    and a tool result (named by ``tool_name``) answers the oldest unanswered call of that tool."""
+    ledger = CallLedger()
+    normalized: list[dict[str, Any]] = []
+    for i, message in enumerate(messages):
+        item: dict[str, Any] = {"role": message.role, "content": message.content}
+        if message.role == "assistant" and message.tool_calls:
+            ids = (f"call_{i}_{n}" for n in range(len(message.tool_calls)))
+            item["tool_calls"] = assistant_calls(message.tool_calls, f"messages[{i}].tool_calls", ids=ids)
+            ledger.add(item["tool_calls"])
+        if message.role == "assistant" and message.thinking:
+            item["reasoning_content"] = message.thinking
+        if message.role == "tool":
+            item["tool_call_id"], item["name"] = ledger.answer(None, message.tool_name, f"messages[{i}]")
+        normalized.append(item)
+    return normalized
 
 
 class _Generating(RequestModel):
@@ -212,7 +233,7 @@ def build_ollama_router(services: Services) -> fastapi.APIRouter:
         if entry.context_length:
             info[f"{entry.architecture}.context_length"] = entry.context_length
         return JSONResponse({"modelfile": "", "parameters": "", "template": "", "details": _details(entry),
-                             "model_info": info, "capabilities": ["completion"],
+                             "model_info": info, "capabilities": ["completion", "tools"],
                              "modified_at": datetime.fromtimestamp(entry.modified, timezone.utc).isoformat()})
 
     @router.post("/chat")
@@ -220,12 +241,10 @@ def build_ollama_router(services: Services) -> fastapi.APIRouter:
     async def chat(request: fastapi.Request) -> fastapi.Response:
         user = caller(services, request)
         body = await read_json(request, ChatRequest)
-        if body.tools:
-            raise ApiProblem(400, "Tool calling is not supported by this server.", "unsupported_parameter")
         if any(m.images for m in body.messages):
             raise ApiProblem(400, "Images are not supported by this server.", "unsupported_parameter")
-        options = body.generation_options(collections=body.collections)
-        messages = [{"role": m.role, "content": m.content} for m in body.messages]
+        options = replace(body.generation_options(collections=body.collections), tools=tool_request(body.tools))
+        messages = chat_messages(body.messages)
         generation = await threaded(services.completions.chat, user, messages, options)
         return await _respond(request, generation, stream=body.stream, chat=True)
 
@@ -278,19 +297,25 @@ async def _respond(request: fastapi.Request, generation: Generation, *, stream: 
     driven = Driven(request, generation)
     first = await driven.next()
 
-    def line(text: str) -> dict[str, Any]:
+    def line(text: str, thinking: str = "", calls: Sequence[ToolCall] = ()) -> dict[str, Any]:
         base: dict[str, Any] = {"model": generation.model, "created_at": _now()}
         if chat:
             base["message"] = {"role": "assistant", "content": text}
+            if thinking:
+                base["message"]["thinking"] = thinking
+            if calls:
+                base["message"]["tool_calls"] = [call_as_ollama(call) for call in calls]
         else:
             base["response"] = text
+            if thinking:
+                base["thinking"] = thinking
         return base
 
     def final(stats) -> dict[str, Any]:
         total = int((time.perf_counter() - driven.started) * 1e9)
         ttft = int(stats.ttft_s * 1e9) if stats else 0
         done = {**line(""), "done": True, "done_reason": "length" if stats and stats.finish_reason == "length"
-                else "stop", "total_duration": total, "load_duration": 0,
+                else "stop",  # Ollama says "stop" after tool calls too "total_duration": total, "load_duration": 0,
                 "prompt_eval_count": generation.prompt_tokens, "prompt_eval_duration": ttft,
                 "eval_count": stats.completion_tokens if stats else 0, "eval_duration": max(0, total - ttft)}
         if generation.sources:
@@ -299,21 +324,20 @@ async def _respond(request: fastapi.Request, generation: Generation, *, stream: 
 
     if not stream:
         texts: list[str] = []
+        thinking: list[str] = []
+        calls: list[ToolCall] = []
         stats = None
         chunk = first
         try:
             while chunk is not None:
                 stats = chunk.stats or stats
                 texts.append(chunk.text)
+                thinking.append(chunk.reasoning)
+                calls += chunk.tool_calls
                 chunk = await driven.next()
         finally:
             driven.close()
-        reply = final(stats)
-        if chat:
-            reply["message"]["content"] = "".join(texts)
-        else:
-            reply["response"] = "".join(texts)
-        return JSONResponse(reply)
+        return JSONResponse({**final(stats), **line("".join(texts), "".join(thinking), calls)})
 
     async def lines():
         chunk = first
@@ -321,8 +345,8 @@ async def _respond(request: fastapi.Request, generation: Generation, *, stream: 
         try:
             while chunk is not None:
                 stats = chunk.stats or stats
-                if chunk.text:
-                    yield ndjson({**line(chunk.text), "done": False})
+                if chunk.text or chunk.reasoning or chunk.tool_calls:
+                    yield ndjson({**line(chunk.text, chunk.reasoning, chunk.tool_calls), "done": False})
                 chunk = await driven.next()
             yield ndjson(final(stats))
         except ApiProblem as problem:

@@ -19,9 +19,10 @@ from pydantic import Field, StrictFloat
 
 from webui.api.anthropic import model_info, model_list_page, wants_anthropic_shape
 from webui.api.common import NOT_APPLIED, ApiProblem, Driven, RequestModel, caller, guarded, read_json, sse, threaded
+from webui.api.tool_wire import CallLedger, assistant_calls, call_as_openai, tool_request
 from webui.services import Services
 from webui.services.completions import GenerationOptions, embedding_base64
-from webui.services.types import SamplingParams, SamplingRequest, TokenLogprob, sampling_from
+from webui.services.types import SamplingParams, SamplingRequest, TokenLogprob, ToolCall, sampling_from
 
 # What an OpenAI request leaves out: no repeat penalty (OpenAI clients expect none unless they ask for
 # one), and a reply as long as the context window leaves.
@@ -50,11 +51,30 @@ class ChatMessage(RequestModel):
     refusal: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
+    reasoning_content: str | None = None  # an earlier reply's thinking, as llama.cpp's server and DeepSeek send it
 
-    def as_message(self) -> dict[str, str]:
-        text = self.content if isinstance(self.content, str) else "".join(p.text for p in self.content or [])
-        role = "system" if self.role == "developer" else self.role
-        return {"role": role, "content": text}
+    def text(self) -> str:
+        return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content or [])
+
+
+def chat_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    """The request's messages in the services' normalized shape: tool calls with their arguments as
+    objects, each tool result matched to the call it answers (a 400 for one that answers none)."""
+    ledger = CallLedger()
+    normalized: list[dict[str, Any]] = []
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        role = "system" if message.role == "developer" else message.role
+        item: dict[str, Any] = {"role": role, "content": message.text()}
+        if role == "assistant" and message.tool_calls:
+            item["tool_calls"] = assistant_calls(message.tool_calls, f"{where}.tool_calls")
+            ledger.add(item["tool_calls"])
+        if role == "assistant" and message.reasoning_content:
+            item["reasoning_content"] = message.reasoning_content
+        if role == "tool":
+            item["tool_call_id"], item["name"] = ledger.answer(message.tool_call_id, message.name, where)
+        normalized.append(item)
+    return normalized
 
 
 class StreamOptions(RequestModel):
@@ -218,7 +238,7 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
 
 
 def _finish(reason: str | None) -> str:
-    return "length" if reason == "length" else "stop"
+    return reason if reason in ("length", "tool_calls") else "stop"
 
 
 def _chat_logprobs(items: list[TokenLogprob] | None) -> dict[str, Any] | None:
@@ -268,15 +288,17 @@ def build_openai_router(services: Services) -> fastapi.APIRouter:
     async def chat_completions(request: fastapi.Request) -> fastapi.Response:
         user = caller(services, request)
         body = await read_json(request, ChatRequest)
-        if body.tools or body.functions:
-            raise ApiProblem(400, "Tool and function calling are not supported by this server.",
-                             "unsupported_parameter", param="tools")
+        if body.functions:  # the legacy form of tools (answered as tool_calls)
+            tools = tool_request(body.functions, body.function_call, parallel=False, param="functions")
+        else:
+            tools = tool_request(body.tools, body.tool_choice, parallel=body.parallel_tool_calls)
         sampling = body.sampling(max_tokens=body.max_completion_tokens or body.max_tokens,
                                  response_format=body.response_format,
                                  logprobs=(body.top_logprobs or 0) if body.logprobs else None)
         options = GenerationOptions(model=body.model, sampling=sampling, collections=tuple(body.collections or ()),
-                                    passages=body.passages or GenerationOptions.passages, thinking=body.thinking())
-        messages = [m.as_message() for m in body.messages]
+                                    passages=body.passages or GenerationOptions.passages, thinking=body.thinking(),
+                                    tools=tools)
+        messages = chat_messages(body.messages)
         generation = await threaded(services.completions.chat, user, messages, options)
         return await _respond(request, generation, body, chat=True)
 
@@ -351,6 +373,8 @@ async def _respond(request: fastapi.Request, generation, body: ChatRequest | Com
 
     if not body.stream:
         texts: list[str] = []
+        thinking: list[str] = []
+        calls: list[ToolCall] = []
         logprobs: list[TokenLogprob] = []
         chunk = first
         stats = None
@@ -359,6 +383,8 @@ async def _respond(request: fastapi.Request, generation, body: ChatRequest | Com
                 if chunk.stats is not None:
                     stats = chunk.stats
                 texts.append(chunk.text)
+                thinking.append(chunk.reasoning)
+                calls += chunk.tool_calls
                 logprobs += chunk.logprobs or []
                 chunk = await driven.next()
         finally:
@@ -366,7 +392,13 @@ async def _respond(request: fastapi.Request, generation, body: ChatRequest | Com
         text = "".join(texts)
         completion_tokens = stats.completion_tokens if stats else 0
         if chat:
-            choice = {"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+            message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else ""),
+                                       "refusal": None}
+            if "".join(thinking):
+                message["reasoning_content"] = "".join(thinking)
+            if calls:
+                message["tool_calls"] = [call_as_openai(call) for call in calls]
+            choice = {"index": 0, "message": message,
                       "logprobs": _chat_logprobs(logprobs), "finish_reason": _finish(stats and stats.finish_reason)}
         else:
             choice = {"index": 0, "text": text, "logprobs": _text_logprobs(logprobs),
@@ -376,10 +408,18 @@ async def _respond(request: fastapi.Request, generation, body: ChatRequest | Com
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     usage_in_every_chunk = body.usage_in_every_chunk()
 
+    calls_sent = 0  # tool calls streamed so far: each delta carries its index among them
+
     def piece(chunk_text: str, items: list[TokenLogprob] | None, finish: str | None = None,
-              first_piece: bool = False) -> dict[str, Any]:
+              first_piece: bool = False, reasoning: str = "", calls: tuple[ToolCall, ...] = ()) -> dict[str, Any]:
+        nonlocal calls_sent
         if chat:
-            delta: dict[str, Any] = {"content": chunk_text} if chunk_text or not finish else {}
+            delta: dict[str, Any] = {"content": chunk_text} if chunk_text or not (finish or reasoning or calls) else {}
+            if reasoning:
+                delta["reasoning_content"] = reasoning
+            if calls:
+                delta["tool_calls"] = [call_as_openai(call, calls_sent + i) for i, call in enumerate(calls)]
+                calls_sent += len(calls)
             if first_piece:
                 delta = {"role": "assistant", **delta}
             return {"index": 0, "delta": delta, "logprobs": _chat_logprobs(items), "finish_reason": finish}
@@ -401,9 +441,10 @@ async def _respond(request: fastapi.Request, generation, body: ChatRequest | Com
             while chunk is not None:
                 if chunk.stats is not None:
                     stats = chunk.stats
-                if chunk.text or chunk.logprobs or not opened:
-                    tokens_so_far += len(chunk.logprobs or ()) or (1 if chunk.text else 0)
-                    yield sse(envelope(piece(chunk.text, chunk.logprobs, first_piece=not opened),
+                if chunk.text or chunk.reasoning or chunk.tool_calls or chunk.logprobs or not opened:
+                    tokens_so_far += len(chunk.logprobs or ()) or (1 if chunk.text or chunk.reasoning else 0)
+                    yield sse(envelope(piece(chunk.text, chunk.logprobs, first_piece=not opened,
+                                             reasoning=chunk.reasoning, calls=chunk.tool_calls),
                                        **({**extra, **running_usage()} if not opened else running_usage())))
                     opened = True
                 chunk = await driven.next()
