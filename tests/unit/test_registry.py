@@ -117,7 +117,7 @@ def test_empty_models_dir_downloads_the_catalog_entry(models_dir):
     resolved, logged = resolve(None, models_dir, download=download, choose=lambda: ENTRY)
     assert download.calls == [("org/catalog-GGUF", "catalog-Q4_K_M.gguf", models_dir)]
     assert (resolved.path, resolved.source) == (models_dir / "catalog-Q4_K_M.gguf", "catalog")
-    assert "downloading Qwen2.5 1.5B Instruct (Q4_K_M)" in logged[0]
+    assert "downloading Qwen3 1.7B (Q4_K_M; tools, thinking)" in logged[0]
 
 
 def test_offline_with_nothing_local_uses_embedded_without_asking_the_catalog(models_dir):
@@ -138,7 +138,7 @@ def test_offline_still_prefers_a_local_model(models_dir):
         (HubUnreachable("The hub at x cannot be reached (ConnectError)."), "Hub unreachable"),
         (
             ChecksumMismatch("'f' arrived damaged; it was deleted."),
-            "Could not download Qwen2.5 1.5B Instruct (Q4_K_M)",
+            "Could not download Qwen3 1.7B (Q4_K_M; tools, thinking)",
         ),
     ],
 )

@@ -32,56 +32,65 @@ class CatalogEntry:
     n_head: int
     n_head_kv: int
     min_memory_gb: float  # the smallest memory budget (GiB) it is chosen for
+    head_dim: int | None = None  # None: n_embd / n_head
 
     def kv_cache_mb(self, n_ctx: int = SIZING_CONTEXT_TOKENS) -> float:
         """f16 KV cache for ``n_ctx`` tokens."""
-        return estimate_kv_cache_mb(self.n_layers, n_ctx, self.n_embd, self.n_head, self.n_head_kv)
+        return estimate_kv_cache_mb(self.n_layers, n_ctx, self.n_embd, self.n_head, self.n_head_kv,
+                                    head_dim=self.head_dim)
 
 
-# Smallest first. Repo ids, file names and architectures are those of the published GGUFs; file
-# sizes are approximate (from the hub's listing, converted to MiB and rounded up).
+# Smallest first: Qwen3 instruction models, which call tools (their template's <tool_call> format)
+# and think (<think> blocks, switched off per chat or request). Repository ids, file names and
+# exact sizes are those of the published GGUFs as other projects pin them (ggml-org/Qwen3-4B-GGUF's
+# Qwen3-4B-Q4_K_M.gguf is 2,497,280,640 bytes; unsloth/Qwen3-1.7B-GGUF's Qwen3-1.7B-Q4_K_M.gguf is
+# 1,107,409,472 bytes; Qwen/Qwen3-8B-GGUF's Qwen3-8B-Q4_K_M.gguf about 5.03 GB), in MiB rounded up.
 # A threshold is the weights plus the f16 KV cache at SIZING_CONTEXT_TOKENS plus plan_gpu_layers'
-# headroom, rounded up to a half GiB, so the model chosen for a budget also loads fully into it:
-#   3B: 1950 + 896 MiB KV + 512 headroom = 3358 MiB -> 4.0 GiB
-#   8B: 4700 + 1024 MiB KV, over 0.9 of the budget (10% headroom) = 6360 MiB -> 7.0 GiB
+# headroom, rounded up to a half GiB, so the model chosen for a budget also loads fully into it
+# (Qwen3's heads are 128 wide whatever the embedding size, so head_dim is given):
+#   4B: 2382 + 1152 MiB KV + 512 headroom = 4046 MiB -> 4.0 GiB
+#   8B: 4796 + 1152 MiB KV, over 0.9 of the budget (10% headroom) = 6609 MiB -> 6.5 GiB
 # That puts the 8B model on an 8 GB graphics card (7.2-7.7 GiB free with a desktop running)
-# and on a 16 GB machine without one; 8 GB machines get the 3B, smaller ones the 1.5B.
+# and on a 16 GB machine without one; 6 GB cards and 8 GB machines get the 4B, smaller ones the 1.7B.
 CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry(
-        label="Qwen2.5 1.5B Instruct (Q4_K_M)",
-        repo_id="bartowski/Qwen2.5-1.5B-Instruct-GGUF",
-        filename="Qwen2.5-1.5B-Instruct-Q4_K_M.gguf",
-        size_mb=950,
-        params_billion=1.54,
+        label="Qwen3 1.7B (Q4_K_M; tools, thinking)",
+        repo_id="unsloth/Qwen3-1.7B-GGUF",
+        filename="Qwen3-1.7B-Q4_K_M.gguf",
+        size_mb=1057,
+        params_billion=2.03,
         n_layers=28,
-        n_embd=1536,
-        n_head=12,
-        n_head_kv=2,
+        n_embd=2048,
+        n_head=16,
+        n_head_kv=8,
         min_memory_gb=0.0,
+        head_dim=128,
     ),
     CatalogEntry(
-        label="Llama 3.2 3B Instruct (Q4_K_M)",
-        repo_id="bartowski/Llama-3.2-3B-Instruct-GGUF",
-        filename="Llama-3.2-3B-Instruct-Q4_K_M.gguf",
-        size_mb=1950,
-        params_billion=3.21,
-        n_layers=28,
-        n_embd=3072,
-        n_head=24,
+        label="Qwen3 4B (Q4_K_M; tools, thinking)",
+        repo_id="ggml-org/Qwen3-4B-GGUF",
+        filename="Qwen3-4B-Q4_K_M.gguf",
+        size_mb=2382,
+        params_billion=4.02,
+        n_layers=36,
+        n_embd=2560,
+        n_head=32,
         n_head_kv=8,
         min_memory_gb=4.0,
+        head_dim=128,
     ),
     CatalogEntry(
-        label="Llama 3.1 8B Instruct (Q4_K_M)",
-        repo_id="bartowski/Meta-Llama-3.1-8B-Instruct-GGUF",
-        filename="Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf",
-        size_mb=4700,
-        params_billion=8.03,
-        n_layers=32,
+        label="Qwen3 8B (Q4_K_M; tools, thinking)",
+        repo_id="Qwen/Qwen3-8B-GGUF",
+        filename="Qwen3-8B-Q4_K_M.gguf",
+        size_mb=4796,
+        params_billion=8.19,
+        n_layers=36,
         n_embd=4096,
         n_head=32,
         n_head_kv=8,
-        min_memory_gb=7.0,
+        min_memory_gb=6.5,
+        head_dim=128,
     ),
 )
 

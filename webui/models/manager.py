@@ -338,7 +338,7 @@ class ModelManager:
         if not _REPO_ID.match(repo_id):
             raise InvalidRepoId(
                 f"'{repo_id}' is not a hub repository id; it looks like owner/name, "
-                "e.g. bartowski/Qwen2.5-1.5B-Instruct-GGUF."
+                "e.g. ggml-org/Qwen3-4B-GGUF."
             )
         if self.settings.offline:
             raise HubUnreachable("The app runs offline (--offline), so it does not contact the hub.")
