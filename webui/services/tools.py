@@ -72,6 +72,7 @@ class TurnRequest:
     conversation_id: str | None = None  # lets the engine reuse the chat's cache
     collections: tuple[str, ...] | None = None  # what search_documents searches; None: every visible one
     first_choice: ToolChoice = ToolChoice()  # e.g. required: the first round must call a tool
+    parallel_calls: bool = True  # the model may make several calls in one reply
     thinking: bool | None = None
 
 
@@ -265,7 +266,8 @@ class ToolsService:
                 choice = request.first_choice if rounds == 0 else ToolChoice()
                 if limit_reached:
                     choice = ToolChoice("none")
-                offered = ToolRequest(tuple(t.spec for t in tools.values()), choice=choice) if tools else None
+                offered = ToolRequest(tuple(t.spec for t in tools.values()), choice=choice,
+                                      parallel=request.parallel_calls) if tools else None
                 rounds += 1
                 text, reasoning, calls, stats = "", "", [], None
                 prompt = admit(self._engine, PromptRequest(request.sampling, messages=tuple(messages), tools=offered,
