@@ -215,3 +215,11 @@ def test_a_server_allowed_for_users_is_offered_to_them() -> None:
     assert infos["py__echo"].source == "py" and not infos["py__echo"].trusted
     _, done = run_answering(tools, PLAIN_USER, ask("py__echo"))
     assert done.calls[0].result == "echo {}"
+
+
+def test_text_comes_in_paced_pieces_not_token_by_token() -> None:
+    tools, _ = service([[f"w{i} " for i in range(50)]])
+    events, done = run_answering(tools, LOCAL_USER, ask())
+    pieces = of_type(events, TextDelta)
+    assert "".join(p.text for p in pieces) == done.text == "".join(f"w{i} " for i in range(50))
+    assert len(pieces) < 10, "50 tokens streamed at once are not 50 redraws"

@@ -68,7 +68,7 @@ class Services:
         self.tools = ToolsService(
             engine, self.chat, self.document_actions, McpServers(settings.mcp_config_file, log_dir=settings.data_dir),
             team_mode=self.auth_required, tool_timeout_s=settings.tool_timeout_s,
-            max_tool_calls=settings.max_tool_calls)
+            max_tool_calls=settings.max_tool_calls, pacer=pacer)
 
     def close(self) -> None:
         """At shutdown: what holds processes or connections (the MCP servers) is closed."""

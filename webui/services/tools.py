@@ -23,8 +23,9 @@ from webui.prompts.toolcalls import ToolCall, ToolChoice, ToolRequest, ToolSpec
 from webui.rag import Passage, RagError, build_context
 from webui.services.access import NotAuthorized
 from webui.services.admission import admit
-from webui.services.chat import ChatService
+from webui.services.chat import ChatService, ReplyInProgress
 from webui.services.documents import DocumentService
+from webui.services.streaming import UpdatePacer
 from webui.tools import BUILT_IN, CALCULATOR, CLOCK, McpServers, McpServerStatus, Tool, ToolFailed
 
 log = logging.getLogger(__name__)
@@ -183,8 +184,10 @@ class ToolsService:
 
     def __init__(self, engine: Engine, chat: ChatService, documents: DocumentService, mcp: McpServers, *,
                  team_mode: bool = False, tool_timeout_s: float = DEFAULT_TOOL_TIMEOUT_S,
-                 max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS) -> None:
+                 max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS, pacer: UpdatePacer | None = None) -> None:
+        """``pacer`` shares the page's redraws with the other replies streaming at once."""
         self._engine = engine
+        self._pacer = pacer or UpdatePacer()
         self._chat = chat
         self._documents = documents
         self._mcp = mcp
@@ -239,14 +242,15 @@ class ToolsService:
     def run_turn(self, user: User, session_key: str, request: TurnRequest) -> Iterator[ToolTurnEvent]:
         """Stream one reply with tools (see the module's docstring); the tools are checked before it starts.
 
-        ToolNotAvailable for a tool the user may not offer; ReplyInProgress-like UserError when this
-        page already runs a turn. Everything after the start ends in a TurnDone, errors included.
+        ToolNotAvailable for a tool the user may not offer; ReplyInProgress when this page already
+        runs a turn. Everything after the start ends in a TurnDone, errors included. Text and thinking
+        come in pieces paced like the Chat tab's redraws (several tokens per piece when many stream).
         """
         sources: list[Passage] = []
         tools = self._resolve(user, request.tool_names, request.collections, sources) if request.tool_names else {}
         with self._guard:
             if session_key in self._turns:
-                raise UserError("A reply is still being written: wait for it to finish, or press Stop.")
+                raise ReplyInProgress(session_key)
             control = self._turns[session_key] = _TurnControl()
         return self._turn(user, session_key, request, tools, control, sources)
 
@@ -274,20 +278,31 @@ class ToolsService:
                                                            thinking=request.thinking))
                 chunks = self._engine.stream(prompt, cancel=control.cancel, user=user.id,
                                              conversation=request.conversation_id)
+                pending_text = pending_reasoning = ""
+                shown_at = 0.0
                 try:
                     for chunk in chunks:
-                        if chunk.text:
-                            text += chunk.text
-                            yield TextDelta(chunk.text)
-                        if chunk.reasoning:
-                            reasoning += chunk.reasoning
-                            yield ReasoningDelta(chunk.reasoning)
+                        text += chunk.text
+                        reasoning += chunk.reasoning
+                        pending_text += chunk.text
+                        pending_reasoning += chunk.reasoning
                         calls.extend(chunk.tool_calls)
                         if chunk.stats is not None:
                             stats = chunk.stats
+                        if time.monotonic() - shown_at >= self._pacer.interval() or chunk.stats is not None:
+                            shown_at = time.monotonic()
+                            if pending_reasoning:
+                                yield ReasoningDelta(pending_reasoning)
+                            if pending_text:
+                                yield TextDelta(pending_text)
+                            pending_text = pending_reasoning = ""
                 finally:
                     if hasattr(chunks, "close"):
                         chunks.close()
+                if pending_reasoning:
+                    yield ReasoningDelta(pending_reasoning)
+                if pending_text:
+                    yield TextDelta(pending_text)
                 if stats is not None:
                     prompt_tokens += stats.prompt_tokens
                     completion_tokens += stats.completion_tokens
@@ -327,6 +342,7 @@ class ToolsService:
             error = str(exc)
             finish = "error"
         finally:
+            control.cancel.set()  # the page went away mid-turn: a running call is abandoned too
             with self._guard:
                 self._turns.pop(session_key, None)
         yield TurnDone(

@@ -173,9 +173,15 @@ class McpServers:
         """The tools of ``servers`` (None: all), connecting to each on first use; a server that fails is
         skipped (its status says why), so one broken server never hides the others' tools."""
         found: list[Tool] = []
-        for name, slot in self._servers().items():
-            if servers is not None and name not in servers:
-                continue
+        wanted = [slot for name, slot in self._servers().items() if servers is None or name in servers]
+        starting = [threading.Thread(target=self._connected, args=(slot,), daemon=True)
+                    for slot in wanted if slot.connection is None]
+        for thread in starting:  # servers start side by side: a slow one does not hold up the others
+            thread.start()
+        for thread in starting:
+            thread.join()
+        for slot in wanted:
+            name = slot.config.name
             connection = self._connected(slot)
             if connection is None:
                 continue
