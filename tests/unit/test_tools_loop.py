@@ -14,6 +14,7 @@ from tests.support.tool_turns import GREEDY, PythonServers, ScriptedEngine, call
 from webui.auth import User
 from webui.prompts.toolcalls import ToolChoice, ToolSpec
 from webui.services.access import LOCAL_USER
+from webui.services.chat import ReplyInProgress
 from webui.services.tools import (
     LIMIT_NOTE,
     SKIPPED_NOTE,
@@ -194,8 +195,8 @@ def test_one_page_runs_one_turn_at_a_time() -> None:
     tools, _ = service([["a"], ["b"]])
     first = tools.run_turn(LOCAL_USER, "page-1", ask())
     next(first)
-    with pytest.raises(Exception, match="still being written"):
-        tools.run_turn(LOCAL_USER, "page-1", ask())
+    with pytest.raises(ReplyInProgress, match="still being written"):
+        next(tools.run_turn(LOCAL_USER, "page-1", ask()))
     list(first)
     assert list(tools.run_turn(LOCAL_USER, "page-1", ask()))[-1].text == "b"
 

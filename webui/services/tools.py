@@ -242,20 +242,21 @@ class ToolsService:
     def run_turn(self, user: User, session_key: str, request: TurnRequest) -> Iterator[ToolTurnEvent]:
         """Stream one reply with tools (see the module's docstring); the tools are checked before it starts.
 
-        ToolNotAvailable for a tool the user may not offer; ReplyInProgress when this page already
-        runs a turn. Everything after the start ends in a TurnDone, errors included. Text and thinking
+        ToolNotAvailable at once for a tool the user may not offer; ReplyInProgress at the first event
+        when this page already runs a turn. Everything after the start ends in a TurnDone, errors included. Text and thinking
         come in pieces paced like the Chat tab's redraws (several tokens per piece when many stream).
         """
         sources: list[Passage] = []
         tools = self._resolve(user, request.tool_names, request.collections, sources) if request.tool_names else {}
+        return self._turn(user, session_key, request, tools, sources)
+
+    def _turn(self, user: User, session_key: str, request: TurnRequest, tools: dict[str, Tool],
+              sources: list[Passage]) -> Iterator[ToolTurnEvent]:
+        # Claimed when the turn starts (its first event), so a turn never started never holds the page.
         with self._guard:
             if session_key in self._turns:
                 raise ReplyInProgress(session_key)
             control = self._turns[session_key] = _TurnControl()
-        return self._turn(user, session_key, request, tools, control, sources)
-
-    def _turn(self, user: User, session_key: str, request: TurnRequest, tools: dict[str, Tool],
-              control: _TurnControl, sources: list[Passage]) -> Iterator[ToolTurnEvent]:
         started = time.monotonic()
         messages: list[Message] = list(request.messages)
         added: list[Message] = []
