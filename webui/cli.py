@@ -153,6 +153,8 @@ def parse_settings(argv: Sequence[str]) -> Settings:
     backends = parse_backends(args.backend if args.backend is not None else [_env("BACKEND") or ""])
     if args.max_streams_per_user is not None and args.max_streams_per_user < 0:
         raise SystemExit("error: --max-streams-per-user takes 0 (no limit) or more")
+    if args.mcp_config and not Path(args.mcp_config).is_file():
+        raise SystemExit(f"error: --mcp-config {args.mcp_config}: no such file")
     if args.tool_timeout <= 0 or args.max_tool_calls < 1:
         raise SystemExit("error: --tool-timeout takes seconds above 0, --max-tool-calls 1 or more")
     return Settings(
@@ -419,6 +421,9 @@ def run_server(settings: Settings, hw, engine) -> int:
     notice = services.set_aside_notice()
     if notice:
         print(f"warning: {notice}", file=sys.stderr)
+    mcp_problem = services.tools.config_error()  # the file is read now; its servers start on first use
+    if mcp_problem:
+        print(f"warning: MCP servers are off: {mcp_problem}", file=sys.stderr)
     app = build_app(services)
     scheme = "https" if settings.ssl_certfile else "http"
     shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -225,3 +226,14 @@ def test_smollm_calls_add_on_the_mcp_server_and_then_answers(smollm_engine: Engi
     assert of_type(events, CallFinished)[0].record == record
     assert done.stats.rounds == 2 and done.text.strip(), "the model answered after the call"
     assert done.messages[-1] == {"role": "assistant", "content": done.text}
+
+
+def test_the_app_starts_with_a_broken_servers_file_and_says_why(tmp_path: Path, smollm_path: Path) -> None:
+    from tests.api.conftest import app_args
+    from tests.support.app_server import running_app
+
+    config = tmp_path / "servers.json"
+    config.write_text('{"mcpServers": {"files": {"command": "npx",}}}')
+    with running_app(tmp_path, [*app_args(tmp_path, smollm_path), "--mcp-config", str(config)]) as app:
+        assert httpx.get(f"{app.url}/health", timeout=10).status_code == 200
+        assert f"warning: MCP servers are off: {config} is not valid JSON (line 1, column" in app.log()
