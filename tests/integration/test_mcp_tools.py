@@ -32,7 +32,7 @@ from webui.services.tools import (
     ToolsService,
     TurnRequest,
 )
-from webui.tools import McpServers
+from webui.tools import McpServers, ToolFailed
 
 pytestmark = pytest.mark.slow
 PLAIN_USER = User(name="ann", is_admin=False)
@@ -237,3 +237,21 @@ def test_the_app_starts_with_a_broken_servers_file_and_says_why(tmp_path: Path, 
     with running_app(tmp_path, [*app_args(tmp_path, smollm_path), "--mcp-config", str(config)]) as app:
         assert httpx.get(f"{app.url}/health", timeout=10).status_code == 200
         assert f"warning: MCP servers are off: {config} is not valid JSON (line 1, column" in app.log()
+
+
+def test_a_stdio_server_that_exits_is_reported_and_started_again_on_next_use(tmp_path: Path, remote_url: str) -> None:
+    pool = McpServers(write_config(tmp_path / "mcp.json", remote_url))
+    try:
+        before = {p.pid for p in stdio_servers_running()}
+        add = {t.name: t for t in pool.tools(["local"])}["local__add"]
+        for process in stdio_servers_running():
+            if process.pid not in before:
+                process.kill()
+                process.wait(5)
+        with pytest.raises(ToolFailed, match="local could not run add: Connection closed"):
+            add.run({"a": 1, "b": 2}, threading.Event())
+        assert {s.name: s.state for s in pool.statuses()}["local"] == "failed"
+        assert add.run({"a": 1, "b": 2}, threading.Event()) == "3"
+        assert {s.name: s.state for s in pool.statuses()}["local"] == "ready"
+    finally:
+        pool.close()

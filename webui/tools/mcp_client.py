@@ -87,6 +87,13 @@ def result_text(result: Any) -> str:
     return text
 
 
+def _connection_closed(exc: BaseException) -> bool:
+    """Whether the SDK says the server's connection is gone (a stdio server that exited, say)."""
+    from mcp_types.jsonrpc import CONNECTION_CLOSED
+
+    return getattr(exc, "code", None) == CONNECTION_CLOSED
+
+
 def _reason(exc: BaseException) -> str:
     """The innermost sentence of an error (the SDK's task groups wrap failures in exception groups)."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
@@ -212,8 +219,8 @@ class McpServers:
                 raise
             except Exception as exc:  # noqa: BLE001 - whatever the server or transport raised, the model is told
                 log.warning("MCP call %s on %s failed: %s", tool, server, _reason(exc))
-                if connection.task is not None and connection.task.done():
-                    self._lost(slot, exc)
+                if _connection_closed(exc) or (connection.task is not None and connection.task.done()):
+                    self._drop(slot, connection, exc)  # the next use starts the server again
                 raise ToolFailed(f"{server} could not run {tool}: {_reason(exc)}.") from None
 
     # -- connections -------------------------------------------------------------------------
@@ -239,6 +246,15 @@ class McpServers:
             slot.state, slot.error, slot.failed_at = "ready", None, None
             log.info("MCP server %s ready with %d tools", config.name, len(slot.connection.tools))
             return slot.connection
+
+    def _drop(self, slot: _ServerSlot | None, connection: _Connection, exc: BaseException) -> None:
+        """Forget a connection whose server went away, and let its task close what is left of it."""
+        with self._guard:
+            loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(connection.closing.set)
+        if slot is not None and slot.connection is connection:
+            self._lost(slot, exc)
 
     def _lost(self, slot: _ServerSlot | None, exc: BaseException) -> None:
         if slot is None:
