@@ -255,3 +255,21 @@ def test_a_stdio_server_that_exits_is_reported_and_started_again_on_next_use(tmp
         assert {s.name: s.state for s in pool.statuses()}["local"] == "ready"
     finally:
         pool.close()
+
+
+def test_a_server_that_never_answers_is_given_up_and_the_others_still_work(tmp_path: Path, remote_url: str) -> None:
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"mute": {"command": "sleep", "args": ["60"]},
+                                                 "remote": {"url": remote_url}}}))
+    pool = McpServers(config, connect_timeout=1.0)
+    try:
+        started = time.monotonic()
+        names = [t.name for t in pool.tools()]
+        assert time.monotonic() - started < 8
+        assert "remote__add" in names and not any(n.startswith("mute__") for n in names)
+        mute = {s.name: s for s in pool.statuses()}["mute"]
+        assert mute.state == "failed" and mute.error == "could not start or list its tools: it did not answer in time"
+    finally:
+        pool.close()
+    assert not [p for p in psutil.Process().children(recursive=True) if p.cmdline() == ["sleep", "60"]], \
+        "the server given up was stopped, not left behind"

@@ -29,7 +29,7 @@ from webui.tools.types import Tool, ToolFailed
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 60.0  # a server started through npx or uvx may first download itself
-CLOSE_TIMEOUT_S = 5.0
+CLOSE_TIMEOUT_S = 10.0  # the SDK gives a stdio server 2 s to exit, then terminates, then kills it
 MAX_LISTING_PAGES = 20
 RETRY_AFTER_S = 30.0  # a server that failed to start is not tried again sooner (each try may take a while)
 POLL_S = 0.05  # how often a waiting call looks at its abandon flag
@@ -138,6 +138,7 @@ class McpServers:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._logs: list[IO[str]] = []
+        self._holds: dict[asyncio.Task[None], Any] = {}  # each connection's task and its anyio cancel scope
         self._closed = False
 
     # -- configuration -----------------------------------------------------------------------
@@ -271,40 +272,49 @@ class McpServers:
             return self._loop
 
     async def _open(self, config: McpServerConfig) -> _Connection:
+        import anyio
+
         ready: asyncio.Future[_Connection] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(self._hold(config, ready), name=f"mcp-{config.name}")
+        # Given up through anyio's own cancellation, which lets the SDK stop a stdio server it started
+        # (a plain task.cancel() can cut its shutdown short and leave the process behind).
+        scope = anyio.CancelScope()
+        task = asyncio.create_task(self._hold(config, ready, scope), name=f"mcp-{config.name}")
+        self._holds[task] = scope
+        task.add_done_callback(lambda done: self._holds.pop(done, None))
         try:
             connection = await asyncio.wait_for(asyncio.shield(ready), self._connect_timeout)
         except BaseException:
-            task.cancel()
+            ready.cancel()  # nobody waits for it any more
+            scope.cancel()
             raise
         connection.task = task
         return connection
 
-    async def _hold(self, config: McpServerConfig, ready: asyncio.Future[_Connection]) -> None:
+    async def _hold(self, config: McpServerConfig, ready: asyncio.Future[_Connection], scope: Any) -> None:
         """Keep one server's client open until close(); its failure at start is handed to ``ready``."""
         from mcp import Client
 
         closing = asyncio.Event()
         try:
-            async with Client(self._transport(config), cache=None) as client:
-                listed: list[Any] = []
-                cursor = None
-                for _ in range(MAX_LISTING_PAGES):
-                    page = await client.list_tools(cursor=cursor)
-                    listed.extend(page.tools)
-                    cursor = page.next_cursor
-                    if cursor is None:
-                        break
-                ready.set_result(_Connection(client, tuple(listed), closing))
-                await closing.wait()
-        except BaseException as exc:
+            with scope:
+                async with Client(self._transport(config), cache=None) as client:
+                    listed: list[Any] = []
+                    cursor = None
+                    for _ in range(MAX_LISTING_PAGES):
+                        page = await client.list_tools(cursor=cursor)
+                        listed.extend(page.tools)
+                        cursor = page.next_cursor
+                        if cursor is None:
+                            break
+                    ready.set_result(_Connection(client, tuple(listed), closing))
+                    await closing.wait()
             if not ready.done():
-                ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(_reason(exc)))
-            elif not isinstance(exc, asyncio.CancelledError):
+                ready.set_exception(TimeoutError())
+        except Exception as exc:  # noqa: BLE001 - handed to whoever waits for the connection, or logged
+            if not ready.done():
+                ready.set_exception(exc)
+            else:
                 log.warning("MCP server %s closed: %s", config.name, _reason(exc))
-            if isinstance(exc, asyncio.CancelledError):
-                raise
 
     def _transport(self, config: McpServerConfig) -> AbstractAsyncContextManager[Any]:
         """The SDK transport for one server; HTTP ignores proxy variables, so only the configured address is met."""
@@ -341,16 +351,17 @@ class McpServers:
             loop, self._loop = self._loop, None
         if loop is None:
             return
-        tasks = [slot.connection for slot in (self._slots or {}).values() if slot.connection is not None]
+        connections = [slot.connection for slot in (self._slots or {}).values() if slot.connection is not None]
 
         async def close_all() -> None:
-            for connection in tasks:
+            for connection in connections:
                 connection.closing.set()
-            waiting = [c.task for c in tasks if c.task is not None]
-            if waiting:
-                _, pending = await asyncio.wait(waiting, timeout=CLOSE_TIMEOUT_S)
-                for task in pending:
-                    task.cancel()
+            connected = {c.task for c in connections}
+            for task, scope in self._holds.items():
+                if task not in connected:  # still starting: given up
+                    scope.cancel()
+            if self._holds:
+                await asyncio.wait(list(self._holds), timeout=CLOSE_TIMEOUT_S)
 
         try:
             asyncio.run_coroutine_threadsafe(close_all(), loop).result(timeout=CLOSE_TIMEOUT_S + 2)
