@@ -100,8 +100,8 @@ def test_tools_are_listed_with_their_server_as_prefix_and_a_broken_server_is_rep
 
 
 def test_calls_on_both_transports_return_their_results(servers: McpServers) -> None:
-    tools, engine = loop(servers, [[call("local__add", {"a": 2, "b": 3}, "c1"), call("remote__add", {"a": 4, "b": 5}, "c2")],
-                                   ["5 and 9."]])
+    both = [call("local__add", {"a": 2, "b": 3}, "c1"), call("remote__add", {"a": 4, "b": 5}, "c2")]
+    tools, engine = loop(servers, [both, ["5 and 9."]])
     events, done = run_answering(tools, LOCAL_USER, ask("local__add", "remote__add"))
     assert [(r.name, r.result, r.source) for r in done.calls] == [("local__add", "5", "local"),
                                                                    ("remote__add", "9", "remote")]
@@ -129,8 +129,8 @@ def test_a_tool_that_raises_is_reported(servers: McpServers) -> None:
 
 
 def test_the_call_limit_holds_with_real_servers(servers: McpServers) -> None:
-    tools, engine = loop(servers, [[call("local__add", {"a": 1, "b": 2}, "c1"), call("local__add", {"a": 3, "b": 4}, "c2")],
-                                   ["3."]], limit=1)
+    two = [call("local__add", {"a": 1, "b": 2}, "c1"), call("local__add", {"a": 3, "b": 4}, "c2")]
+    tools, engine = loop(servers, [two, ["3."]], limit=1)
     _, done = run_answering(tools, LOCAL_USER, ask("local__add"))
     assert [c.result for c in done.calls] == ["3", LIMIT_NOTE.format(limit=1)]
     assert engine.requests[1].tools.choice.mode == "none"

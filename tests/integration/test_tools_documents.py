@@ -36,7 +36,8 @@ def documents(tmp_path: Path, embedder: Embedder) -> DocumentService:
 
 def tools_for(documents: DocumentService, rounds, tmp_path: Path) -> tuple[ToolsService, ScriptedEngine]:
     engine = ScriptedEngine(list(rounds))
-    chat = ChatService(engine, HistoryStore(tmp_path / "history.sqlite3"), documents=documents)  # type: ignore[arg-type]
+    history = HistoryStore(tmp_path / "history.sqlite3")
+    chat = ChatService(engine, history, documents=documents)  # type: ignore[arg-type]
     return ToolsService(engine, chat, documents, PythonServers({}), team_mode=True), engine  # type: ignore[arg-type]
 
 

@@ -29,7 +29,8 @@ NOT_ABANDONED = threading.Event()
 
 @pytest.mark.parametrize(("expression", "value"), [
     ("2 + 3 * 4", "14"), ("(17 * 23) / 4", "97.75"), ("-2 ** 2", "-4"), ("7 // 2", "3"), ("7 % 3", "1"),
-    ("2 ^ 10", "1024"), ("sqrt(16) + abs(-1)", "5"), ("round(pi, 3)", "3.142"), ("factorial(20)", "2432902008176640000"),
+    ("2 ^ 10", "1024"), ("sqrt(16) + abs(-1)", "5"), ("round(pi, 3)", "3.142"),
+    ("factorial(20)", "2432902008176640000"),
     ("0.1 + 0.2", "0.3"), ("10 ** 300", "1" + "0" * 300), ("max(3, 9, 4)", "9"),
 ])
 def test_the_calculator_answers_arithmetic_exactly(expression: str, value: str) -> None:

@@ -206,7 +206,7 @@ class ToolsService:
 
     def available(self, user: User) -> list[ToolInfo]:
         """Every tool ``user`` may offer: the built-ins, then the allowed MCP servers' (connected on first use)."""
-        tools = self._builtins(user, ()) + self._mcp.tools(self._allowed_servers(user))
+        tools = self._builtins(user, None) + self._mcp.tools(self._allowed_servers(user))
         return [ToolInfo(t.name, t.spec.description, t.source, t.trusted) for t in tools]
 
     def server_statuses(self, user: User) -> list[McpServerStatus]:
@@ -243,8 +243,8 @@ class ToolsService:
         """Stream one reply with tools (see the module's docstring); the tools are checked before it starts.
 
         ToolNotAvailable at once for a tool the user may not offer; ReplyInProgress at the first event
-        when this page already runs a turn. Everything after the start ends in a TurnDone, errors included. Text and thinking
-        come in pieces paced like the Chat tab's redraws (several tokens per piece when many stream).
+        when this page already runs a turn. Everything after the start ends in a TurnDone, errors
+        included. Text and thinking come in pieces paced like the Chat tab's redraws.
         """
         sources: list[Passage] = []
         tools = self._resolve(user, request.tool_names, request.collections, sources) if request.tool_names else {}

@@ -92,7 +92,8 @@ def parse_mcp_config(text: str, *, source: str = "mcp.json") -> tuple[McpServerC
     try:
         raw = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as exc:
-        raise McpConfigError(f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).") from None
+        raise McpConfigError(
+            f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).") from None
     if not isinstance(raw, dict):
         raise McpConfigError(f'{source} must hold an object like {{"mcpServers": {{...}}}}.')
     try:
