@@ -476,3 +476,11 @@ class _DocumentSearch:
         self.sources.extend(numbered)
         return build_context(numbered, max_chars=RESULT_LIMIT_CHARS - 200) + \
             "\n\nCite the passages you use by their number, like [1]."
+
+
+# What the page may name (McpServerStatus comes from webui.tools, which the faces do not import).
+__all__ = [
+    "DEFAULT_MAX_TOOL_CALLS", "DEFAULT_TOOL_TIMEOUT_S", "RESULT_LIMIT_CHARS", "CallFinished", "CallStarted",
+    "ConfirmationNeeded", "McpServerStatus", "ReasoningDelta", "TextDelta", "ToolCallRecord", "ToolInfo",
+    "ToolNotAvailable", "ToolTurnEvent", "ToolsService", "TurnDone", "TurnRequest", "TurnStats", "cut_result",
+]
