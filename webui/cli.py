@@ -135,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="replies one user (or, on a single-user app, its one key) may generate at once through "
                         "the API; more get 429. 0: no limit. Default: 4 in team mode, no limit otherwise "
                         "[WEBUI_MAX_STREAMS_PER_USER]")
+    parser.add_argument("--mcp-config", type=Path, default=_env("MCP_CONFIG"), metavar="FILE",
+                        help="MCP servers whose tools the model may call, in the mcpServers JSON shape of Claude "
+                        "Desktop and LM Studio (default: mcp.json in the data dir, if it exists) [WEBUI_MCP_CONFIG]")
+    parser.add_argument("--tool-timeout", type=float, default=float(_env("TOOL_TIMEOUT", "30") or 30),
+                        metavar="SECONDS", help="a tool call the model makes is abandoned, and the model told so, "
+                        "after this long [WEBUI_TOOL_TIMEOUT]")
+    parser.add_argument("--max-tool-calls", type=int, default=int(_env("MAX_TOOL_CALLS", "8") or 8), metavar="N",
+                        help="tool calls in one chat reply; after that the model must answer [WEBUI_MAX_TOOL_CALLS]")
     return parser
 
 
@@ -145,6 +153,10 @@ def parse_settings(argv: Sequence[str]) -> Settings:
     backends = parse_backends(args.backend if args.backend is not None else [_env("BACKEND") or ""])
     if args.max_streams_per_user is not None and args.max_streams_per_user < 0:
         raise SystemExit("error: --max-streams-per-user takes 0 (no limit) or more")
+    if args.mcp_config and not Path(args.mcp_config).is_file():
+        raise SystemExit(f"error: --mcp-config {args.mcp_config}: no such file")
+    if args.tool_timeout <= 0 or args.max_tool_calls < 1:
+        raise SystemExit("error: --tool-timeout takes seconds above 0, --max-tool-calls 1 or more")
     return Settings(
         host=host,
         port=args.port,
@@ -180,6 +192,9 @@ def parse_settings(argv: Sequence[str]) -> Settings:
                                        else [_env("ALLOWED_HOST") or ""]),
         forwarded_allow_ips=(args.forwarded_allow_ips or "").strip() or None,
         max_streams_per_user=args.max_streams_per_user,
+        mcp_config=Path(args.mcp_config).resolve() if args.mcp_config else None,
+        tool_timeout_s=args.tool_timeout,
+        max_tool_calls=args.max_tool_calls,
     )
 
 
@@ -406,6 +421,9 @@ def run_server(settings: Settings, hw, engine) -> int:
     notice = services.set_aside_notice()
     if notice:
         print(f"warning: {notice}", file=sys.stderr)
+    mcp_problem = services.tools.config_error()  # the file is read now; its servers start on first use
+    if mcp_problem:
+        print(f"warning: MCP servers are off: {mcp_problem}", file=sys.stderr)
     app = build_app(services)
     scheme = "https" if settings.ssl_certfile else "http"
     shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
@@ -424,7 +442,10 @@ def run_server(settings: Settings, hw, engine) -> int:
     if settings.api_key and not services.auth_required:  # the browser's one way in; then a cookie
         address += "/?" + urlencode({"key": settings.api_key})
     print(f"Web UI running on {address}", flush=True)
-    server.run()
+    try:
+        server.run()
+    finally:
+        services.close()
     return 0
 
 

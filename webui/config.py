@@ -59,6 +59,9 @@ class Settings:
     # Replies one user (team mode) or the single user may generate at once through the API; 0: no limit;
     # None: 4 in team mode, no limit otherwise.
     max_streams_per_user: int | None = None
+    mcp_config: Path | None = None  # the MCP servers file; None: data_dir/mcp.json (absent: no servers)
+    tool_timeout_s: float = 30.0  # a tool call the model makes is abandoned after this long
+    max_tool_calls: int = 8  # tool calls in one chat reply; then the model is told to answer
 
     @property
     def listens_on_network(self) -> bool:
@@ -88,6 +91,10 @@ class Settings:
     @property
     def api_keys_file(self) -> Path:
         return self.data_dir / "api-keys.json"
+
+    @property
+    def mcp_config_file(self) -> Path:
+        return self.mcp_config if self.mcp_config is not None else self.data_dir / "mcp.json"
 
     @property
     def uploads_dir(self) -> Path:

@@ -14,6 +14,7 @@ from webui.history import HistoryStore
 from webui.private_files import TEMP_DIR_NAME
 from webui.prompts.presets import PresetStore
 from webui.quarantine import set_aside_notice
+from webui.tools import McpServers
 from webui.services.access import LOCAL_USER, NotAuthorized
 from webui.services.api_access import ApiAccessService
 from webui.services.chat import ChatService, DocumentQuery, ReplyUpdate
@@ -25,11 +26,13 @@ from webui.services.notebook import CompletionUpdate, NotebookService
 from webui.services.presets import AppliedPreset, PresetService
 from webui.services.streaming import UpdatePacer
 from webui.services.summaries import SummaryService
+from webui.services.tools import ToolsService, TurnRequest
 from webui.services.users import UserService
 
 __all__ = [
     "LOCAL_USER", "AppliedPreset", "ChatService", "CompletionUpdate", "DocumentQuery", "DocumentService",
-    "NotAuthorized", "NotebookService", "PresetService", "ReplyUpdate", "Services", "UserService",
+    "NotAuthorized", "NotebookService", "PresetService", "ReplyUpdate", "Services", "ToolsService", "TurnRequest",
+    "UserService",
 ]
 
 
@@ -61,6 +64,15 @@ class Services:
         self.user_actions = UserService(self._users, api_keys)  # the Users tab's actions
         self.completions = CompletionService(settings, engine, self.models, self.chat, self.document_actions,
                                              team_mode=self.auth_required)
+        # Tools the model calls in a chat; MCP servers are started on first use, closed by close().
+        self.tools = ToolsService(
+            engine, self.chat, self.document_actions, McpServers(settings.mcp_config_file, log_dir=settings.data_dir),
+            team_mode=self.auth_required, tool_timeout_s=settings.tool_timeout_s,
+            max_tool_calls=settings.max_tool_calls, pacer=pacer)
+
+    def close(self) -> None:
+        """At shutdown: what holds processes or connections (the MCP servers) is closed."""
+        self.tools.close()
 
     @property
     def auth_required(self) -> bool:
