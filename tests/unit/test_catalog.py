@@ -131,7 +131,7 @@ def _cpu_machine(cpuinfo: str, meminfo: str) -> HardwareInfo:
 
 
 def test_two_core_vm_with_23_gb_gets_a_model_that_answers_at_10_tokens_per_second() -> None:
-    # The machine: 2 cores, 23 GB RAM. Memory alone would pick Llama 3.1 8B (~2-3 tok/s).
+    # The machine: 2 cores, 23 GB RAM. Memory alone would pick Qwen3 8B (~2-3 tok/s).
     hw = _cpu_machine("cpuinfo_xeon_avx512_2c_vm.txt", "meminfo_23gb_vm.txt")
     assert hw.cpu_physical_cores == 2 and memory_budget_mb(hw) > 20 * GIB
     chosen = choose_default(hw)
@@ -156,7 +156,8 @@ def test_a_machine_too_slow_for_the_target_gets_the_fastest_model_that_fits() ->
 
 @pytest.mark.parametrize(
     ("recording", "low", "high"),
-    # Llama 3.1 8B Q4_K_M decodes at ~130 tokens/s on a 4090 and ~40 on a laptop 3060 in published runs.
+    # An 8B Q4_K_M (Llama 3.1 8B, 4.9 GB; Qwen3 8B is 5.0 GB) decodes at ~130 tokens/s on a 4090 and ~40 on a
+    # laptop 3060 in published runs.
     [("nvidia_smi_rtx4090.csv", 100, 150), ("nvidia_smi_laptop_3060.csv", 30, 60)],
 )
 def test_known_gpus_are_estimated_from_their_bandwidth(recording: str, low: float, high: float) -> None:

@@ -230,7 +230,7 @@ def test_dry_run_on_a_gpu_without_toolkit_plans_cpu_and_says_what_is_missing(tmp
     assert "1. CPU source build" in out
     assert "nor the CUDA toolkit (nvcc)" in out and "python3 scripts/rebuild_llama.py" in out
     assert "Would install" in out and "torch==" in out
-    assert "Default model for this machine: Llama 3.1 8B" in out and "tokens/s" in out
+    assert "Default model for this machine: Qwen3 8B" in out and "tokens/s" in out
 
 
 def test_dry_run_with_nvcc_plans_the_cuda_source_build(tmp_path: Path) -> None:
