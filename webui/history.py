@@ -59,13 +59,17 @@ class Conversation:
 
 @dataclass(frozen=True)
 class StoredMessage:
-    """One committed message; ``meta`` holds what the UI shows beside it (tokens, tok/s, ...)."""
+    """One committed message; ``meta`` holds what the UI shows beside it (tokens, tok/s, ...).
+
+    ``reasoning`` is a reply's thinking: shown folded above it, exported, never sent back to the model.
+    """
 
     id: int
     role: str
     content: str
     created_at: datetime
     meta: dict[str, Any] = field(default_factory=dict)
+    reasoning: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class ImportedMessage:
     content: str
     created_at: datetime | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    reasoning: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,7 +165,13 @@ def m002_chat_collections(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE conversations ADD COLUMN collections TEXT NOT NULL DEFAULT '[]'")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (m001_initial, m002_chat_collections)
+def m003_message_reasoning(db: sqlite3.Connection) -> None:
+    """A reply keeps its thinking apart from its answer; saved replies have none."""
+    db.execute("ALTER TABLE messages ADD COLUMN reasoning TEXT NOT NULL DEFAULT ''")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    m001_initial, m002_chat_collections, m003_message_reasoning)
 
 
 def migrate(db: sqlite3.Connection) -> list[str]:
@@ -279,7 +290,7 @@ class HistoryStore:
             for message in chat.messages:
                 _check_role(message.role)
                 rows.append((message.role, message.content, _aware(message.created_at or now).isoformat(),
-                             _meta_json(message.meta)))
+                             _meta_json(message.meta), message.reasoning))
             created = _aware(chat.created_at or (chat.messages[0].created_at if chat.messages else None) or now)
             updated = _aware(chat.updated_at or (chat.messages[-1].created_at if chat.messages else None) or created)
             title = " ".join((chat.title or "").split()) or DEFAULT_TITLE
@@ -296,8 +307,8 @@ class HistoryStore:
                     (conversation_id, owner, title, model, created_at, updated_at),
                 )
                 db.executemany(
-                    "INSERT INTO messages (conversation_id, role, content, created_at, meta)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO messages (conversation_id, role, content, created_at, meta, reasoning)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
                     [(conversation_id, *row) for row in rows],
                 )
                 ids.append(conversation_id)
@@ -407,8 +418,9 @@ class HistoryStore:
         content: str,
         *,
         meta: dict[str, Any] | None = None,
+        reasoning: str = "",
     ) -> StoredMessage:
-        """Commit an assistant reply to message ``question_id``, if that message is still there.
+        """Commit an assistant reply (and its thinking) to message ``question_id``, if that message is still there.
 
         A reply that finishes after its chat was cleared (or its question edited away) would
         otherwise come back as an orphan: :class:`MessageNotFound` is raised instead.
@@ -420,9 +432,9 @@ class HistoryStore:
             if question_id is not None:
                 self._require_message(db, conversation_id, question_id)
             cursor = db.execute(
-                "INSERT INTO messages (conversation_id, role, content, created_at, meta)"
-                " VALUES (?, 'assistant', ?, ?, ?)",
-                (conversation_id, content, now, meta_json),
+                "INSERT INTO messages (conversation_id, role, content, created_at, meta, reasoning)"
+                " VALUES (?, 'assistant', ?, ?, ?, ?)",
+                (conversation_id, content, now, meta_json, reasoning),
             )
             self._touch(db, conversation_id, now)
             row = db.execute("SELECT * FROM messages WHERE id = ?", (cursor.lastrowid,)).fetchone()
@@ -436,14 +448,15 @@ class HistoryStore:
         content: str,
         *,
         meta: dict[str, Any] | None = None,
+        reasoning: str = "",
     ) -> None:
-        """Rewrite one message's text and meta (a reply saved as it streams); the list keeps its order."""
+        """Rewrite one message's text, thinking and meta (a reply saved as it streams); the list keeps its order."""
         meta_json = _meta_json(meta)
         with self._write() as db:
             self._get(db, owner, conversation_id)
             cursor = db.execute(
-                "UPDATE messages SET content = ?, meta = ? WHERE id = ? AND conversation_id = ?",
-                (content, meta_json, message_id, conversation_id),
+                "UPDATE messages SET content = ?, meta = ?, reasoning = ? WHERE id = ? AND conversation_id = ?",
+                (content, meta_json, reasoning, message_id, conversation_id),
             )
             if cursor.rowcount == 0:
                 raise MessageNotFound(f"message {message_id} is not in conversation {conversation_id}")
@@ -744,4 +757,5 @@ def _message(row: sqlite3.Row) -> StoredMessage:
         content=row["content"],
         created_at=datetime.fromisoformat(row["created_at"]),
         meta=json.loads(row["meta"]),
+        reasoning=row["reasoning"],
     )

@@ -18,7 +18,7 @@ __all__ = ["ApiAccessService", "ApiKey", "ApiKeyError", "NotAuthorized"]
 
 # What a refused key's owner reads (401): why, and where a new key comes from.
 KEY_NOT_VALID = ("This API key is not valid: it was revoked (a user's keys end when their password is changed "
-                 "or they are removed) or never existed. Make a new key in the page (API keys, at the bottom) or "
+                 "or they are removed) or never existed. Make a new key in the page (its API keys tab) or "
                  "ask an admin for one: python3 launcher.py users api-key NAME")
 KEY_OWNER_REMOVED = ("This API key was revoked: its user was removed. Ask an admin for an account and a new key "
                      "(python3 launcher.py users api-key NAME).")
@@ -80,6 +80,10 @@ class ApiAccessService:
 
     def list_keys(self, user: User, owner: str | None = None) -> list[ApiKey]:
         return self._keys.list(self._target(user, owner))
+
+    def keys_shown_to(self, user: User) -> list[ApiKey]:
+        """The keys the API keys tab lists: an admin's view holds every user's, anyone else's their own."""
+        return self._keys.list(None if user.is_admin else user)
 
     def create_key(self, user: User, owner: str | None = None, label: str = "") -> tuple[ApiKey, str]:
         """A new key (shown once) for ``owner`` (default: the caller)."""

@@ -19,6 +19,7 @@ from webui.engine import (
     NoModelLoaded,
     PromptRequest,
     SamplingParams,
+    StreamChunk,
 )
 from webui.errors import UserError
 from webui.history import (
@@ -34,6 +35,8 @@ from webui.prompts.presets import (
     PresetStore,
     unknown_variables,
 )
+from webui.prompts.templates import resolve_chat_format
+from webui.prompts.toolcalls import has_thinking_switch
 from webui.rag import (
     NO_RELEVANT_PASSAGES_MESSAGE,
     DocumentLibrary,
@@ -62,6 +65,33 @@ class ReplyUpdate:
     sources: tuple[Passage, ...] = ()  # the numbered passages a document answer may cite
     dropped: bool = False  # the chat was cleared or deleted while the reply was written: nothing was kept
     tokens: int | None = None  # the reply's tokens so far, for the page's "Writing… 57 tokens" (None: unknown)
+    reasoning: str = ""  # the reply's thinking so far, split out of its text
+    thinking_s: float | None = None  # how long the model thought (so far, while it still thinks)
+
+
+@dataclass
+class ThinkingClock:
+    """Follows a reply's chunks to keep its thinking apart from its answer and time it: from the first
+    thinking chunk to the first answer chunk after it (or to now, while it still thinks)."""
+
+    text: str = ""
+    _started: float | None = None
+    _ended: float | None = None
+
+    def follow(self, chunks: Iterator[StreamChunk]) -> Iterator[StreamChunk]:
+        for chunk in chunks:
+            if chunk.reasoning:
+                self._started = self._started or time.monotonic()
+                self.text += chunk.reasoning
+            elif chunk.text and self._started is not None and self._ended is None:
+                self._ended = time.monotonic()
+            yield chunk
+
+    @property
+    def seconds(self) -> float | None:
+        if self._started is None:
+            return None
+        return round((self._ended or time.monotonic()) - self._started, 1)
 
 
 @dataclass(frozen=True)
@@ -128,17 +158,18 @@ class _ReplySaver:
     message_id: int | None = None
     saved_at: float = 0.0
 
-    def progress(self, text: str, meta: dict[str, Any]) -> None:
+    def progress(self, text: str, meta: dict[str, Any], reasoning: str = "") -> None:
         """Save ``text`` if nothing is saved yet or SAVE_INTERVAL_S has passed; HistoryError if the chat is gone."""
         if self.message_id is None or time.monotonic() - self.saved_at >= SAVE_INTERVAL_S:
-            self.save(text, {**meta, "incomplete": True})
+            self.save(text, {**meta, "incomplete": True}, reasoning)
 
-    def save(self, text: str, meta: dict[str, Any]) -> None:
+    def save(self, text: str, meta: dict[str, Any], reasoning: str = "") -> None:
         if self.message_id is None:
             self.message_id = self.history.append_reply(
-                self.owner, self.conversation_id, self.question_id, text, meta=meta).id
+                self.owner, self.conversation_id, self.question_id, text, meta=meta, reasoning=reasoning).id
         else:
-            self.history.update_message(self.owner, self.conversation_id, self.message_id, text, meta=meta)
+            self.history.update_message(self.owner, self.conversation_id, self.message_id, text, meta=meta,
+                                        reasoning=reasoning)
         self.saved_at = time.monotonic()
 
 
@@ -338,28 +369,31 @@ class ChatService:
         system_prompt: str,
         sampling: SamplingParams,
         documents: DocumentQuery | None = None,
+        thinking: bool | None = None,
     ) -> Iterator[ReplyUpdate]:
-        """Stream the reply to a saved conversation, saving it as it streams.
+        """Stream the reply to a saved conversation, saving it (and its thinking) as it streams.
 
         The reply is saved, marked incomplete, from its first words and again every SAVE_INTERVAL_S,
         so a server killed mid-reply keeps what was written; done (or stopped) it is saved whole. A
         document answer's sources are saved in its meta, so they show again later. When the chat is
         cleared or deleted meanwhile, the reply is stopped and nothing comes back: the last update
         has ``dropped`` set. While it streams each update carries its token count; a second reply
-        asked for by the same page meanwhile raises ReplyInProgress.
+        asked for by the same page meanwhile raises ReplyInProgress. ``thinking`` False asks a template
+        that has the switch (``thinking_switch``) not to think.
         """
         stopped = self._writing.claim(session_key)
         if stopped is None:
             raise ReplyInProgress(session_key)
         try:
             yield from self._reply_in(owner, session_key, conversation_id, system_prompt=system_prompt,
-                                      sampling=sampling, documents=documents, stopped=stopped)
+                                      sampling=sampling, documents=documents, stopped=stopped, thinking=thinking)
         finally:
             self._writing.release(session_key)
 
     def _reply_in(
         self, owner: str, session_key: str, conversation_id: str, *, system_prompt: str,
         sampling: SamplingParams, documents: DocumentQuery | None, stopped: threading.Event,
+        thinking: bool | None = None,
     ) -> Iterator[ReplyUpdate]:
         stored = self._history.messages(owner, conversation_id)  # read once for the whole reply
         question_id = stored[-1].id if stored and stored[-1].role == "user" else None
@@ -385,20 +419,20 @@ class ChatService:
         try:
             for last in self.stream(session_key, prepared.conversation, system_prompt=prepared.system_prompt,
                                     sampling=sampling, user=owner, conversation_id=conversation_id,
-                                    stopped_early=stopped):
+                                    stopped_early=stopped, thinking=thinking):
                 if prepared.sources:
                     last = dataclasses.replace(last, sources=prepared.sources)
                 if dropped.is_set():
                     continue  # Clear or Delete also pressed Stop: the stream ends within a token
                 if last.done:
                     break
-                if last.text:
+                if last.text or last.reasoning:
                     try:
-                        saver.progress(last.text, meta)
+                        saver.progress(last.text, with_thinking_time(meta, last), last.reasoning)
                     except HistoryError:
                         self._drop_replies(conversation_id)
                         continue
-                    last = dataclasses.replace(last, tokens=self._count_reply_tokens(last.text))
+                    last = dataclasses.replace(last, tokens=self._count_reply_tokens(last.reasoning + last.text))
                 yield last
         finally:
             self._active.finish(conversation_id, session_key, dropped)
@@ -408,12 +442,14 @@ class ChatService:
             log.info("a reply was dropped: its chat was cleared or deleted while it was written")
             yield ReplyUpdate(text="", done=True, dropped=True)
             return
-        if last.text:
-            final = dict(meta, stats=last.stats.as_dict()) if last.stats else dict(meta)
+        if last.text or last.reasoning:
+            final = with_thinking_time(meta, last)
+            if last.stats:
+                final["stats"] = last.stats.as_dict()
             if last.error:
                 final["incomplete"] = True  # what was written before the failure is kept, marked
             try:
-                saver.save(last.text, final)
+                saver.save(last.text, final, last.reasoning)
             except HistoryError:
                 yield ReplyUpdate(text="", done=True, dropped=True)
                 return
@@ -475,11 +511,14 @@ class ChatService:
         user: str | None = None,
         conversation_id: str | None = None,
         stopped_early: threading.Event | None = None,
+        thinking: bool | None = None,
     ) -> Iterator[ReplyUpdate]:
-        """Stream the assistant's reply to ``conversation`` (whose last message is the user's).
+        """Stream the assistant's reply to ``conversation`` (whose last message is the user's), its
+        thinking apart from its text.
 
         ``user`` and ``conversation_id`` let the engine share slots fairly and reuse the chat's cache;
-        ``stopped_early`` set (a Stop pressed before the stream began) stops it at once.
+        ``stopped_early`` set (a Stop pressed before the stream began) stops it at once. Only each
+        message's role and content reach the model: a reply's thinking is never sent back.
         """
         messages: list[Message] = []
         if system_prompt.strip():
@@ -489,20 +528,22 @@ class ChatService:
         if stopped_early is not None and stopped_early.is_set():  # checked after start: see stop()
             cancel.set()
         text = ""
+        thought = ThinkingClock()
         if self._engine.switching_to:
             yield ReplyUpdate(text="", notice=switching_notice(self._engine.switching_to))
         try:
-            prompt = admit(self._engine, PromptRequest(sampling, messages=tuple(messages)))
+            prompt = admit(self._engine, PromptRequest(sampling, messages=tuple(messages), thinking=thinking))
             chunks = self._engine.stream(prompt, cancel=cancel, user=user, conversation=conversation_id)
-            for text, stats in self._pacer.paced_text(chunks):
+            for text, stats in self._pacer.paced_text(thought.follow(chunks)):
                 if stats is not None:
-                    yield ReplyUpdate(text=text, done=True, stats=stats,
-                                      notice=dropped_notice(stats.dropped_messages))
+                    yield ReplyUpdate(text=text, done=True, stats=stats, notice=dropped_notice(stats.dropped_messages),
+                                      reasoning=thought.text, thinking_s=thought.seconds)
                     return
-                yield ReplyUpdate(text=text)
+                yield ReplyUpdate(text=text, reasoning=thought.text, thinking_s=thought.seconds)
         except UserError as exc:  # a refusal (too long, out of bounds, over the context) or an engine failure
             log.warning("chat request failed: %s", exc)
-            yield ReplyUpdate(text=text, done=True, error=str(exc))
+            yield ReplyUpdate(text=text, done=True, error=str(exc), reasoning=thought.text,
+                              thinking_s=thought.seconds)
         finally:
             self._cancels.finish(session_key, cancel)
 
@@ -522,6 +563,20 @@ class ChatService:
         messages: list[Message] = [{"role": "system", "content": system.strip()}] if system.strip() else []
         messages += turns
         return self._engine.render(messages).text
+
+    def thinking_switch(self) -> bool:
+        """Whether the loaded model's chat template can be asked not to think (it reads ``enable_thinking``):
+        the page hides its "Think" switch otherwise, where it would do nothing."""
+        info = self._engine.info
+        if info is None:
+            return False
+        load = self._engine.load_settings
+        try:
+            chat_format = resolve_chat_format(info.metadata, model_name=info.file, bos_token="", eos_token="",
+                                              override=load.chat_format if load else None)
+        except ValueError:  # an override that does not render: the model would not have loaded with it
+            return False
+        return has_thinking_switch(chat_format.template)
 
     def stop(self, session_key: str) -> bool:
         """Ask the running reply of this session to stop; True if one was running.
@@ -602,6 +657,11 @@ def passage_budget(
         return room
     newest = newest_only() if callable(newest_only) else newest_only
     return max(0, n_ctx - reply - newest - margin)
+
+
+def with_thinking_time(meta: dict[str, Any], update: ReplyUpdate) -> dict[str, Any]:
+    """A reply's meta with how long it thought, when it did, shown in its Thinking block's summary."""
+    return dict(meta, thinking_s=update.thinking_s) if update.thinking_s is not None else dict(meta)
 
 
 def sources_meta(passages: Sequence[Passage]) -> list[dict[str, Any]]:

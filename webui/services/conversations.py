@@ -1,7 +1,7 @@
 """Conversation search, and a chat exported as Markdown or JSON and imported back.
 
-The JSON export keeps everything stored per message (role, text, time, meta such as stats and
-sources), so importing it gives the same chat. Imports also read an Open WebUI export
+The JSON export keeps everything stored per message (role, text, time, a reply's thinking, meta such
+as stats and sources), so importing it gives the same chat. Imports also read an Open WebUI export
 (``[{"chat": {"messages": [...]}}]``) and a ChatGPT ``conversations.json`` (a tree of messages per
 chat, read along its current branch). A file is read whole and checked before anything is saved,
 then saved in one transaction: a bad file saves nothing.
@@ -147,7 +147,7 @@ def chat_json(conversation: Conversation, messages: Sequence[StoredMessage], sys
         "updated_at": conversation.updated_at.isoformat(),
         "system_prompt": system_prompt,
         "messages": [{"role": m.role, "content": m.content, "created_at": m.created_at.isoformat(),
-                      "meta": m.meta} for m in messages],
+                      **({"reasoning": m.reasoning} if m.reasoning else {}), "meta": m.meta} for m in messages],
     }
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
 
@@ -163,8 +163,12 @@ def chat_markdown(conversation: Conversation, messages: Sequence[StoredMessage],
         lines += ["## System prompt", "", *[f"> {line}" for line in system_prompt.strip().splitlines()], ""]
     names = {"user": "You", "assistant": "Assistant", "system": "System"}
     for message in messages:
-        lines += [f"### {names.get(message.role, message.role)} · {_shown_time(message.created_at)}", "",
-                  message.content.rstrip(), ""]
+        lines += [f"### {names.get(message.role, message.role)} · {_shown_time(message.created_at)}", ""]
+        if message.reasoning.strip():
+            seconds = message.meta.get("thinking_s")
+            summary = f"Thinking ({seconds:.1f} s)" if isinstance(seconds, (int, float)) else "Thinking"
+            lines += [f"<details><summary>{summary}</summary>", "", message.reasoning.strip(), "", "</details>", ""]
+        lines += [message.content.rstrip(), ""]
         sources = [str(s.get("citation") or s.get("file_name") or "") for s in message.meta.get("sources") or []
                    if isinstance(s, dict)]
         if any(sources):
@@ -221,6 +225,7 @@ class _MetaIn(BaseModel):
     sources: list[dict[str, Any]] | None = None
     incomplete: bool | None = None
     collections: list[str] | None = None
+    thinking_s: float | None = None
 
 
 class _MessageIn(BaseModel):
@@ -228,6 +233,7 @@ class _MessageIn(BaseModel):
     role: Literal["system", "user", "assistant"]
     content: str
     created_at: datetime | None = None
+    reasoning: str = ""  # a reply's thinking; absent from exports made before it was kept
     meta: _MetaIn = Field(default_factory=_MetaIn)
 
 
@@ -257,8 +263,8 @@ def _read_own(data: dict[str, Any]) -> ReadExport:
         chat = _ChatIn.model_validate(data)
     except ValidationError as exc:
         raise ImportRefused(f"This chat export is damaged: {_first_problem(exc)}. Nothing was imported.") from exc
-    messages = tuple(ImportedMessage(m.role, m.content, m.created_at, m.meta.model_dump(exclude_unset=True))
-                     for m in chat.messages)
+    messages = tuple(ImportedMessage(m.role, m.content, m.created_at, m.meta.model_dump(exclude_unset=True),
+                                     m.reasoning) for m in chat.messages)
     imported = ImportedChat(chat.title, messages, chat.model, chat.created_at, chat.updated_at)
     return ReadExport([imported], "this app's export", system_prompt=chat.system_prompt)
 

@@ -32,6 +32,10 @@ class UserService:
         _require_admin(admin)
         return [[u.name, "admin" if u.is_admin else "user"] for u in self._users.list()]
 
+    def admin_names(self) -> list[str]:
+        """Who can change what only admins may (models, users): named on the pages of those who cannot."""
+        return [u.name for u in self._users.list() if u.is_admin]
+
     def add(self, admin: User, name: str, password: str, *, is_admin: bool = False) -> str:
         """Add a user (with a new id, so a reused name starts with nothing); the sentence to show."""
         _require_admin(admin)

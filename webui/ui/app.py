@@ -9,7 +9,7 @@ import gradio as gr
 
 from webui import __version__
 from webui.services import Services
-from webui.ui.api_keys import build_api_keys_section
+from webui.ui.api_keys import build_api_keys_tab
 from webui.ui.chat import build_chat_tab
 from webui.ui.documents import build_documents_tab
 from webui.ui.feedback import as_user
@@ -21,6 +21,11 @@ from webui.ui.users import build_users_tab
 
 log = logging.getLogger(__name__)
 
+APP_NAME = "Local LLM"
+# The login page's words above the form (Gradio shows it as HTML): the app's name, and where accounts come from.
+LOGIN_MESSAGE = (f"<h2 style=\"margin:0; font-size: 1.5em\">{APP_NAME}</h2>"
+                 "<p>Sign in with the user name and password your admin created for you.</p>")
+
 
 class PageHandlers:
     """What the page does when it opens, for the signed-in user."""
@@ -28,9 +33,9 @@ class PageHandlers:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    def show_role(self, username: str | None) -> tuple[str, Any, Any]:
-        """Who is signed in (team mode), and the Models and Users tabs for admins only; an admin also
-        sees, until closed, which damaged data files were kept aside."""
+    def show_role(self, username: str | None) -> tuple[str, Any]:
+        """Who is signed in (team mode), and the Users tab for admins only (everyone sees the Models tab,
+        read-only unless an admin); an admin also sees, until closed, which damaged data files were kept aside."""
         user = self.services.user(username)
         team = self.services.auth_required
         notice = self.services.set_aside_notice() if user.is_admin else None
@@ -38,16 +43,15 @@ class PageHandlers:
             gr.Warning(notice, duration=None)  # stays until closed: data may need restoring
         return (
             f"Signed in as **{user.name}**" + (" (admin)" if user.is_admin else "") if team else "",
-            gr.update(visible=user.is_admin),
             gr.update(visible=team and user.is_admin),
         )
 
 
 def build_blocks(services: Services) -> gr.Blocks:
     """The page: tabs named in plain words, each built by its own module."""
-    with gr.Blocks(title="Local LLM", analytics_enabled=False) as blocks:
+    with gr.Blocks(title=APP_NAME, analytics_enabled=False) as blocks:
         with gr.Row():
-            gr.Markdown(f"### Local LLM <small>v{__version__} · everything stays on this machine</small>")
+            gr.Markdown(f"### {APP_NAME} <small>v{__version__} · everything stays on this machine</small>")
             signed_in = gr.Markdown(elem_id="signed-in")
             if services.auth_required:
                 gr.Button("Log out", size="sm", link="/logout", scale=0, min_width=90)
@@ -58,18 +62,18 @@ def build_blocks(services: Services) -> gr.Blocks:
             with gr.Tab("Documents", id="documents"):
                 build_documents_tab(services, blocks, chat)
             with gr.Tab("Models", id="models") as models_tab:
-                build_models_tab(services)
+                build_models_tab(services, models_tab)
             with gr.Tab("Presets", id="presets"):
                 build_presets_tab(services, chat)
             with gr.Tab("Notebook", id="notebook"):
                 build_notebook_tab(services)
+            if services.auth_required:  # in team mode every API call needs a key of its user
+                with gr.Tab("API keys", id="api-keys") as keys_tab:
+                    build_api_keys_tab(services, keys_tab)
             with gr.Tab("Users", id="users", visible=False) as users_tab:
-                build_users_tab(services)
-        if services.auth_required:  # in team mode every API call needs a key of its user
-            with gr.Accordion("API keys", open=False, elem_id="api-keys"):
-                build_api_keys_section(services)
+                build_users_tab(services, users_tab)
 
-        blocks.load(as_user(PageHandlers(services).show_role), None, [signed_in, models_tab, users_tab])
+        blocks.load(as_user(PageHandlers(services).show_role), None, [signed_in, users_tab])
     blocks.queue(default_concurrency_limit=4)
     calm_queue_polling(blocks)
     keep_api_private(blocks, PUBLIC_API_NAMES)

@@ -95,6 +95,7 @@ class ReplySettings:
     collection_settings: gr.Checkbox
     passages: gr.Slider
     min_score: gr.Slider
+    think: gr.Checkbox
     show_prompt: gr.Button
     exact_prompt: gr.Textbox
     model_line: gr.Markdown
@@ -105,7 +106,7 @@ class ReplySettings:
             ReplyForm, system_prompt=self.system_prompt, temperature=self.temperature, top_p=self.top_p,
             top_k=self.top_k, min_p=self.min_p, repeat_penalty=self.repeat_penalty, max_tokens=self.max_tokens,
             seed=self.seed, collections=self.documents, use_collection_settings=self.collection_settings,
-            passages=self.passages, min_score=self.min_score,
+            passages=self.passages, min_score=self.min_score, think=self.think,
         )
 
 
@@ -144,6 +145,9 @@ def build_reply_settings() -> ReplySettings:
             info="Answer from these collections (add files in the Documents tab); leave empty for a plain chat.",
         )
         refresh_documents = gr.Button("↻ Refresh collections", size="sm", elem_id="chat-documents-refresh")
+        # Shown only for a model whose template can turn thinking off (ChatHandlers.think_switch).
+        think = gr.Checkbox(value=True, label="Think", visible=False, elem_id="chat-think",
+                            info="Let the model think before it answers; its thinking shows folded above the reply.")
         with gr.Accordion("System prompt and sampling", open=False):
             system_prompt = gr.Textbox(label="System prompt", lines=3, value="You are a helpful assistant.")
             defaults = SamplingParams()
@@ -172,8 +176,8 @@ def build_reply_settings() -> ReplySettings:
                                       max_lines=30, interactive=False, elem_id="exact-prompt")
         model_line = gr.Markdown(elem_id="model-line")
     return ReplySettings(documents, refresh_documents, system_prompt, temperature, top_p, top_k, min_p,
-                         repeat_penalty, max_tokens, seed, collection_settings, passages, min_score, show_prompt,
-                         exact_prompt, model_line)
+                         repeat_penalty, max_tokens, seed, collection_settings, passages, min_score, think,
+                         show_prompt, exact_prompt, model_line)
 
 
 # A phone shows the conversation first: the list of chats starts folded, and folds again once a chat
@@ -230,6 +234,8 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     preset = gr.State(None)  # set by the Presets tab's Apply
     documents = settings.documents
     blocks.load(as_user(handlers.on_load), None, [sidebar.conversations, settings.model_line, documents, header])
+    think_switch = dict(fn=handlers.think_switch, inputs=None, outputs=[settings.think], queue=False)
+    blocks.load(**think_switch)
     is_phone = gr.Checkbox(visible=False)  # set in the browser by IS_PHONE_JS before each fold
     chat_outputs = [conversation_id, chatbot, sidebar.title, sidebar.conversations, notice, documents, header]
     fold_on_phone = dict(fn=fold_chats_on_phone, inputs=[is_phone], outputs=[sidebar.panel], js=IS_PHONE_JS,
@@ -270,7 +276,7 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
         # .success: a refused message (too long, or sent while a reply is written) starts no reply.
         trigger(as_user(handlers.add_user_message), [page_key, message, conversation_id, documents],
                 [message, conversation_id, chatbot, sidebar.conversations, send, stop, regenerate], queue=False,
-                ).success(**generate).then(**finished)
+                ).success(**generate).then(**finished).then(**think_switch)
     regenerate.click(as_user(handlers.drop_last_reply), [conversation_id], [chatbot, *composer_outputs],
                      queue=False).then(**generate).then(**finished)
 

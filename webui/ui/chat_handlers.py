@@ -49,7 +49,8 @@ def document_query(
 
 @dataclass(frozen=True)
 class ReplyForm:
-    """What a reply is written with: the system prompt, the sampling values and the documents to answer from.
+    """What a reply is written with: the system prompt, the sampling values, the documents to answer from,
+    and whether a reasoning model may think first.
 
     Values arrive as the page's components hold them (sliders send floats, an empty number None).
     """
@@ -66,6 +67,7 @@ class ReplyForm:
     use_collection_settings: bool
     passages: float
     min_score: float
+    think: bool = True
 
     def sampling(self) -> SamplingParams:
         return sampling_from(SamplingRequest(
@@ -76,6 +78,10 @@ class ReplyForm:
 
     def documents(self) -> DocumentQuery | None:
         return document_query(self.collections, self.use_collection_settings, self.passages, self.min_score)
+
+    def thinking(self) -> bool | None:
+        """None leaves thinking as the model's template has it (on for a reasoning model); False turns it off."""
+        return None if self.think else False
 
 
 class ChatHandlers:
@@ -114,6 +120,11 @@ class ChatHandlers:
         """The line above the conversation: model, preset, and the collections this chat answers from."""
         info = self.services.models.loaded()
         return chat_header(info.file if info else None, preset, list(collections or []))
+
+    @handled("Checking whether the model can think", lambda message: gr.update(visible=False))
+    def think_switch(self) -> Any:
+        """The "Think" switch shows only where the loaded model's template can turn thinking off."""
+        return gr.update(visible=self.services.chat.thinking_switch())
 
     def collection_names(self, owner: str) -> list[str]:
         return self.services.document_actions.collection_names(owner)
@@ -212,8 +223,8 @@ class ChatHandlers:
     @handled("Writing a reply", lambda message: (gr.update(), f"**Error:** {message}"))
     def generate(self, username: str | None, page_key: str, current: str | None,
                  form: ReplyForm) -> Iterator[tuple[Any, str]]:
-        """Stream the reply to the chat's last message, saying how many tokens are written; then show
-        the chat as saved, with its stats."""
+        """Stream the reply to the chat's last message (its thinking folded above it), saying how many tokens
+        are written; then show the chat as saved, with its stats."""
         if current is None:
             return
         owner = self.owner(username)
@@ -224,10 +235,13 @@ class ChatHandlers:
         yield saved, writing_notice(None)
         update: ReplyUpdate | None = None
         for update in self.services.chat.reply_in(owner, page_key, current, system_prompt=form.system_prompt,
-                                                  sampling=form.sampling(), documents=form.documents()):
+                                                  sampling=form.sampling(), documents=form.documents(),
+                                                  thinking=form.thinking()):
             if not update.done:
                 sources = sources_meta(update.sources) if update.sources else None
-                pending = [message_view("assistant", update.text, sources=sources)] if update.text else []
+                pending = [message_view("assistant", update.text, sources=sources, reasoning=update.reasoning,
+                                        thinking_s=update.thinking_s, still_thinking=not update.text)
+                           ] if update.text or update.reasoning else []
                 yield saved + pending, writing_notice(update.tokens, update.notice)
         if update is None:
             return

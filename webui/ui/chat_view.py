@@ -1,4 +1,5 @@
-"""How saved messages look in the chat page: a reply with its sources, its stats line and, if cut off, a note."""
+"""How saved messages look in the chat page: a reply with its folded thinking, its sources, its stats line
+and, if cut off, a note."""
 
 from __future__ import annotations
 
@@ -34,11 +35,27 @@ def sources_view(sources: Sequence[dict[str, Any]]) -> str:
             + "\n".join(items) + "\n</details>")
 
 
+def thinking_view(reasoning: str, seconds: float | None = None, *, still_thinking: bool = False) -> str:
+    """A reply's thinking folded into a "Thinking (4.2 s)" block, to open on demand; escaped like the
+    sources, so markup the model wrote in its thinking shows as text."""
+    if still_thinking:
+        summary = "Thinking…" if seconds is None else f"Thinking… {seconds:.1f} s"
+    else:
+        summary = "Thinking" if seconds is None else f"Thinking ({seconds:.1f} s)"
+    paragraphs = [html.escape(part.strip()) for part in reasoning.strip().split("\n\n") if part.strip()]
+    body = "\n\n".join(part.replace("\n", "<br>") for part in paragraphs)
+    return f"<details class=\"thinking\"><summary>{summary}</summary>\n\n{body}\n\n</details>"
+
+
 def message_view(
     role: str, content: str, stats: dict[str, Any] | None = None, sources: Sequence[dict[str, Any]] | None = None,
-    *, incomplete: bool = False,
+    *, incomplete: bool = False, reasoning: str = "", thinking_s: float | None = None, still_thinking: bool = False,
 ) -> dict[str, str]:
-    """A chatbot message; a reply is followed by its sources and stats, which the model never sees."""
+    """A chatbot message; a reply is preceded by its folded thinking and followed by its sources and stats,
+    none of which the model sees again."""
+    if reasoning.strip():
+        thinking = thinking_view(reasoning, thinking_s, still_thinking=still_thinking)
+        content = f"{thinking}\n\n{content}" if content else thinking
     if sources:
         content = f"{content}\n\n{sources_view(sources)}"
     if stats:
@@ -51,7 +68,8 @@ def message_view(
 def stored_view(messages: Sequence[StoredMessage]) -> list[dict[str, str]]:
     """A saved conversation as the chatbot shows it (the system message is not shown)."""
     return [message_view(m.role, m.content, m.meta.get("stats"), m.meta.get("sources"),
-                         incomplete=bool(m.meta.get("incomplete")))
+                         incomplete=bool(m.meta.get("incomplete")), reasoning=m.reasoning,
+                         thinking_s=m.meta.get("thinking_s"))
             for m in messages if m.role != "system"]
 
 

@@ -35,6 +35,7 @@ from webui.services.types import User
 from webui.ui.feedback import as_user, handled, warn
 from webui.ui.forms import with_form
 
+SHARED_HEADERS = ["Model", "In use", "Runs on", "Size", "Quantization", "Context"]
 LOCAL_HEADERS = ["File", "Loaded", "Architecture", "Parameters", "Quantization", "Trained context", "Size",
                  "Chat template", "Note"]
 REMOTE_HEADERS = ["File", "Parts", "Size", "Quantization", "Fits this machine", "Downloaded"]
@@ -54,6 +55,20 @@ def local_rows(models: list[LocalModel]) -> list[list[Any]]:
          m.error or ("" if m.in_models_dir else "outside the models folder")]
         for m in models
     ]
+
+
+def shared_rows(entries: list[ModelEntry]) -> list[list[Any]]:
+    """The models as a user who cannot change them sees them: names and facts, never a path."""
+    return [[e.name, "● in use" if e.loaded else "", "this machine" if e.where == "local" else e.where,
+             human_size(e.size_bytes) if e.size_bytes else "", e.quant or "", e.context_length or ""]
+            for e in entries]
+
+
+def admins_only_sentence(admins: list[str]) -> str:
+    """What the Models tab says to a user who is not an admin: who can change the models."""
+    who = ", ".join(f"**{escape(name)}**" for name in admins) or "an admin"
+    return (f"These are the models on this server. Only an admin can load, download or change them: ask {who}. "
+            "Pick the model a chat uses in the Chat tab's model list.")
 
 
 def remote_rows(files: list[RemoteModelFile]) -> list[list[Any]]:
@@ -174,6 +189,19 @@ class ModelHandlers:
         intro = (f"GGUF files in `{folder}`. Copy files there by hand and press Refresh, "
                  "or download them from the hub below.")
         return intro, *self.listing(user)
+
+    @handled("Showing the models tab", lambda message: (gr.update(), gr.update()))
+    def panels(self, username: str | None) -> tuple[Any, Any]:
+        """The managing controls for admins; for anyone else the read-only list (filled by ``shared_listing``)."""
+        is_admin = self.services.user(username).is_admin
+        return gr.update(visible=is_admin), gr.update(visible=not is_admin)
+
+    @handled("Listing the models", lambda message: (f"⚠️ {message}", gr.update()))
+    def shared_listing(self, username: str | None) -> tuple[str, list[list[Any]]]:
+        """A non-admin's view: the sentence naming who can change the models, and the models, read-only."""
+        if self.services.user(username).is_admin:
+            return "", []
+        return admins_only_sentence(self.services.user_actions.admin_names()), shared_rows(self.models.entries())
 
     def refresh_all(self, username: str | None, selected: str | None) -> tuple[Any, ...]:
         return self.listing(self.admin(username), selected)
@@ -317,7 +345,23 @@ def _with_settings(handler: Any) -> Any:
     return as_user(with_form(handler, LoadSettingsForm))
 
 
-def build_models_tab(services: Services) -> None:
+def build_models_tab(services: Services, tab: gr.Tab | None = None) -> None:
+    """The tab's content: the managing controls for admins, a read-only list for other users (filled each
+    time ``tab`` is opened, so it is drawn while in view)."""
+    with gr.Column(visible=False, elem_id="models-shared") as shared:
+        shared_note = gr.Markdown(elem_id="models-shared-note")
+        shared_table = gr.Dataframe(headers=SHARED_HEADERS, type="array", interactive=False, label="Models",
+                                    elem_id="models-shared-table")
+    with gr.Column(elem_id="models-manage") as manage:
+        _build_managing_controls(services)
+    handlers = ModelHandlers(services)
+    gr.on(triggers=None, fn=as_user(handlers.panels), inputs=None, outputs=[manage, shared], queue=False)
+    if tab is not None:
+        tab.select(as_user(handlers.shared_listing), None, [shared_note, shared_table], queue=False)
+
+
+def _build_managing_controls(services: Services) -> None:
+    """An admin's tab: the local models, their load settings, Load/Unload/Delete, downloads."""
     where = gr.Markdown(elem_id="models-where")
     loaded_md = gr.Markdown(elem_id="models-loaded")
     table = gr.Dataframe(headers=LOCAL_HEADERS, type="array", interactive=False, label="Local models",

@@ -49,13 +49,20 @@ PAGE_CSS = """
 #chat-header { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
 #chat-header p { margin: 0; }
 
-/* A document answer's sources: folded, in the theme's colours. */
-#chatbot details.sources {
+/* A document answer's sources and a reply's thinking: folded, in the theme's colours. */
+#chatbot details.sources, #chatbot details.thinking {
     margin-top: var(--spacing-md); padding: var(--spacing-sm) var(--spacing-md);
     border: 1px solid var(--border-color-primary); border-radius: var(--radius-md);
     background: var(--background-fill-secondary); color: var(--body-text-color);
 }
-#chatbot details.sources summary { cursor: pointer; color: var(--body-text-color-subdued); }
+#chatbot details.thinking { margin: 0 0 var(--spacing-md); color: var(--body-text-color-subdued); }
+#chatbot details.sources summary, #chatbot details.thinking summary {
+    cursor: pointer; color: var(--body-text-color-subdued);
+}
+
+/* The API keys tab: one row per key, its Revoke button at the end. */
+#api-keys-table .api-key-row { align-items: center; border-bottom: 1px solid var(--border-color-primary); }
+#api-keys-table .api-key-row p { margin: 0; }
 #chatbot sub { color: var(--body-text-color-subdued); }
 
 /* Wide windows: the model picker's label beside the list, in one short row. */

@@ -15,7 +15,6 @@ from webui.services import Services
 from webui.ui.feedback import as_user, handled
 
 
-
 def _not_done(message: str) -> tuple[Any, str, Any]:
     """A refused action: the table and the password box as they were, the reason shown."""
     return gr.update(), f"**Not done:** {message}", gr.update()
@@ -57,7 +56,9 @@ class UsersHandlers:
         return self._table(username)
 
 
-def build_users_tab(services: Services) -> None:
+def build_users_tab(services: Services, tab: gr.Tab) -> None:
+    """The tab's content; the table is filled each time ``tab`` is opened (filled while the tab was hidden,
+    at page load, Chromium drew it empty)."""
     gr.Markdown("Resetting a password or removing a user signs them out everywhere and revokes their API keys. "
                 "A user added later under a removed user's name starts with nothing of theirs.")
     users_table = gr.Dataframe(headers=["User", "Role"], interactive=False, label="Users", elem_id="users-table")
@@ -79,3 +80,4 @@ def build_users_tab(services: Services) -> None:
     reset.click(as_user(handlers.reset_password), inputs, outputs)
     remove.click(as_user(handlers.remove_user), inputs, outputs)
     refresh.click(as_user(handlers.rows), None, users_table)
+    tab.select(as_user(handlers.rows), None, users_table, queue=False)

@@ -18,7 +18,7 @@ from starlette.routing import Mount
 from webui.api import build_api_router
 from webui.private_files import never_served
 from webui.services import NotAuthorized, Services
-from webui.ui.app import build_blocks
+from webui.ui.app import LOGIN_MESSAGE, build_blocks
 from webui.ui.theme import PAGE_CSS, THEME
 from webui.ui.uploads import STATE_KEY, UploadOwners
 from webui.web.security import (
@@ -124,7 +124,7 @@ def build_app(services: Services) -> fastapi.FastAPI:
         theme=THEME,
         css=PAGE_CSS,  # the page's own CSS (webui/ui/theme.py): the full-height chat, sources
         auth=guard.check if team else None,  # async: the password check runs off the event loop
-        auth_message="Sign in with the account your admin created for you.",
+        auth_message=LOGIN_MESSAGE,  # the app's name above the form
         max_file_size=f"{transport_limit_mb(settings.max_upload_mb)}mb",
         # Nothing under the data dir (history, users file, documents) is ever served as a file, except
         # Gradio's own temporary folder there (uploads shown back, exported presets).

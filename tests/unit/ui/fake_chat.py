@@ -46,6 +46,7 @@ class ReplyCall:
     system_prompt: str
     sampling: SamplingParams
     documents: DocumentQuery | None
+    thinking: bool | None = None
 
 
 @dataclass
@@ -53,12 +54,15 @@ class FakeChat:
     """The chat service: conversations in a dict; a reply streams the words of ``reply_text``, then saves it.
 
     A test sets ``reply_error`` (the reply fails after its words) or ``drop_next_reply`` (the chat
-    was cleared meanwhile) to script the other endings.
+    was cleared meanwhile) to script the other endings, and ``reply_thinking`` for thinking streamed
+    (word by word, taking 0.5 s a word) before the answer.
     """
 
     chats: dict[str, FakeConversation] = field(default_factory=dict)
     reply_text: str = "Hello there friend"
     reply_error: str | None = None
+    reply_thinking: str = ""
+    can_turn_thinking_off: bool = False  # what ``thinking_switch`` says of the loaded model
     drop_next_reply: bool = False
     reply_calls: list[ReplyCall] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
@@ -71,8 +75,9 @@ class FakeChat:
             raise ConversationNotFound(conversation_id)
         return chat
 
-    def _append(self, chat: FakeConversation, role: str, content: str, meta: dict[str, Any] | None = None) -> None:
-        chat.messages.append(StoredMessage(next(self._ids), role, content, datetime.now(), meta or {}))
+    def _append(self, chat: FakeConversation, role: str, content: str, meta: dict[str, Any] | None = None,
+                reasoning: str = "") -> None:
+        chat.messages.append(StoredMessage(next(self._ids), role, content, datetime.now(), meta or {}, reasoning))
 
     def conversations(self, owner: str) -> list[FakeConversation]:
         return [c for c in reversed(self.chats.values()) if c.owner == owner]
@@ -123,20 +128,32 @@ class FakeChat:
         self._append(chat, "user", text.strip())
 
     def reply_in(self, owner: str, session_key: str, conversation_id: str, *, system_prompt: str,
-                 sampling: SamplingParams, documents: DocumentQuery | None = None) -> Iterator[ReplyUpdate]:
+                 sampling: SamplingParams, documents: DocumentQuery | None = None,
+                 thinking: bool | None = None) -> Iterator[ReplyUpdate]:
         chat = self._chat(owner, conversation_id)
-        self.reply_calls.append(ReplyCall(owner, session_key, conversation_id, system_prompt, sampling, documents))
+        self.reply_calls.append(ReplyCall(owner, session_key, conversation_id, system_prompt, sampling, documents,
+                                          thinking))
+        thought = "" if thinking is False else self.reply_thinking
+        reasoning, seconds = "", None
+        for count, word in enumerate(thought.split(), 1):
+            reasoning, seconds = f"{reasoning} {word}".strip(), count * 0.5
+            yield ReplyUpdate(text="", tokens=count, reasoning=reasoning, thinking_s=seconds)
         text = ""
         for count, word in enumerate(self.reply_text.split(), 1):
             text = f"{text} {word}".strip()
-            yield ReplyUpdate(text=text, tokens=count)
+            yield ReplyUpdate(text=text, tokens=count, reasoning=reasoning, thinking_s=seconds)
         if self.drop_next_reply:
             yield ReplyUpdate(text="", done=True, dropped=True)
             return
         done = stats(len(self.reply_text.split()))
-        meta = {"stats": done.as_dict(), **({"incomplete": True} if self.reply_error else {})}
-        self._append(chat, "assistant", text, meta)
-        yield ReplyUpdate(text=text, done=True, stats=done, error=self.reply_error)
+        meta = {"stats": done.as_dict(), **({"incomplete": True} if self.reply_error else {}),
+                **({"thinking_s": seconds} if seconds is not None else {})}
+        self._append(chat, "assistant", text, meta, reasoning)
+        yield ReplyUpdate(text=text, done=True, stats=done, error=self.reply_error, reasoning=reasoning,
+                          thinking_s=seconds)
+
+    def thinking_switch(self) -> bool:
+        return self.can_turn_thinking_off
 
     def stop(self, session_key: str) -> bool:
         self.stopped.append(session_key)

@@ -27,6 +27,9 @@ class FakeApiAccess:
         who = self._target(user, owner)
         return [k for k in self.keys if k.user == who]
 
+    def keys_shown_to(self, user: User) -> list[FakeKey]:
+        return list(self.keys) if user.is_admin else [k for k in self.keys if k.user == user.name]
+
     def create_key(self, user: User, owner: str | None = None, label: str = "") -> tuple[FakeKey, str]:
         key = FakeKey(id=f"k{len(self.keys) + 1}", user=self._target(user, owner), label=label)
         self.keys.append(key)

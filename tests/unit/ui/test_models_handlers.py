@@ -227,3 +227,40 @@ def test_the_load_event_takes_each_box_as_the_page_sends_it() -> None:
     boxes = [1024, "auto", None, 512, "auto", "f16", True, False, ""]
     steps = list(event(B, False, *boxes, SimpleNamespace(username="alice")))
     assert steps[-1][0].startswith(f"Loaded {B}") and fake.models.calls == [f"load {B} n_ctx=1024 ignore=False"]
+
+
+# -- the tab for a user who is not an admin: the models listed read-only, and who can change them ----------
+
+
+def test_a_plain_user_sees_the_models_read_only_and_who_can_change_them() -> None:
+    fake = model_services(A, loaded=A)
+    fake.models.remote_entries = [
+        ModelEntry(name=A, loaded=True, size_bytes=800 * 2**20, modified=0.0, architecture="llama", parameters="1B",
+                   quant="Q4_K_M", context_length=4096),
+        ModelEntry(name="big.gguf @ gpu-box:8080", loaded=False, size_bytes=0, modified=0.0, architecture=None,
+                   parameters="", quant=None, context_length=8192, where="gpu-box:8080")]
+    fake.user_actions = SimpleNamespace(admin_names=lambda: ["alice"])
+    handlers = ModelHandlers(fake)
+    assert handlers.panels("bob") == (gr.update(visible=False), gr.update(visible=True))
+    note, rows = handlers.shared_listing("bob")
+    assert note == ("These are the models on this server. Only an admin can load, download or change them: "
+                    "ask **alice**. Pick the model a chat uses in the Chat tab's model list.")
+    assert rows == [[A, "● in use", "this machine", "800 MB", "Q4_K_M", 4096],
+                    ["big.gguf @ gpu-box:8080", "", "gpu-box:8080", "", "", 8192]]
+    assert str(MODELS_DIR) not in str(rows), "no path for a plain user"
+
+
+def test_an_admin_gets_the_managing_controls_and_no_read_only_list() -> None:
+    handlers = ModelHandlers(model_services(A, loaded=A))
+    assert handlers.panels("alice") == (gr.update(visible=True), gr.update(visible=False))
+    assert handlers.shared_listing("alice") == ("", [])
+
+
+def test_the_read_only_list_is_filled_each_time_the_tab_is_opened() -> None:
+    from webui.ui.models import build_models_tab
+
+    with gr.Blocks() as blocks, gr.Tabs(), gr.Tab("Models") as tab:
+        build_models_tab(model_services(A), tab)
+    [opened] = [fn for fn in blocks.fns.values() if fn.targets == [(tab._id, "select")]]
+    assert opened.name == "shared_listing"
+    assert [c.elem_id for c in opened.outputs] == ["models-shared-note", "models-shared-table"]

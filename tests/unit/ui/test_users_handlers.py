@@ -69,14 +69,27 @@ def test_reset_and_remove_say_what_was_done() -> None:
     assert message == "Removed **bob**." and table == [["alice", "admin"]]
 
 
-def test_opening_the_page_names_the_user_and_shows_admin_tabs_to_admins_only() -> None:
+def test_opening_the_page_names_the_user_and_shows_the_users_tab_to_admins_only() -> None:
     from webui.ui.app import PageHandlers
 
     fake = team()
     fake.set_aside_notice = lambda: None
-    signed_in, models_tab, users_tab = PageHandlers(fake).show_role("alice")
-    assert signed_in == "Signed in as **alice** (admin)" and models_tab["visible"] and users_tab["visible"]
-    signed_in, models_tab, users_tab = PageHandlers(fake).show_role("bob")
-    assert signed_in == "Signed in as **bob**" and not models_tab["visible"] and not users_tab["visible"]
+    signed_in, users_tab = PageHandlers(fake).show_role("alice")
+    assert signed_in == "Signed in as **alice** (admin)" and users_tab["visible"]
+    signed_in, users_tab = PageHandlers(fake).show_role("bob")
+    assert signed_in == "Signed in as **bob**" and not users_tab["visible"]
     fake.auth_required = False
     assert PageHandlers(fake).show_role("alice")[0] == "", "no name on a single-user app"
+
+
+def test_the_users_table_is_filled_each_time_the_users_tab_is_opened() -> None:
+    import gradio as gr
+
+    from webui.ui.users import build_users_tab
+
+    with gr.Blocks() as blocks, gr.Tabs(), gr.Tab("Users") as tab:
+        build_users_tab(team(), tab)
+    [opened] = [fn for fn in blocks.fns.values() if fn.targets == [(tab._id, "select")]]
+    assert opened.name == "rows" and [c.elem_id for c in opened.outputs] == ["users-table"]
+    assert UsersHandlers(team()).rows("alice") == [["alice", "admin"], ["bob", "user"]]
+    assert UsersHandlers(team()).rows("bob") == {"__type__": "update"}, "not an admin: the table is left as is"
