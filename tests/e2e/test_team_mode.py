@@ -155,13 +155,13 @@ def test_another_users_conversation_cannot_be_read_through_the_api(team_app: Run
     store.append(owner, secret.id, "user", "My lighthouse is at 12 Harbour Road.")
     alice = signed_in_session(team_app, "alice")
     assert alice.call("on_load", []).success  # fills her sidebar, as the page does on load
-    opened = alice.call_direct(alice.dependency("open_conversation"), [secret.id])
+    opened = alice.call_direct(alice.dependency("open_conversation"), [secret.id, None])
     assert "Harbour Road" in opened.text, "the call is right: alice herself sees it"
 
     bob = signed_in_session(team_app, "bob")
     assert bob.call("on_load", []).success
-    for attempt in (bob.call_direct(bob.dependency("open_conversation"), [secret.id]).text,
-                    bob.call(bob.dependency("open_conversation"), [secret.id]).text):
+    for attempt in (bob.call_direct(bob.dependency("open_conversation"), [secret.id, None]).text,
+                    bob.call(bob.dependency("open_conversation"), [secret.id, None]).text):
         assert "lighthouse" not in attempt.lower() and "harbour" not in attempt.lower()
     renamed = bob.call_direct(bob.dependency("rename_chat"), [secret.id, "taken over"])
     assert "taken over" not in renamed.text
