@@ -37,7 +37,7 @@ _CAMEL_WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
 # FTS5 must keep what _TOKEN joined, so its own tokenizer treats the joiners as letters.
 _FTS_TOKENIZER = "porter unicode61 remove_diacritics 2 tokenchars '-_./:=^'"
 # Bumped whenever tokens or columns change, so an older index is rebuilt from Chroma.
-INDEX_VERSION = 4
+INDEX_VERSION = 5
 # BM25 weight of a chunk's own heading (the option, variable, function or section it belongs to)
 # against its text: a question naming "-I" wants the chunk about -I, not a compiler flag list that
 # mentions -I five times. Chosen with scripts/eval_retrieval.py on its tuning half.
