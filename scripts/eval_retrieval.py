@@ -46,6 +46,7 @@ from webui.rag.retrieval import FILE_NAME_WEIGHT, KEYWORD_WEIGHT, RRF_K, search 
 from webui.rag.settings import DEFAULT_MIN_SCORE  # noqa: E402
 
 EVAL_FILE = Path(__file__).resolve().parent / "data" / "retrieval_eval.json"
+K_STEPS = (3, 4, 5, 6, 8)
 CUT_OFF_STEPS = [round(0.10 + 0.01 * i, 2) for i in range(41)]  # 0.10 .. 0.50
 
 
@@ -228,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
             for item in questions
         ]
         default_k = max(c.settings.k for c in library.collections("eval"))
+        # The same at other k (the cut-off stays the collection's): how many passages it takes.
+        reaching_at = {
+            k: [first_hit(library.retrieve("eval", item["question"], [item["corpus"]], k=k),
+                          item["file"], item["answer"]) is not None for item in questions]
+            for k in K_STEPS if not args.cut_off_only
+        }
 
         rows: dict[str, Row] = {}
         for mode, run in ({} if args.cut_off_only else modes).items():
@@ -322,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nreaches the model with the defaults (hybrid, k {default_k}, cut-off "
           f"{DEFAULT_MIN_SCORE:.2f}): reported {reported_reaching}/{len(report)} "
           f"({reported_reaching / max(1, len(report)):.3f}), all {sum(reaching)}/{len(questions)}")
+    for k, reached in reaching_at.items():
+        by_half = [f"{half} {sum(reached[i] for i in idx)}/{len(idx)}"
+                   for half, idx in (("tuning", tune_idx), ("reported", report)) if idx]
+        print(f"  at k {k}: {', '.join(by_half)}")
     if "hybrid+rerank" not in rows and rows:
         print(f"{'hybrid+rerank':<15}   n/a: no cross-encoder is installed or packaged offline "
               "(pass --reranker-model PATH to measure one)")
