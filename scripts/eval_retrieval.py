@@ -8,11 +8,18 @@ Two corpora no one here wrote, each ingested into its own collection and asked i
   skipped with a message.
 
 Questions, answer phrases and the near-topic questions the documents do not answer are in
-scripts/data/retrieval_eval.json. Each question falls in a tuning half or a reported half by a hash
+scripts/data/retrieval_eval.json. A second set, scripts/data/retrieval_eval_man.json (--eval-file),
+asks about 61 man pages rendered on this machine with man(1); it was written and committed before
+any change was measured on it, and nothing is tuned on it ("split": "none": every question is
+reported). Each question falls in a tuning half or a reported half by a hash
 of its text; the relevance cut-off (and, with --sweep, the fusion, file-name and heading weights) are
 chosen on the tuning half only, and the figures printed are for the reported half unless marked "all".
 
-    python scripts/eval_retrieval.py [--k 5] [--sweep] [--reranker-model PATH] [--verbose]
+    python scripts/eval_retrieval.py [--eval-file FILE] [--k 5] [--sweep] [--reranker-model PATH] [--verbose]
+
+"reaches the model" counts the questions whose answering passage is among those the app gives the
+model with its defaults: the collection's own k and cut-off, hybrid search (the context window
+trims nothing at these sizes: 4 passages of at most 200 tokens).
 """
 
 from __future__ import annotations
@@ -20,8 +27,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +46,7 @@ from webui.rag.retrieval import FILE_NAME_WEIGHT, KEYWORD_WEIGHT, RRF_K, search 
 from webui.rag.settings import DEFAULT_MIN_SCORE  # noqa: E402
 
 EVAL_FILE = Path(__file__).resolve().parent / "data" / "retrieval_eval.json"
+K_STEPS = (3, 4, 5, 6, 8)
 CUT_OFF_STEPS = [round(0.10 + 0.01 * i, 2) for i in range(41)]  # 0.10 .. 0.50
 
 
@@ -44,9 +54,24 @@ def _norm(text: str) -> str:
     return " ".join(text.split())
 
 
-def split_of(question: str) -> str:
-    """'tune' or 'report', fixed by the question's text so the halves never move."""
+def split_of(question: str, split: str = "hash") -> str:
+    """'tune' or 'report', fixed by the question's text so the halves never move; with split
+    "none" (a set nothing is tuned on) every question is reported."""
+    if split == "none":
+        return "report"
     return "tune" if hashlib.sha256(question.encode()).digest()[0] % 2 else "report"
+
+
+def render_man_page(page: str) -> str:
+    """A man page ("ls.1") as plain ASCII text, the same on every run of this machine: 80
+    columns, no hyphenation or justification (which would split the answer phrases)."""
+    name, _, section = page.rpartition(".")
+    env = {**os.environ, "MANWIDTH": "80", "LANG": "C", "LC_ALL": "C", "MANPAGER": "cat"}
+    done = subprocess.run(["man", "--nh", "--nj", "-E", "ascii", "-P", "cat", section, name],
+                          capture_output=True, text=True, env=env, check=False)
+    if done.returncode or not done.stdout.strip():
+        raise FileNotFoundError(f"man {section} {name}: {done.stderr.strip() or 'no output'}")
+    return done.stdout
 
 
 def first_hit(passages: Sequence[Passage], file_name: str, answer: str) -> int | None:
@@ -77,6 +102,17 @@ def stage_corpora(spec: dict, folder: Path) -> dict[str, list[Path]]:
     """Copy each available corpus into folder (flat, with extensions the loaders know)."""
     staged: dict[str, list[Path]] = {}
     for name, corpus in spec["corpora"].items():
+        if "man_pages" in corpus:
+            target = folder / name
+            target.mkdir(parents=True)
+            try:
+                for page in corpus["man_pages"]:
+                    (target / f"{page}.txt").write_text(render_man_page(page))
+            except OSError as exc:
+                print(f"Skipping the {name} corpus: {exc} ({corpus['how_to_get']}).")
+                continue
+            staged[name] = sorted(target.iterdir())
+            continue
         source = Path(corpus["dir"])
         missing = [d for d in corpus["documents"] if not (source / d).is_file()]
         if missing:
@@ -128,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     spec = json.loads(args.eval_file.read_text())
+    split = spec.get("split", "hash")
+    if split == "none" and args.sweep:
+        parser.error(f"{args.eval_file.name} is never tuned on (split: none); --sweep needs a tuning half")
     reranker = None
     if args.reranker_model:
         from webui.rag.rerank import CrossEncoderReranker
@@ -183,6 +222,20 @@ def main(argv: list[str] | None = None) -> int:
         for warm in modes.values():  # load models and open indexes before any timing
             warm(questions[0]["question"], questions[0]["corpus"], args.k)
 
+        # What the app gives the model with its defaults: each collection's own k and cut-off.
+        reaching = [
+            first_hit(library.retrieve("eval", item["question"], [item["corpus"]]), item["file"],
+                      item["answer"]) is not None
+            for item in questions
+        ]
+        default_k = max(c.settings.k for c in library.collections("eval"))
+        # The same at other k (the cut-off stays the collection's): how many passages it takes.
+        reaching_at = {
+            k: [first_hit(library.retrieve("eval", item["question"], [item["corpus"]], k=k),
+                          item["file"], item["answer"]) is not None for item in questions]
+            for k in K_STEPS if not args.cut_off_only
+        }
+
         rows: dict[str, Row] = {}
         for mode, run in ({} if args.cut_off_only else modes).items():
             row = Row([], [])
@@ -214,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
 
         sweep_lines = []
         if args.sweep:
-            tune = [q for q in questions if split_of(q["question"]) == "tune"]
+            tune = [q for q in questions if split_of(q["question"], split) == "tune"]
             # RRF k and the keyword weight at the chosen file-name weight, then the file-name
             # weight (0: off) at the chosen RRF k and keyword weight.
             grid = [(w, r, FILE_NAME_WEIGHT)
@@ -258,8 +311,8 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 keyword_module.HEADING_WEIGHT = chosen_weight
 
-    report = [i for i, q in enumerate(questions) if split_of(q["question"]) == "report"]
-    tune_idx = [i for i, q in enumerate(questions) if split_of(q["question"]) == "tune"]
+    report = [i for i, q in enumerate(questions) if split_of(q["question"], split) == "report"]
+    tune_idx = [i for i, q in enumerate(questions) if split_of(q["question"], split) == "tune"]
     identifiers = [i for i in report if questions[i].get("identifier")]
     print(f"model: {library.embedder.model_name}; corpora: {', '.join(staged)}; {chunks} chunks "
           f"ingested in {ingest_seconds:.0f} s; {len(questions)} answerable questions "
@@ -272,13 +325,21 @@ def main(argv: list[str] | None = None) -> int:
         id1, _, _ = metrics([row.ranks[i] for i in identifiers], args.k)
         print(f"{mode:<15}{hit1:7.3f}{hitk:8.3f}{mrr:7.3f}   {all1:10.3f}{allk:8.3f}{allm:7.3f}"
               f"   {id1:18.3f}   {statistics.median(row.millis):9.1f}")
+    reported_reaching = sum(reaching[i] for i in report)
+    print(f"\nreaches the model with the defaults (hybrid, k {default_k}, cut-off "
+          f"{DEFAULT_MIN_SCORE:.2f}): reported {reported_reaching}/{len(report)} "
+          f"({reported_reaching / max(1, len(report)):.3f}), all {sum(reaching)}/{len(questions)}")
+    for k, reached in reaching_at.items():
+        by_half = [f"{half} {sum(reached[i] for i in idx)}/{len(idx)}"
+                   for half, idx in (("tuning", tune_idx), ("reported", report)) if idx]
+        print(f"  at k {k}: {', '.join(by_half)}")
     if "hybrid+rerank" not in rows and rows:
         print(f"{'hybrid+rerank':<15}   n/a: no cross-encoder is installed or packaged offline "
               "(pass --reranker-model PATH to measure one)")
 
     def halves(ans: Sequence[float], un: Sequence[float]) -> tuple[list[float], ...]:
         """(tuning answerable, tuning unanswerable, reported answerable, reported unanswerable)"""
-        un_split = [split_of(q["question"]) for q in unanswerable]
+        un_split = [split_of(q["question"], split) for q in unanswerable]
         return ([ans[i] for i in tune_idx], [s for s, h in zip(un, un_split, strict=True) if h == "tune"],
                 [ans[i] for i in report], [s for s, h in zip(un, un_split, strict=True) if h == "report"])
 
@@ -288,6 +349,11 @@ def main(argv: list[str] | None = None) -> int:
         ("cosine alone (before)", answerable_cos, unanswerable_cos, DEFAULT_MIN_SCORE),
     ):
         tune_ans, tune_un, rep_ans, rep_un = halves(ans, un)
+        if split == "none":  # nothing to choose on: the default, on every question
+            print(f"\ncut-off on the best passage's {signal}: default {default:.2f}: "
+                  f"{sum(s < default for s in ans)}/{len(ans)} answerable questions wrongly refused, "
+                  f"{sum(s >= default for s in un)}/{len(un)} unanswerable ones given passages")
+            continue
         chosen = choose_cut_off(tune_ans, tune_un)
         print(f"\ncut-off on the best passage's {signal}: chosen on the tuning half (at most "
               f"{MAX_WRONGLY_REFUSED:.0%} of its answerable questions refused): {chosen:.2f}"
@@ -308,13 +374,13 @@ def main(argv: list[str] | None = None) -> int:
         print("\nranks (vector keyword hybrid) per question:")
         for i, item in enumerate(questions):
             marks = " ".join(f"{rows[m].ranks[i] or '-':>2}" for m in rows)
-            print(f"{marks}  [{split_of(item['question'])}] {item['question']}")
+            print(f"{marks}  [{split_of(item['question'], split)}] {item['question']}")
         for i, item in enumerate(questions):
             print(f"answerable used {answerable_best[i]:.3f} cosine {answerable_cos[i]:.3f}  "
-                  f"[{split_of(item['question'])}] {item['question']}")
+                  f"[{split_of(item['question'], split)}] {item['question']}")
         for item, score, cos in zip(unanswerable, unanswerable_best, unanswerable_cos, strict=True):
             print(f"unanswerable used {score:.3f} cosine {cos:.3f}  "
-                  f"[{split_of(item['question'])}] {item['question']}")
+                  f"[{split_of(item['question'], split)}] {item['question']}")
     return 0
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from webui.rag import DocumentLibrary
 from webui.rag.embeddings import Embedder
+from webui.rag.context import INDEX_FORMAT
 from webui.rag.keyword import INDEX_VERSION
 from webui.rag.settings import InvalidRetrievalSettingsError, RetrievalSettings
 
@@ -199,3 +200,36 @@ def test_bad_retrieval_settings_are_refused_with_a_sentence(library: DocumentLib
             OWNER, "strict", RetrievalSettings(chunk_tokens=64, overlap_tokens=40)
         )
     assert library.retrieval_settings(OWNER, "strict") == RetrievalSettings()
+
+
+def test_a_collection_indexed_before_titles_is_reindexed_when_a_file_is_next_added(
+    library: DocumentLibrary, embedder: Embedder, tmp_path: Path
+) -> None:
+    """Chunks embedded without their document's title (INDEX_FORMAT 1) are embedded again, with
+    progress, before the next file joins them; after that the title finds its passages."""
+    library.create_collection(OWNER, "tools")
+    library.ingest(OWNER, "tools", [
+        write(tmp_path, "shred.txt", "-n, --iterations=N\noverwrite N times instead of the default (3)"),
+        write(tmp_path, "wipe.txt", "-n, --passes=N\noverwrite N times instead of the default (4)"),
+    ])
+    stored = library.store.find(OWNER, "tools")
+    assert stored is not None and stored.index_format == INDEX_FORMAT
+    # Make it look as an older version left it: vectors of the text alone, no stamp.
+    collection = library.store.client.get_collection(stored.chroma_name, embedding_function=None)
+    got = collection.get(include=["documents", "metadatas"])
+    collection.update(ids=got["ids"], embeddings=embedder.embed(got["documents"]))
+    meta = {**(collection.metadata or {})}
+    meta.pop("index_format")
+    collection.modify(metadata=meta)
+    assert library.store.find(OWNER, "tools").index_format == 1  # type: ignore[union-attr]
+
+    seen: list[str] = []
+    [outcome] = library.ingest(OWNER, "tools", [write(tmp_path, "notes.txt", "Nothing to see.")],
+                               progress=lambda p: seen.append(p.current_file))
+    assert outcome.ok
+    assert "updating the index of 'tools': 2/2 passages" in seen
+    assert library.store.find(OWNER, "tools").index_format == INDEX_FORMAT  # type: ignore[union-attr]
+    [best, *_] = library.retrieve(OWNER, "How many times does shred overwrite by default?", ["tools"],
+                                  k=3, min_score=-1.0, mode="vector")
+    assert best.file_name == "shred.txt"
+    assert best.text.startswith("-n, --iterations=N")  # the title is embedded, not shown

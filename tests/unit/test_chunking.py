@@ -188,3 +188,13 @@ def test_embedding_batches_put_the_head_first_then_the_longest() -> None:
     assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
     assert embedding_batches([], 3) == []
     assert embedding_batches([7], 32) == [[0]]
+
+
+def test_a_chunk_is_embedded_and_keyword_indexed_with_its_documents_title() -> None:
+    from webui.rag.context import document_title, embedded_text, keyword_heading
+
+    assert document_title("git-commit.1.txt") == "git commit.1"
+    assert document_title("MPL-2.0.txt") == "MPL 2.0"
+    assert embedded_text("overwrite N times", "shred.1.txt") == "shred.1\noverwrite N times"
+    assert keyword_heading({"file_name": "venv.html", "heading": "venv > Options > --clear"}) == "venv --clear"
+    assert keyword_heading({"file_name": "", "heading": None}) is None

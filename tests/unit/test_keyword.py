@@ -20,6 +20,11 @@ from webui.rag.store import StoredCollection
         ("export HF_HUB_OFFLINE=1", "hf_hub_offline", ["hf", "hub", "offline"]),
         ("Edit pyproject.toml first.", "pyproject.toml", ["pyproject", "toml"]),
         ("Call os.path.join()", "os.path.join", ["os", "path", "join"]),
+        ("Set GGML_CUDA=1", "ggml_cuda", ["ggml", "cuda"]),
+        ("See llama_batch_init.", "llama_batch_init", ["llama", "batch", "init"]),
+        ("Use HfApi.upload_file", "hfapi.upload_file", ["hfapi", "hf", "api", "upload", "file"]),
+        ("call getTimeout()", "gettimeout", ["get", "timeout"]),
+        ("an HTTPServer", "httpserver", ["http", "server"]),
     ],
 )
 def test_identifiers_are_kept_whole_and_in_parts(text: str, whole: str, parts: list[str]) -> None:
@@ -48,6 +53,13 @@ def test_a_chunk_whose_heading_names_the_term_ranks_above_mere_mentions(tmp_path
         ["Configure > CFLAGS", "Command line > Options > -I"],
     )
     assert index.search("What does python -I do?", 2)[0][0] == "option"
+
+
+def test_a_camel_case_name_is_found_by_one_of_its_words(tmp_path: Path) -> None:
+    index = KeywordIndex(tmp_path / "k.sqlite3")
+    index.add(["a", "b"], ["Call getTimeout() to read the limit.", "The timeout of a request."])
+    assert {chunk_id for chunk_id, _ in index.search("timeout", 5)} == {"a", "b"}
+    assert index.search("gettimeout", 5)[0][0] == "a"
 
 
 def test_sentence_punctuation_does_not_stick_to_words() -> None:

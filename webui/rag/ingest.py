@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from webui.rag.chunking import Chunk, chunk_budget, chunk_sections
+from webui.rag.context import INDEX_FORMAT, embedded_text
 from webui.rag.embeddings import Embedder
 from webui.rag.errors import IngestCancelled
 from webui.rag.loaders import (
@@ -181,6 +182,13 @@ class Ingester:
                     )
                 )
 
+        if stored.index_format < INDEX_FORMAT and self.store.count(stored):
+            try:
+                stored = self._reindex(stored, report, control)
+            except IngestCancelled:
+                return [FileOutcome(sanitize_file_name(Path(p).name), False,
+                                    f"{sanitize_file_name(Path(p).name)} was not added: the add was cancelled.",
+                                    0, 0, "cancelled") for p in files]
         for path in files:
             name = sanitize_file_name(Path(path).name)
             report(name)
@@ -214,6 +222,22 @@ class Ingester:
             outcomes.append(outcome)
         report("")
         return outcomes
+    def _reindex(
+        self, stored: StoredCollection, report: Callable[[str], None], control: IngestControl
+    ) -> StoredCollection:
+        """Bring a collection indexed by an older INDEX_FORMAT up to date before adding to it, so
+        its old and new passages are found alike; progress shows as the file being worked on."""
+        log.info("re-indexing '%s' (format %d -> %d)", stored.name, stored.index_format, INDEX_FORMAT)
+
+        def embed(texts: list[str]) -> list[list[float]]:
+            with control.turn():
+                return self.embedder.embed(texts)
+
+        return self.store.reembed(
+            stored, embed, check=control.check,
+            progress=lambda done, total: report(f"updating the index of '{stored.name}': {done}/{total} passages"),
+        )
+
     def _repair(self, stored: StoredCollection) -> set[str]:
         """Remove what a killed ingest left half-written in this collection; the file names mended."""
         repaired: set[str] = set()
@@ -349,7 +373,8 @@ class Ingester:
                     writing: tuple[Future[None], int] | None = None
                     for batch in batches:
                         with control.turn():
-                            vectors = self.embedder.embed([chunks[i].text for i in batch])
+                            vectors = self.embedder.embed(
+                                [embedded_text(chunks[i].text, name) for i in batch])
                         head_vector = head_vector or vectors[0]  # chunk 0 leads the first batch
                         if writing is not None:
                             self._written(writing, counts, report, name)

@@ -31,10 +31,13 @@ from pathlib import Path
 # its leading dashes ("-B", "--with-lto") unless the dash follows a word ("non-empty").
 _TOKEN = re.compile(r"(?<![\w-])-{1,2}\w+(?:[-./:]\w+)*|\w+(?:[-./:]\w+)*")
 _PARTS = re.compile(r"[-./:_]+")
+# The words of a camelCase or PascalCase name: "getTimeout" -> get, Timeout; "HTTPServer" -> HTTP,
+# Server; "HfApi" -> Hf, Api.
+_CAMEL_WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
 # FTS5 must keep what _TOKEN joined, so its own tokenizer treats the joiners as letters.
 _FTS_TOKENIZER = "porter unicode61 remove_diacritics 2 tokenchars '-_./:=^'"
 # Bumped whenever tokens or columns change, so an older index is rebuilt from Chroma.
-INDEX_VERSION = 3
+INDEX_VERSION = 5
 # BM25 weight of a chunk's own heading (the option, variable, function or section it belongs to)
 # against its text: a question naming "-I" wants the chunk about -I, not a compiler flag list that
 # mentions -I five times. Chosen with scripts/eval_retrieval.py on its tuning half.
@@ -51,21 +54,36 @@ def _exact(flag: str) -> str:
     return "=" + "".join(f"{c.lower()}^" if c.isupper() else c for c in flag)
 
 
+def _parts(original: str) -> list[str]:
+    """An identifier's lower-cased parts: split at its joiners, and a camelCase part also into
+    its words ("llama_batch_init" -> llama, batch, init; "HfApi" -> hfapi, hf, api)."""
+    parts: list[str] = []
+    for part in _PARTS.split(original):
+        if not part:
+            continue
+        parts.append(part.casefold())
+        words = _CAMEL_WORDS.findall(part) if part.isalpha() else []
+        if len(words) > 1:
+            parts.extend(w.casefold() for w in words)
+    return parts
+
+
 def keyword_tokens(text: str) -> list[str]:
-    """Lower-cased words; each joined identifier both whole and split into its parts."""
+    """Lower-cased words; each joined or camelCase identifier both whole and split into its parts."""
     tokens: list[str] = []
     for match in _TOKEN.finditer(text):
         original = match.group()
         whole = original.casefold()
-        parts = [p for p in _PARTS.split(whole) if p]
-        if len(parts) > 1 or whole != (parts[0] if parts else ""):
+        parts = _parts(original)
+        joined = len(parts) > 1 or whole != (parts[0] if parts else "")
+        if joined:
             tokens.append(whole)
         bare = whole.lstrip("-")
         if bare != whole and len(parts) > 1:
             tokens.append(bare)  # "ctx-size" in a question still finds "--ctx-size"
         if original.startswith("-") and not original.startswith("--"):
             tokens.append(_exact(original))
-        tokens.extend(parts)
+        tokens.extend(p for p in dict.fromkeys(parts) if not (joined and p == whole))
     return [t for t in tokens if t]
 
 

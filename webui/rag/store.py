@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from webui.quarantine import SQLITE_SIDECARS, SetAside, is_damaged_database, keep_aside
 from webui.rag.chroma_server import ChromaServer, connect
+from webui.rag.context import INDEX_FORMAT, embedded_text, keyword_heading
 from webui.rag.keyword import INDEX_VERSION, KeywordIndex
 from webui.rag.settings import RetrievalSettings
 
@@ -46,6 +47,7 @@ class StoredCollection:
     embedding_model: str
     settings: RetrievalSettings = field(default_factory=RetrievalSettings)
     created_by_name: str = ""  # the creator's user name, as shown; empty: created_by (ids were names)
+    index_format: int = 1  # webui.rag.context.INDEX_FORMAT its vectors were made with (1: before stamps)
 
     @property
     def creator_name(self) -> str:
@@ -74,6 +76,13 @@ class StoredChunk:
     text: str
     metadata: dict[str, Any]
     embedding: list[float]
+
+
+def _int(value: object, default: int) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return default
 
 
 def chroma_name(owner: str, name: str) -> str:
@@ -152,6 +161,7 @@ class ChromaStore:
                     embedding_model=str(meta.get("embedding_model", "")),
                     settings=RetrievalSettings.from_metadata(meta),
                     created_by_name=str(meta.get("created_by_name", "")),
+                    index_format=_int(meta.get("index_format"), 1),
                 )
             )
         return found
@@ -170,6 +180,7 @@ class ChromaStore:
             **({"created_by_name": stored.created_by_name} if stored.created_by_name else {}),
             "created_at": stored.created_at,
             "embedding_model": stored.embedding_model,
+            "index_format": stored.index_format,
             **stored.settings.to_metadata(),
         }
 
@@ -186,7 +197,7 @@ class ChromaStore:
     ) -> StoredCollection:
         stored = StoredCollection(
             chroma_name(owner, name), owner, name, created_by, created_at, embedding_model,
-            settings or RetrievalSettings(), created_by_name,
+            settings or RetrievalSettings(), created_by_name, INDEX_FORMAT,
         )
         self.client.create_collection(
             stored.chroma_name,
@@ -210,6 +221,40 @@ class ChromaStore:
         """Keep new retrieval settings in the collection's own metadata."""
         updated = replace(stored, settings=settings)
         self._collection(stored).modify(metadata=self._metadata(updated))
+        return updated
+
+    def reembed(
+        self,
+        stored: StoredCollection,
+        embed: Callable[[list[str]], list[list[float]]],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        check: Callable[[], None] | None = None,
+    ) -> StoredCollection:
+        """Embed every chunk again as the current INDEX_FORMAT has it (webui/rag/context.py), a
+        page at a time, then stamp the collection with that format. ``progress`` gets (chunks
+        done, total); ``check`` may raise to stop between pages, leaving the old stamp (the work
+        is then redone, which is harmless: a chunk embedded twice gets the same vector)."""
+        collection = self._collection(stored)
+        total = self.count(stored)
+        page = max(1, min(256, self.client.get_max_batch_size()))
+        done = 0
+        while done < total:
+            if check is not None:
+                check()
+            got = collection.get(include=["documents", "metadatas"], limit=page, offset=done)
+            ids = list(got["ids"])
+            if not ids:
+                break
+            metadatas = got["metadatas"] or [None] * len(ids)
+            texts = [embedded_text(t or "", str((m or {}).get("file_name", "")))
+                     for t, m in zip(got["documents"] or [], metadatas, strict=True)]
+            collection.update(ids=ids, embeddings=[list(v) for v in embed(texts)])
+            done += len(ids)
+            if progress is not None:
+                progress(done, total)
+        updated = replace(stored, index_format=INDEX_FORMAT)
+        collection.modify(metadata=self._metadata(updated))
         return updated
 
     def delete(self, stored: StoredCollection) -> None:
@@ -238,7 +283,7 @@ class ChromaStore:
                 documents=list(texts[start:end]),
                 metadatas=[dict(m) for m in metadatas[start:end]],
             )
-        headings = [str(m["heading"]) if m.get("heading") else None for m in metadatas]
+        headings = [keyword_heading(m) for m in metadatas]
         self._keyword_write(stored, index, lambda found: found.add(ids, texts, headings))
 
     def metadatas(self, stored: StoredCollection, where: dict[str, Any]) -> list[dict[str, Any]]:
@@ -323,7 +368,7 @@ class ChromaStore:
                 return
             metadatas = got["metadatas"] or [None] * len(ids)
             yield (ids, [t or "" for t in got["documents"] or []],
-                   [str(m["heading"]) if m and m.get("heading") else None for m in metadatas])
+                   [keyword_heading(m) if m else None for m in metadatas])
             offset += len(ids)
 
     def keyword_index(self, stored: StoredCollection) -> KeywordIndex:
