@@ -34,10 +34,10 @@ MODEL = "local-model.gguf"
 CALL_HEX = "0123456789abcdef01234567"
 
 
-def stats(finish: str, completion_tokens: int = 9) -> StreamChunk:
+def stats(finish: str, completion_tokens: int = 9, stop_sequence: str | None = None) -> StreamChunk:
     return StreamChunk(stats=GenerationStats(prompt_tokens=21, completion_tokens=completion_tokens, ttft_s=0.1,
                                              total_s=0.5, stopped_by_user=False, dropped_messages=0,
-                                             finish_reason=finish))
+                                             finish_reason=finish, stop_sequence=stop_sequence))
 
 
 THINK_SAY_AND_CALL = [
@@ -174,6 +174,18 @@ def test_a_reply_cut_by_max_tokens_says_max_tokens() -> None:
     assert message.stop_reason == "max_tokens" and message.content[0].text == "Once upon"
 
 
+def test_a_reply_ended_by_a_stop_sequence_names_it_whole_and_streamed() -> None:
+    services = FakeServices(FakeCompletions([StreamChunk(text="1, "), stats("stop", 2, stop_sequence="2")]))
+
+    async def call(client):
+        whole = await client.messages.create(**ask(stop_sequences=["2"]))
+        async with client.messages.stream(**ask(stop_sequences=["2"])) as stream:
+            return whole, await stream.get_final_message()
+
+    for message in in_process(services, call):
+        assert (message.stop_reason, message.stop_sequence, message.content[0].text) == ("stop_sequence", "2", "1, ")
+
+
 def test_tool_turns_become_normalized_messages_and_a_tool_request() -> None:
     services = FakeServices()
     conversation = [
@@ -307,15 +319,23 @@ def test_max_tokens_cuts_the_reply_with_stop_reason_max_tokens(client, smollm_pa
 
 
 @pytest.mark.slow
-def test_stop_sequences_end_the_reply_where_they_appear(client, smollm_path: Path) -> None:
+def test_stop_sequences_end_the_reply_and_are_named(client, local_app: RunningApp, smollm_path: Path) -> None:
     free = client.messages.create(model=smollm_path.name, max_tokens=40, **GREEDY, messages=COUNT)
     assert "2" in free.content[0].text, "the model counts past 2 without a stop sequence"
     stopped = client.messages.create(model=smollm_path.name, max_tokens=40, **GREEDY, messages=COUNT,
-                                     stop_sequences=["2"])
+                                     stop_sequences=["never written", "2"])
     assert "2" not in stopped.content[0].text
     assert stopped.usage.output_tokens < free.usage.output_tokens
-    # The engine does not say which stop string ended a reply, so it reads as the end of the turn.
-    assert stopped.stop_reason == "end_turn" and stopped.stop_sequence is None
+    assert stopped.stop_reason == "stop_sequence" and stopped.stop_sequence == "2"
+    with client.messages.stream(model=smollm_path.name, max_tokens=40, **GREEDY, messages=COUNT,
+                                stop_sequences=["2"]) as stream:
+        streamed = stream.get_final_message()
+    assert streamed.stop_reason == "stop_sequence" and streamed.stop_sequence == "2"
+    assert free.stop_reason in ("end_turn", "max_tokens") and free.stop_sequence is None
+    # OpenAI's face says only "stop" for a stop string.
+    openai_reply = httpx2.post(f"{local_app.url}/v1/chat/completions", timeout=120, json={
+        "model": smollm_path.name, "messages": COUNT, "max_tokens": 40, "temperature": 0, "stop": ["2"]}).json()
+    assert openai_reply["choices"][0]["finish_reason"] == "stop"
 
 
 @pytest.mark.slow
