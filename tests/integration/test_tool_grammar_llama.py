@@ -203,3 +203,13 @@ def test_a_reply_that_does_not_think_may_call_anywhere_when_thinking_is_optional
     grammar = tool_grammar("hermes", ToolRequest(TWO_TOOLS), generic_json=False, thinking="optional")
     stopped = _first_refusal(smollm_vocab, grammar, 'Sure. <tool_call>\n{"name": "send_mail"')
     assert stopped is not None and len(stopped) > len('Sure. <tool_call>\n{"name": ')
+
+
+@pytest.mark.parametrize(("family", "closer"), [("hermes", "</think>"), ("gemma4", "<channel|>")])
+def test_thinking_ends_at_its_first_closer_as_the_parser_reads_it(smollm_vocab: llama_cpp.Llama, family: str,
+                                                                   closer: str) -> None:
+    grammar = tool_grammar(family, ToolRequest(TWO_TOOLS, ToolChoice("required")), generic_json=False, thinking="open")
+    thinking = f"Maybe <b>, a </thin or a <{closer[1:4]}; done.{closer}"
+    assert _first_refusal(smollm_vocab, grammar, thinking + GOOD[family][0]) is None
+    stopped = _first_refusal(smollm_vocab, grammar, f"{thinking} and more thinking.")
+    assert stopped is not None and stopped.startswith(thinking) and "more" not in stopped

@@ -56,9 +56,6 @@ _THINKING: Mapping[ToolFamily, tuple[str, str]] = {
 _THINK_TAGS = ("<think>", "</think>")
 
 _WS = "tc-ws ::= [ \\t\\n]{0,20}"
-# Free text (thinking). Ambiguous with the closer that follows it, which llama.cpp's grammar engine
-# resolves by keeping both readings alive until one fails.
-_FREE_TEXT = "tc-text ::= [^\\x00]*"
 
 _GBNF_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\[(?:[^\]\\]|\\.)*\]|\{[0-9,\s]*\}|[A-Za-z0-9_-]+')
 
@@ -79,7 +76,9 @@ def tool_grammar(
     if mode == "none" or not request.tools:
         return None
     tools = _chosen_tools(request)
-    rules: list[str] = [_WS, _FREE_TEXT, *([_XML_TEXT] if family == "hermes-xml" else [])]
+    rules: list[str] = [_WS, *_thinking_text(_THINKING.get(family, _THINK_TAGS)[1])]
+    if family == "hermes-xml":
+        rules.append(_XML_TEXT)
     for index, tool in enumerate(tools):
         if family == "hermes-xml":
             rules.extend(_xml_call_rules(index, tool))
@@ -139,6 +138,30 @@ def _chosen_tools(request: ToolRequest) -> tuple[ToolSpec, ...]:
     if request.choice.mode != "named":
         return request.tools
     return tuple(t for t in request.tools if t.name == request.choice.name)
+
+
+def _thinking_text(closer: str) -> list[str]:
+    """``tc-text``: thinking that cannot hold its own closer, so the first closer ends it (as the parser reads it).
+
+    Text may end inside a partial closer (``tc-text-<k>``: the first k characters of it seen) before the
+    real closer comes. A closer whose first character comes back later (harmony's ``<|end|><|start|>...``)
+    is cut before that point: its head alone may not appear in the thinking.
+    """
+    head = closer[0]
+    banned = closer[: closer.find(head, 1)] if head in closer[1:] else closer
+    first = _class_char(head)
+    rules = [f"tc-text ::= [^{first}]* ({_literal(head)} tc-text-1)?"]
+    for seen in range(1, len(banned)):
+        nxt = banned[seen]
+        others = f"[^{_class_char(nxt)}{first}] tc-text | {_literal(head)} tc-text-1"
+        more = f" | {_literal(nxt)} tc-text-{seen + 1}" if seen + 1 < len(banned) else ""
+        rules.append(f"tc-text-{seen} ::= ({others}{more})?")
+    return rules
+
+
+def _class_char(char: str) -> str:
+    """``char`` inside a GBNF character class."""
+    return "\\" + char if char in "]\\^-[" else char
 
 
 def _root(family: ToolFamily, body: str, thinking: ThinkingPrefix) -> str:
