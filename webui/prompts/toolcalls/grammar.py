@@ -5,10 +5,15 @@ per tool (``t0-``, ``t1-``...) so several tools live in one grammar, and this mo
 family's frame around them (``<tool_call>...</tool_call>``, ``[TOOL_CALLS]``, harmony's channels...).
 
 Lazy grammars (tool_choice ``auto`` on a native family) start where a trigger matches. The patterns
-follow llama.cpp's lazy-grammar convention: each must match the whole text generated so far
-(``std::regex_match``), and its first capture group marks where the constrained part begins, so
-the grammar's root starts with the opener the group captured. Trigger tokens are the openers'
-texts; the engine keeps those that are one token in the model's vocabulary.
+follow llama.cpp's lazy-grammar convention: each matches the whole text generated so far (the bundled
+llama.cpp searches for a pattern unless it is written ``^...$``, so each is written to find the same
+start either way), and its first capture group marks where the constrained part begins, so the
+grammar's root starts with the opener the group captured. When the model may think, the patterns look
+past its thinking block. Trigger tokens are the openers' texts; the engine keeps those that are one
+token in the model's vocabulary.
+
+Qwen 3.5 / Qwen3-Coder (``hermes-xml``) write each argument as ``<parameter=KEY>`` text, not JSON: their
+string values are raw text and only the other values go through the converter.
 """
 
 from __future__ import annotations
