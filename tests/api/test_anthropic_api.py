@@ -20,7 +20,7 @@ import fastapi
 import httpx2
 import pytest
 
-from tests.api.conftest import Team
+from tests.api.conftest import ServedModel, Team
 from tests.support.app_server import RunningApp
 from webui.api.anthropic import build_anthropic_router
 from webui.services.access import LOCAL_USER, NotAuthorized
@@ -289,6 +289,10 @@ def client(local_app: RunningApp):
     return anthropic.Anthropic(base_url=local_app.url, api_key="unused-on-localhost", max_retries=0, timeout=120)
 
 
+def client_of(served: ServedModel):
+    return anthropic.Anthropic(base_url=served.app.url, api_key="unused-on-localhost", max_retries=0, timeout=120)
+
+
 # This version of the client has no temperature argument; Anthropic's API (and this server) still takes it.
 GREEDY = {"extra_body": {"temperature": 0}}
 COUNT = [{"role": "user", "content": "Count from 1 to 10, digits separated by commas."}]
@@ -378,10 +382,10 @@ def test_a_bad_body_and_an_unknown_model_are_refused(client, smollm_path: Path) 
 
 
 @pytest.mark.slow
-@pytest.mark.slow
-def test_a_required_tool_call_comes_back_as_a_tool_use_block(client, smollm_path: Path) -> None:
-    message = client.messages.create(model=smollm_path.name, max_tokens=80, **GREEDY, tools=[WEATHER_TOOL],
-                                     tool_choice={"type": "any"},
+def test_a_required_tool_call_comes_back_as_a_tool_use_block(tool_model: ServedModel) -> None:
+    client = client_of(tool_model)
+    message = client.messages.create(model=tool_model.model, max_tokens=80, **GREEDY, tools=[WEATHER_TOOL],
+                                     tool_choice={"type": "any", "disable_parallel_tool_use": True},
                                      messages=[{"role": "user", "content": "What is the weather in Paris?"}])
     assert message.stop_reason == "tool_use"
     tool_use = next(block for block in message.content if block.type == "tool_use")
@@ -390,10 +394,12 @@ def test_a_required_tool_call_comes_back_as_a_tool_use_block(client, smollm_path
 
 
 @pytest.mark.slow
-def test_a_streamed_tool_call_arrives_as_input_json_deltas_and_its_result_goes_back(client, smollm_path: Path) -> None:
-    ask = {"model": smollm_path.name, "max_tokens": 80, **GREEDY, "tools": [WEATHER_TOOL]}
+def test_a_streamed_tool_call_arrives_as_input_json_deltas_and_its_result_goes_back(tool_model: ServedModel) -> None:
+    client = client_of(tool_model)
+    ask = {"model": tool_model.model, "max_tokens": 80, **GREEDY, "tools": [WEATHER_TOOL]}
     question = {"role": "user", "content": "What is the weather in Paris?"}
-    with client.messages.stream(**ask, tool_choice={"type": "tool", "name": "get_weather"}, messages=[question]) as stream:
+    named = {"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True}
+    with client.messages.stream(**ask, tool_choice=named, messages=[question]) as stream:
         deltas = [event.delta.partial_json for event in stream
                   if event.type == "content_block_delta" and event.delta.type == "input_json_delta"]
         message = stream.get_final_message()
