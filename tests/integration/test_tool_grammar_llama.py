@@ -175,7 +175,7 @@ def test_a_required_call_may_come_after_the_models_thinking(
     assert _first_refusal(smollm_vocab, grammar, prefix + GOOD[family][0]) is None
 
 
-def test_a_qwen35_string_parameter_ends_only_at_its_closing_tag_and_numbers_stay_json(smollm_vocab: llama_cpp.Llama) -> None:
+def test_a_qwen35_number_parameter_must_be_json(smollm_vocab: llama_cpp.Llama) -> None:
     counted = ToolSpec("count", "", {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]})
     grammar = tool_grammar("hermes-xml", ToolRequest((counted,), ToolChoice("required")), generic_json=False)
     call = "<tool_call>\n<function=count>\n<parameter=n>\n{}\n</parameter>\n</function>\n</tool_call>"
@@ -189,8 +189,10 @@ def test_a_qwen35_string_parameter_ends_only_at_its_closing_tag_and_numbers_stay
     [("optional", "<think>\nI could write <tool_call>{not a call} here.\n</think>\n\n"),
      ("open", "I could write <tool_call>{not a call} here.\n</think>\n\n")],
 )
-def test_a_lazy_grammar_does_not_start_inside_thinking(smollm_vocab: llama_cpp.Llama, thinking: str, before: str) -> None:
-    grammar = tool_grammar("hermes", ToolRequest(TWO_TOOLS), generic_json=False, thinking=thinking)  # type: ignore[arg-type]
+def test_a_lazy_grammar_does_not_start_inside_thinking(smollm_vocab: llama_cpp.Llama, thinking: str,
+                                                       before: str) -> None:
+    grammar = tool_grammar("hermes", ToolRequest(TWO_TOOLS), generic_json=False,
+                           thinking=thinking)  # type: ignore[arg-type]
     assert grammar.trigger_tokens == ()  # a special token would fire inside thinking too
     assert _first_refusal(smollm_vocab, grammar, before + "It is sunny {not json}.") is None
     assert _first_refusal(smollm_vocab, grammar, before + GOOD["hermes"][0]) is None
