@@ -79,3 +79,25 @@ def team(tmp_path_factory: pytest.TempPathFactory, smollm_path: Path) -> Iterato
     with running_app(workdir, ["--listen", *app_args(workdir, smollm_path)],
                      status_auth=("alice", PASSWORDS["alice"]), timeout=START_TIMEOUT_S) as app:
         yield Team(app, workdir, keys)
+
+
+@pytest.fixture(scope="session")
+def gemma_app(tmp_path_factory: pytest.TempPathFactory, gemma_path: Path) -> Iterator[RunningApp]:
+    """A single-user app with Gemma 3 270M, whose file has no chat template (the generic tool fallback)."""
+    workdir = tmp_path_factory.mktemp("api-gemma")
+    with running_app(workdir, app_args(workdir, gemma_path), timeout=START_TIMEOUT_S) as app:
+        yield app
+
+
+@dataclass
+class ServedModel:
+    app: RunningApp
+    model: str  # the name clients ask for
+
+
+@pytest.fixture(scope="module", params=["smollm2", "gemma3-270m"])
+def tool_model(request: pytest.FixtureRequest) -> ServedModel:
+    """The tool-call client tests run on both small models: SmolLM2 (ChatML) and Gemma 3 270M (no template)."""
+    if request.param == "smollm2":
+        return ServedModel(request.getfixturevalue("local_app"), request.getfixturevalue("smollm_path").name)
+    return ServedModel(request.getfixturevalue("gemma_app"), request.getfixturevalue("gemma_path").name)

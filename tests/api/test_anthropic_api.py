@@ -20,7 +20,7 @@ import fastapi
 import httpx2
 import pytest
 
-from tests.api.conftest import Team
+from tests.api.conftest import ServedModel, Team
 from tests.support.app_server import RunningApp
 from webui.api.anthropic import build_anthropic_router
 from webui.services.access import LOCAL_USER, NotAuthorized
@@ -34,10 +34,10 @@ MODEL = "local-model.gguf"
 CALL_HEX = "0123456789abcdef01234567"
 
 
-def stats(finish: str, completion_tokens: int = 9) -> StreamChunk:
+def stats(finish: str, completion_tokens: int = 9, stop_sequence: str | None = None) -> StreamChunk:
     return StreamChunk(stats=GenerationStats(prompt_tokens=21, completion_tokens=completion_tokens, ttft_s=0.1,
                                              total_s=0.5, stopped_by_user=False, dropped_messages=0,
-                                             finish_reason=finish))
+                                             finish_reason=finish, stop_sequence=stop_sequence))
 
 
 THINK_SAY_AND_CALL = [
@@ -174,6 +174,18 @@ def test_a_reply_cut_by_max_tokens_says_max_tokens() -> None:
     assert message.stop_reason == "max_tokens" and message.content[0].text == "Once upon"
 
 
+def test_a_reply_ended_by_a_stop_sequence_names_it_whole_and_streamed() -> None:
+    services = FakeServices(FakeCompletions([StreamChunk(text="1, "), stats("stop", 2, stop_sequence="2")]))
+
+    async def call(client):
+        whole = await client.messages.create(**ask(stop_sequences=["2"]))
+        async with client.messages.stream(**ask(stop_sequences=["2"])) as stream:
+            return whole, await stream.get_final_message()
+
+    for message in in_process(services, call):
+        assert (message.stop_reason, message.stop_sequence, message.content[0].text) == ("stop_sequence", "2", "1, ")
+
+
 def test_tool_turns_become_normalized_messages_and_a_tool_request() -> None:
     services = FakeServices()
     conversation = [
@@ -277,6 +289,10 @@ def client(local_app: RunningApp):
     return anthropic.Anthropic(base_url=local_app.url, api_key="unused-on-localhost", max_retries=0, timeout=120)
 
 
+def client_of(served: ServedModel):
+    return anthropic.Anthropic(base_url=served.app.url, api_key="unused-on-localhost", max_retries=0, timeout=120)
+
+
 # This version of the client has no temperature argument; Anthropic's API (and this server) still takes it.
 GREEDY = {"extra_body": {"temperature": 0}}
 COUNT = [{"role": "user", "content": "Count from 1 to 10, digits separated by commas."}]
@@ -307,15 +323,23 @@ def test_max_tokens_cuts_the_reply_with_stop_reason_max_tokens(client, smollm_pa
 
 
 @pytest.mark.slow
-def test_stop_sequences_end_the_reply_where_they_appear(client, smollm_path: Path) -> None:
+def test_stop_sequences_end_the_reply_and_are_named(client, local_app: RunningApp, smollm_path: Path) -> None:
     free = client.messages.create(model=smollm_path.name, max_tokens=40, **GREEDY, messages=COUNT)
     assert "2" in free.content[0].text, "the model counts past 2 without a stop sequence"
     stopped = client.messages.create(model=smollm_path.name, max_tokens=40, **GREEDY, messages=COUNT,
-                                     stop_sequences=["2"])
+                                     stop_sequences=["never written", "2"])
     assert "2" not in stopped.content[0].text
     assert stopped.usage.output_tokens < free.usage.output_tokens
-    # The engine does not say which stop string ended a reply, so it reads as the end of the turn.
-    assert stopped.stop_reason == "end_turn" and stopped.stop_sequence is None
+    assert stopped.stop_reason == "stop_sequence" and stopped.stop_sequence == "2"
+    with client.messages.stream(model=smollm_path.name, max_tokens=40, **GREEDY, messages=COUNT,
+                                stop_sequences=["2"]) as stream:
+        streamed = stream.get_final_message()
+    assert streamed.stop_reason == "stop_sequence" and streamed.stop_sequence == "2"
+    assert free.stop_reason in ("end_turn", "max_tokens") and free.stop_sequence is None
+    # OpenAI's face says only "stop" for a stop string.
+    openai_reply = httpx2.post(f"{local_app.url}/v1/chat/completions", timeout=120, json={
+        "model": smollm_path.name, "messages": COUNT, "max_tokens": 40, "temperature": 0, "stop": ["2"]}).json()
+    assert openai_reply["choices"][0]["finish_reason"] == "stop"
 
 
 @pytest.mark.slow
@@ -358,10 +382,10 @@ def test_a_bad_body_and_an_unknown_model_are_refused(client, smollm_path: Path) 
 
 
 @pytest.mark.slow
-@pytest.mark.slow
-def test_a_required_tool_call_comes_back_as_a_tool_use_block(client, smollm_path: Path) -> None:
-    message = client.messages.create(model=smollm_path.name, max_tokens=80, **GREEDY, tools=[WEATHER_TOOL],
-                                     tool_choice={"type": "any"},
+def test_a_required_tool_call_comes_back_as_a_tool_use_block(tool_model: ServedModel) -> None:
+    client = client_of(tool_model)
+    message = client.messages.create(model=tool_model.model, max_tokens=80, **GREEDY, tools=[WEATHER_TOOL],
+                                     tool_choice={"type": "any", "disable_parallel_tool_use": True},
                                      messages=[{"role": "user", "content": "What is the weather in Paris?"}])
     assert message.stop_reason == "tool_use"
     tool_use = next(block for block in message.content if block.type == "tool_use")
@@ -370,10 +394,12 @@ def test_a_required_tool_call_comes_back_as_a_tool_use_block(client, smollm_path
 
 
 @pytest.mark.slow
-def test_a_streamed_tool_call_arrives_as_input_json_deltas_and_its_result_goes_back(client, smollm_path: Path) -> None:
-    ask = {"model": smollm_path.name, "max_tokens": 80, **GREEDY, "tools": [WEATHER_TOOL]}
+def test_a_streamed_tool_call_arrives_as_input_json_deltas_and_its_result_goes_back(tool_model: ServedModel) -> None:
+    client = client_of(tool_model)
+    ask = {"model": tool_model.model, "max_tokens": 80, **GREEDY, "tools": [WEATHER_TOOL]}
     question = {"role": "user", "content": "What is the weather in Paris?"}
-    with client.messages.stream(**ask, tool_choice={"type": "tool", "name": "get_weather"}, messages=[question]) as stream:
+    named = {"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True}
+    with client.messages.stream(**ask, tool_choice=named, messages=[question]) as stream:
         deltas = [event.delta.partial_json for event in stream
                   if event.type == "content_block_delta" and event.delta.type == "input_json_delta"]
         message = stream.get_final_message()

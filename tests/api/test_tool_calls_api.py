@@ -15,7 +15,7 @@ import httpx
 import pytest
 from pydantic import BaseModel, Field
 
-from tests.api.conftest import START_TIMEOUT_S, app_args
+from tests.api.conftest import START_TIMEOUT_S, ServedModel, app_args
 from tests.support.app_server import RunningApp, running_app
 
 openai = pytest.importorskip("openai")
@@ -39,14 +39,22 @@ def client(local_app: RunningApp):
     return openai.OpenAI(base_url=f"{local_app.url}/v1", api_key="unused-on-localhost", max_retries=0, timeout=120)
 
 
+@pytest.fixture(scope="module")
+def tool_client(tool_model: ServedModel):
+    """An openai client for each small model: the key cases run on SmolLM2 and on Gemma 3 270M."""
+    return openai.OpenAI(base_url=f"{tool_model.app.url}/v1", api_key="unused-on-localhost", max_retries=0,
+                         timeout=120)
+
+
 def arguments_of(call) -> dict:
     return json.loads(call.function.arguments)
 
 
-def test_a_named_tool_is_called_with_arguments_that_satisfy_its_schema(client, smollm_path: Path) -> None:
-    reply = client.chat.completions.create(model=smollm_path.name, messages=QUESTION, tools=[WEATHER, TIME],
-                                           tool_choice={"type": "function", "function": {"name": "get_weather"}},
-                                           **GREEDY)
+def test_a_named_tool_is_called_with_arguments_that_satisfy_its_schema(tool_client, tool_model: ServedModel) -> None:
+    # One call: with parallel calls allowed, Gemma 270M calls again and again until max_tokens.
+    reply = tool_client.chat.completions.create(model=tool_model.model, messages=QUESTION, tools=[WEATHER, TIME],
+                                                tool_choice={"type": "function", "function": {"name": "get_weather"}},
+                                                parallel_tool_calls=False, **GREEDY)
     choice = reply.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert choice.message.tool_calls and all(c.function.name == "get_weather" for c in choice.message.tool_calls)
@@ -57,8 +65,8 @@ def test_a_named_tool_is_called_with_arguments_that_satisfy_its_schema(client, s
     assert not choice.message.content, "no tool markup or JSON leaks into content"
 
 
-def test_a_required_call_streams_as_deltas_the_client_assembles(client, smollm_path: Path) -> None:
-    with client.chat.completions.stream(model=smollm_path.name, messages=QUESTION, tools=[WEATHER, TIME],
+def test_a_required_call_streams_as_deltas_the_client_assembles(tool_client, tool_model: ServedModel) -> None:
+    with tool_client.chat.completions.stream(model=tool_model.model, messages=QUESTION, tools=[WEATHER, TIME],
                                         tool_choice="required", parallel_tool_calls=False, **GREEDY) as stream:
         kinds = {event.type for event in stream}
         final = stream.get_final_completion()
@@ -81,17 +89,17 @@ def test_auto_may_answer_in_text_and_the_text_is_plain(client, smollm_path: Path
         assert not choice.message.content.lstrip().startswith("{"), "the generic JSON wrapper is taken off"
 
 
-def test_a_tool_result_goes_back_and_the_model_answers_from_it(client, smollm_path: Path) -> None:
-    called = client.chat.completions.create(model=smollm_path.name, messages=QUESTION, tools=[WEATHER],
+def test_a_tool_result_goes_back_and_the_model_answers_from_it(tool_client, tool_model: ServedModel) -> None:
+    called = tool_client.chat.completions.create(model=tool_model.model, messages=QUESTION, tools=[WEATHER],
                                             tool_choice="required", parallel_tool_calls=False, **GREEDY)
     call = called.choices[0].message.tool_calls[0]
     follow_up = [*QUESTION, called.choices[0].message.model_dump(exclude_none=True),
                  {"role": "tool", "tool_call_id": call.id, "content": "18 degrees celsius, sunny"}]
-    answer = client.chat.completions.create(model=smollm_path.name, messages=follow_up, tools=[WEATHER],
+    answer = tool_client.chat.completions.create(model=tool_model.model, messages=follow_up, tools=[WEATHER],
                                             tool_choice="none", **GREEDY)
     assert answer.choices[0].finish_reason in ("stop", "length")
     assert answer.choices[0].message.content.strip() and not answer.choices[0].message.tool_calls
-    bare = client.chat.completions.create(model=smollm_path.name, messages=QUESTION, tools=[WEATHER],
+    bare = tool_client.chat.completions.create(model=tool_model.model, messages=QUESTION, tools=[WEATHER],
                                           tool_choice="none", **GREEDY)
     assert answer.usage.prompt_tokens > bare.usage.prompt_tokens + 10, "the call and its result were in the prompt"
 
@@ -209,3 +217,10 @@ def test_ollama_think_returns_message_thinking(thinking_app: RunningApp, smollm_
     assert thought.message.thinking and "<think>" not in thought.message.thinking
     plain = client.chat(model=smollm_path.name, messages=messages, think=False, options=options)
     assert plain.message.content.strip() and not plain.message.thinking
+
+
+def test_api_show_lists_thinking_for_a_template_that_writes_it(local_app: RunningApp, thinking_app: RunningApp,
+                                                               smollm_path: Path) -> None:
+    for app, thinks in ((local_app, False), (thinking_app, True)):
+        shown = httpx.post(f"{app.url}/api/show", timeout=60, json={"model": smollm_path.name}).json()
+        assert "tools" in shown["capabilities"] and ("thinking" in shown["capabilities"]) is thinks

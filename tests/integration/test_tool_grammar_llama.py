@@ -30,6 +30,10 @@ TWO_TOOLS = (WEATHER, TIME)
 GOOD = {
     "hermes": ['<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\n</tool_call>\n'
                '<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>'],
+    # Qwen 3.5 / Qwen3-Coder, as their template writes a call: string values raw, one <parameter=...> each.
+    "hermes-xml": ['<tool_call>\n<function=get_weather>\n<parameter=city>\nSaint-Denis </ <p\n</parameter>\n'
+                   '<parameter=unit>\ncelsius\n</parameter>\n</function>\n</tool_call>\n'
+                   '<tool_call>\n<function=get_time>\n</function>\n</tool_call>'],
     "llama3": ['{"name": "get_weather", "parameters": {"city": "Paris"}}',
                '<|python_tag|>{"name": "get_weather", "arguments": {"city": "Paris"}}; '
                '{"name": "get_time", "parameters": {"zone": "UTC"}}'],
@@ -47,6 +51,7 @@ GOOD = {
 # name a tool not offered: (reply, where the fault starts: llama.cpp must refuse a token there, not before).
 BAD = {
     "hermes": ('<tool_call>\n{"name": "get_weather", "arguments": {"unit": "celsius"}}\n</tool_call>', '"unit"'),
+    "hermes-xml": ('<tool_call>\n<function=get_weather>\n<parameter=unit>\ncelsius\n</parameter>\n</function>', "unit"),
     "gemma4": ('<|tool_call>call:get_weather{city:<|"|>Paris<|"|>,unit:<|"|>kelvin<|"|>}<tool_call|>', "kelvin"),
     "mistral": ('[TOOL_CALLS]get_weather[ARGS]{"city": "Paris", "country": "FR"}', '"country"'),
     "generic": ('{"tool_calls": [{"name": "send_mail", "arguments": {}}]}', '"send_mail"'),
@@ -155,6 +160,7 @@ def test_named_allows_only_that_tool(smollm_vocab: llama_cpp.Llama) -> None:
         ("hermes", "<think>\nThe user wants weather </ maybe.\n</think>\n\n", "optional"),
         ("hermes", "", "optional"),
         ("hermes", "The user wants weather.\n</think>\n\n", "open"),
+        ("hermes-xml", "The user wants weather.\n</think>\n\n", "open"),
         ("gemma4", "<|channel>thought\nNeed the weather.<channel|>", "optional"),
         ("gpt-oss", "<|channel|>analysis<|message|>Need the weather.<|end|><|start|>assistant", "optional"),
         ("deepseek", "<think>\nweather\n</think>\n\n", "optional"),
@@ -167,3 +173,45 @@ def test_a_required_call_may_come_after_the_models_thinking(
         family, ToolRequest(TWO_TOOLS, ToolChoice("required")), generic_json=False, thinking=thinking  # type: ignore[arg-type]
     )
     assert _first_refusal(smollm_vocab, grammar, prefix + GOOD[family][0]) is None
+
+
+def test_a_qwen35_number_parameter_must_be_json(smollm_vocab: llama_cpp.Llama) -> None:
+    counted = ToolSpec("count", "", {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]})
+    grammar = tool_grammar("hermes-xml", ToolRequest((counted,), ToolChoice("required")), generic_json=False)
+    call = "<tool_call>\n<function=count>\n<parameter=n>\n{}\n</parameter>\n</function>\n</tool_call>"
+    assert _first_refusal(smollm_vocab, grammar, call.format("42")) is None
+    stopped = _first_refusal(smollm_vocab, grammar, call.format("forty-two"))
+    assert stopped is not None and "-two" not in stopped
+
+
+@pytest.mark.parametrize(
+    ("thinking", "before"),
+    [("optional", "<think>\nI could write <tool_call>{not a call} here.\n</think>\n\n"),
+     ("open", "I could write <tool_call>{not a call} here.\n</think>\n\n")],
+)
+def test_a_lazy_grammar_does_not_start_inside_thinking(smollm_vocab: llama_cpp.Llama, thinking: str,
+                                                       before: str) -> None:
+    grammar = tool_grammar("hermes", ToolRequest(TWO_TOOLS), generic_json=False,
+                           thinking=thinking)  # type: ignore[arg-type]
+    assert grammar.trigger_tokens == ()  # a special token would fire inside thinking too
+    assert _first_refusal(smollm_vocab, grammar, before + "It is sunny {not json}.") is None
+    assert _first_refusal(smollm_vocab, grammar, before + GOOD["hermes"][0]) is None
+    wrong = before + '<tool_call>\n{"name": "send_mail"'
+    stopped = _first_refusal(smollm_vocab, grammar, wrong)
+    assert stopped is not None and len(stopped) > len(before + '<tool_call>\n{"name": ')
+
+
+def test_a_reply_that_does_not_think_may_call_anywhere_when_thinking_is_optional(smollm_vocab: llama_cpp.Llama) -> None:
+    grammar = tool_grammar("hermes", ToolRequest(TWO_TOOLS), generic_json=False, thinking="optional")
+    stopped = _first_refusal(smollm_vocab, grammar, 'Sure. <tool_call>\n{"name": "send_mail"')
+    assert stopped is not None and len(stopped) > len('Sure. <tool_call>\n{"name": ')
+
+
+@pytest.mark.parametrize(("family", "closer"), [("hermes", "</think>"), ("gemma4", "<channel|>")])
+def test_thinking_ends_at_its_first_closer_as_the_parser_reads_it(smollm_vocab: llama_cpp.Llama, family: str,
+                                                                   closer: str) -> None:
+    grammar = tool_grammar(family, ToolRequest(TWO_TOOLS, ToolChoice("required")), generic_json=False, thinking="open")
+    thinking = f"Maybe <b>, a </thin or a <{closer[1:4]}; done.{closer}"
+    assert _first_refusal(smollm_vocab, grammar, thinking + GOOD[family][0]) is None
+    stopped = _first_refusal(smollm_vocab, grammar, f"{thinking} and more thinking.")
+    assert stopped is not None and stopped.startswith(thinking) and "more" not in stopped

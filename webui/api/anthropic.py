@@ -403,9 +403,14 @@ class ReplyBlocks:
     def stop_reason(self) -> str:
         if any(block["type"] == "tool_use" for block in self.blocks):
             return "tool_use"
-        # finish_reason "stop" covers both the end-of-turn token and a stop sequence: the engine does not
-        # say which stop string matched, so it is reported as end_turn.
+        if self.stop_sequence is not None:
+            return "stop_sequence"
         return "max_tokens" if self.stats is not None and self.stats.finish_reason == "length" else "end_turn"
+
+    @property
+    def stop_sequence(self) -> str | None:
+        """Which of the request's stop_sequences ended the reply (the engine names it), if one did."""
+        return self.stats.stop_sequence if self.stats is not None else None
 
     @property
     def output_tokens(self) -> int:
@@ -452,7 +457,7 @@ class ReplyBlocks:
 def message_body(ident: str, model: str, reply: ReplyBlocks, input_tokens: int) -> dict[str, Any]:
     """A complete (non-streamed) reply: Anthropic's Message object."""
     return {"id": ident, "type": "message", "role": "assistant", "model": model, "content": reply.blocks,
-            "stop_reason": reply.stop_reason, "stop_sequence": None,
+            "stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence,
             "usage": {"input_tokens": input_tokens, "output_tokens": reply.output_tokens}}
 
 
@@ -477,7 +482,8 @@ async def reply_events(driven: Driven, first: StreamChunk | None, generation: Ge
             chunk = await driven.next()
         for event in reply.finish():
             yield sse_event(event)
-        yield sse_event({"type": "message_delta", "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
+        yield sse_event({"type": "message_delta", "delta": {"stop_reason": reply.stop_reason,
+                                                             "stop_sequence": reply.stop_sequence},
                          "usage": {"output_tokens": reply.output_tokens}})
         yield sse_event({"type": "message_stop"})
     except ApiProblem as problem:  # after the status was sent: the error travels as an event

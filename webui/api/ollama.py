@@ -232,8 +232,11 @@ def build_ollama_router(services: Services) -> fastapi.APIRouter:
         info = {"general.architecture": entry.architecture or "unknown"}
         if entry.context_length:
             info[f"{entry.architecture}.context_length"] = entry.context_length
+        capabilities = ["completion", "tools"]
+        if await threaded(services.models.thinks, entry.name):
+            capabilities.append("thinking")
         return JSONResponse({"modelfile": "", "parameters": "", "template": "", "details": _details(entry),
-                             "model_info": info, "capabilities": ["completion", "tools"],
+                             "model_info": info, "capabilities": capabilities,
                              "modified_at": datetime.fromtimestamp(entry.modified, timezone.utc).isoformat()})
 
     @router.post("/chat")

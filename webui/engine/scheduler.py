@@ -31,6 +31,7 @@ from webui.engine.sampling import build_sampler, end_of_generation_tokens, logpr
 from webui.engine.stops import StopScanner
 from webui.engine.types import GenerationStats, LoadSettings, ModelInfo, SamplingParams, StreamChunk, TokenLogprob
 from webui.prompts.templates import ChatFormat, resolve_chat_format
+from webui.prompts.toolcalls import writes_reasoning
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ def open_model(path: Path, settings: LoadSettings, *, parallel: int | None, free
         chat_format_note=chat_format.note,
         flash_attn=settings.flash_attn,
         metadata=metadata,
+        writes_reasoning=writes_reasoning(chat_format.template),
     )
     return LoadedModel(model=model, settings=settings, chat_format=chat_format, info=info, n_seq=n_seq)
 
@@ -531,6 +533,7 @@ class Batcher:
                 dropped_messages=job.dropped,
                 finish_reason=reason,
                 cached_tokens=run.cached,
+                stop_sequence=run.scanner.matched if run.scanner.matched in job.sampling.stop else None,
             )))
         job.finished()
 

@@ -14,14 +14,17 @@ class StopScanner:
     def __init__(self, stops: Sequence[str]) -> None:
         self._stops = tuple(s for s in stops if s)
         self._held = ""
+        self.matched: str | None = None  # the stop string that ended the text, once one has
+
 
     def feed(self, text: str) -> tuple[str, bool]:
         """(text safe to show now, whether a stop string was found); after a stop, nothing more counts."""
         buffer = self._held + text
-        hits = [i for i in (buffer.find(stop) for stop in self._stops) if i >= 0]
+        hits = [(at, -len(stop), stop) for stop in self._stops if (at := buffer.find(stop)) >= 0]
         if hits:
+            at, _, self.matched = min(hits)  # the earliest; of two starting there, the longer
             self._held = ""
-            return buffer[: min(hits)], True
+            return buffer[:at], True
         keep = 0
         for stop in self._stops:
             for length in range(min(len(stop) - 1, len(buffer)), keep, -1):

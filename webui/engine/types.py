@@ -69,6 +69,7 @@ class ModelInfo:
     chat_format_note: str | None
     flash_attn: bool | None = False  # as loaded; None: llama.cpp turned it on where the device supports it
     metadata: dict[str, str] = field(repr=False, default_factory=dict)
+    writes_reasoning: bool = False  # its chat template writes thinking (<think>, harmony's analysis...)
 
     @property
     def file(self) -> str:
@@ -142,6 +143,9 @@ class GenerationStats:
     dropped_messages: int
     finish_reason: str
     cached_tokens: int = 0  # prompt tokens reused from this conversation's cache, not evaluated again
+    # The request's own stop string that ended the reply (never the chat format's end markers), for faces
+    # that name it (Anthropic's stop_sequence); None when the reply ended otherwise.
+    stop_sequence: str | None = None
 
     @property
     def tokens_per_s(self) -> float:

@@ -295,6 +295,7 @@ class ChatFormat:
             reasoning=reasoning,
             thinking_open=thinking_open,
             generic_json=generic_json,
+            tool_schemas=tools.schemas_as_text() if calls_allowed and tools is not None else (),
         )
         added_special = bool(self.bos_token) and text.startswith(self.bos_token)
         prompt = ToolPrompt(text=text, stop=self.stop, added_special=added_special, reply_format=reply_format)

@@ -146,6 +146,12 @@ class ModelService:
         """The local model an API client means by ``requested``, or None."""
         return next((e for e in self.entries() if model_name_matches(requested, e.name)), None)
 
+    def thinks(self, name: str) -> bool:
+        """Whether model ``name`` is loaded with a chat template that writes thinking (Ollama's "thinking"
+        capability); a model not loaded is not known to (its template is read when it loads)."""
+        info = self._engine.info
+        return info is not None and info.file == name and info.writes_reasoning
+
     @staticmethod
     def _entry(model: LocalModel) -> ModelEntry:
         try:

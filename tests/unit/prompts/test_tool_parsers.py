@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from webui.prompts.toolcalls import (
     ReplyFormat,
     ToolCall,
     ToolCallError,
+    ToolRequest,
     ToolSpec,
     parser_for,
     reply_family,
@@ -155,6 +156,31 @@ def test_qwen35_xml_calls_after_thinking_the_prompt_opened() -> None:
     parsed = parse(fmt_for(QWEN35, reasoning=True, thinking_open=True), reply)
     assert (parsed.reasoning, parsed.content) == ("Two cities.", "Let me check.")
     assert parsed.named_arguments() == [("get_weather", PARIS), ("get_weather", LYON)]
+
+
+def test_qwen35_parameters_take_the_types_of_their_schema() -> None:
+    arguments = {"city": "1984", "days": 3}  # a city named by digits: the template writes it bare, like the number
+    message = {"role": "assistant", "content": "", "tool_calls": [tool_call("get_weather", arguments)]}
+    reply = assistant_turn(QWEN35, message, **CHATML).removeprefix("<think>\n\n</think>\n\n")
+    assert "<parameter=city>\n1984\n</parameter>" in reply
+    typed = replace(fmt_for(QWEN35), tool_schemas=ToolRequest((WEATHER,)).schemas_as_text())
+    assert parse(typed, reply).named_arguments() == [("get_weather", {"city": "1984", "days": 3})]
+    # Without the schema, what reads as JSON is JSON.
+    assert parse(fmt_for(QWEN35), reply).named_arguments() == [("get_weather", {"city": 1984, "days": 3})]
+
+
+@pytest.mark.parametrize(
+    ("schema", "written", "value"),
+    [({"type": "boolean"}, "true", True), ({"type": "boolean"}, "False", False), ({"type": "number"}, "2.5", 2.5),
+     ({"type": "array", "items": {"type": "string"}}, '["a", "b"]', ["a", "b"]), ({"enum": ["1", "2"]}, "2", "2"),
+     ({"anyOf": [{"type": "integer"}, {"type": "string"}]}, "7", 7), ({"type": ["string", "null"]}, "null", None),
+     ({"type": "integer"}, "seven", "seven")],
+)
+def test_qwen35_parameter_values_by_schema(schema: dict[str, Any], written: str, value: Any) -> None:
+    tool = ToolSpec("f", "", {"type": "object", "properties": {"x": schema}})
+    fmt = ReplyFormat("hermes-xml", ("f",), tool_schemas=ToolRequest((tool,)).schemas_as_text())
+    reply = f"<tool_call>\n<function=f>\n<parameter=x>\n{written}\n</parameter>\n</function>\n</tool_call>"
+    assert parse(fmt, reply).named_arguments() == [("f", {"x": value})]
 
 
 def test_hermes_malformed_calls_say_what_is_wrong() -> None:

@@ -188,3 +188,36 @@ def test_earlier_call_arguments_that_are_not_json_are_refused_clearly() -> None:
                                                    "function": {"name": "get_weather", "arguments": "{city: Paris"}}]}]
     with pytest.raises(ToolCallError, match="earlier call to 'get_weather' are not valid JSON"):
         _format("Qwen-Qwen2.5-7B-Instruct.jinja").render_tools(bad, TWO_TOOLS, None)
+
+
+def test_qwen35_gets_a_grammar_in_its_own_xml_call_format_and_its_schemas_for_the_parser() -> None:
+    qwen35 = _format("Qwen3.5-4B.jinja")
+    question = [{"role": "user", "content": "Weather in Paris?"}]
+    required = qwen35.render_tools(question, ToolRequest((WEATHER, TIME), ToolChoice("required")), False)
+    assert required.reply_format.family == "hermes-xml"
+    grammar = required.grammar or ""
+    assert '"<function=get_weather>"' in grammar and '"<parameter=city>"' in grammar
+    assert '"\\"name\\""' not in grammar  # no JSON call object: the model is not pushed off its own format
+    assert dict(required.reply_format.parameter_schemas()) == {"get_weather": WEATHER.parameters,
+                                                              "get_time": TIME.parameters}
+    qwen25 = _format("Qwen-Qwen2.5-7B-Instruct.jinja").render_tools(question, TWO_TOOLS, None)
+    assert qwen25.reply_format.family == "hermes" and qwen25.grammar_trigger_tokens == ("<tool_call>",)
+
+
+def test_a_lazy_trigger_looks_past_the_thinking_block_when_the_model_thinks() -> None:
+    question = [{"role": "user", "content": "Weather in Paris?"}]
+    opened = _format("Qwen3.5-4B.jinja").render_tools(question, TWO_TOOLS, True)  # the prompt ends in <think>
+    optional = _format("Qwen-Qwen3-0.6B.jinja").render_tools(question, TWO_TOOLS, None)  # the model may open one
+    for prompt, thinking in ((opened, ""), (optional, "<think>\n")):
+        assert prompt.grammar_lazy and prompt.grammar_trigger_tokens == ()
+
+        def starts(text: str, patterns: tuple[str, ...] = prompt.grammar_triggers) -> int | None:
+            found = [m for p in patterns if (m := re.fullmatch(p.strip("^$"), text))]
+            return found[0].start(1) if found else None
+
+        inside = f"{thinking}Maybe <tool_call> later."
+        assert starts(inside) is None
+        after = f"{thinking}Maybe <tool_call> later.\n</think>\n\nSure. <tool_call>\n"
+        assert starts(after) == len(after) - len("<tool_call>\n")
+    assert _format("Qwen-Qwen3-0.6B.jinja").render_tools(question, TWO_TOOLS, False).grammar_trigger_tokens == (
+        "<tool_call>",)

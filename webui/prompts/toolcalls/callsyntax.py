@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from webui.prompts.toolcalls.types import ToolCall, ToolCallError
@@ -106,29 +106,83 @@ _XML_FUNCTION = re.compile(r"<function=([^>\n]+)>(.*?)</function>", re.S)
 _XML_PARAMETER = re.compile(r"<parameter=([^>\n]+)>\n?(.*?)\n?</parameter>", re.S)
 
 
-def hermes_call(body: str, offered: Sequence[str]) -> ToolCall:
-    """What is inside ``<tool_call>...</tool_call>``: a JSON object, or Qwen 3.5's ``<function=...>`` block."""
+def hermes_call(body: str, offered: Sequence[str], schemas: Mapping[str, Mapping[str, Any]] | None = None) -> ToolCall:
+    """What is inside ``<tool_call>...</tool_call>``: a JSON object, or Qwen 3.5's ``<function=...>`` block.
+
+    ``schemas`` (parameters schema by tool name) types the ``<parameter=...>`` values, which the template
+    writes untyped: a string parameter keeps its text as written, even "42" or "true".
+    """
     text = body.strip()
     if not text.startswith("<function="):
         return call_from_json(text, offered)
     match = _XML_FUNCTION.fullmatch(text)
     if match is None:
         raise malformed("its <function=...> block is not closed", text)
+    name = match.group(1).strip()
+    properties = (schemas or {}).get(name, {}).get("properties", {})
     arguments: dict[str, Any] = {}
     inner = match.group(2)
     for parameter in _XML_PARAMETER.finditer(inner):
-        arguments[parameter.group(1).strip()] = _xml_value(parameter.group(2))
+        key = parameter.group(1).strip()
+        arguments[key] = xml_value(parameter.group(2), properties.get(key) if isinstance(properties, Mapping) else None)
     if _XML_PARAMETER.sub("", inner).strip():
         raise malformed("it has text outside its <parameter=...> blocks", text)
-    return make_call(match.group(1), arguments, offered, text=text)
+    return make_call(name, arguments, offered, text=text)
 
 
-def _xml_value(raw: str) -> Any:
-    """The template writes strings as they are and other values as JSON (the schema is not known here)."""
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
+def xml_value(raw: str, schema: Any = None) -> Any:
+    """One ``<parameter=...>`` value: the template writes strings as they are and other values as JSON.
+
+    With the parameter's schema, a string stays text and other types are read as JSON; without one,
+    whatever reads as JSON is JSON and the rest is text.
+    """
+    types = schema_types(schema)
+    if types == {"string"}:
         return raw
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        if "boolean" in types and raw.strip() in ("True", "False"):  # Python's str() of a bool, as jinja writes it
+            return raw.strip() == "True"
+        if types and "string" not in types:
+            log.warning("A tool call's parameter is not the %s its schema asks for: %r", "/".join(sorted(types)), raw)
+        return raw
+    if types and _json_type(value) not in types and not (_json_type(value) == "integer" and "number" in types):
+        return raw if "string" in types else value
+    return value
+
+
+def schema_types(schema: Any) -> set[str]:
+    """The JSON types a parameter schema allows (from ``type``, ``enum``/``const``, ``anyOf``/``oneOf``); empty when any."""
+    if not isinstance(schema, Mapping):
+        return set()
+    declared = schema.get("type")
+    if isinstance(declared, str):
+        return {declared}
+    if isinstance(declared, list):
+        return {t for t in declared if isinstance(t, str)}
+    if "enum" in schema or "const" in schema:
+        values = schema.get("enum", [schema.get("const")])
+        return {_json_type(v) for v in values} if isinstance(values, list) else set()
+    branches = schema.get("anyOf") or schema.get("oneOf")
+    if isinstance(branches, list):
+        found = [schema_types(branch) for branch in branches]
+        return set().union(*found) if all(found) else set()
+    return set()
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
 
 
 _GEMMA_QUOTE = '<|"|>'

@@ -19,6 +19,7 @@ _FAMILY_MARKERS: tuple[tuple[ToolFamily, tuple[str, ...]], ...] = (
     ("gemma4", ("<|tool_call>",)),
     ("deepseek", ("tool▁calls▁begin", "tool▁call▁begin")),
     ("mistral", ("[TOOL_CALLS]",)),
+    ("hermes-xml", ("<function=",)),  # Qwen 3.5, Qwen3-Coder: <tool_call> around <function=NAME> blocks
     ("hermes", ("<tool_call>",)),
     ("llama3", ("<|python_tag|>",)),
 )

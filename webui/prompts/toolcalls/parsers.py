@@ -310,8 +310,9 @@ def _answer_for(fmt: ReplyFormat) -> _Answer:
         return _PlainAnswer()
     if fmt.generic_json:
         return GenericJsonAnswer(offered)
-    if fmt.family == "hermes":
-        hermes = _closed_by("</tool_call>", lambda body: callsyntax.hermes_call(body, offered))
+    if fmt.family in ("hermes", "hermes-xml"):
+        schemas = fmt.parameter_schemas()
+        hermes = _closed_by("</tool_call>", lambda body: callsyntax.hermes_call(body, offered, schemas))
         return _MarkedCalls({"<tool_call>": hermes}, dropped=("</tool_call>",))
     if fmt.family == "gemma4":
         gemma4 = _closed_by("<tool_call|>", lambda body: callsyntax.gemma4_call(body, offered))

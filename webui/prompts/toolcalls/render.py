@@ -22,6 +22,8 @@ _ALPHANUMERIC = string.ascii_letters + string.digits
 # themselves (DeepSeek R1's, for one): the model is told its own format.
 _CALL_FORMATS: Mapping[ToolFamily, str] = {
     "hermes": '<tool_call>\n{"name": "<function name>", "arguments": {<arguments>}}\n</tool_call>',
+    "hermes-xml": ("<tool_call>\n<function=<function name>>\n<parameter=<argument name>>\n<value>\n</parameter>\n"
+                   "</function>\n</tool_call>"),
     "llama3": '{"name": "<function name>", "parameters": {<arguments>}}',
     "mistral": '[TOOL_CALLS][{"name": "<function name>", "arguments": {<arguments>}}]',
     "gemma4": '<|tool_call>call:<function name>{<arguments>}<tool_call|>',

@@ -28,7 +28,8 @@ TOOL_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")  # OpenAI's rule for function n
 # The families whose reply conventions are parsed. "generic" is the fallback for templates that know
 # nothing of tools: the tools are described in the system prompt and the reply is one JSON object,
 # {"tool_calls": [{"name": ..., "arguments": {...}}]} or {"response": "..."} (llama.cpp's server does the same).
-ToolFamily = Literal["hermes", "llama3", "mistral", "gemma4", "gpt-oss", "deepseek", "generic"]
+# "hermes-xml" is Hermes' <tool_call> frame around Qwen 3.5 / Qwen3-Coder's <function=...> blocks.
+ToolFamily = Literal["hermes", "hermes-xml", "llama3", "mistral", "gemma4", "gpt-oss", "deepseek", "generic"]
 
 ChoiceMode = Literal["auto", "none", "required", "named"]
 
@@ -91,6 +92,10 @@ class ToolRequest:
     def names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.tools)
 
+    def schemas_as_text(self) -> tuple[tuple[str, str], ...]:
+        """(name, parameters schema as JSON) per tool: ``ReplyFormat.tool_schemas``."""
+        return tuple((t.name, json.dumps(dict(t.parameters), sort_keys=True)) for t in self.tools)
+
 
 @dataclass(frozen=True)
 class ToolCall:
@@ -113,6 +118,13 @@ class ReplyFormat:
     reasoning: bool = False  # the template writes thinking blocks (<think>, harmony's analysis channel...)
     thinking_open: bool = False  # the prompt already ends inside a thinking block (e.g. "...<think>\n")
     generic_json: bool = False  # the reply is the generic fallback's JSON object (tools offered, no native support)
+    # (tool name, its parameters schema as JSON text): for formats that write values untyped (hermes-xml),
+    # so the parser can give each argument its schema's type. Text keeps the format hashable.
+    tool_schemas: tuple[tuple[str, str], ...] = ()
+
+    def parameter_schemas(self) -> dict[str, Mapping[str, Any]]:
+        """Each offered tool's parameters schema, by tool name."""
+        return {name: json.loads(schema) for name, schema in self.tool_schemas}
 
 
 @dataclass(frozen=True)
