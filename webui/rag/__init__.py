@@ -2,11 +2,13 @@
 
 The modules, by job: ``library`` (collections, their documents, the door to ingest and retrieval),
 ``ingest`` (adding files), ``originals`` (the uploaded files kept), ``passages`` (what is cited),
-``retrieval`` and ``keyword`` (hybrid search), ``store`` (Chroma), ``loaders``, ``chunking``,
+``citations`` (whether an answer cites them fairly), ``retrieval`` and ``keyword`` (hybrid
+search), ``store`` (Chroma), ``loaders``, ``chunking``, ``context`` (what a chunk is indexed with),
 ``embeddings``, ``rerank``, ``settings`` (per collection), ``summarize``; every error is a ``RagError``.
 """
 
 from webui.rag.chroma_server import ChromaServer
+from webui.rag.citations import CitationCheck, check_citations
 from webui.rag.errors import DocumentStoreUnavailable, IngestCancelled, RagError
 from webui.rag.ingest import FileOutcome, IngestControl, IngestProgress
 from webui.rag.library import CollectionInfo, DocumentInfo, DocumentLibrary
@@ -18,6 +20,7 @@ __all__ = [
     "DEFAULT_MIN_SCORE",
     "NO_RELEVANT_PASSAGES_MESSAGE",
     "ChromaServer",
+    "CitationCheck",
     "CollectionInfo",
     "DocumentInfo",
     "DocumentLibrary",
@@ -30,5 +33,6 @@ __all__ = [
     "Passage",
     "RagError",
     "build_context",
+    "check_citations",
     "fit_passages",
 ]
