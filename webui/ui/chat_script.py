@@ -10,14 +10,15 @@ from __future__ import annotations
 VERSION_PICK_ID = "version-pick"  # the hidden button that carries a version pick to the server
 VERSION_PICK_JS = "(current, pick) => [current, window.webuiVersionPick || '']"
 
-CHAT_PAGE_SCRIPT = """<script>(() => {
+CHAT_PAGE_SCRIPT = r"""<script>(() => {
   document.addEventListener("click", (event) => {
     const chip = event.target.closest && event.target.closest("a.cite-chip");
     if (chip) {
       event.preventDefault();
       event.stopPropagation();
       const bubble = chip.closest(".message-row") || chip.closest(".message") || document;
-      const passage = bubble.querySelector('details.passage[data-cite="' + chip.dataset.cite + '"]');
+      const number = (chip.className.match(/\bcite-(\d+)\b/) || [])[1];
+      const passage = number && bubble.querySelector("details.passage.passage-" + number);
       if (!passage) { return; }
       const sources = passage.closest("details.sources");
       if (sources) { sources.open = true; }
@@ -28,10 +29,13 @@ CHAT_PAGE_SCRIPT = """<script>(() => {
       return;
     }
     const step = event.target.closest && event.target.closest("button.version-step");
-    if (step && !step.disabled) {
+    const pick = step && step.className.match(/\bversion-to-(\d+)-(\d+)\b/);
+    if (step) {
       event.preventDefault();
       event.stopPropagation();
-      window.webuiVersionPick = step.dataset.message + ":" + step.dataset.version;
+    }
+    if (pick) {
+      window.webuiVersionPick = pick[1] + ":" + pick[2];
       const go = document.querySelector("#VERSION_PICK_ID");
       if (go) { go.click(); }
     }

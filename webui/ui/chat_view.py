@@ -28,9 +28,9 @@ def version_switch(message_id: int, number: int, count: int) -> str:
     """The "‹ 1/2 ›" under a reply that has other versions (regenerated, or its question edited);
     the page's script sends the pick to ChatHandlers.switch_version."""
     def arrow(label: str, to: int, name: str) -> str:
-        off = " disabled" if not 1 <= to <= count else ""
-        return (f'<button class="version-step" data-message="{message_id}" data-version="{to}"'
-                f' aria-label="{name} version"{off}>{label}</button>')
+        # Gradio keeps classes but not data- attributes: the pick travels in the class.
+        pick = f"version-to-{message_id}-{to}" if 1 <= to <= count else "version-off"
+        return f'<button class="version-step {pick}" title="{name} version">{label}</button>'
     return (f'<div class="version-switch">{arrow("‹", number - 1, "Previous")}'
             f'<span class="version-count">{number}/{count}</span>{arrow("›", number + 1, "Next")}</div>')
 

@@ -16,7 +16,7 @@ _FENCE = "```"
 
 def answer_with_chips(answer: str, given: set[int]) -> str:
     """The answer with each "[n]" of a passage it was given turned into a chip that opens that passage
-    (see CHAT_PAGE_SCRIPT); numbers it was not given, and markers inside code blocks, stay as written."""
+    (see CHAT_PAGE_SCRIPT; Gradio keeps classes, not data- attributes); numbers it was not given, and markers inside code blocks, stay as written."""
     parts = answer.split(_FENCE)
     for index in range(0, len(parts), 2):  # outside code fences only
         text, pieces, at = parts[index], [], 0
@@ -25,7 +25,7 @@ def answer_with_chips(answer: str, given: set[int]) -> str:
                 continue
             pieces.append(text[at:marker.start])
             pieces.append("".join(
-                f'<a class="cite-chip" href="#" data-cite="{n}" title="Open passage {n}">{n}</a>'
+                f'<a class="cite-chip cite-{n}" href="#" title="Open passage {n}">{n}</a>'
                 if n in given else f"[{n}]" for n in marker.numbers))
             at = marker.end
         parts[index] = "".join(pieces) + text[at:]
@@ -40,7 +40,7 @@ def passage_view(source: dict[str, Any], answer_words: set[str]) -> str:
     body = ("… " if excerpt.cut_before else "") + " ".join(sentences) + (" …" if excerpt.cut_after else "")
     heading = html.escape(str(source.get("citation") or source.get("file_name", "")))
     number = int(source.get("number") or 0)
-    return (f'<details class="passage" data-cite="{number}"><summary><b>[{number}]</b> {heading}</summary>'
+    return (f'<details class="passage passage-{number}"><summary><b>[{number}]</b> {heading}</summary>'
             f'<p class="passage-text">{body}</p></details>')
 
 

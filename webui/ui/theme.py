@@ -78,7 +78,7 @@ PAGE_CSS = """
     color: var(--body-text-color-subdued); }
 #chatbot .version-step { padding: 0 0.5em; border-radius: var(--radius-sm); cursor: pointer; background: none;
     border: 1px solid var(--border-color-primary); color: inherit; }
-#chatbot .version-step:disabled { opacity: 0.35; cursor: default; }
+#chatbot .version-step.version-off { opacity: 0.35; cursor: default; }
 
 /* The API keys tab: one row per key, its Revoke button at the end. */
 #api-keys-table .api-key-row { align-items: center; border-bottom: 1px solid var(--border-color-primary); }
