@@ -13,7 +13,8 @@ from webui.rag.citations import cited_numbers, content_words
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)|\n\s*\n")
 # A marker as rag.citations reads it: "[1]", "[1, 2]", "[1-3]", "[Source 2]"; not "items[1]".
-_MARKER = re.compile(r"(?<!\w)\[(?:(?:source|passage)s?\s*)?\d{1,3}(?:\s*(?:,|;|-|–|and)\s*\d{1,3})*\]", re.IGNORECASE)
+_MARKER = re.compile(r"(?<!\w)\[(?:(?:source|passage)s?\s*)?\d{1,3}(?:\s*(?:,|;|-|–|and)\s*\d{1,3})*\]",
+                     re.IGNORECASE)
 EXCERPT_CHARS = 600  # what a passage shows around its matching sentences: a few sentences, read at a glance
 MIN_SHARED_WORDS = 2  # a sentence sharing fewer content words with the answer is not highlighted...
 # ...unless it is the best the passage has and shares at least one.

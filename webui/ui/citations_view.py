@@ -16,7 +16,8 @@ _FENCE = "```"
 
 def answer_with_chips(answer: str, given: set[int]) -> str:
     """The answer with each "[n]" of a passage it was given turned into a chip that opens that passage
-    (see CHAT_PAGE_SCRIPT; Gradio keeps classes, not data- attributes); numbers it was not given, and markers inside code blocks, stay as written."""
+    (chat_script.py; Gradio keeps classes, not data- attributes); numbers it was not given, and
+    markers inside code blocks, stay as written."""
     parts = answer.split(_FENCE)
     for index in range(0, len(parts), 2):  # outside code fences only
         text, pieces, at = parts[index], [], 0

@@ -72,8 +72,12 @@ PAGE_CSS = """
 #chatbot details.passage.cited-now { outline: 2px solid var(--color-accent); border-radius: var(--radius-sm); }
 #chatbot .passage-text { white-space: normal; overflow-wrap: anywhere; margin: var(--spacing-sm) 0 0; }
 #chatbot .passage-text mark { background: var(--color-accent-soft); color: inherit; padding: 0 0.1em; }
-#chatbot .citation-warning { color: var(--error-text-color, #c00); font-size: var(--text-sm); margin: var(--spacing-sm) 0 0; }
-#chatbot .sources-note { font-size: var(--text-sm); color: var(--body-text-color-subdued); margin: var(--spacing-sm) 0; }
+#chatbot .citation-warning {
+    color: var(--error-text-color, #c00); font-size: var(--text-sm); margin: var(--spacing-sm) 0 0;
+}
+#chatbot .sources-note {
+    font-size: var(--text-sm); color: var(--body-text-color-subdued); margin: var(--spacing-sm) 0;
+}
 #chatbot .version-switch { display: inline-flex; align-items: center; gap: var(--spacing-sm); font-size: var(--text-sm);
     color: var(--body-text-color-subdued); }
 #chatbot .version-step { padding: 0 0.5em; border-radius: var(--radius-sm); cursor: pointer; background: none;
