@@ -18,6 +18,7 @@ writers take the lock up front (``BEGIN IMMEDIATE``) and wait up to ``busy_timeo
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import logging
 import os
@@ -55,6 +56,8 @@ class Conversation:
     updated_at: datetime
     model: str | None
     collections: tuple[str, ...] = ()  # the document collections this chat answers from
+    renamed: bool = False  # its user chose the title: an edited first message leaves it as it is
+    versions: dict[str, Any] | None = None  # the other versions of its first message's branch (edits)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,11 @@ class StoredMessage:
     created_at: datetime
     meta: dict[str, Any] = field(default_factory=dict)
     reasoning: str = ""
+    # The other versions of what follows this message (earlier replies to it, earlier branches of an
+    # edit after it), as saved: {"shown": i, "others": [branch, ...]}; None when there are none.
+    versions: dict[str, Any] | None = None
+    # When this message starts a branch that has other versions: (which one, 1-based; how many).
+    version: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,7 @@ class ImportedMessage:
     created_at: datetime | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     reasoning: str = ""
+    versions: dict[str, Any] | None = None  # the other versions of what follows it, as exported
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,7 @@ class ImportedChat:
     model: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    versions: dict[str, Any] | None = None  # the other versions of its first message's branch, as exported
 
 
 class HistoryError(UserError):
@@ -170,8 +180,17 @@ def m003_message_reasoning(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE messages ADD COLUMN reasoning TEXT NOT NULL DEFAULT ''")
 
 
+def m004_message_versions(db: sqlite3.Connection) -> None:
+    """Regenerate and edit keep what they replace as versions: each message holds the other versions of
+    what follows it, the chat those of its first message (JSON, '' for none); a chat renamed by its
+    user keeps its title when the first message is edited."""
+    db.execute("ALTER TABLE messages ADD COLUMN versions TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE conversations ADD COLUMN versions TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE conversations ADD COLUMN renamed INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    m001_initial, m002_chat_collections, m003_message_reasoning)
+    m001_initial, m002_chat_collections, m003_message_reasoning, m004_message_versions)
 
 
 def migrate(db: sqlite3.Connection) -> list[str]:
@@ -290,25 +309,26 @@ class HistoryStore:
             for message in chat.messages:
                 _check_role(message.role)
                 rows.append((message.role, message.content, _aware(message.created_at or now).isoformat(),
-                             _meta_json(message.meta), message.reasoning))
+                             _meta_json(message.meta), message.reasoning, _versions_json(message.versions)))
             created = _aware(chat.created_at or (chat.messages[0].created_at if chat.messages else None) or now)
             updated = _aware(chat.updated_at or (chat.messages[-1].created_at if chat.messages else None) or created)
             title = " ".join((chat.title or "").split()) or DEFAULT_TITLE
-            prepared.append((title, chat.model, created.isoformat(), updated.isoformat(), rows))
+            prepared.append((title, chat.model, created.isoformat(), updated.isoformat(), rows,
+                             _versions_json(chat.versions)))
         ids = []
         with self._write() as db:
-            for title, model, created_at, updated_at, rows in prepared:
+            for title, model, created_at, updated_at, rows, versions in prepared:
                 conversation_id = uuid.uuid4().hex
                 db.execute(
                     "INSERT INTO conversations"
-                    " (id, owner, title, model, created_at, updated_at, activity)"
+                    " (id, owner, title, model, created_at, updated_at, activity, versions)"
                     " VALUES (?, ?, ?, ?, ?, ?,"
-                    " (SELECT COALESCE(MAX(activity), 0) + 1 FROM conversations))",
-                    (conversation_id, owner, title, model, created_at, updated_at),
+                    " (SELECT COALESCE(MAX(activity), 0) + 1 FROM conversations), ?)",
+                    (conversation_id, owner, title, model, created_at, updated_at, versions),
                 )
                 db.executemany(
-                    "INSERT INTO messages (conversation_id, role, content, created_at, meta, reasoning)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO messages (conversation_id, role, content, created_at, meta, reasoning, versions)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [(conversation_id, *row) for row in rows],
                 )
                 ids.append(conversation_id)
@@ -319,12 +339,14 @@ class HistoryStore:
         with self._read() as db:
             return self._get(db, owner, conversation_id)
 
-    def rename(self, owner: str, conversation_id: str, title: str) -> Conversation:
-        """Change the title; the conversation keeps its place in the list."""
+    def rename(self, owner: str, conversation_id: str, title: str, *, by_user: bool = True) -> Conversation:
+        """Change the title; the conversation keeps its place in the list. A title the user chose
+        (``by_user``) is kept from then on when the first message is edited."""
         title = _clean_title(title)
         with self._write() as db:
             self._get(db, owner, conversation_id)
-            db.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
+            db.execute("UPDATE conversations SET title = ?, renamed = MAX(renamed, ?) WHERE id = ?",
+                       (title, int(by_user), conversation_id))
             return self._get(db, owner, conversation_id)
 
     def set_collections(self, owner: str, conversation_id: str, collections: Sequence[str]) -> Conversation:
@@ -348,10 +370,21 @@ class HistoryStore:
         """The conversation's messages, oldest first."""
         with self._read() as db:
             self._get(db, owner, conversation_id)
+            root = db.execute("SELECT versions FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
             rows = db.execute(
                 "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
             ).fetchall()
-        return [_message(row) for row in rows]
+        # A message's versions are those of the branch that follows it: that next message is marked
+        # with which version it starts (the chat's own versions mark its first message).
+        before = _versions(root["versions"])
+        shown = []
+        for row in rows:
+            message = _message(row)
+            if before:
+                message = dataclasses.replace(message, version=(before["shown"] + 1, len(before["others"]) + 1))
+            shown.append(message)
+            before = message.versions
+        return shown
 
     def append(
         self,
@@ -462,19 +495,22 @@ class HistoryStore:
                 raise MessageNotFound(f"message {message_id} is not in conversation {conversation_id}")
 
     def edit_and_truncate(
-        self, owner: str, conversation_id: str, message_id: int, content: str
+        self, owner: str, conversation_id: str, message_id: int, content: str, *, keep_version: bool = False
     ) -> int:
         """Replace a user message's text and drop every message after it (edit, then regenerate).
 
-        One transaction, so a crash never leaves the edited question with the old reply after it.
-        Returns how many later messages were dropped.
+        ``keep_version`` keeps the branch it replaces (the message as it was and all that followed)
+        as a version the chat can switch back to. One transaction, so a crash never leaves the edited
+        question with the old reply after it. Returns how many later messages were dropped.
         """
         with self._write() as db:
             self._get(db, owner, conversation_id)
             row = self._require_message(db, conversation_id, message_id)
             if row["role"] != "user":
                 raise ValueError("only your own messages can be edited")
-            db.execute("UPDATE messages SET content = ? WHERE id = ?", (content, message_id))
+            if keep_version:
+                _keep_branch(db, conversation_id, message_id)
+            db.execute("UPDATE messages SET content = ?, versions = '' WHERE id = ?", (content, message_id))
             cursor = db.execute(
                 "DELETE FROM messages WHERE conversation_id = ? AND id > ?",
                 (conversation_id, message_id),
@@ -482,8 +518,11 @@ class HistoryStore:
             self._touch(db, conversation_id, _now().isoformat())
             return cursor.rowcount
 
-    def truncate_after(self, owner: str, conversation_id: str, message_id: int) -> int:
-        """Drop the messages after *message_id* (to edit or regenerate); return how many."""
+    def truncate_after(self, owner: str, conversation_id: str, message_id: int, *, keep_version: bool = False) -> int:
+        """Drop the messages after *message_id* (to edit or regenerate); return how many.
+
+        ``keep_version`` keeps them as a version of what follows *message_id* (Regenerate), to switch back to.
+        """
         with self._write() as db:
             self._get(db, owner, conversation_id)
             found = db.execute(
@@ -494,6 +533,10 @@ class HistoryStore:
                 raise MessageNotFound(
                     f"message {message_id} is not in conversation {conversation_id}"
                 )
+            following = db.execute("SELECT MIN(id) FROM messages WHERE conversation_id = ? AND id > ?",
+                                   (conversation_id, message_id)).fetchone()[0]
+            if keep_version and following is not None:
+                _keep_branch(db, conversation_id, following)
             cursor = db.execute(
                 "DELETE FROM messages WHERE conversation_id = ? AND id > ?",
                 (conversation_id, message_id),
@@ -502,11 +545,37 @@ class HistoryStore:
                 self._touch(db, conversation_id, _now().isoformat())
             return cursor.rowcount
 
+    def switch_version(self, owner: str, conversation_id: str, message_id: int, number: int) -> None:
+        """Show version *number* (1-based) of the branch that *message_id* starts; the branch shown
+        until now is kept as a version in its place. What follows continues from the version shown."""
+        with self._write() as db:
+            self._get(db, owner, conversation_id)
+            self._require_message(db, conversation_id, message_id)
+            anchor = _anchor_of(db, conversation_id, message_id)
+            versions = _read_anchor(db, conversation_id, anchor)
+            if not versions or not 1 <= number <= len(versions["others"]) + 1 \
+                    or number - 1 == versions["shown"]:
+                raise MessageNotFound(f"no version {number} of the branch at message {message_id}")
+            branches = list(versions["others"])
+            branches.insert(versions["shown"], _branch(db, conversation_id, message_id))
+            chosen = branches.pop(number - 1)
+            db.execute("DELETE FROM messages WHERE conversation_id = ? AND id >= ?", (conversation_id, message_id))
+            for saved in chosen:
+                db.execute(
+                    "INSERT INTO messages (conversation_id, role, content, created_at, meta, reasoning, versions)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (conversation_id, saved["role"], saved["content"], saved["created_at"],
+                     _meta_json(saved.get("meta")), saved.get("reasoning", ""), _versions_json(saved.get("versions"))),
+                )
+            _write_anchor(db, conversation_id, anchor, {"shown": number - 1, "others": branches})
+            self._touch(db, conversation_id, _now().isoformat())
+
     def clear(self, owner: str, conversation_id: str) -> None:
         """Delete every message but keep the conversation (its title and model)."""
         with self._write() as db:
             self._get(db, owner, conversation_id)
             db.execute("DELETE FROM messages WHERE conversation_id = ?", (conversation_id,))
+            db.execute("UPDATE conversations SET versions = '' WHERE id = ?", (conversation_id,))
             self._touch(db, conversation_id, _now().isoformat())
 
     # -- internals --------------------------------------------------------------------------
@@ -604,6 +673,72 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+# -- versions ---------------------------------------------------------------------------------
+# A branch is the messages from one message to the end of the chat, saved as JSON (each with its
+# own versions, so nested branches come back with it). Its versions are kept on the message before
+# it (its anchor), or on the chat when it starts the chat.
+
+
+def _anchor_of(db: sqlite3.Connection, conversation_id: str, message_id: int) -> int | None:
+    """The message before *message_id*, whose versions are those of the branch it starts; None: the chat."""
+    return db.execute("SELECT MAX(id) FROM messages WHERE conversation_id = ? AND id < ?",
+                      (conversation_id, message_id)).fetchone()[0]
+
+
+def _read_anchor(db: sqlite3.Connection, conversation_id: str, anchor: int | None) -> dict[str, Any] | None:
+    if anchor is None:
+        row = db.execute("SELECT versions FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+    else:
+        row = db.execute("SELECT versions FROM messages WHERE id = ?", (anchor,)).fetchone()
+    return _versions(row["versions"])
+
+
+def _write_anchor(db: sqlite3.Connection, conversation_id: str, anchor: int | None, versions: dict[str, Any]) -> None:
+    if anchor is None:
+        db.execute("UPDATE conversations SET versions = ? WHERE id = ?", (_versions_json(versions), conversation_id))
+    else:
+        db.execute("UPDATE messages SET versions = ? WHERE id = ?", (_versions_json(versions), anchor))
+
+
+def _branch(db: sqlite3.Connection, conversation_id: str, first_id: int) -> builtins.list[dict[str, Any]]:
+    """The messages from *first_id* to the end, as a saved branch."""
+    rows = db.execute("SELECT * FROM messages WHERE conversation_id = ? AND id >= ? ORDER BY id",
+                      (conversation_id, first_id)).fetchall()
+    return [{"role": row["role"], "content": row["content"], "created_at": row["created_at"],
+             "meta": json.loads(row["meta"]), "reasoning": row["reasoning"],
+             **({"versions": _versions(row["versions"])} if _versions(row["versions"]) else {})} for row in rows]
+
+
+def _keep_branch(db: sqlite3.Connection, conversation_id: str, first_id: int) -> None:
+    """Keep the branch from *first_id* as a version before it is replaced; the one to come is shown, last."""
+    anchor = _anchor_of(db, conversation_id, first_id)
+    versions = _read_anchor(db, conversation_id, anchor) or {"shown": 0, "others": []}
+    others = list(versions["others"])
+    others.insert(versions["shown"], _branch(db, conversation_id, first_id))
+    _write_anchor(db, conversation_id, anchor, {"shown": len(others), "others": others})
+
+
+def _versions(stored: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    """Saved versions as {"shown": i, "others": [...]}; none (None) when empty or unreadable (logged)."""
+    if not stored:
+        return None
+    try:
+        versions = json.loads(stored) if isinstance(stored, str) else stored
+        others = versions["others"]
+        shown = int(versions["shown"])
+    except (ValueError, TypeError, KeyError):
+        log.warning("a message's saved versions cannot be read (%r): shown without them", str(stored)[:80])
+        return None
+    if not isinstance(others, builtins.list) or not others:
+        return None
+    return {"shown": min(max(shown, 0), len(others)), "others": others}
+
+
+def _versions_json(versions: dict[str, Any] | None) -> str:
+    checked = _versions(versions)
+    return json.dumps(checked, ensure_ascii=False) if checked else ""
 
 
 # -- search -----------------------------------------------------------------------------------
@@ -735,6 +870,8 @@ def _conversation(row: sqlite3.Row) -> Conversation:
         updated_at=datetime.fromisoformat(row["updated_at"]),
         model=row["model"],
         collections=tuple(_names(row["collections"])),
+        renamed=bool(row["renamed"]),
+        versions=_versions(row["versions"]),
     )
 
 
@@ -758,4 +895,5 @@ def _message(row: sqlite3.Row) -> StoredMessage:
         created_at=datetime.fromisoformat(row["created_at"]),
         meta=json.loads(row["meta"]),
         reasoning=row["reasoning"],
+        versions=_versions(row["versions"]),
     )

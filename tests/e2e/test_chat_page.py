@@ -121,9 +121,9 @@ def test_edit_a_question_then_the_reply_is_written_again(page, smollm_app) -> No
     # The new reply answers the edited question. SmolLM2's greedy wording differs between the AVX2 and
     # AVX-512 builds, so either word counts; the first question never mentioned France.
     assert re.search(r"Paris|France", last_reply(page)), last_reply(page)
-    # The edit is saved: reopening the chat shows it.
+    # The edit is saved: reopening the chat shows it, under the title that followed the edited first message.
     page.reload()
-    page.locator("#conversations").get_by_text("What is the capital of Italy", exact=False).click()
+    page.locator("#conversations").get_by_text("What is the capital of France", exact=False).click()
     page.wait_for_function("() => document.querySelector('#chatbot').innerText.includes('capital of France')")
 
 

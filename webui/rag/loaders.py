@@ -262,6 +262,30 @@ def decode_text(data: bytes, file_name: str) -> str:
     return text
 
 
+# Typographic ligatures a PDF font draws as one glyph ("ﬁ" in "ﬁnal"): a search for "final" must find them.
+_LIGATURES = {chr(code): unicodedata.normalize("NFKC", chr(code)) for code in range(0xFB00, 0xFB07)}
+# UTF-8 read as single bytes (cp1252 or latin-1): "lêers" shown as "lÃªers", "café" as "cafÃ©". A
+# producer that wrote UTF-8 into a one-byte font leaves these; a lead byte and 1-3 continuation bytes.
+_MOJIBAKE = re.compile("[\u00c2-\u00f4][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192"
+                       "\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a"
+                       "\u20ac\u2122]{1,3}")
+
+
+def _undo_mojibake(match: re.Match[str]) -> str:
+    """One run of UTF-8 read as cp1252 (or latin-1) back to its character; kept as is when it is not one."""
+    for single_byte in ("cp1252", "latin-1"):
+        try:
+            return match.group().encode(single_byte).decode("utf-8")
+        except UnicodeError:
+            continue
+    return match.group()
+
+
+def repair_pdf_text(text: str) -> str:
+    """A PDF page's text with ligature glyphs spelled out and UTF-8 read as single bytes decoded again."""
+    return _MOJIBAKE.sub(_undo_mojibake, text.translate(str.maketrans(_LIGATURES)))
+
+
 def _normalize_space(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = re.sub(r"[ \t\u00a0]+", " ", text)
@@ -440,7 +464,7 @@ def load_pdf(data: bytes, file_name: str, read_page: PageReader | None = None) -
                 raise DocumentParseError(
                     f"{file_name} is password-protected; remove the password and add it again."
                 )
-        texts = [_normalize_space(page.extract_text() or "") for page in reader.pages]
+        texts = [_normalize_space(repair_pdf_text(page.extract_text() or "")) for page in reader.pages]
         pictured = [_has_images(page) for page in reader.pages]
     pages = len(texts)
     read: list[int] = []

@@ -279,11 +279,18 @@ class ChatService:
         return conversation_id
 
     def drop_last_reply(self, owner: str, conversation_id: str) -> None:
-        """Forget the assistant's last reply (for Regenerate); the question stays."""
+        """Put the assistant's last reply aside as a version (for Regenerate); the question stays, and
+        the new reply is shown as the last version, with a switch back to this one."""
         stored = self._history.messages(owner, conversation_id)
         users = [m for m in stored if m.role == "user"]
         if users:
-            self._history.truncate_after(owner, conversation_id, users[-1].id)
+            self._history.truncate_after(owner, conversation_id, users[-1].id, keep_version=True)
+
+    def switch_version(self, owner: str, conversation_id: str, message_id: int, number: int) -> None:
+        """Show version ``number`` (1-based) of the branch that message ``message_id`` starts; the chat
+        continues from it. A reply still being written into the chat is dropped, as for an edit."""
+        self._drop_replies(conversation_id)
+        self._history.switch_version(owner, conversation_id, message_id, number)
 
     def rename(self, owner: str, conversation_id: str, title: str) -> Conversation:
         return self._history.rename(owner, conversation_id, title)
@@ -301,7 +308,10 @@ class ChatService:
         if not 0 <= index < len(shown) or shown[index].role != "user":
             raise EditRefused("Only your own messages can be edited.")
         self._drop_replies(conversation_id)
-        self._history.edit_and_truncate(owner, conversation_id, shown[index].id, text)
+        self._history.edit_and_truncate(owner, conversation_id, shown[index].id, text, keep_version=True)
+        first_question = next(m for m in shown if m.role == "user")
+        if first_question.id == shown[index].id and not self._history.get(owner, conversation_id).renamed:
+            self._history.rename(owner, conversation_id, title_from_first_message(text), by_user=False)
 
     def delete(self, owner: str, conversation_id: str) -> None:
         """Delete a chat; a reply still being written into it is stopped and dropped."""

@@ -146,8 +146,11 @@ def chat_json(conversation: Conversation, messages: Sequence[StoredMessage], sys
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),
         "system_prompt": system_prompt,
+        **({"versions": conversation.versions} if conversation.versions else {}),
         "messages": [{"role": m.role, "content": m.content, "created_at": m.created_at.isoformat(),
-                      **({"reasoning": m.reasoning} if m.reasoning else {}), "meta": m.meta} for m in messages],
+                      **({"reasoning": m.reasoning} if m.reasoning else {}), "meta": m.meta,
+                      # the other versions of what follows it (earlier replies, earlier branches of an edit)
+                      **({"versions": m.versions} if m.versions else {})} for m in messages],
     }
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
 
@@ -235,6 +238,7 @@ class _MessageIn(BaseModel):
     created_at: datetime | None = None
     reasoning: str = ""  # a reply's thinking; absent from exports made before it was kept
     meta: _MetaIn = Field(default_factory=_MetaIn)
+    versions: dict[str, Any] | None = None  # other versions of what follows (regenerated, edited)
 
 
 class _ChatIn(BaseModel):
@@ -249,6 +253,7 @@ class _ChatIn(BaseModel):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     system_prompt: str = ""
+    versions: dict[str, Any] | None = None  # other versions of the first message's branch (edits)
     messages: list[_MessageIn]
 
 
@@ -264,8 +269,8 @@ def _read_own(data: dict[str, Any]) -> ReadExport:
     except ValidationError as exc:
         raise ImportRefused(f"This chat export is damaged: {_first_problem(exc)}. Nothing was imported.") from exc
     messages = tuple(ImportedMessage(m.role, m.content, m.created_at, m.meta.model_dump(exclude_unset=True),
-                                     m.reasoning) for m in chat.messages)
-    imported = ImportedChat(chat.title, messages, chat.model, chat.created_at, chat.updated_at)
+                                     m.reasoning, m.versions) for m in chat.messages)
+    imported = ImportedChat(chat.title, messages, chat.model, chat.created_at, chat.updated_at, chat.versions)
     return ReadExport([imported], "this app's export", system_prompt=chat.system_prompt)
 
 

@@ -18,6 +18,7 @@ from webui.services import Services
 from webui.services.chat import DEFAULT_PASSAGES
 from webui.services.types import DEFAULT_MIN_SCORE, SamplingParams, SamplingRequest, sampling_from
 from webui.ui.chat_handlers import ChatHandlers, ReplyForm
+from webui.ui.chat_script import VERSION_PICK_ID, VERSION_PICK_JS
 from webui.ui.chat_view import sources_view, stored_view
 from webui.ui.conversations import ChatLinks, search_box, transfer_controls, wire_conversation_tools
 from webui.ui.feedback import as_user
@@ -207,6 +208,9 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
                 editable="user",  # edit one of your messages, and the reply is written again from there
             )
             notice = gr.Markdown(elem_id="chat-notice")
+            # Pressed by the page's script when a version arrow under a reply is clicked (chat_script.py).
+            version_pick = gr.Button("Switch version", visible="hidden", elem_id=VERSION_PICK_ID)
+            picked_version = gr.Textbox(visible="hidden", elem_id="version-picked")
             with gr.Row(equal_height=False, elem_id="composer"):
                 # lines=1 with room to grow: Gradio then sends on Enter, and Shift+Enter is a new line
                 # (a multi-line box does the opposite).
@@ -272,11 +276,13 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     # .then, which runs however the reply ended (done, stopped, failed): the composer is idle again.
     finished = dict(fn=handlers.reply_finished, inputs=[preset, documents],
                     outputs=[*composer_outputs, settings.model_line, header], queue=False)
+    list_and_title = dict(fn=as_user(handlers.list_and_title), inputs=[conversation_id],
+                          outputs=[sidebar.conversations, sidebar.title], queue=False)
     for trigger in (send.click, message.submit):
         # .success: a refused message (too long, or sent while a reply is written) starts no reply.
         trigger(as_user(handlers.add_user_message), [page_key, message, conversation_id, documents],
                 [message, conversation_id, chatbot, sidebar.conversations, send, stop, regenerate], queue=False,
-                ).success(**generate).then(**finished).then(**think_switch)
+                ).success(**list_and_title).success(**generate).then(**finished).then(**think_switch)
     regenerate.click(as_user(handlers.drop_last_reply), [conversation_id], [chatbot, *composer_outputs],
                      queue=False).then(**generate).then(**finished)
 
@@ -285,7 +291,10 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
         return handlers.edit_message(request.username, current, edit.index, edit.value)
 
     chatbot.edit(edit_message, [conversation_id], [chatbot, notice, *composer_outputs], queue=False,
-                 ).then(**generate).then(**finished)
+                 ).then(**list_and_title).then(**generate).then(**finished)
+    # The pick comes from the page's script (a global it sets), not from a component.
+    version_pick.click(as_user(handlers.switch_version), [conversation_id, picked_version], [chatbot],
+                       js=VERSION_PICK_JS, queue=False)
     chatbot.clear(as_user(handlers.show_saved), [conversation_id], [chatbot], queue=False)
     clear.click(lambda: gr.update(visible=True), None, [confirm_clear_row], queue=False)
     cancel_clear.click(lambda: gr.update(visible=False), None, [confirm_clear_row], queue=False)

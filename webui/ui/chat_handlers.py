@@ -280,6 +280,33 @@ class ChatHandlers:
         self.services.chat.drop_last_reply(owner, current)
         return (self.shown(owner, current), *composer(busy=True))
 
+    @handled("Switching to another version", lambda message: gr.update())
+    def switch_version(self, username: str | None, current: str | None, pick: str | None) -> Any:
+        """Show the version picked under a reply ("message id:version", from the page's script); the chat
+        continues from it."""
+        if current is None or not pick:
+            return gr.update()
+        owner = self.owner(username)
+        message_id, _, number = pick.partition(":")
+        try:
+            self.services.chat.switch_version(owner, current, int(message_id), int(number))
+        except ValueError:
+            gr.Warning("That version could not be read: pick it again.")
+        return self.shown(owner, current)
+
+    @handled("Showing the chat's title", lambda message: (gr.update(), gr.update()))
+    def list_and_title(self, username: str | None, current: str | None) -> tuple[Any, Any]:
+        """The chat list and the rename box's title after a message: a new chat's title, or one that
+        follows its edited first message."""
+        if current is None:
+            return gr.update(), gr.update()
+        owner = self.owner(username)
+        try:
+            title = self.services.chat.conversation(owner, current).title
+        except HistoryError:
+            return gr.update(), gr.update()
+        return gr.update(choices=self.conversation_choices(owner), value=current), title
+
     @handled("Showing the chat", lambda message: gr.update())
     def show_saved(self, username: str | None, current: str | None) -> Any:
         """The chat as saved: what the conversation shows again if anything emptied it in the browser alone."""

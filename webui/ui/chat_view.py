@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from webui.services.types import StoredMessage
+from webui.ui.citations_view import answer_with_chips, sources_view
 
 INCOMPLETE_NOTE = "unfinished reply: it was cut off before its end"
 
@@ -23,16 +24,15 @@ def stats_line(stats: dict[str, Any]) -> str:
     return line
 
 
-def sources_view(sources: Sequence[dict[str, Any]]) -> str:
-    """A collapsible block listing each source (file, page or heading) with its passage text."""
-    items = []
-    for source in sources:
-        text = html.escape(" ".join(str(source.get("text", "")).split()))
-        citation = html.escape(str(source.get("citation") or source.get("file_name", "")))
-        items.append(f"<p><b>[{source.get('number')}] {citation}</b><br>{text}</p>")
-    files = ", ".join(dict.fromkeys(html.escape(str(s.get("file_name", ""))) for s in sources))
-    return (f"<details class=\"sources\"><summary>Sources: {files}</summary>\n"
-            + "\n".join(items) + "\n</details>")
+def version_switch(message_id: int, number: int, count: int) -> str:
+    """The "‹ 1/2 ›" under a reply that has other versions (regenerated, or its question edited);
+    the page's script sends the pick to ChatHandlers.switch_version."""
+    def arrow(label: str, to: int, name: str) -> str:
+        # Gradio keeps classes but not data- attributes: the pick travels in the class.
+        pick = f"version-to-{message_id}-{to}" if 1 <= to <= count else "version-off"
+        return f'<button class="version-step {pick}" title="{name} version">{label}</button>'
+    return (f'<div class="version-switch">{arrow("‹", number - 1, "Previous")}'
+            f'<span class="version-count">{number}/{count}</span>{arrow("›", number + 1, "Next")}</div>')
 
 
 def thinking_view(reasoning: str, seconds: float | None = None, *, still_thinking: bool = False) -> str:
@@ -50,27 +50,45 @@ def thinking_view(reasoning: str, seconds: float | None = None, *, still_thinkin
 def message_view(
     role: str, content: str, stats: dict[str, Any] | None = None, sources: Sequence[dict[str, Any]] | None = None,
     *, incomplete: bool = False, reasoning: str = "", thinking_s: float | None = None, still_thinking: bool = False,
+    finished: bool = False, switch: str = "",
 ) -> dict[str, str]:
     """A chatbot message; a reply is preceded by its folded thinking and followed by its sources and stats,
-    none of which the model sees again."""
+    none of which the model sees again. A ``finished`` document answer has its citations checked;
+    ``switch`` is its versions' switch (``version_switch``)."""
+    answer = content
+    if sources:
+        content = answer_with_chips(content, {int(s.get("number") or 0) for s in sources})
     if reasoning.strip():
         thinking = thinking_view(reasoning, thinking_s, still_thinking=still_thinking)
         content = f"{thinking}\n\n{content}" if content else thinking
     if sources:
-        content = f"{content}\n\n{sources_view(sources)}"
+        content = f"{content}\n\n{sources_view(sources, answer, checked=finished)}"
     if stats:
         content = f"{content}\n\n<sub>{stats_line(stats)}</sub>"
     if incomplete:  # saved while it streamed, and the server stopped (or failed) before its end
         content = f"{content}\n\n<sub>{INCOMPLETE_NOTE}</sub>"
+    if switch:
+        content = f"{content}\n\n{switch}"
     return {"role": role, "content": content}
 
 
 def stored_view(messages: Sequence[StoredMessage]) -> list[dict[str, str]]:
-    """A saved conversation as the chatbot shows it (the system message is not shown)."""
-    return [message_view(m.role, m.content, m.meta.get("stats"), m.meta.get("sources"),
-                         incomplete=bool(m.meta.get("incomplete")), reasoning=m.reasoning,
-                         thinking_s=m.meta.get("thinking_s"))
-            for m in messages if m.role != "system"]
+    """A saved conversation as the chatbot shows it (the system message is not shown); a branch with
+    other versions has its switch under its first reply (under the reply to an edited question)."""
+    shown = []
+    switch = ""
+    for m in messages:
+        if m.version is not None:
+            switch = version_switch(m.id, *m.version)
+        if m.role == "system":
+            continue
+        shown.append(message_view(m.role, m.content, m.meta.get("stats"), m.meta.get("sources"),
+                                  incomplete=bool(m.meta.get("incomplete")), reasoning=m.reasoning,
+                                  thinking_s=m.meta.get("thinking_s"), finished=True,
+                                  switch=switch if m.role == "assistant" else ""))
+        if m.role == "assistant":
+            switch = ""
+    return shown
 
 
 def edited_text(value: Any) -> str:

@@ -60,6 +60,30 @@ PAGE_CSS = """
     cursor: pointer; color: var(--body-text-color-subdued);
 }
 
+/* A document answer's citations: [n] chips that open their passage, the passage's matching
+   sentences marked, a warning when the passages do not support the answer; a reply's versions switch. */
+#chatbot a.cite-chip {
+    display: inline-block; min-width: 1.3em; padding: 0 0.35em; margin: 0 0.1em; border-radius: 0.7em;
+    font-size: 0.8em; line-height: 1.4; text-align: center; text-decoration: none; vertical-align: 0.1em;
+    background: var(--color-accent-soft); color: var(--body-text-color); border: 1px solid var(--color-accent);
+}
+#chatbot details.passage { margin: var(--spacing-sm) 0; }
+#chatbot details.passage summary { cursor: pointer; }
+#chatbot details.passage.cited-now { outline: 2px solid var(--color-accent); border-radius: var(--radius-sm); }
+#chatbot .passage-text { white-space: normal; overflow-wrap: anywhere; margin: var(--spacing-sm) 0 0; }
+#chatbot .passage-text mark { background: var(--color-accent-soft); color: inherit; padding: 0 0.1em; }
+#chatbot .citation-warning {
+    color: var(--error-text-color, #c00); font-size: var(--text-sm); margin: var(--spacing-sm) 0 0;
+}
+#chatbot .sources-note {
+    font-size: var(--text-sm); color: var(--body-text-color-subdued); margin: var(--spacing-sm) 0;
+}
+#chatbot .version-switch { display: inline-flex; align-items: center; gap: var(--spacing-sm); font-size: var(--text-sm);
+    color: var(--body-text-color-subdued); }
+#chatbot .version-step { padding: 0 0.5em; border-radius: var(--radius-sm); cursor: pointer; background: none;
+    border: 1px solid var(--border-color-primary); color: inherit; }
+#chatbot .version-step.version-off { opacity: 0.35; cursor: default; }
+
 /* The API keys tab: one row per key, its Revoke button at the end. */
 #api-keys-table .api-key-row { align-items: center; border-bottom: 1px solid var(--border-color-primary); }
 #api-keys-table .api-key-row p { margin: 0; }

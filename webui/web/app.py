@@ -19,6 +19,7 @@ from webui.api import build_api_router
 from webui.private_files import never_served
 from webui.services import NotAuthorized, Services
 from webui.ui.app import LOGIN_MESSAGE, build_blocks
+from webui.ui.chat_script import CHAT_PAGE_SCRIPT
 from webui.ui.theme import PAGE_CSS, THEME
 from webui.ui.uploads import STATE_KEY, UploadOwners
 from webui.web.security import (
@@ -123,6 +124,7 @@ def build_app(services: Services) -> fastapi.FastAPI:
         footer_links=["settings"],
         theme=THEME,
         css=PAGE_CSS,  # the page's own CSS (webui/ui/theme.py): the full-height chat, sources
+        head=CHAT_PAGE_SCRIPT,  # citation chips open their passage; version arrows (webui/ui/chat_script.py)
         auth=guard.check if team else None,  # async: the password check runs off the event loop
         auth_message=LOGIN_MESSAGE,  # the app's name above the form
         max_file_size=f"{transport_limit_mb(settings.max_upload_mb)}mb",
