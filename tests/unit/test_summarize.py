@@ -167,7 +167,8 @@ def test_the_page_shows_the_summary_its_sources_and_what_stop_kept() -> None:
     done = Summary("pumps", "m.pdf", "Pumps and valves [pp. 1–2].", parts, passages=3, map_steps=2, calls=3, seconds=4.0)
     shown = summary_markdown(done)
     assert shown.startswith("### Summary of m.pdf\n\nPumps and valves [pp. 1–2].")
-    assert "<b>[1] m.pdf, pp. 1–2</b><br>Pumps are checked [p. 1]." in shown and "[2] m.pdf, p. 3" in shown
+    assert "<b>[1]</b> m.pdf, pp. 1–2</summary><p class=\"passage-text\">Pumps are checked [p. 1].</p>" in shown
+    assert "<b>[2]</b> m.pdf, p. 3" in shown
     assert "cited no pages" not in shown
     assert "cited no pages" in summary_markdown(Summary("pumps", "m.pdf", "Pumps.", parts, 3, 2, 3, 4.0))
     assert done_line(done) == "**Done:** 3 passages read in 2 parts (3 model calls, 4.0 s)."
