@@ -48,7 +48,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
             return original(*args, **kwargs)
         return wrapper
 
+    # A chat is rendered by render_tools (tools and tool turns included); render is the exact-prompt view's.
     monkeypatch.setattr(templates.ChatFormat, "render", counting("render", templates.ChatFormat.render))
+    monkeypatch.setattr(templates.ChatFormat, "render_tools", counting("render", templates.ChatFormat.render_tools))
     monkeypatch.setattr(scheduler.LoadedModel, "tokenize", counting("tokenize", scheduler.LoadedModel.tokenize))
     return counted
 
