@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from webui.services.types import StoredMessage
+from webui.ui.tool_calls_view import reply_with_calls
 
 INCOMPLETE_NOTE = "unfinished reply: it was cut off before its end"
 
@@ -67,7 +68,7 @@ def message_view(
 
 def stored_view(messages: Sequence[StoredMessage]) -> list[dict[str, str]]:
     """A saved conversation as the chatbot shows it (the system message is not shown)."""
-    return [message_view(m.role, m.content, m.meta.get("stats"), m.meta.get("sources"),
+    return [message_view(m.role, reply_with_calls(m.content, m.meta), m.meta.get("stats"), m.meta.get("sources"),
                          incomplete=bool(m.meta.get("incomplete")), reasoning=m.reasoning,
                          thinking_s=m.meta.get("thinking_s"))
             for m in messages if m.role != "system"]
