@@ -22,8 +22,11 @@ Segment = str | Mapping[str, Any]  # a text part, or a call
 
 def call_summary(call: Mapping[str, Any]) -> str:
     """The folded block's one line: the tool, where it comes from, and how it went."""
-    name = html.escape(str(call.get("name", "")))
     source = call.get("source")
+    name = str(call.get("name", ""))
+    if source and name.startswith(f"{source}__"):
+        name = name[len(source) + 2:]  # an MCP server's tool, named after its server in the summary
+    name = html.escape(name)
     label = f"Tool <b>{name}</b>" + (f" ({html.escape(str(source))})" if source and source != "built-in" else "")
     state = call.get("state")
     if state == "waiting":
