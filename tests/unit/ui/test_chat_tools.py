@@ -3,9 +3,11 @@ order, Run / Skip, Stop, the reply saved with its calls and shown again, and the
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 import gradio as gr
@@ -13,7 +15,9 @@ import gradio as gr
 from tests.support.tool_turns import PythonServers, ScriptedEngine, call
 from tests.unit.ui.fake_chat import FakeChatServices
 from tests.unit.ui.test_chat_handlers import PAGE, form, send
+from webui.history import Conversation
 from webui.prompts.toolcalls import ToolSpec
+from webui.services.conversations import chat_json, chat_markdown
 from webui.services.tools import McpServerStatus, ToolsService
 from webui.tools import Tool
 from webui.ui.chat import build_chat_tab
@@ -202,3 +206,17 @@ def test_the_tab_wires_the_tool_events() -> None:
         build_chat_tab(fake, blocks)
     names = {fn.name for fn in blocks.fns.values()}
     assert {"generate", "restore_tools", "save_tools", "run_call", "skip_call"} <= names
+
+
+def test_the_markdown_and_json_exports_keep_the_calls() -> None:
+    fake, handlers, _ = with_tools([[call("calculator", {"expression": "1234*5678"})], ["It is 7006652."]])
+    current = send(handlers.chat, "alice", "What is 1234 * 5678?", None)[1]
+    reply(handlers, current, ["calculator"])
+    messages = fake.chat.messages("u-alice", current)
+    conversation = Conversation(current, "u-alice", "Sums", datetime.now(timezone.utc), datetime.now(timezone.utc),
+                                None)
+    markdown = chat_markdown(conversation, messages)
+    assert markdown.index("<summary>Tool calculator") < markdown.index("It is 7006652.")
+    assert '"expression": "1234*5678"' in markdown and "```\n7006652\n```" in markdown
+    exported = json.loads(chat_json(conversation, messages))
+    assert exported["messages"][-1]["meta"]["tool_calls"][0]["result"] == "7006652"
