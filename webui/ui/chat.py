@@ -88,6 +88,7 @@ class ReplySettings:
     documents: gr.Dropdown
     refresh_documents: gr.Button
     tools: gr.Dropdown
+    tool_first: gr.Checkbox
     tools_note: gr.Markdown
     system_prompt: gr.Textbox
     temperature: gr.Slider
@@ -112,6 +113,7 @@ class ReplySettings:
             top_k=self.top_k, min_p=self.min_p, repeat_penalty=self.repeat_penalty, max_tokens=self.max_tokens,
             seed=self.seed, collections=self.documents, use_collection_settings=self.collection_settings,
             passages=self.passages, min_score=self.min_score, think=self.think, tools=self.tools,
+            tool_first=self.tool_first,
         )
 
 
@@ -155,6 +157,9 @@ def build_reply_settings() -> ReplySettings:
             info="Tools the model may call in this chat (calculator, clock, your documents, MCP servers); "
                  "leave empty for a plain chat.",
         )
+        # For a model that rarely calls on its own (a small one with the generic JSON format).
+        tool_first = gr.Checkbox(value=False, label="Call a tool first", elem_id="chat-tool-first",
+                                 info="The reply starts with a call of one of the picked tools.")
         tools_note = gr.Markdown(elem_id="chat-tools-note")
         # Shown only for a model whose template can turn thinking off (ChatHandlers.think_switch).
         think = gr.Checkbox(value=True, label="Think", visible=False, elem_id="chat-think",
@@ -186,9 +191,9 @@ def build_reply_settings() -> ReplySettings:
             exact_prompt = gr.Textbox(label="What the model receives (special tokens included)", lines=12,
                                       max_lines=30, interactive=False, elem_id="exact-prompt")
         model_line = gr.Markdown(elem_id="model-line")
-    return ReplySettings(documents, refresh_documents, tools, tools_note, system_prompt, temperature, top_p, top_k, min_p,
-                         repeat_penalty, max_tokens, seed, collection_settings, passages, min_score, think,
-                         show_prompt, exact_prompt, model_line)
+    return ReplySettings(documents, refresh_documents, tools, tool_first, tools_note, system_prompt, temperature,
+                         top_p, top_k, min_p, repeat_penalty, max_tokens, seed, collection_settings, passages,
+                         min_score, think, show_prompt, exact_prompt, model_line)
 
 
 # A phone shows the conversation first: the list of chats starts folded, and folds again once a chat
@@ -291,7 +296,8 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     generate = dict(
         fn=as_user(with_form(tool_handlers.generate, ReplyForm)),
         inputs=[page_key, conversation_id, *settings.form_inputs()],
-        outputs=[chatbot, notice, tool_confirm_row, waiting_call], concurrency_id=GENERATE_QUEUE, concurrency_limit=generation_slots(services),
+        outputs=[chatbot, notice, tool_confirm_row, waiting_call], concurrency_id=GENERATE_QUEUE,
+        concurrency_limit=generation_slots(services),
     )
     # .then, which runs however the reply ended (done, stopped, failed): the composer is idle again.
     finished = dict(fn=handlers.reply_finished, inputs=[preset, documents],

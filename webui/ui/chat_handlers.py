@@ -69,6 +69,7 @@ class ReplyForm:
     min_score: float
     think: bool = True
     tools: Sequence[str] | None = None  # the tools the model may call (chat_tools.py); none: a plain reply
+    tool_first: bool = False  # the reply's first round must call one of them
 
     def sampling(self) -> SamplingParams:
         return sampling_from(SamplingRequest(

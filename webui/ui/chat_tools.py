@@ -23,6 +23,7 @@ from webui.services.tools import (
     ConfirmationNeeded,
     ReasoningDelta,
     TextDelta,
+    ToolChoice,
     ToolInfo,
     ToolTurnEvent,
     TurnDone,
@@ -178,7 +179,8 @@ class ToolChatHandlers:
         request = TurnRequest(
             messages=tuple(self.services.chat.tool_conversation(owner, current, form.system_prompt)),
             tool_names=tuple(form.tools or ()), sampling=form.sampling(), conversation_id=current,
-            collections=tuple(form.collections) if form.collections else None, thinking=form.thinking())
+            collections=tuple(form.collections) if form.collections else None, thinking=form.thinking(),
+            first_choice=ToolChoice("required") if form.tool_first else ToolChoice())
         events = self.services.tools.run_turn(self.services.user(username), page_key, request)
         yield saved, writing_notice(None), *NO_CONFIRMATION
         progress = ToolReplyProgress()

@@ -220,3 +220,10 @@ def test_the_markdown_and_json_exports_keep_the_calls() -> None:
     assert '"expression": "1234*5678"' in markdown and "```\n7006652\n```" in markdown
     exported = json.loads(chat_json(conversation, messages))
     assert exported["messages"][-1]["meta"]["tool_calls"][0]["result"] == "7006652"
+
+
+def test_call_a_tool_first_makes_the_first_round_require_a_call() -> None:
+    _, handlers, engine = with_tools([[call("calculator", {"expression": "2+2"})], ["Four."]])
+    current = send(handlers.chat, "alice", "2+2?", None)[1]
+    reply(handlers, current, ["calculator"], tool_first=True)
+    assert [r.tools.choice.mode for r in engine.requests] == ["required", "auto"]
