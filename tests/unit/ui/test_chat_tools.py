@@ -227,3 +227,26 @@ def test_call_a_tool_first_makes_the_first_round_require_a_call() -> None:
     current = send(handlers.chat, "alice", "2+2?", None)[1]
     reply(handlers, current, ["calculator"], tool_first=True)
     assert [r.tools.choice.mode for r in engine.requests] == ["required", "auto"]
+
+
+def test_the_real_store_keeps_a_chats_tools_and_a_reply_with_calls(tmp_path) -> None:
+    """History (migration m004) and ChatService: what the page saves comes back after a restart."""
+    from types import SimpleNamespace
+
+    from webui.history import HistoryStore
+    from webui.services.chat import ChatService
+
+    chat = ChatService(SimpleNamespace(info=None), HistoryStore(tmp_path / "h.db"))  # type: ignore[arg-type]
+    current = chat.add_user_message("u1", None, "What is 2+2?")
+    chat.set_tools("u1", current, ["calculator", "calculator", "current_time"])
+    turns = [{"role": "assistant", "content": "", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "calculator", "arguments": {"expression": "2+2"}}}]},
+        {"role": "tool", "tool_call_id": "c1", "name": "calculator", "content": "4"}]
+    chat.save_tool_reply("u1", current, "Four.", {"tool_calls": [{"id": "c1", "name": "calculator", "result": "4"}],
+                                                  "tool_turns": turns})
+    reopened = ChatService(SimpleNamespace(info=None), HistoryStore(tmp_path / "h.db"))  # type: ignore[arg-type]
+    assert reopened.conversation("u1", current).tools == ("calculator", "current_time")
+    assert reopened.tool_conversation("u1", current, "Be brief.") == [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}, *turns,
+        {"role": "assistant", "content": "Four."}]
+    assert "<pre>4</pre>" in stored_view(reopened.messages("u1", current))[-1]["content"]
