@@ -58,6 +58,7 @@ class Conversation:
     collections: tuple[str, ...] = ()  # the document collections this chat answers from
     renamed: bool = False  # its user chose the title: an edited first message leaves it as it is
     versions: dict[str, Any] | None = None  # the other versions of its first message's branch (edits)
+    tools: tuple[str, ...] = ()  # the tools the model may call in this chat
 
 
 @dataclass(frozen=True)
@@ -189,8 +190,14 @@ def m004_message_versions(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE conversations ADD COLUMN renamed INTEGER NOT NULL DEFAULT 0")
 
 
+def m005_chat_tools(db: sqlite3.Connection) -> None:
+    """Each chat keeps the tools its replies may call (a JSON list of names); existing chats get none."""
+    db.execute("ALTER TABLE conversations ADD COLUMN tools TEXT NOT NULL DEFAULT '[]'")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    m001_initial, m002_chat_collections, m003_message_reasoning, m004_message_versions)
+    m001_initial, m002_chat_collections, m003_message_reasoning, m004_message_versions,
+    m005_chat_tools)
 
 
 def migrate(db: sqlite3.Connection) -> list[str]:
@@ -355,6 +362,14 @@ class HistoryStore:
         with self._write() as db:
             self._get(db, owner, conversation_id)
             db.execute("UPDATE conversations SET collections = ? WHERE id = ?", (names, conversation_id))
+            return self._get(db, owner, conversation_id)
+
+    def set_tools(self, owner: str, conversation_id: str, tools: Sequence[str]) -> Conversation:
+        """Keep the tools this chat's replies may call; the chat keeps its place in the list."""
+        names = json.dumps(list(dict.fromkeys(str(name) for name in tools)), ensure_ascii=False)
+        with self._write() as db:
+            self._get(db, owner, conversation_id)
+            db.execute("UPDATE conversations SET tools = ? WHERE id = ?", (names, conversation_id))
             return self._get(db, owner, conversation_id)
 
     def delete(self, owner: str, conversation_id: str) -> None:
@@ -872,6 +887,7 @@ def _conversation(row: sqlite3.Row) -> Conversation:
         collections=tuple(_names(row["collections"])),
         renamed=bool(row["renamed"]),
         versions=_versions(row["versions"]),
+        tools=tuple(_names(row["tools"])),
     )
 
 
@@ -882,7 +898,7 @@ def _names(stored: str) -> builtins.list[str]:
     except ValueError:
         names = None
     if not isinstance(names, builtins.list) or not all(isinstance(name, str) for name in names):
-        log.warning("a chat's saved collections are not a list of names (%r): read as none", stored[:80])
+        log.warning("a chat's saved collections or tools are not a list of names (%r): read as none", stored[:80])
         return []
     return names
 

@@ -75,6 +75,7 @@ class LocalModel:
     loaded: bool
     in_models_dir: bool
     error: str | None = None  # why the metadata could not be read (damaged, not GGUF)
+    chat_template: str = ""  # the GGUF's tokenizer.chat_template (the Models tab reads its capabilities)
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,7 @@ class ModelManager:
             quant=quant_label(metadata, path.name, self._file_type_names()),
             context_length=shape.n_ctx_train or None,
             has_chat_template=bool(metadata.get("tokenizer.chat_template")),
+            chat_template=str(metadata.get("tokenizer.chat_template") or ""),
             loaded=loaded,
             in_models_dir=in_models_dir,
         )

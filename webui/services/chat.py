@@ -52,6 +52,11 @@ from webui.services.streaming import CancelRegistry, UpdatePacer
 
 log = logging.getLogger(__name__)
 
+# In a reply's meta: the call records the page shows (ToolCallRecord.as_meta), and the assistant turns with
+# tool_calls and the tool results the reply was written from, which the model is shown again next time.
+TOOL_CALLS_KEY = "tool_calls"
+TOOL_TURNS_KEY = "tool_turns"
+
 
 @dataclass(frozen=True)
 class ReplyUpdate:
@@ -261,6 +266,33 @@ class ChatService:
     def set_collections(self, owner: str, conversation_id: str, collections: Sequence[str]) -> Conversation:
         """Keep the collections this chat answers from, so they are picked again when it is opened."""
         return self._history.set_collections(owner, conversation_id, collections)
+
+    def set_tools(self, owner: str, conversation_id: str, tools: Sequence[str]) -> Conversation:
+        """Keep the tools this chat's replies may call, so they are picked again when it is opened."""
+        return self._history.set_tools(owner, conversation_id, tools)
+
+    def tool_conversation(self, owner: str, conversation_id: str, system_prompt: str) -> list[Message]:
+        """The saved chat as a reply with tools asks the model: the filled system prompt, then each message,
+        a reply preceded by the tool-call turns and results it was written from (``TOOL_TURNS_KEY``)."""
+        stored = self._history.messages(owner, conversation_id)
+        question = stored[-1].content if stored and stored[-1].role == "user" else ""
+        model_file = self._engine.info.file if self._engine.info else ""
+        system = fill_system_prompt(system_prompt, question=question, context="", model=model_file)
+        messages: list[Message] = [{"role": "system", "content": system}] if system.strip() else []
+        for message in stored:
+            if message.role == "system":
+                continue
+            messages.extend(message.meta.get(TOOL_TURNS_KEY) or [])
+            messages.append({"role": message.role, "content": message.content})
+        return messages
+
+    def save_tool_reply(self, owner: str, conversation_id: str, text: str, meta: dict[str, Any],
+                        reasoning: str = "") -> None:
+        """Save a reply written with tools as the answer to the chat's last question (its calls in ``meta``);
+        HistoryError if the chat was deleted meanwhile."""
+        stored = self._history.messages(owner, conversation_id)
+        question_id = stored[-1].id if stored and stored[-1].role == "user" else None
+        _ReplySaver(self._history, owner, conversation_id, question_id).save(text, meta, reasoning)
 
     def replying(self, session_key: str) -> bool:
         """Whether a reply of this page (its session key) is being prepared or written now."""

@@ -33,6 +33,7 @@ from webui.history import (
     StoredMessage,
     title_from_first_message,
 )
+from webui.services.chat import TOOL_CALLS_KEY
 
 EXPORT_FORMAT = "local-llm-webui.chat"
 EXPORT_VERSION = 1
@@ -171,6 +172,7 @@ def chat_markdown(conversation: Conversation, messages: Sequence[StoredMessage],
             seconds = message.meta.get("thinking_s")
             summary = f"Thinking ({seconds:.1f} s)" if isinstance(seconds, (int, float)) else "Thinking"
             lines += [f"<details><summary>{summary}</summary>", "", message.reasoning.strip(), "", "</details>", ""]
+        lines += _tool_calls_markdown(message.meta)
         lines += [message.content.rstrip(), ""]
         sources = [str(s.get("citation") or s.get("file_name") or "") for s in message.meta.get("sources") or []
                    if isinstance(s, dict)]
@@ -179,6 +181,26 @@ def chat_markdown(conversation: Conversation, messages: Sequence[StoredMessage],
         if message.meta.get("incomplete"):
             lines += ["*(unfinished reply: it was cut off before its end)*", ""]
     return "\n".join(lines)
+
+
+def _tool_calls_markdown(meta: dict[str, Any]) -> list[str]:
+    """A reply's tool calls (saved by the chat page), each folded: arguments, result, error."""
+    lines: list[str] = []
+    for call in meta.get(TOOL_CALLS_KEY) or []:
+        if not isinstance(call, dict):
+            continue
+        took = call.get("duration_s")
+        summary = f"Tool {call.get('name', '')}" + (f" ({took:.2f} s)" if isinstance(took, (int, float)) else "")
+        if call.get("skipped"):
+            summary += " (not run)"
+        lines += [f"<details><summary>{summary}</summary>", "", "Arguments:", "", "```json",
+                  json.dumps(call.get("arguments") or {}, ensure_ascii=False, indent=1), "```", ""]
+        if call.get("result"):
+            lines += ["Result:", "", "```", str(call["result"]).rstrip(), "```", ""]
+        if call.get("error"):
+            lines += [f"Error: {call['error']}", ""]
+        lines += ["</details>", ""]
+    return lines
 
 
 def _shown_time(moment: datetime) -> str:

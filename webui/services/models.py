@@ -35,6 +35,7 @@ from webui.models.model_settings import (
     parse_flash_attn_choice,
     parse_gpu_layers_text,
 )
+from webui.prompts.toolcalls import has_thinking_switch, reply_family, supports_tools, writes_reasoning
 from webui.services.access import NotAuthorized
 
 # What the front ends need to name (types and errors), so they import this service, not the manager.
@@ -42,6 +43,7 @@ __all__ = [
     "KV_CACHE_TYPES", "DownloadError", "DownloadJob", "EngineError", "InvalidLoadOptions", "LoadedModel", "LocalModel",
     "ModelEntry", "ModelLoadOptions", "ModelManagerError", "ModelService", "RemoteModelFile", "UnknownModel",
     "FLASH_ATTN_CHOICES", "flash_attn_choice", "parse_flash_attn_choice", "parse_gpu_layers_text",
+    "ModelCapabilities", "capabilities",
 ]
 
 GGUF_SUFFIX = ".gguf"
@@ -82,6 +84,30 @@ class ModelEntry:
     quant: str | None
     context_length: int | None
     where: str = "local"  # "local", or the remote server that runs it (host:port, never its credentials)
+
+
+@dataclass(frozen=True)
+class ModelCapabilities:
+    """What a model's chat template can do with tools and thinking, for the Models tab."""
+
+    tools: str  # the native tool-call family ("hermes", "llama3"...), or "generic JSON" (described in the prompt)
+    thinking: str  # "yes" (always thinks), "switchable" (the Think switch works), "no"
+
+    def __str__(self) -> str:
+        return f"tools: {self.tools} · thinking: {self.thinking}"
+
+
+def capabilities(model: LocalModel) -> ModelCapabilities:
+    """Read from the GGUF's chat template; a model without one gets the generic tool fallback, no thinking."""
+    template = model.chat_template
+    tools = reply_family(template) if template and supports_tools(template) else "generic JSON"
+    if template and has_thinking_switch(template):
+        thinking = "switchable"
+    elif template and writes_reasoning(template):
+        thinking = "yes"
+    else:
+        thinking = "no"
+    return ModelCapabilities(tools, thinking)
 
 
 def _require_admin(user: User) -> None:

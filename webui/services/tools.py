@@ -481,6 +481,6 @@ class _DocumentSearch:
 # What the page may name (McpServerStatus comes from webui.tools, which the faces do not import).
 __all__ = [
     "DEFAULT_MAX_TOOL_CALLS", "DEFAULT_TOOL_TIMEOUT_S", "RESULT_LIMIT_CHARS", "CallFinished", "CallStarted",
-    "ConfirmationNeeded", "McpServerStatus", "ReasoningDelta", "TextDelta", "ToolCallRecord", "ToolInfo",
+    "ConfirmationNeeded", "McpServerStatus", "ReasoningDelta", "TextDelta", "ToolCallRecord", "ToolChoice", "ToolInfo",
     "ToolNotAvailable", "ToolTurnEvent", "ToolsService", "TurnDone", "TurnRequest", "TurnStats", "cut_result",
 ]

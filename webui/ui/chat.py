@@ -19,6 +19,7 @@ from webui.services.chat import DEFAULT_PASSAGES
 from webui.services.types import DEFAULT_MIN_SCORE, SamplingParams, SamplingRequest, sampling_from
 from webui.ui.chat_handlers import ChatHandlers, ReplyForm
 from webui.ui.chat_script import VERSION_PICK_ID, VERSION_PICK_JS
+from webui.ui.chat_tools import ToolChatHandlers
 from webui.ui.chat_view import sources_view, stored_view
 from webui.ui.conversations import ChatLinks, search_box, transfer_controls, wire_conversation_tools
 from webui.ui.feedback import as_user
@@ -53,12 +54,14 @@ class ChatControls:
     preset: gr.State | None = None  # the name of the preset applied to the chat (Presets tab), for the header
     header: gr.Markdown | None = None  # the line above the conversation: model, preset, collections
     open_chat: Any = None  # the event that opens the chat in ``conversation_id`` (see ``reopen``)
+    restore_tools: Any = None  # then picks that chat's own tools again (chat_tools.py)
     refresh_header: Any = None  # the event that writes the header anew: ``event.then(**refresh_header)``
 
     def reopen(self, event: Any) -> Any:
         """Chain, after ``event`` set ``conversation_id``, the opening of that chat (messages, title,
         its collections, the header), as picking it in the list does."""
-        return event.then(**self.open_chat)
+        opened = event.then(**self.open_chat)
+        return opened.then(**self.restore_tools) if self.restore_tools else opened
 
 
 @dataclass
@@ -85,6 +88,9 @@ class ReplySettings:
 
     documents: gr.Dropdown
     refresh_documents: gr.Button
+    tools: gr.Dropdown
+    tool_first: gr.Checkbox
+    tools_note: gr.Markdown
     system_prompt: gr.Textbox
     temperature: gr.Slider
     top_p: gr.Slider
@@ -107,7 +113,8 @@ class ReplySettings:
             ReplyForm, system_prompt=self.system_prompt, temperature=self.temperature, top_p=self.top_p,
             top_k=self.top_k, min_p=self.min_p, repeat_penalty=self.repeat_penalty, max_tokens=self.max_tokens,
             seed=self.seed, collections=self.documents, use_collection_settings=self.collection_settings,
-            passages=self.passages, min_score=self.min_score, think=self.think,
+            passages=self.passages, min_score=self.min_score, think=self.think, tools=self.tools,
+            tool_first=self.tool_first,
         )
 
 
@@ -146,6 +153,15 @@ def build_reply_settings() -> ReplySettings:
             info="Answer from these collections (add files in the Documents tab); leave empty for a plain chat.",
         )
         refresh_documents = gr.Button("↻ Refresh collections", size="sm", elem_id="chat-documents-refresh")
+        tools = gr.Dropdown(
+            label="Tools", choices=[], value=[], multiselect=True, elem_id="chat-tools",
+            info="Tools the model may call in this chat (calculator, clock, your documents, MCP servers); "
+                 "leave empty for a plain chat.",
+        )
+        # For a model that rarely calls on its own (a small one with the generic JSON format).
+        tool_first = gr.Checkbox(value=False, label="Call a tool first", elem_id="chat-tool-first",
+                                 info="The reply starts with a call of one of the picked tools.")
+        tools_note = gr.Markdown(elem_id="chat-tools-note")
         # Shown only for a model whose template can turn thinking off (ChatHandlers.think_switch).
         think = gr.Checkbox(value=True, label="Think", visible=False, elem_id="chat-think",
                             info="Let the model think before it answers; its thinking shows folded above the reply.")
@@ -176,9 +192,9 @@ def build_reply_settings() -> ReplySettings:
             exact_prompt = gr.Textbox(label="What the model receives (special tokens included)", lines=12,
                                       max_lines=30, interactive=False, elem_id="exact-prompt")
         model_line = gr.Markdown(elem_id="model-line")
-    return ReplySettings(documents, refresh_documents, system_prompt, temperature, top_p, top_k, min_p,
-                         repeat_penalty, max_tokens, seed, collection_settings, passages, min_score, think,
-                         show_prompt, exact_prompt, model_line)
+    return ReplySettings(documents, refresh_documents, tools, tool_first, tools_note, system_prompt, temperature,
+                         top_p, top_k, min_p, repeat_penalty, max_tokens, seed, collection_settings, passages,
+                         min_score, think, show_prompt, exact_prompt, model_line)
 
 
 # A phone shows the conversation first: the list of chats starts folded, and folds again once a chat
@@ -193,6 +209,7 @@ def fold_chats_on_phone(is_phone: bool) -> Any:
 def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     """Chats | the conversation with its message box | the reply settings; returns what other tabs use."""
     handlers = ChatHandlers(services)
+    tool_handlers = ToolChatHandlers(services, handlers)
     page_key = gr.State(new_page_key)
     conversation_id = gr.State(None)
     with gr.Row(equal_height=False, elem_id="chat-page"):
@@ -211,6 +228,11 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
             # Pressed by the page's script when a version arrow under a reply is clicked (chat_script.py).
             version_pick = gr.Button("Switch version", visible="hidden", elem_id=VERSION_PICK_ID)
             picked_version = gr.Textbox(visible="hidden", elem_id="version-picked")
+            # Shown while a call of a tool that is not trusted waits for the user (chat_tools.py).
+            with gr.Row(visible=False, equal_height=True, elem_id="tool-confirm-row") as tool_confirm_row:
+                run_call = gr.Button("Run", size="sm", variant="primary", elem_id="tool-run")
+                skip_call = gr.Button("Skip", size="sm", elem_id="tool-skip")
+            waiting_call = gr.Textbox(visible=False, elem_id="tool-waiting-call")
             with gr.Row(equal_height=False, elem_id="composer"):
                 # lines=1 with room to grow: Gradio then sends on Enter, and Shift+Enter is a new line
                 # (a multi-line box does the opposite).
@@ -240,18 +262,23 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     blocks.load(as_user(handlers.on_load), None, [sidebar.conversations, settings.model_line, documents, header])
     think_switch = dict(fn=handlers.think_switch, inputs=None, outputs=[settings.think], queue=False)
     blocks.load(**think_switch)
+    tools, tools_note = settings.tools, settings.tools_note
+    restore_tools = dict(fn=as_user(tool_handlers.restore_tools), inputs=[conversation_id],
+                         outputs=[tools, tools_note], queue=False)
+    blocks.load(**restore_tools)
     is_phone = gr.Checkbox(visible=False)  # set in the browser by IS_PHONE_JS before each fold
     chat_outputs = [conversation_id, chatbot, sidebar.title, sidebar.conversations, notice, documents, header]
     fold_on_phone = dict(fn=fold_chats_on_phone, inputs=[is_phone], outputs=[sidebar.panel], js=IS_PHONE_JS,
                          queue=False)
     blocks.load(**fold_on_phone)
     # On a phone the list folds away once a chat is picked, so the conversation has the screen.
-    sidebar.new_chat.click(handlers.start_new_chat, [preset], chat_outputs, queue=False).then(**fold_on_phone)
+    sidebar.new_chat.click(handlers.start_new_chat, [preset], chat_outputs, queue=False).then(
+        **fold_on_phone).then(**restore_tools)
     opened = [conversation_id, chatbot, sidebar.title, notice, documents, header]  # what open_conversation shows
     open_chat = dict(fn=as_user(handlers.open_conversation), inputs=[conversation_id, preset], outputs=opened,
                      queue=False)
     sidebar.conversations.input(as_user(handlers.open_conversation), [sidebar.conversations, preset], opened,
-                                queue=False).then(**fold_on_phone)
+                                queue=False).then(**fold_on_phone).then(**restore_tools)
     wire_conversation_tools(services, sidebar.search, sidebar.transfer,
                             ChatLinks(conversation_id, sidebar.conversations, settings.system_prompt, preset,
                                       as_user(handlers.open_conversation), opened))
@@ -259,19 +286,22 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
                          queue=False)
     sidebar.delete.click(lambda: gr.update(visible=True), None, [sidebar.confirm_delete], queue=False)
     sidebar.confirm_delete.click(as_user(handlers.delete_chat), [conversation_id, preset],
-                                 [*chat_outputs[:4], documents, header, sidebar.confirm_delete], queue=False)
+                                 [*chat_outputs[:4], documents, header, sidebar.confirm_delete], queue=False,
+                                 ).then(**restore_tools)
 
     for slider in (settings.passages, settings.min_score):
         slider.input(override_collection_settings, None, [settings.collection_settings], queue=False)
     settings.refresh_documents.click(as_user(handlers.document_choices), [documents], [documents], queue=False)
     # .input: only the user's own picks are saved with the chat (opening a chat sets the value too).
     documents.input(as_user(handlers.save_collections), [conversation_id, documents, preset], [header], queue=False)
+    tools.input(as_user(tool_handlers.save_tools), [conversation_id, tools], None, queue=False)
 
     composer_outputs = [message, send, stop, regenerate]
     generate = dict(
-        fn=as_user(with_form(handlers.generate, ReplyForm)),
+        fn=as_user(with_form(tool_handlers.generate, ReplyForm)),
         inputs=[page_key, conversation_id, *settings.form_inputs()],
-        outputs=[chatbot, notice], concurrency_id=GENERATE_QUEUE, concurrency_limit=generation_slots(services),
+        outputs=[chatbot, notice, tool_confirm_row, waiting_call], concurrency_id=GENERATE_QUEUE,
+        concurrency_limit=generation_slots(services),
     )
     # .then, which runs however the reply ended (done, stopped, failed): the composer is idle again.
     finished = dict(fn=handlers.reply_finished, inputs=[preset, documents],
@@ -301,12 +331,16 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     confirm_clear.click(as_user(handlers.clear_chat), [conversation_id], [chatbot, notice, confirm_clear_row],
                         queue=False)
     stop.click(as_user(handlers.stop_reply), [page_key], None, queue=False)
+    run_call.click(as_user(tool_handlers.run_call), [page_key, waiting_call], [tool_confirm_row, waiting_call],
+                   queue=False)
+    skip_call.click(as_user(tool_handlers.skip_call), [page_key, waiting_call], [tool_confirm_row, waiting_call],
+                    queue=False)
     settings.show_prompt.click(as_user(handlers.show_exact_prompt), [conversation_id, settings.system_prompt, message],
                                [settings.exact_prompt], queue=False)
     build_chat_api(services)
     return ChatControls(settings.system_prompt, settings.temperature, settings.top_p, settings.top_k, settings.min_p,
                         settings.repeat_penalty, settings.max_tokens, settings.seed, settings.documents,
-                        conversation_id, sidebar.conversations, chatbot, preset, header, open_chat,
+                        conversation_id, sidebar.conversations, chatbot, preset, header, open_chat, restore_tools,
                         dict(fn=handlers.header, inputs=[preset, documents], outputs=[header], queue=False))
 
 

@@ -68,6 +68,8 @@ class ReplyForm:
     passages: float
     min_score: float
     think: bool = True
+    tools: Sequence[str] | None = None  # the tools the model may call (chat_tools.py); none: a plain reply
+    tool_first: bool = False  # the reply's first round must call one of them
 
     def sampling(self) -> SamplingParams:
         return sampling_from(SamplingRequest(
@@ -328,6 +330,7 @@ class ChatHandlers:
     def stop_reply(self, username: str | None, page_key: str) -> None:
         self.services.user(username)  # a signed-out page stops nothing
         self.services.chat.stop(page_key)
+        self.services.tools.stop(page_key)  # a reply with tools: its loop, a waiting Run/Skip, a running call
 
     def show_exact_prompt(self, username: str | None, current: str | None, system: str | None,
                           draft: str | None) -> str:

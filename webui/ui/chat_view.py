@@ -9,6 +9,7 @@ from typing import Any
 
 from webui.services.types import StoredMessage
 from webui.ui.citations_view import answer_with_chips, sources_view
+from webui.ui.tool_calls_view import reply_with_calls
 
 INCOMPLETE_NOTE = "unfinished reply: it was cut off before its end"
 
@@ -82,8 +83,8 @@ def stored_view(messages: Sequence[StoredMessage]) -> list[dict[str, str]]:
             switch = version_switch(m.id, *m.version)
         if m.role == "system":
             continue
-        shown.append(message_view(m.role, m.content, m.meta.get("stats"), m.meta.get("sources"),
-                                  incomplete=bool(m.meta.get("incomplete")), reasoning=m.reasoning,
+        shown.append(message_view(m.role, reply_with_calls(m.content, m.meta), m.meta.get("stats"),
+                                  m.meta.get("sources"), incomplete=bool(m.meta.get("incomplete")), reasoning=m.reasoning,
                                   thinking_s=m.meta.get("thinking_s"), finished=True,
                                   switch=switch if m.role == "assistant" else ""))
         if m.role == "assistant":

@@ -27,6 +27,7 @@ from webui.services.models import (
     ModelEntry,
     ModelLoadOptions,
     RemoteModelFile,
+    capabilities,
     flash_attn_choice,
     parse_flash_attn_choice,
     parse_gpu_layers_text,
@@ -37,7 +38,7 @@ from webui.ui.forms import with_form
 
 SHARED_HEADERS = ["Model", "In use", "Runs on", "Size", "Quantization", "Context"]
 LOCAL_HEADERS = ["File", "Loaded", "Architecture", "Parameters", "Quantization", "Trained context", "Size",
-                 "Chat template", "Note"]
+                 "Chat template", "Capabilities", "Note"]
 REMOTE_HEADERS = ["File", "Parts", "Size", "Quantization", "Fits this machine", "Downloaded"]
 _POLL_S = 0.5
 
@@ -52,7 +53,7 @@ def local_rows(models: list[LocalModel]) -> list[list[Any]]:
     return [
         [m.file_name, "● loaded" if m.loaded else "", m.architecture or "?", m.parameters or "?", m.quant or "?",
          m.context_length or "?", human_size(m.size_bytes), "yes" if m.has_chat_template else "no",
-         m.error or ("" if m.in_models_dir else "outside the models folder")]
+         "" if m.error else str(capabilities(m)), m.error or ("" if m.in_models_dir else "outside the models folder")]
         for m in models
     ]
 

@@ -17,8 +17,10 @@ from webui.engine import GenerationStats
 from webui.services import CompletionUpdate, DocumentQuery, NotAuthorized, ReplyUpdate
 from webui.services.chat import EditRefused, check_message_size
 from webui.services.models import LoadedModel
+from webui.services.tools import ToolsService
 from webui.services.types import ConversationNotFound, SamplingParams, StoredMessage, User
 
+from tests.support.tool_turns import PythonServers, ScriptedEngine
 from tests.unit.ui.fakes import FakeServices
 
 
@@ -34,6 +36,7 @@ class FakeConversation:
     title: str
     messages: list[StoredMessage] = field(default_factory=list)
     collections: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
 
 
 @dataclass
@@ -92,6 +95,23 @@ class FakeChat:
         chat = self._chat(owner, conversation_id)
         chat.collections = tuple(dict.fromkeys(collections))
         return chat
+
+    def set_tools(self, owner: str, conversation_id: str, tools: list[str]) -> FakeConversation:
+        chat = self._chat(owner, conversation_id)
+        chat.tools = tuple(dict.fromkeys(tools))
+        return chat
+
+    def tool_conversation(self, owner: str, conversation_id: str, system_prompt: str) -> list[dict[str, Any]]:
+        """As the real one: the system prompt, then each message after the tool turns saved with it."""
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}]
+        for message in self._chat(owner, conversation_id).messages:
+            messages += message.meta.get("tool_turns") or []
+            messages.append({"role": message.role, "content": message.content})
+        return messages
+
+    def save_tool_reply(self, owner: str, conversation_id: str, text: str, meta: dict[str, Any],
+                        reasoning: str = "") -> None:
+        self._append(self._chat(owner, conversation_id), "assistant", text, meta, reasoning)
 
     def replying(self, session_key: str) -> bool:
         return session_key in self.busy_pages
@@ -240,5 +260,8 @@ class FakeChatServices(FakeServices):
     models: FakeModels = field(default_factory=lambda: FakeModels(loaded_model(), ["tiny.gguf", "small.gguf"]))
     document_actions: FakeDocumentActions = field(default_factory=FakeDocumentActions)
     notebook: FakeNotebook = field(default_factory=FakeNotebook)
+    # The real tool loop over a scripted engine (tests/support/tool_turns.py); tests replace it with their own.
+    tools: ToolsService = field(default_factory=lambda: ToolsService(
+        ScriptedEngine([]), chat=None, documents=None, mcp=PythonServers({})))  # type: ignore[arg-type]
     users: dict[str, User] = field(default_factory=lambda: {
         "alice": User("alice", is_admin=True, id="u-alice"), "bob": User("bob", is_admin=False, id="u-bob")})
