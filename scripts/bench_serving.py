@@ -207,8 +207,6 @@ def guidellm_venv(venv: Path) -> tuple[Path | None, str]:
         if probe.returncode == 0:
             return guidellm, "cached"
     steps = [] if python.exists() else [[sys.executable, "-m", "venv", str(venv)]]
-    if not python.exists() and not (Path(sys.base_prefix) / "bin").exists():
-        return None, "no Python to create GuideLLM's venv with"
     steps.append([str(python), "-m", "pip", "install", "--quiet", *GUIDELLM_PACKAGES])
     print(f"installing {' and '.join(GUIDELLM_PACKAGES)} into {venv} (once; it brings torch, minutes)...", flush=True)
     venv.parent.mkdir(parents=True, exist_ok=True)
