@@ -260,6 +260,16 @@ def running_llama_server(binary: Path, model: Path, *, ctx_size: int, threads: i
                 process.wait()
 
 
+def warm_up(url: str, model_name: str) -> None:
+    """One short reply from a side before it is measured: its first-call costs (weights paged in, compute
+    buffers sized) are not the first level's."""
+    import httpx
+
+    response = httpx.post(f"{url}/v1/chat/completions", timeout=600, json={
+        "model": model_name, "max_tokens": 8, "messages": [{"role": "user", "content": "Say hello."}]})
+    response.raise_for_status()
+
+
 def run_level(guidellm: Path, label: str, reports: Path, **command: object) -> LevelResult:
     """One GuideLLM run against one side; its console output goes to a log beside the report."""
     level = command["level"]
@@ -348,6 +358,8 @@ def main() -> int:
                       f"uptime: {os.getloadavg()[0]:.1f} load average", flush=True)
                 print(f"GuideLLM {GUIDELLM_VERSION} ({guidellm}); llama-server {bin_dir / 'llama-server'}; "
                       f"reports in {reports}", flush=True)
+                warm_up(app.url, model.name)
+                warm_up(server_url, model.name)
                 common = {"model": model, "requests": args.requests, "prompt_tokens": args.prompt_tokens,
                           "output_tokens": args.output_tokens}
                 for level in levels:  # interleaved, so drift in the machine's load hits both alike
