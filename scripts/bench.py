@@ -363,14 +363,22 @@ def simultaneous_new_tokens(llm, model: Path) -> int:
     return len(asked) - common_prefix(warm, asked)
 
 
-def llama_tools() -> tuple[Path | None, str]:
-    """``llama-batched-bench`` and ``llama-bench`` from the pinned sdist's sources: (bin dir, or None and why).
+# The app wheel's portable CPU flags, and nothing that reaches the network: no curl or OpenSSL, and the
+# server's web page neither built with npm nor downloaded (LLAMA_USE_PREBUILT_UI fetches it from a bucket).
+LLAMA_CMAKE_FLAGS = ("-DGGML_NATIVE=off", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
+                     "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_BUILD_UI=OFF",
+                     "-DLLAMA_USE_PREBUILT_UI=OFF", "-DCMAKE_BUILD_TYPE=Release")
 
-    Built once with the app's CPU flags; never ``GGML_NATIVE=on``, which dies with SIGILL on VMs whose
-    cpuinfo lists instructions they do not run.
+
+def build_llama_targets(targets: tuple[str, ...]) -> tuple[Path | None, str]:
+    """llama.cpp programs (``llama-bench``, ``llama-server``...) from the pinned sdist: (bin dir, or None and why).
+
+    Built once into the bench cache with the app's CPU flags; never ``GGML_NATIVE=on``, which dies with
+    SIGILL on VMs whose cpuinfo lists instructions they do not run. A target missing from an earlier
+    build is added to it (the configure step is repeated; the ggml libraries already built are kept).
     """
     bin_dir = CACHE / "build" / "bin"
-    if (bin_dir / "llama-batched-bench").exists() and (bin_dir / "llama-bench").exists():
+    if all((bin_dir / target).exists() for target in targets):
         return bin_dir, "cached"
     if not shutil.which("cmake"):
         return None, "cmake is not installed"
@@ -383,17 +391,19 @@ def llama_tools() -> tuple[Path | None, str]:
                       f"llama-cpp-python=={LLAMA_CPP_VERSION}", "-d", str(CACHE)])
     if not source.exists():
         steps.append(["tar", "xzf", str(sdist), "-C", str(CACHE)])
-    steps.append(["cmake", "-S", str(source), "-B", str(CACHE / "build"), "-DGGML_NATIVE=off", "-DLLAMA_CURL=OFF",
-                  "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF",
-                  "-DCMAKE_BUILD_TYPE=Release"])
-    steps.append(["cmake", "--build", str(CACHE / "build"), "-j", str(os.cpu_count() or 2),
-                  "--target", "llama-batched-bench", "llama-bench"])
-    print(f"building llama-batched-bench and llama-bench into {CACHE} (once; several minutes)...", flush=True)
+    steps.append(["cmake", "-S", str(source), "-B", str(CACHE / "build"), *LLAMA_CMAKE_FLAGS])
+    steps.append(["cmake", "--build", str(CACHE / "build"), "-j", str(os.cpu_count() or 2), "--target", *targets])
+    print(f"building {' and '.join(targets)} into {CACHE} (once; several minutes)...", flush=True)
     with (CACHE / "build.log").open("a") as build_log:
         for step in steps:
             if subprocess.run(step, stdout=build_log, stderr=subprocess.STDOUT).returncode != 0:
                 return None, f"'{' '.join(step[:3])} ...' failed; see {CACHE / 'build.log'}"
     return bin_dir, "built"
+
+
+def llama_tools() -> tuple[Path | None, str]:
+    """``llama-batched-bench`` and ``llama-bench``, this script's baselines (see :func:`build_llama_targets`)."""
+    return build_llama_targets(("llama-batched-bench", "llama-bench"))
 
 
 def jsonl(output: str) -> list[dict]:
