@@ -35,7 +35,9 @@ def test_summarize_a_collection_shows_a_cited_summary_and_saves_it_to_the_chat(
     result = page.locator("#summary-result")
     assert "Summary of the collection 'Greenhouse'" in result.inner_text()
     assert "Sources: greenhouse.pdf" in result.inner_text()
-    result.locator("details summary").click()
+    result.get_by_text("Sources: greenhouse.pdf").click()
+    for passage in result.locator("details.passage > summary").all():  # each passage is folded on its own
+        passage.click()
     shown = result.inner_text()
     assert "[1] greenhouse.pdf, p. 1" in shown and "[2] greenhouse.pdf, p. 2" in shown
     assert "twelve degrees Celsius" in shown, "each source shows the passage it stands for"

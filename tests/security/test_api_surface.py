@@ -76,7 +76,7 @@ def test_malformed_requests_answer_4xx_not_500(app: RunningApp) -> None:
                                                                    "session_hash": session}),
         "direct call, too few inputs": ("/gradio_api/run/predict", {"data": [], "fn_index": on_load,
                                                                     "session_hash": session}),
-        "direct call, value not offered": ("/gradio_api/run/predict", {"data": ["nope"], "fn_index": on_load,
+        "direct call, value not offered": ("/gradio_api/run/predict", {"data": ["nope", None], "fn_index": on_load,
                                                                        "session_hash": session}),
         "unknown api name": ("/gradio_api/run/nothere", {"data": []}),
         "unknown api name, queued": ("/gradio_api/call/nothere", {"data": []}),
