@@ -11,13 +11,13 @@ import re
 from collections.abc import Sequence
 
 from webui.prompts.toolcalls.callsyntax import call_from_object, json_error, leading_json, malformed
-from webui.prompts.toolcalls.streamtext import TextOut, decode_json_string, json_string_prefix
+from webui.prompts.toolcalls.streamtext import BufferedAnswer, decode_json_string, json_string_prefix
 from webui.prompts.toolcalls.types import ReplyEvent
 
 log = logging.getLogger(__name__)
 
 
-class GenericJsonAnswer:
+class GenericJsonAnswer(BufferedAnswer):
     """The fallback's one JSON object: ``{"response": "..."}`` streamed as content, or ``{"tool_calls": [...]}``.
 
     A reply that is no JSON object at all (the model ignored the instructions) is shown as it is.
@@ -27,22 +27,10 @@ class GenericJsonAnswer:
     _RESPONSE_HEAD = re.compile(r'\{\s*"response"\s*:\s*"')
 
     def __init__(self, offered: Sequence[str]) -> None:
+        super().__init__()
         self._offered = offered
-        self._content = TextOut("content", trim_start=False)
         self._state = "start"  # start | response | object | after | plain
-        self._buffer = ""
         self._closing = ""  # what must still close the object after a streamed response
-
-    def feed(self, text: str, events: list[ReplyEvent]) -> None:
-        self._buffer += text
-        self._drain(events, final=False)
-
-    def finish(self, events: list[ReplyEvent]) -> None:
-        self._drain(events, final=True)
-        self._content.flush(events)
-
-    def cut(self) -> None:
-        self._content.cut()
 
     def _drain(self, events: list[ReplyEvent], *, final: bool) -> None:
         while True:

@@ -18,7 +18,7 @@ from webui.prompts.toolcalls.callsyntax import call_from_object, leading_json, m
 from webui.prompts.toolcalls.families import THINK_CLOSE, THINK_OPEN
 from webui.prompts.toolcalls.generic_json import GenericJsonAnswer
 from webui.prompts.toolcalls.harmony import HarmonyParser
-from webui.prompts.toolcalls.streamtext import MarkerSplit, StreamParser, TextOut, split_at_marker
+from webui.prompts.toolcalls.streamtext import BufferedAnswer, MarkerSplit, StreamParser, TextOut, split_at_marker
 from webui.prompts.toolcalls.types import ReplyEvent, ReplyFormat, ReplyParser, ToolCall, ToolCallError
 
 
@@ -128,27 +128,15 @@ class _PlainAnswer:
 _CallReader = Callable[[str, bool], tuple[list[ToolCall], int] | None]
 
 
-class _MarkedCalls:
+class _MarkedCalls(BufferedAnswer):
     """Content with calls that start at the family's markers; ``readers`` says how the call after each one reads."""
 
     def __init__(self, readers: dict[str, _CallReader], dropped: Sequence[str] = ()) -> None:
+        super().__init__()
         self._readers = readers
         self._dropped = tuple(dropped)  # stray markup that is dropped wherever it appears
-        self._content = TextOut("content", trim_start=False)
-        self._buffer = ""
         self._opened: str | None = None  # the marker of the call being read
         self._line_start = True  # the buffer starts a line (Llama 3 writes its JSON calls on their own lines)
-
-    def feed(self, text: str, events: list[ReplyEvent]) -> None:
-        self._buffer += text
-        self._drain(events, final=False)
-
-    def finish(self, events: list[ReplyEvent]) -> None:
-        self._drain(events, final=True)
-        self._content.flush(events)
-
-    def cut(self) -> None:
-        self._content.cut()
 
     def _find(self, buffer: str, *, final: bool) -> MarkerSplit:
         """The first opening or dropped marker in ``buffer``; subclasses find calls with no marker of their own."""

@@ -117,6 +117,29 @@ class TextOut:
         return ReplyEvent(content=text) if self._kind == "content" else ReplyEvent(reasoning=text)
 
 
+class BufferedAnswer:
+    """An answer layer that keeps what it has not placed yet in ``_buffer`` and writes content through one
+    TextOut; subclasses say in ``_drain`` how the buffer is read (calls at markers, one JSON object)."""
+
+    def __init__(self) -> None:
+        self._content = TextOut("content", trim_start=False)
+        self._buffer = ""
+
+    def feed(self, text: str, events: list[ReplyEvent]) -> None:
+        self._buffer += text
+        self._drain(events, final=False)
+
+    def finish(self, events: list[ReplyEvent]) -> None:
+        self._drain(events, final=True)
+        self._content.flush(events)
+
+    def cut(self) -> None:
+        self._content.cut()
+
+    def _drain(self, events: list[ReplyEvent], *, final: bool) -> None:
+        raise NotImplementedError
+
+
 def merged(events: list[ReplyEvent]) -> list[ReplyEvent]:
     """Neighbouring pieces of the same text joined, so one feed gives one event per kind of text."""
     result: list[ReplyEvent] = []
