@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.api.conftest import Team, launcher, make_key
@@ -29,9 +30,13 @@ def raw_status(url: str, headers: dict[str, str] | None = None) -> tuple[int, di
 
 
 def test_calls_without_a_key_or_with_a_wrong_one_get_401(team: Team) -> None:
-    for route in ("/v1/models", "/api/tags", "/api/version"):
+    for route in ("/v1/models", "/api/tags", "/api/version", "/health"):
         status, body = raw_status(team.app.url + route)
         assert status == 401, route
+    for route in ("/v1/messages", "/v1/messages/count_tokens"):  # Anthropic's routes, with nobody's key
+        refused = httpx.post(team.app.url + route, timeout=30, json={
+            "model": "claude-any", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]})
+        assert refused.status_code == 401 and refused.json()["type"] == "error", route
     status, body = raw_status(team.app.url + "/v1/models", {"Authorization": "Bearer sk-local-nope-123"})
     assert status == 401 and "not valid" in body["error"]["message"]
     with pytest.raises(openai.AuthenticationError):

@@ -37,6 +37,7 @@ def rebinding(app: RunningApp, name: str = "evil.example") -> dict[str, str]:
 
 CHAT_BODY = {"data": ["What is the capital of France?", "", 8, 0.0, 1, []]}
 V1_BODY = {"model": "any", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+MESSAGES_BODY = {"model": "claude-any", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
 
 
 def test_a_rebinding_page_is_refused_on_every_route_even_with_the_key(app: RunningApp) -> None:
@@ -49,6 +50,9 @@ def test_a_rebinding_page_is_refused_on_every_route_even_with_the_key(app: Runni
             "/v1/models": client.get("/v1/models"),
             "/v1/chat/completions": client.post("/v1/chat/completions", json=V1_BODY),
             "/api/tags": client.get("/api/tags"),
+            "/health": client.get("/health"),
+            "/v1/messages": client.post("/v1/messages", json=MESSAGES_BODY),
+            "/v1/messages/count_tokens": client.post("/v1/messages/count_tokens", json=MESSAGES_BODY),
             "/gradio_api/run/chat": client.post("/gradio_api/run/chat", json=CHAT_BODY),
             "/gradio_api/queue/join": client.post("/gradio_api/queue/join",
                                                   json={"data": [], "fn_index": 0, "session_hash": "x"}),
