@@ -10,6 +10,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from tests.support.rag_files import pdf_file
+
 _FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 # An A4 page at 150 dpi: the size of a typical office scan.
 PAGE_SIZE = (1240, 1754)
@@ -76,15 +78,4 @@ def pdf_with_declared_image(width: int, height: int) -> bytes:
     ]
     ops = b"q 612 0 0 792 0 0 cm /Im1 Do Q"
     objects.append(b"<< /Length " + str(len(ops)).encode() + b" >>\nstream\n" + ops + b"\nendstream")
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(f"{number} 0 obj\n".encode() + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
-    for offset in offsets:
-        out.write(f"{offset:010d} 00000 n \n".encode())
-    out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
-    return out.getvalue()
+    return pdf_file(objects)

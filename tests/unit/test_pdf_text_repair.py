@@ -3,8 +3,7 @@ producer wrote into a one-byte font ("lÃªers") read back as the word it was ("
 
 from __future__ import annotations
 
-import io
-
+from tests.support.rag_files import pdf_file
 from webui.rag.loaders import load_pdf, repair_pdf_text
 
 
@@ -21,17 +20,7 @@ def pdf_with_text(line: bytes) -> bytes:
         b" /BaseEncoding /WinAnsiEncoding /Differences [128 /fi 129 /fl] >> >>",
         b"<< /Length " + str(len(content)).encode() + b" >>\nstream\n" + content + b"\nendstream",
     ]
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(f"{number} 0 obj\n".encode() + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
-    out.write(b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets))
-    out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
-    return out.getvalue()
+    return pdf_file(objects)
 
 
 def test_accented_words_and_ligatures_read_as_written() -> None:
