@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import ctypes
+from dataclasses import replace
 from pathlib import Path
 
 import llama_cpp
 import pytest
 
 from webui.engine import LoadSettings, SamplingParams
-from webui.engine.sampling import PENALTY_LAST_N, build_sampler, shortlist_before_penalties
+from webui.engine.constrained import ReplySampler
+from webui.engine.sampling import PENALTY_LAST_N, build_sampler, shortlist_before_penalties, token_piece
 from webui.engine.scheduler import Batcher, open_model
 
 
@@ -70,9 +72,67 @@ def test_the_shortlist_before_the_penalties_picks_the_same_tokens(smollm_path: P
         loaded.close()
 
 
-def test_penalties_that_can_raise_a_score_or_a_grammar_see_the_whole_vocabulary() -> None:
+def test_penalties_that_can_raise_a_score_see_the_whole_vocabulary() -> None:
     assert shortlist_before_penalties(SamplingParams(repeat_penalty=0.9)) == 0
     assert shortlist_before_penalties(SamplingParams(presence_penalty=-0.5)) == 0
-    assert shortlist_before_penalties(SamplingParams(grammar='root ::= "a"')) == 0
+    # The grammar is applied before the chain when it refuses a pick: the cut is still exact on what it allows.
+    assert shortlist_before_penalties(SamplingParams(grammar='root ::= "a"')) == shortlist_before_penalties(SamplingParams()) > 0
     assert shortlist_before_penalties(SamplingParams(top_k=0)) == 0
     assert shortlist_before_penalties(SamplingParams(top_k=40)) == 40 + PENALTY_LAST_N
+
+
+JSON_ANSWER = r'''
+root ::= "{" ws "\"answer\"" ws ":" ws "\"" [a-z ]{1,40} "\"" ws "}"
+ws ::= [ \t\n]*
+'''
+SKY_SENTENCE = 'root ::= "sky" [a-z ]{1,30} "."'
+
+
+@pytest.mark.parametrize("kind", ["greedy", "penalties", "lazy"])
+def test_checking_the_grammar_after_the_pick_gives_the_reply_of_the_grammar_in_the_chain(
+        smollm_path: Path, kind: str) -> None:
+    """Greedy picks are the same as llama.cpp's grammar sampler in the chain gives (lazy: its own trigger)."""
+    loaded = open_model(smollm_path, LoadSettings(n_ctx=512, n_threads=1), parallel=1, free_bytes=0)
+    batcher = Batcher(loaded, cache_bytes=0)
+    vocab = batcher.vocab
+    n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+    sampling = SamplingParams(temperature=0.0, repeat_penalty=1.3 if kind == "penalties" else 1.0, grammar=JSON_ANSWER)
+    if kind == "lazy":  # free text until the model writes "sky" (inside a token: " sky"), then the grammar
+        sampling = replace(sampling, grammar=SKY_SENTENCE, grammar_lazy=True,
+                           grammar_triggers=(r"^[\s\S]*?(sky)[\s\S]*$",))
+    if sampling.grammar_lazy:
+        patterns = (ctypes.c_char_p * 1)(sampling.grammar_triggers[0].encode())
+        grammar = llama_cpp.llama_sampler_init_grammar_lazy_patterns(
+            vocab, sampling.grammar.encode(), b"root", patterns, 1, (llama_cpp.llama_token * 1)(), 0)
+    else:
+        grammar = llama_cpp.llama_sampler_init_grammar(vocab, sampling.grammar.encode(), b"root")
+    head = [llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(sampling.logit_bias), (llama_cpp.llama_logit_bias * len(
+        sampling.logit_bias))(*(llama_cpp.llama_logit_bias(t, b) for t, b in sampling.logit_bias)))] if sampling.logit_bias else []
+    penalties = [llama_cpp.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, sampling.repeat_penalty, 0.0, 0.0)]
+    in_chain = chain(*head, *penalties, grammar, llama_cpp.llama_sampler_init_greedy())
+    checked_after = ReplySampler(vocab, sampling)
+    try:
+        tokens = loaded.tokenize("<|im_start|>user\nAnswer in JSON: what colour is the sky?<|im_end|>\n"
+                                 "<|im_start|>assistant\n", add_bos=True, special=True)
+        picks: list[int] = []
+        for _ in range(40):
+            array = (ctypes.c_int32 * len(tokens))(*tokens)
+            assert llama_cpp.llama_decode(batcher.ctx, llama_cpp.llama_batch_get_one(array, len(tokens))) == 0
+            chosen = llama_cpp.llama_sampler_sample(in_chain, batcher.ctx, -1)
+            assert checked_after.pick(batcher.ctx, -1) == chosen, f"same pick at step {len(picks)}"
+            picks.append(chosen)
+            if llama_cpp.llama_vocab_is_eog(vocab, chosen):
+                break
+            tokens = [chosen]
+        reply = b"".join(token_piece(vocab, t) for t in picks)
+        if kind == "lazy":
+            before, _, after = reply.partition(b"sky")
+            assert before and after.endswith(b"."), f"free text, then the grammar's sentence: {reply!r}"
+        else:
+            assert reply.lstrip().startswith(b"{"), reply
+        assert llama_cpp.llama_vocab_is_eog(vocab, picks[-1]), f"the grammar ended the reply: {reply!r}"
+    finally:
+        llama_cpp.llama_sampler_free(in_chain)
+        checked_after.free()
+        batcher.close()
+        loaded.close()

@@ -25,12 +25,11 @@ REGEX_SPECIALS = frozenset("\\^$.|?*+()[]{}/")
 
 
 def build_sampler(vocab: Any, sampling: SamplingParams, *, end_of_generation: Sequence[int] | None = None) -> Any:
-    """A sampler chain with the request's logit biases, penalties, grammar, top-k, typical-p, top-p, min-p,
-    temperature and seed.
+    """A sampler chain with the request's logit biases, penalties, top-k, typical-p, top-p, min-p, temperature
+    and seed. The grammar is not in it: ``constrained.ReplySampler`` checks it after the pick.
 
-    The caller owns the result and frees it with ``llama_sampler_free``. A grammar that does not compile
-    raises ``InvalidGrammar`` (llama.cpp returns NULL and logs why), a bias on a token outside the
-    vocabulary ``InvalidSampling``. ``end_of_generation`` (``end_of_generation_tokens``, computed once per
+    The caller owns the result and frees it with ``llama_sampler_free``. A bias on a token outside the
+    vocabulary raises ``InvalidSampling``. ``end_of_generation`` (``end_of_generation_tokens``, computed once per
     model by the caller) is what ``ignore_eos`` bans; left out, it is computed here.
     """
     n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
@@ -38,7 +37,6 @@ def build_sampler(vocab: Any, sampling: SamplingParams, *, end_of_generation: Se
     if sampling.ignore_eos:
         banned = end_of_generation if end_of_generation is not None else end_of_generation_tokens(vocab)
         biases += [(token, -math.inf) for token in banned]
-    grammar = grammar_sampler(vocab, sampling)  # may raise: built before the chain, so nothing leaks
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
     add = llama_cpp.llama_sampler_chain_add
     if biases:  # first, as llama.cpp's common sampler puts it: every later step sees the biased scores
@@ -52,8 +50,6 @@ def build_sampler(vocab: Any, sampling: SamplingParams, *, end_of_generation: Se
         add(chain, llama_cpp.llama_sampler_init_penalties(
             n_vocab, PENALTY_LAST_N, sampling.repeat_penalty,
             sampling.frequency_penalty, sampling.presence_penalty))
-    if grammar is not None:
-        add(chain, grammar)
     if sampling.temperature <= 0:  # the most likely token: typical-p, like top-k/p, only shapes sampling
         add(chain, llama_cpp.llama_sampler_init_greedy())
         return chain
@@ -134,7 +130,9 @@ def lazy_triggers(vocab: Any, sampling: SamplingParams) -> tuple[list[str], list
             tokens.append(ids[0])
         elif text:
             literal = "".join("\\" + c if c in REGEX_SPECIALS else c for c in text)
-            patterns.append(f"[\\s\\S]*?({literal})[\\s\\S]*")
+            pattern = f"^[\\s\\S]*?({literal})[\\s\\S]*$"  # whole-match: a search would be quadratic
+            if pattern not in patterns:
+                patterns.append(pattern)
     for pattern in patterns:
         _check_trigger_pattern(pattern)
     return patterns, tokens
@@ -198,11 +196,12 @@ def shortlist_before_penalties(sampling: SamplingParams) -> int:
     penalty >= 1, frequency and presence penalties >= 0) touch at most ``PENALTY_LAST_N`` tokens, so
     the ``k`` best after them are among the ``k + PENALTY_LAST_N`` best before them: cutting to those
     first picks exactly the same tokens. Logit biases (ignore_eos's included) come before the cut, so it
-    sees the biased scores. A grammar, lazy or not, may reject every likely token, so it sees them all.
+    sees the biased scores; a grammar, applied before the chain when it refuses the first pick, leaves
+    the same argument standing on the tokens it allows.
     """
     lowers_only = (sampling.repeat_penalty >= 1.0 and sampling.frequency_penalty >= 0
                    and sampling.presence_penalty >= 0)
-    if not lowers_only or sampling.grammar:
+    if not lowers_only:
         return 0
     if sampling.temperature <= 0:
         return 1 + PENALTY_LAST_N

@@ -27,7 +27,8 @@ from llama_cpp._logger import set_verbose
 from webui.engine.errors import ModelLoadError
 from webui.engine.loading import LLAMA_LOAD_LOCK
 from webui.engine.policy import choose_parallel, common_prefix, kv_bytes_per_token
-from webui.engine.sampling import build_sampler, end_of_generation_tokens, logprobs_for, token_piece
+from webui.engine.constrained import ReplySampler
+from webui.engine.sampling import end_of_generation_tokens, logprobs_for, token_piece
 from webui.engine.stops import StopScanner
 from webui.engine.types import GenerationStats, LoadSettings, ModelInfo, SamplingParams, StreamChunk, TokenLogprob
 from webui.prompts.templates import ChatFormat, resolve_chat_format
@@ -140,7 +141,7 @@ class Job:
 @dataclass(eq=False)
 class _Running:
     job: Job
-    sampler: Any
+    sampler: ReplySampler
     pending: list[int]
     cached: int
     scanner: StopScanner
@@ -268,7 +269,8 @@ class Batcher:
     def admit(self, job: Job) -> None:
         """Give ``job`` a free slot, reusing whatever its KV cache already holds of the prompt."""
         eog = self.loaded.end_of_generation if job.sampling.ignore_eos else None
-        sampler = build_sampler(self.vocab, job.sampling, end_of_generation=eog)
+        sampler = ReplySampler(self.vocab, job.sampling, end_of_generation=eog,
+                               special_piece=lambda token: self._piece(token, special=True) or b"")
         slot = self._choose_slot(job)
         slot.conversation = job.conversation
         n = min(common_prefix(slot.tokens, job.tokens), len(job.tokens) - 1)
@@ -471,7 +473,7 @@ class Batcher:
 
     def _sample(self, slot: Slot, run: _Running) -> None:
         index, run.output_index = run.output_index, None
-        token = llama_cpp.llama_sampler_sample(run.sampler, self.ctx, index)
+        token = run.sampler.pick(self.ctx, index)
         if run.first_token_at is None:
             run.first_token_at = time.perf_counter()
         piece = self._piece(token, special=run.job.special_text)
@@ -516,7 +518,7 @@ class Batcher:
             llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
             slot.tokens = []
             slot.conversation = None
-        llama_cpp.llama_sampler_free(run.sampler)
+        run.sampler.free()
         job = run.job
         if flush:
             tail = run.scanner.feed(run.decoder.decode(b"", final=True))[0] + run.scanner.flush()
@@ -547,7 +549,7 @@ class Batcher:
     def close(self) -> None:
         for slot in self.slots:
             if slot.running:
-                llama_cpp.llama_sampler_free(slot.running.sampler)
+                slot.running.sampler.free()
                 slot.running = None
         llama_cpp.llama_batch_free(self.batch)
         llama_cpp.llama_free(self.ctx)

@@ -125,12 +125,13 @@ def _trigger_patterns(family: ToolFamily, opener: str, thinking: ThinkingPrefix)
     "open": the prompt opened the thinking block, so its closer must come before the call. "optional":
     a reply that starts with a thinking block must close it first; one that does not may call anywhere.
     These are written ``^...$``: llama.cpp then matches them against the whole text (otherwise it
-    searches, and a search could start past the reply's opening ``<think>``).
+    searches, and a search could start past the reply's opening ``<think>``; a search that begins with
+    ``[\\s\\S]*?`` is also quadratic in the reply's length, and it is run after every token).
     """
     anywhere = f"[\\s\\S]*?({opener})[\\s\\S]*"
     markers = _skips_thinking(family, thinking)
     if markers is None:
-        return (anywhere,)
+        return (f"^{anywhere}$",)
     think_open, think_close = markers
     after_thinking = f"[\\s\\S]*?{think_close}{anywhere}"
     if thinking == "open":
