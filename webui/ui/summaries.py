@@ -128,6 +128,7 @@ class SummaryHandlers:
             yield (done_line(summary) + saved_line(update), summary_markdown(summary), update.conversation,
                    gr.update(visible=update.conversation is not None))
 
+    @handled("Stopping a summary", lambda message: None)
     def stop_summary(self, username: str | None) -> None:
         self.services.summaries.stop(self.services.user(username))
 

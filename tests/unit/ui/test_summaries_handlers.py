@@ -100,10 +100,13 @@ def test_an_error_the_service_reports_ends_the_stream_with_its_sentence(monkeypa
     assert fake.summaries.asked == [("carol", "Greenhouse", "greenhouse.pdf")]
 
 
-def test_stop_ends_the_summary_of_the_user_who_asked() -> None:
+def test_stop_ends_the_summary_of_the_user_who_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = team()
+    toasts = record_toasts(monkeypatch)
     SummaryHandlers(fake).stop_summary("carol")
+    SummaryHandlers(fake).stop_summary(None)  # signed out: a sentence, nothing stopped
     assert fake.summaries.stopped == ["id-carol"]
+    assert toasts == [("warning", "Please log in again.")]
 
 
 def test_open_in_the_chat_opens_the_saved_summary_as_a_chat(monkeypatch: pytest.MonkeyPatch) -> None:
