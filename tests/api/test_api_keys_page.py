@@ -13,8 +13,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 def test_a_user_makes_and_revokes_a_key_in_the_page(page, team: Team) -> None:
     page.goto(team.app.url)
-    page.get_by_label("username").fill("bob")
-    page.get_by_label("password").fill(PASSWORDS["bob"])
+    page.get_by_label("User name", exact=True).fill("bob")
+    page.get_by_label("Password", exact=True).fill(PASSWORDS["bob"])
     page.get_by_role("button", name="Login").click()
     page.get_by_role("button", name="Send").wait_for()
     page.get_by_role("tab", name="API keys").click()

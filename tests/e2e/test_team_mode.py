@@ -300,8 +300,8 @@ def test_a_locked_name_is_told_so_on_the_login_form(browser, team_app: RunningAp
     try:
         page = context.new_page()
         page.goto(team_app.url)
-        page.get_by_label("username").fill(name)
-        page.get_by_label("password").fill("wrong-again")
+        page.get_by_label("User name", exact=True).fill(name)
+        page.get_by_label("Password", exact=True).fill("wrong-again")
         page.get_by_role("button", name="Login").click()
         page.get_by_text("Too many failed logins", exact=False).wait_for(timeout=20_000)
     finally:

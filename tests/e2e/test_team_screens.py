@@ -58,9 +58,10 @@ def key_id_of(key: str) -> str:
     return key.removeprefix("sk-local-").split("-")[0]
 
 
-def test_the_login_page_names_the_app_in_the_pages_theme(laptop, team, page_screenshots) -> None:
+def test_the_login_page_names_the_app_and_its_fields_in_the_pages_theme(laptop, team, page_screenshots) -> None:
     laptop.goto(team.url)
     laptop.get_by_role("heading", name="Local LLM").wait_for()
+    assert laptop.locator("label").all_inner_texts() == ["User name", "Password"], "the form's words, not Gradio's"
     login_button = laptop.get_by_role("button", name="Login")
     login_colour = login_button.evaluate("b => getComputedStyle(b).backgroundColor")
     laptop.screenshot(path=str(page_screenshots / "team-login-1366x768.png"))

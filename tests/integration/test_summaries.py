@@ -15,7 +15,7 @@ from webui.history import HistoryStore
 from webui.prompts.presets import PresetStore
 from webui.rag.embeddings import Embedder
 from webui.services import DocumentService, PresetService
-from webui.services.summaries import Summary, SummaryService, SummaryUpdate, summary_sources
+from webui.services.summaries import Summary, SummaryRunning, SummaryService, SummaryUpdate, summary_sources
 from webui.ui.summaries import summary_markdown
 
 pytestmark = pytest.mark.slow
@@ -75,7 +75,7 @@ def test_a_hundred_page_pdf_is_summarized_in_parts_that_cite_every_page(world, t
     add_manual(documents, tmp_path)
 
     updates: list[SummaryUpdate] = list(
-        service.summarize(ALICE, "s1", "pumps", "pump-manual.pdf", max_tokens=MAX_TOKENS))
+        service.summarize(ALICE, "pumps", "pump-manual.pdf", max_tokens=MAX_TOKENS))
 
     final = updates[-1]
     assert final.done and final.error is None, final.error
@@ -110,15 +110,17 @@ def test_a_hundred_page_pdf_is_summarized_in_parts_that_cite_every_page(world, t
 
 
 def test_stop_ends_the_running_step_and_skips_the_remaining_parts(world, tmp_path: Path, engine: Engine) -> None:
-    service, documents, _ = world
+    service, documents, history = world
     add_manual(documents, tmp_path)
 
+    job = service.start(ALICE, "pumps", "pump-manual.pdf", max_tokens=MAX_TOKENS)
     stopped = False
     updates: list[SummaryUpdate] = []
-    for update in service.summarize(ALICE, "s2", "pumps", "pump-manual.pdf", max_tokens=MAX_TOKENS):
+    for update in job.updates(wait_s=0.1):
         updates.append(update)
         if not stopped and update.caption.startswith("Reading part 2 of") and update.text:
-            assert service.stop("s2"), "a summary was running for this session"
+            assert not service.stop(User(name="bob", is_admin=False)), "Bob has no summary to stop"
+            assert service.stop(ALICE), "a summary was running for Alice"
             stopped = True
 
     assert stopped, "the second part started streaming"
@@ -128,10 +130,38 @@ def test_stop_ends_the_running_step_and_skips_the_remaining_parts(world, tmp_pat
     assert summary.calls == 2 and summary.map_steps > 2, "no step ran after the stopped one"
     assert pages_cited(summary_sources(summary)[0]["citation"]) >= {1}
     assert "parts summarized before Stop" in summary_markdown(summary)
-    assert not service.stop("s2"), "nothing is left running for the session"
+    assert updates[-1].conversation is None and history.list("alice") == [], "a summary with no text is not saved"
+    assert not service.stop(ALICE), "nothing is left running for Alice"
     # The engine is free again right away: a plain reply goes through.
     chunks = list(engine.stream_chat([{"role": "user", "content": "Hi"}], SamplingParams(max_tokens=4, seed=1)))
     assert chunks[-1].stats is not None and not chunks[-1].stats.stopped_by_user
+
+
+def test_a_summary_left_by_its_page_finishes_is_saved_as_a_chat_and_is_found_by_its_user_only(
+    world, tmp_path: Path
+) -> None:
+    service, documents, history = world
+    documents.create(ALICE, "home")
+    greenhouse = tmp_path / "greenhouse.pdf"
+    greenhouse.write_bytes(pdf_bytes(PDF_PAGES))
+    documents.ingest("alice", "home", [greenhouse])
+    bob = User(name="bob", is_admin=False)
+
+    job = service.start(ALICE, "home", max_tokens=MAX_TOKENS)
+    first = next(job.updates(wait_s=0.1))  # the page follows it a moment, then is closed
+    assert not first.done
+    with pytest.raises(SummaryRunning, match="A summary of the collection 'home' is still running"):
+        service.start(ALICE, "home", max_tokens=MAX_TOKENS)
+
+    found = service.job(ALICE)  # a new page of Alice's, while it runs or after it finished
+    assert found is job
+    final = list(found.updates(wait_s=0.1))[-1]
+    assert final.done and final.error is None and final.summary is not None and final.summary.text.strip()
+    [saved] = history.list("alice")
+    assert saved.id == final.conversation and saved.title == "Summary of the collection 'home'"
+    assert history.messages("alice", saved.id)[-1].content == final.summary.text
+    assert service.job(bob) is None and history.list("bob") == [], "Bob sees none of Alice's summaries"
+    assert not service.stop(bob)
 
 
 def test_a_short_document_takes_one_pass_and_cites_its_pages(world, tmp_path: Path) -> None:
@@ -141,7 +171,7 @@ def test_a_short_document_takes_one_pass_and_cites_its_pages(world, tmp_path: Pa
     greenhouse.write_bytes(pdf_bytes(PDF_PAGES))
     documents.ingest("alice", "home", [greenhouse])
 
-    final = list(service.summarize(ALICE, "s3", "home", max_tokens=MAX_TOKENS))[-1]
+    final = list(service.summarize(ALICE, "home", max_tokens=MAX_TOKENS))[-1]
 
     summary = final.summary
     assert final.error is None and summary is not None and not summary.stopped
@@ -154,11 +184,11 @@ def test_a_user_summarizes_only_what_they_can_read(world, tmp_path: Path) -> Non
     add_manual(documents, tmp_path)
     admin, bob = User(name="ann", is_admin=True), User(name="bob", is_admin=False)
 
-    [refused] = list(service.summarize(bob, "s4", "pumps", max_tokens=MAX_TOKENS))
+    [refused] = list(service.summarize(bob, "pumps", max_tokens=MAX_TOKENS))
     assert refused.done and refused.error == "There is no collection named 'pumps'."
 
     documents.create(admin, "handbook", shared=True)
-    [empty] = list(service.summarize(bob, "s4", "handbook"))
+    [empty] = list(service.summarize(bob, "handbook"))
     assert empty.error == "There is nothing to summarize in 'handbook' yet: add files first."
-    [missing] = list(service.summarize(bob, "s4", "handbook", "nope.pdf"))
+    [missing] = list(service.summarize(bob, "handbook", "nope.pdf"))
     assert missing.error == "'nope.pdf' is not in 'handbook'."

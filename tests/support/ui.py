@@ -80,8 +80,8 @@ def seen_lengths(page) -> list[int]:
 def log_in(page, url: str, name: str, password: str) -> None:
     """Sign in on a team-mode app's login page and wait for the chat page."""
     page.goto(url)
-    page.get_by_label("username").fill(name)
-    page.get_by_label("password").fill(password)
+    page.get_by_label("User name", exact=True).fill(name)
+    page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Login").click()
     page.get_by_role("button", name="Send").wait_for()
 

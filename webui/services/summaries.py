@@ -1,4 +1,8 @@
-"""Summaries of a document or a whole collection: one pass when it fits, map-reduce when not, with Stop."""
+"""Summaries of a document or a whole collection: one pass when it fits, map-reduce when not, with Stop.
+
+A summary the page starts runs as a background job of its user (:class:`SummaryJob`), so closing
+the page only stops following it; the finished summary is saved as a chat in the user's history.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Any
 
 from webui.auth import User
 from webui.engine import Engine, EngineError, Message, NoModelLoaded, SamplingParams
+from webui.errors import UserError, unexpected_message
 from webui.history import HistoryStore
 from webui.prompts.presets import PresetError
 from webui.rag import Passage, RagError
@@ -35,7 +40,7 @@ from webui.rag.summarize import (
 )
 from webui.services.documents import DocumentService
 from webui.services.presets import PresetService, applied_preset
-from webui.services.streaming import UPDATE_INTERVAL_S, CancelRegistry
+from webui.services.streaming import UPDATE_INTERVAL_S
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,10 @@ _LABEL_TOKENS = 16  # a partial summary's "[n] (pp. 3–7)" label, for the progr
 
 class SummaryError(RagError):
     """Nothing to summarize or to save; str() is the sentence to show."""
+
+
+class SummaryRunning(SummaryError):
+    """The user's previous summary is still running: one at a time per user."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,7 @@ class SummaryUpdate:
     done: bool = False
     summary: Summary | None = None
     error: str | None = None
+    conversation: str | None = None  # the chat a finished job's summary was saved as
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,50 @@ def summary_sources(summary: Summary) -> list[dict[str, Any]]:
     return sources
 
 
+class SummaryJob:
+    """One user's summary running on its own thread: its latest update for whoever follows it, and Stop.
+
+    Followers only read: one that goes away (its page was closed) leaves the job running.
+    """
+
+    def __init__(self, owner: str, subject: str) -> None:
+        self.owner = owner  # the user id: a job is found and stopped by its owner only
+        self.subject = subject  # "greenhouse.pdf" or "the collection 'Greenhouse'"
+        self.cancel = threading.Event()
+        self._changed = threading.Condition()
+        self._latest = SummaryUpdate(caption=f"Starting the summary of {subject}…", fraction=0.0)
+        self._version = 0
+
+    @property
+    def latest(self) -> SummaryUpdate:
+        with self._changed:
+            return self._latest
+
+    @property
+    def running(self) -> bool:
+        return not self.latest.done
+
+    def publish(self, update: SummaryUpdate) -> None:
+        with self._changed:
+            self._latest = update
+            self._version += 1
+            self._changed.notify_all()
+
+    def updates(self, *, wait_s: float = 1.0) -> Iterator[SummaryUpdate]:
+        """The latest update now, then each newer one as it comes (a slow reader skips to the newest),
+        until the last, which is ``done``. ``wait_s`` bounds each wait, so an abandoned reader's thread
+        is soon free."""
+        seen = -1
+        while True:
+            with self._changed:
+                if not self._changed.wait_for(lambda: self._version != seen, timeout=wait_s):
+                    continue
+                update, seen = self._latest, self._version
+            yield update
+            if update.done:
+                return
+
+
 class SummaryService:
     """Summarize what a user may read, through the engine's public streaming interface."""
 
@@ -138,28 +192,54 @@ class SummaryService:
         self._documents = documents
         self._presets = presets
         self._history = history
-        self._cancels = CancelRegistry()
+        self._jobs: dict[str, SummaryJob] = {}  # user id -> their latest job, running or finished
+        self._jobs_guard = threading.Lock()
 
-    def stop(self, session_key: str) -> bool:
-        """Stop this session's running summary: the current generation and every step after it."""
-        return self._cancels.stop(session_key)
+    def start(
+        self, user: User, collection: str, file_name: str | None = None, *, max_tokens: int | None = None
+    ) -> SummaryJob:
+        """Start summarizing on a thread of its own; raises :class:`SummaryRunning` while the user's
+        previous summary runs. A finished summary with text is saved as a chat (its id in the last update)."""
+        with self._jobs_guard:
+            previous = self._jobs.get(user.id)
+            if previous is not None and previous.running:
+                raise SummaryRunning(f"A summary of {previous.subject} is still running: wait for it to "
+                                     "finish, or stop it, before starting another.")
+            job = SummaryJob(user.id, file_name or f"the collection '{collection}'")
+            self._jobs[user.id] = job
+        threading.Thread(target=self._run_job, args=(job, user, collection, file_name, max_tokens),
+                         name=f"summary-{user.name}", daemon=True).start()
+        return job
+
+    def job(self, user: User) -> SummaryJob | None:
+        """The user's latest summary job, running or finished (kept in memory until their next one)."""
+        with self._jobs_guard:
+            return self._jobs.get(user.id)
+
+    def stop(self, user: User) -> bool:
+        """Stop the user's running summary: the current generation and every step after it."""
+        job = self.job(user)
+        if job is None or not job.running:
+            return False
+        job.cancel.set()
+        return True
 
     def summarize(
         self,
         user: User,
-        session_key: str,
         collection: str,
         file_name: str | None = None,
         *,
         max_tokens: int | None = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[SummaryUpdate]:
         """Stream progress, then one update with ``done`` and the summary (or an error).
 
         ``user`` must be able to read the collection (their own, or a shared one); their own copy
         of the Summarizer preset is used if they have one. ``max_tokens`` caps each model reply; by
-        default the preset's value is used.
+        default the preset's value is used. Setting ``cancel`` stops it.
         """
-        cancel = self._cancels.start(session_key)
+        cancel = cancel or threading.Event()
         started = time.monotonic()
         try:
             passages = self._documents.passages(user.id, collection, file_name)
@@ -169,8 +249,31 @@ class SummaryService:
         except (EngineError, RagError) as exc:
             log.warning("summary of %s/%s failed: %s", collection, file_name or "*", exc)
             yield SummaryUpdate(caption="", fraction=0.0, done=True, error=str(exc))
-        finally:
-            self._cancels.finish(session_key, cancel)
+
+    def _run_job(
+        self, job: SummaryJob, user: User, collection: str, file_name: str | None, max_tokens: int | None
+    ) -> None:
+        """The job's thread: publish each update; save a summary with text as a chat before the last."""
+        final = SummaryUpdate(caption="", fraction=0.0, done=True, error="The summary ended without a result.")
+        try:
+            for update in self.summarize(user, collection, file_name, max_tokens=max_tokens, cancel=job.cancel):
+                if update.done:
+                    final = update
+                    break
+                job.publish(update)
+            if final.summary is not None and final.summary.text.strip():
+                final = replace(final, conversation=self.save_to_chat(user, final.summary))
+        except Exception as exc:  # noqa: BLE001 - the job ends with a sentence; a bug's traceback is logged
+            if isinstance(exc, UserError):
+                log.warning("summary of %s for %s failed: %s", job.subject, user.name, exc)
+                message = str(exc)
+            else:
+                log.error("summary of %s for %s failed unexpectedly", job.subject, user.name, exc_info=exc)
+                message = unexpected_message(exc)
+            if final.summary is not None:  # made, but not saved: still shown on the page
+                message = f"The summary could not be saved to the chat: {message}"
+            final = replace(final, done=True, error=message)
+        job.publish(final)
 
     def save_to_chat(self, user: User, summary: Summary) -> str:
         """Save the summary as a new conversation (request and cited reply); returns its id."""

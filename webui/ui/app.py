@@ -25,6 +25,8 @@ APP_NAME = "Local LLM"
 # The login page's words above the form (Gradio shows it as HTML): the app's name, and where accounts come from.
 LOGIN_MESSAGE = (f"<h2 style=\"margin:0; font-size: 1.5em\">{APP_NAME}</h2>"
                  "<p>Sign in with the user name and password your admin created for you.</p>")
+# The login form's words (Gradio's frontend keys login.*; its own are "username" and "password").
+LOGIN_WORDS = gr.I18n(en={"login.username": "User name", "login.password": "Password"})
 
 
 class PageHandlers:

@@ -10,13 +10,14 @@ import gradio as gr
 
 from webui.errors import UserError
 from webui.services import Services
-from webui.services.summaries import Summary, SummaryUpdate, summary_sources
+from webui.services.summaries import Summary, SummaryJob, SummaryRunning, SummaryUpdate, summary_sources
 from webui.ui.chat import ChatControls, sources_view, stored_view
 from webui.ui.feedback import as_user, handled
 
-# Summaries get their own queue: one runs at a time, each of its steps takes its turn at the model
-# with everyone's chats, and a long summary never holds the chat queue for minutes.
+# Following a summary gets its own queue, so a page waiting on one never holds a chat's place. The
+# summaries themselves run as the service's jobs (one per user); a follower only waits on updates.
 SUMMARY_QUEUE = "summarize"
+SUMMARY_FOLLOWERS = 32
 
 
 def done_line(summary: Summary) -> str:
@@ -49,15 +50,23 @@ def progress_markdown(update: SummaryUpdate) -> str:
     return f"{html.escape(update.caption)} · {round(update.fraction * 100)}%"
 
 
+def saved_line(update: SummaryUpdate) -> str:
+    """Where the finished summary was saved, under its done line."""
+    if update.conversation is None or update.summary is None:
+        return ""
+    return f" Saved to the chat as **Summary of {html.escape(update.summary.subject)}**."
+
+
 def _not_summarized(message: str) -> tuple[Any, ...]:
-    """Outputs (progress, result, last summary, Save button) when a summary cannot run."""
-    return f"**Could not summarize:** {html.escape(message)}", gr.update(), None, gr.update(visible=False)
+    """Outputs (progress, result, saved chat, Open button) when a summary cannot run."""
+    return f"**Could not summarize:** {html.escape(message)}", gr.update(), gr.update(), gr.update()
 
 
 class SummaryHandlers:
-    """What the panel's buttons do, for a user name, the page session and the picked collection/document.
+    """What the panel's buttons do, for a user name and the picked collection/document.
 
-    ``session`` is the page session's key: Stop ends the summary this page started, nobody else's.
+    A summary runs as its user's background job; these handlers start it and follow its updates, so
+    closing the page stops only the following. Stop ends the user's own running summary, nobody else's.
     """
 
     def __init__(self, services: Services) -> None:
@@ -65,52 +74,75 @@ class SummaryHandlers:
 
     @handled("Summarizing", _not_summarized)
     def summarize_document(
-        self, username: str | None, session: str, selected: str | None, file_name: str | None
+        self, username: str | None, selected: str | None, file_name: str | None
     ) -> Iterator[tuple[Any, ...]]:
         if not file_name:
             raise UserError("Choose a document under 'Document' first, or summarize the whole collection.")
-        yield from self._summarize(username, session, selected, file_name)
+        yield from self._start(username, selected, file_name)
 
     @handled("Summarizing", _not_summarized)
-    def summarize_collection(self, username: str | None, session: str, selected: str | None) -> Iterator[tuple[Any, ...]]:
-        yield from self._summarize(username, session, selected, None)
+    def summarize_collection(self, username: str | None, selected: str | None) -> Iterator[tuple[Any, ...]]:
+        yield from self._start(username, selected, None)
 
-    def _summarize(
-        self, username: str | None, session: str, selected: str | None, file_name: str | None
-    ) -> Iterator[tuple[Any, ...]]:
-        """Progress while it runs, then the summary; an error the service reports ends it with its sentence."""
+    @handled("Showing the last summary", _not_summarized)
+    def resume(self, username: str | None) -> Iterator[tuple[Any, ...]]:
+        """On page load: the user's running summary followed again, or their last finished one shown."""
+        job = self.services.summaries.job(self.services.user(username))
+        if job is None:
+            yield gr.update(), gr.update(), gr.update(), gr.update()
+            return
+        yield from self._follow(job, warn=False)
+
+    def _start(self, username: str | None, selected: str | None, file_name: str | None) -> Iterator[tuple[Any, ...]]:
         user = self.services.user(username)
         if not selected:
             raise UserError("Create or choose a collection first.")
+        try:
+            job = self.services.summaries.start(user, selected, file_name)
+        except SummaryRunning as exc:  # one at a time: say so, and show the one running
+            gr.Warning(str(exc))
+            job = self.services.summaries.job(user)
+            if job is None:  # it ended in between: nothing to show but the sentence
+                raise
+        yield from self._follow(job, warn=True)
+
+    @staticmethod
+    def _follow(job: SummaryJob, *, warn: bool) -> Iterator[tuple[Any, ...]]:
+        """Progress while the job runs, then its summary (and the chat it was saved as) or its error."""
         hidden = gr.update(visible=False)
-        what = file_name or f"the collection '{selected}'"
-        yield f"Starting the summary of {html.escape(what)}…", "", None, hidden
-        for update in self.services.summaries.summarize(user, session, selected, file_name):
-            if update.error:
-                gr.Warning(update.error)
-                yield f"**Could not summarize:** {html.escape(update.error)}", "", None, hidden
+        for update in job.updates():
+            if not update.done:
+                yield progress_markdown(update), update.text, None, hidden
+                continue
+            summary = update.summary
+            if update.error or summary is None:
+                error = update.error or "The summary ended without a result."
+                if warn:
+                    gr.Warning(error)
+                problem = f"**Could not summarize:** {html.escape(error)}"
+                if summary is None:
+                    yield problem, "", None, hidden
+                    return
+                yield f"{done_line(summary)} {problem}", summary_markdown(summary), None, hidden
                 return
-            if update.done and update.summary is not None:
-                summary = update.summary
-                yield done_line(summary), summary_markdown(summary), summary, gr.update(visible=bool(summary.text.strip()))
-                return
-            yield progress_markdown(update), update.text, None, hidden
+            yield (done_line(summary) + saved_line(update), summary_markdown(summary), update.conversation,
+                   gr.update(visible=update.conversation is not None))
 
-    def stop_summary(self, session: str) -> None:
-        self.services.summaries.stop(session)
+    @handled("Stopping a summary", lambda message: None)
+    def stop_summary(self, username: str | None) -> None:
+        self.services.summaries.stop(self.services.user(username))
 
-    @handled("Saving a summary to the chat",
-             lambda message: (f"**Not saved:** {html.escape(message)}", gr.update(), gr.update(), gr.update()))
-    def save_summary(self, username: str | None, summary: Summary | None) -> tuple[Any, ...]:
-        """Save it as a new chat and open that chat (its id, the conversation list, the messages)."""
+    @handled("Opening a summary's chat",
+             lambda message: (f"**Not opened:** {html.escape(message)}", gr.update(), gr.update(), gr.update()))
+    def open_chat(self, username: str | None, conversation: str | None) -> tuple[Any, ...]:
+        """Open the chat the summary was saved as (its id, the conversation list, the messages)."""
         user = self.services.user(username)
-        if summary is None:
-            raise UserError("There is no summary to save yet: summarize a document first.")
-        conversation = self.services.summaries.save_to_chat(user, summary)
+        if not conversation:
+            raise UserError("There is no saved summary yet: summarize a document first.")
         messages = self.services.chat.messages(user.id, conversation)
-        gr.Info(f"Saved to the chat as 'Summary of {summary.subject}'.")
-        line = f"Saved to the chat as **Summary of {html.escape(summary.subject)}**: open the Chat tab."
         choices = [(c.title, c.id) for c in self.services.chat.conversations(user.id)]
+        title = next((title for title, key in choices if key == conversation), "the summary")
+        line = f"Opened **{html.escape(title)}** in the Chat tab."
         return line, conversation, gr.update(choices=choices, value=conversation), stored_view(messages)
 
 
@@ -127,7 +159,8 @@ def build_summary_panel(
     """Buttons, progress and result under the document list; events wired here."""
     with gr.Accordion("Summarize", open=True):
         gr.Markdown("Summarize the chosen document, or every document in the collection. Long texts are "
-                    "read part by part and the summary cites the pages it comes from.")
+                    "read part by part and the summary cites the pages it comes from. It keeps running "
+                    "if you close the page, and is saved as a chat when done.")
         with gr.Row():
             # The primary one follows the Document picker: the document when one is picked, else the collection.
             one = gr.Button("Summarize document", size="sm", elem_id="summarize-document")
@@ -135,25 +168,17 @@ def build_summary_panel(
             stop = gr.Button("Stop summary", variant="stop", size="sm")
         progress = gr.Markdown(elem_id="summary-progress")
         result = gr.Markdown(elem_id="summary-result")
-        save = gr.Button("Save to chat", size="sm", visible=False)
-    last = gr.State(None)
+        open_chat = gr.Button("Open in the chat", size="sm", visible=False)
+    saved_chat = gr.State(None)  # the id of the chat the shown summary was saved as
     handlers = SummaryHandlers(services)
 
-    # These events need the page session too (for Stop), which as_user does not pass.
-    def summarize_document(selected: str | None, file_name: str | None, request: gr.Request) -> Iterator[tuple]:
-        yield from handlers.summarize_document(request.username, request.session_hash, selected, file_name)
-
-    def summarize_collection(selected: str | None, request: gr.Request) -> Iterator[tuple]:
-        yield from handlers.summarize_collection(request.username, request.session_hash, selected)
-
-    def stop_summary(request: gr.Request) -> None:
-        handlers.stop_summary(request.session_hash)
-
-    events = dict(outputs=[progress, result, last, save], concurrency_id=SUMMARY_QUEUE, concurrency_limit=1)
+    events = dict(outputs=[progress, result, saved_chat, open_chat], concurrency_id=SUMMARY_QUEUE,
+                  concurrency_limit=SUMMARY_FOLLOWERS)
     document.change(primary_summary, [document], [one, whole], queue=False)
-    one.click(summarize_document, [collection, document], **events)
-    whole.click(summarize_collection, [collection], **events)
-    stop.click(stop_summary, None, None, queue=False)
-    saved = save.click(as_user(handlers.save_summary), [last],
-                       [progress, chat.conversation_id, chat.conversations, chat.chatbot], queue=False)
-    chat.reopen(saved)  # the new chat opens as picked in the list: plain, no collections, its header
+    one.click(as_user(handlers.summarize_document), [collection, document], **events)
+    whole.click(as_user(handlers.summarize_collection), [collection], **events)
+    gr.on(None, as_user(handlers.resume), None, **events)  # no trigger, no inputs: when the page loads
+    stop.click(as_user(handlers.stop_summary), None, None, queue=False)
+    opened = open_chat.click(as_user(handlers.open_chat), [saved_chat],
+                             [progress, chat.conversation_id, chat.conversations, chat.chatbot], queue=False)
+    chat.reopen(opened)  # the chat opens as picked in the list: plain, no collections, its header

@@ -36,6 +36,7 @@ from webui.config import MAX_REQUEST_BODY_BYTES, Settings
 from webui.errors import UserError
 from webui.services.api_access import bearer_token
 from webui.web.hosts import HostAllowList, origin_allowed, refused_host_message
+from webui.ui.app import LOGIN_WORDS
 from webui.ui.uploads import UploadOwners, upload_root
 
 log = logging.getLogger(__name__)
@@ -440,8 +441,11 @@ _API_INFO = re.compile(r"(<script>window\.gradio_api_info = ).*?(;</script>)", r
 
 
 def _login_page(html: str) -> str:
-    """The login page without the API description Gradio embeds in it, and with the script above."""
+    """The login page without the API description Gradio embeds in it, with the script above and the
+    form's own words (Gradio sends no translations with the login page's config)."""
     html = _API_INFO.sub(r"\1{}\2", html, count=1)
+    words = json.dumps(LOGIN_WORDS.translations_dict).replace("</", "<\\/")
+    html = html.replace("window.gradio_config = {", f'window.gradio_config = {{"i18n_translations": {words}, ', 1)
     return html.replace("</head>", _LOGIN_PAGE_SCRIPT + "</head>", 1)
 
 

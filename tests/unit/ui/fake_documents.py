@@ -19,7 +19,7 @@ from webui.rag import CollectionInfo, DocumentInfo, FileOutcome, IngestProgress,
 from webui.rag.settings import RetrievalSettings
 from webui.rag.summarize import Piece, Place
 from webui.services import NotAuthorized
-from webui.services.summaries import Summary, SummaryUpdate
+from webui.services.summaries import Summary, SummaryRunning, SummaryUpdate
 from webui.services.types import ConversationNotFound, StoredMessage, User
 
 from tests.unit.ui.fakes import FakeServices
@@ -150,26 +150,46 @@ class FakeDocumentActions:
 
 
 @dataclass
+class FakeJob:
+    """A summary job as the page follows it: the updates a test set, in order."""
+
+    subject: str
+    steps: list[SummaryUpdate]
+
+    def updates(self) -> Iterator[SummaryUpdate]:
+        yield from self.steps
+
+
+@dataclass
 class FakeSummaries:
-    """Summaries as the service streams them: the updates a test sets, then a saved chat."""
+    """Summary jobs as the service runs them: the updates a test sets, each user's last job, and the
+    chat a finished summary with text is saved as (c1, c2...), as the service does."""
 
     updates: list[SummaryUpdate] = field(default_factory=list)
-    asked: list[tuple[str, str, str, str | None]] = field(default_factory=list)  # (user, session, collection, file)
-    stopped: list[str] = field(default_factory=list)
+    asked: list[tuple[str, str, str | None]] = field(default_factory=list)  # (user, collection, file)
+    stopped: list[str] = field(default_factory=list)  # user ids
     saved: list[tuple[str, Summary]] = field(default_factory=list)
+    jobs: dict[str, FakeJob] = field(default_factory=dict)  # user id -> their last job
+    running: set[str] = field(default_factory=set)  # user ids whose job still runs: a new start is refused
 
-    def summarize(self, user: User, session_key: str, collection: str,
-                  file_name: str | None = None) -> Iterator[SummaryUpdate]:
-        self.asked.append((user.name, session_key, collection, file_name))
-        yield from self.updates
+    def start(self, user: User, collection: str, file_name: str | None = None) -> FakeJob:
+        if user.id in self.running:
+            raise SummaryRunning(f"A summary of {self.jobs[user.id].subject} is still running.")
+        self.asked.append((user.name, collection, file_name))
+        steps = list(self.updates)
+        last = steps[-1] if steps else None
+        if last is not None and last.summary is not None and last.summary.text.strip():
+            self.saved.append((user.id, last.summary))
+            steps[-1] = replace(last, conversation=f"c{len(self.saved)}")
+        self.jobs[user.id] = FakeJob(file_name or f"the collection '{collection}'", steps)
+        return self.jobs[user.id]
 
-    def stop(self, session_key: str) -> bool:
-        self.stopped.append(session_key)
-        return True
+    def job(self, user: User) -> FakeJob | None:
+        return self.jobs.get(user.id)
 
-    def save_to_chat(self, user: User, summary: Summary) -> str:
-        self.saved.append((user.id, summary))
-        return f"c{len(self.saved)}"
+    def stop(self, user: User) -> bool:
+        self.stopped.append(user.id)
+        return user.id in self.running
 
 
 @dataclass
