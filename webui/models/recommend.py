@@ -42,14 +42,16 @@ def _budget_words(hw: HardwareInfo) -> str:
     return f"{memory_budget_mb(hw) / 1024:.1f} GiB of free {'VRAM' if on_gpu else 'RAM'}"
 
 
-def _why(entry: CatalogEntry, best: CatalogEntry, hw: HardwareInfo, fits_budget: bool) -> str:
+def _why(entry: CatalogEntry, best: CatalogEntry, hw: HardwareInfo, fit: FitVerdict) -> str:
     speed = estimate_speed(entry, hw).tokens_per_s
-    if entry == best and not fits_budget:
-        return (f"The smallest we suggest, but this machine has only {_budget_words(hw)}: expect about "
-                f"{speed:.0f} tokens/s at best, or a model that does not load.")
-    if entry == best:
+    if entry == best and fit.label == "no":
+        return (f"The smallest we suggest, but this machine has only {_budget_words(hw)}: it may not load, "
+                f"and would write about {speed:.0f} tokens/s at best.")
+    if entry == best and speed >= TARGET_TOKENS_PER_S:
         return (f"Best for this machine: the largest that fits {_budget_words(hw)} and still writes about "
                 f"{speed:.0f} tokens/s.")
+    if entry == best:
+        return f"Best for this machine: the fastest that fits {_budget_words(hw)}, about {speed:.0f} tokens/s."
     if entry.size_mb < best.size_mb:
         return f"Smaller and faster (about {speed:.0f} tokens/s); leaves more memory for long chats."
     return (f"Fits, but writes only about {speed:.0f} tokens/s here, below the {TARGET_TOKENS_PER_S:.0f} "
@@ -64,16 +66,11 @@ def recommend(hw: HardwareInfo, local_files: Collection[str],
     best = choose_default(hw, catalog)
     suited = [entry for entry in catalog if entry.min_memory_gb <= budget_gb] or [best]
     ordered = [best, *sorted((e for e in suited if e != best), key=lambda e: e.size_mb)]
-    return [
-        Recommendation(
-            label=entry.label,
-            repo_id=entry.repo_id,
-            filename=entry.filename,
-            size_bytes=entry.size_mb * _MIB,
-            fit=fit_verdict(entry.size_mb * _MIB, hw),
-            why=_why(entry, best, hw, fits_budget=entry.min_memory_gb <= budget_gb),
-            downloaded=entry.filename in local_files,
-            best=entry == best,
-        )
-        for entry in ordered
-    ]
+    recommendations = []
+    for entry in ordered:
+        fit = fit_verdict(entry.size_mb * _MIB, hw)
+        recommendations.append(Recommendation(
+            label=entry.label, repo_id=entry.repo_id, filename=entry.filename, size_bytes=entry.size_mb * _MIB,
+            fit=fit, why=_why(entry, best, hw, fit), downloaded=entry.filename in local_files, best=entry == best,
+        ))
+    return recommendations
