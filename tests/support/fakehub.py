@@ -21,6 +21,7 @@ offline switch is the library's constant, so :func:`allow_hub` patches it as wel
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -91,6 +92,7 @@ class FakeHub:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()  # open client connections, cut by close()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -115,11 +117,17 @@ class FakeHub:
         self.close()
 
     def close(self) -> None:
-        """Stop serving: the port is closed, so clients are refused at once (as on a machine gone offline)."""
+        """Stop serving: the port is closed and kept-alive connections are cut, so clients are refused at once
+        (as on a machine gone offline)."""
         if self._thread is None or self._server is None:
             return
         self._server.shutdown()
         self._server.server_close()
+        with self._lock:
+            connections, self._connections = list(self._connections), set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         self._thread.join(timeout=5)
         self._thread = None
 
@@ -181,6 +189,16 @@ class _HubHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - keep test output quiet
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.fake._lock:
+            self.fake._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.fake._lock:
+            self.fake._connections.discard(self.connection)
+        super().finish()
 
     # -- routing ---------------------------------------------------------------------------------
     def do_HEAD(self) -> None:

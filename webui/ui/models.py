@@ -37,7 +37,9 @@ from webui.ui.feedback import as_user, handled, warn
 from webui.ui.forms import with_form
 from webui.ui.model_finder import (
     FOUND_HEADERS,
+    FOUND_WIDTHS,
     RECOMMENDED_HEADERS,
+    RECOMMENDED_WIDTHS,
     FinderHandlers,
     human_size,
     pick_found,
@@ -356,6 +358,7 @@ def build_models_tab(services: Services, tab: gr.Tab | None = None) -> None:
         shared_table = gr.Dataframe(headers=SHARED_HEADERS, type="array", interactive=False, label="Models",
                                     elem_id="models-shared-table")
         shared_recommended = gr.Dataframe(headers=RECOMMENDED_HEADERS, type="array", interactive=False, wrap=True,
+                                          column_widths=RECOMMENDED_WIDTHS,
                                           label="Recommended for this machine (an admin can download them)",
                                           elem_id="models-shared-recommended")
     with gr.Column(elem_id="models-manage") as manage:
@@ -407,11 +410,12 @@ def _build_managing_controls(services: Services) -> None:
     # Finding models: nothing reaches the hub until Search or a Download button is pressed.
     with gr.Accordion("Recommended for this machine", open=True):
         recommended = gr.Dataframe(headers=RECOMMENDED_HEADERS, type="array", interactive=False, wrap=True,
+                                   column_widths=RECOMMENDED_WIDTHS,
                                    label="From the built-in catalog, best first (click a row to select it)",
                                    elem_id="models-recommended")
         with gr.Row():
             recommended_picked = gr.Markdown(elem_id="models-recommended-picked")
-            download_recommended = gr.Button("Download selected", variant="primary", scale=0)
+            download_recommended = gr.Button("Download selected", variant="primary", scale=0, min_width=200)
     recommended_files = gr.State([])
     picked_repo, picked_file = gr.State(None), gr.State(None)
 
@@ -421,6 +425,7 @@ def _build_managing_controls(services: Services) -> None:
             search = gr.Button("Search", scale=1)
         search_status = gr.Markdown(elem_id="models-search-status")
         found_table = gr.Dataframe(headers=FOUND_HEADERS, type="array", interactive=False, wrap=True,
+                                   column_widths=FOUND_WIDTHS,
                                    label="Found on the hub (click a row to fill the download below)",
                                    elem_id="models-search-results")
         with gr.Row():
@@ -433,7 +438,7 @@ def _build_managing_controls(services: Services) -> None:
     progress = gr.HTML(elem_id="download-progress-box")
     with gr.Row():
         download_status = gr.Markdown()
-        cancel = gr.Button("Cancel download", scale=0)
+        cancel = gr.Button("Cancel download", scale=0, min_width=180)
     job_id = gr.State(None)
     timer = gr.Timer(_POLL_S, active=False)
 
