@@ -13,7 +13,8 @@ import pytest
 
 from tests.support.app_server import running_app
 from tests.support.fakehub import FakeHub
-from tests.support.ui import fill_settled
+from tests.support.team import PASSWORDS, team_app
+from tests.support.ui import fill_settled, log_in
 
 pytestmark = pytest.mark.e2e
 
@@ -85,6 +86,7 @@ def test_recommended_download_search_and_an_offline_hub(browser, tmp_path: Path,
                 cells = row_cells(page, "models-search-results", Q8)
                 assert cells[:4] == [SEARCH_REPO, Q8, size_mb, "Q8_0"], cells
                 assert cells[4].startswith("yes: needs about"), cells
+                page.locator("#models-search-results").scroll_into_view_if_needed()
                 page.screenshot(path=str(page_screenshots / "models-find-search-1366x768.png"))
 
                 # Picking a result fills the download boxes.
@@ -106,3 +108,20 @@ def test_recommended_download_search_and_an_offline_hub(browser, tmp_path: Path,
             finally:
                 context.close()
     assert any(r.method == "GET" and r.path.endswith(SMALLEST) for r in hub.requests), "the file came from the hub"
+
+
+def test_a_plain_user_sees_the_recommendations_without_download_or_search(browser, tmp_path: Path,
+                                                                          smollm_path: Path) -> None:
+    with team_app(tmp_path, smollm_path) as app:
+        context = browser.new_context(viewport=LAPTOP)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        try:
+            log_in(page, app.url, "bob", PASSWORDS["bob"])
+            page.get_by_role("tab", name="Models").click()
+            cell(page, "models-shared-recommended", "Qwen3 1.7B").wait_for()
+            assert "tokens/s" in " ".join(row_cells(page, "models-shared-recommended", "Qwen3 1.7B"))
+            for button in ("Download selected", "Search", "Download"):
+                assert not page.get_by_role("button", name=button, exact=True).is_visible(), f"bob has no {button}"
+        finally:
+            context.close()

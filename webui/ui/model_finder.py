@@ -19,7 +19,7 @@ RECOMMENDED_HEADERS = ["Model", "Size", "Fits this machine", "Why", "Downloaded"
 FOUND_HEADERS = ["Repository", "File", "Size", "Quantization", "Fits this machine", "Downloaded"]
 # Long sentences in "Fits" and "Why" wrap inside their share of a laptop's width.
 RECOMMENDED_WIDTHS = ["22%", "8%", "28%", "32%", "10%"]
-FOUND_WIDTHS = ["22%", "26%", "8%", "9%", "25%", "10%"]
+FOUND_WIDTHS = ["22%", "26%", "7%", "11%", "24%", "10%"]
 BEST_MARK = "★ "
 
 

@@ -415,7 +415,7 @@ def _build_managing_controls(services: Services) -> None:
                                    elem_id="models-recommended")
         with gr.Row():
             recommended_picked = gr.Markdown(elem_id="models-recommended-picked")
-            download_recommended = gr.Button("Download selected", variant="primary", scale=0, min_width=200)
+            download_recommended = gr.Button("Download selected", variant="primary", scale=0, min_width=230)
     recommended_files = gr.State([])
     picked_repo, picked_file = gr.State(None), gr.State(None)
 
