@@ -59,6 +59,11 @@ class FinderHandlers:
         recommendations = self.models.recommendations(self.services.user(username))
         return recommended_rows(recommendations), [[r.repo_id, r.filename] for r in recommendations]
 
+    @handled("Listing the recommended models", lambda message: [])
+    def read_only_table(self, username: str | None) -> list[list[Any]]:
+        """The rows alone, for a user who cannot download (the tab shows them without buttons)."""
+        return recommended_rows(self.models.recommendations(self.services.user(username)))
+
     @handled("Listing the recommended models", lambda message: ([], [], None, None, f"⚠️ {message}"))
     def recommended_view(self, username: str | None) -> tuple[Any, ...]:
         """An admin's first view: the table with its best row already selected, so one click downloads it."""

@@ -365,11 +365,10 @@ def build_models_tab(services: Services, tab: gr.Tab | None = None) -> None:
         _build_managing_controls(services)
     handlers = ModelHandlers(services)
     finder = FinderHandlers(services)
-    shared_files = gr.State([])
     gr.on(triggers=None, fn=as_user(handlers.panels), inputs=None, outputs=[manage, shared], queue=False)
     if tab is not None:
         opened = tab.select(as_user(handlers.shared_listing), None, [shared_note, shared_table], queue=False)
-        opened.then(as_user(finder.recommended_table), None, [shared_recommended, shared_files], queue=False)
+        opened.then(as_user(finder.read_only_table), None, [shared_recommended], queue=False)
 
 
 def _build_managing_controls(services: Services) -> None:

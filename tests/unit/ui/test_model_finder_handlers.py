@@ -51,8 +51,9 @@ def test_an_admin_sees_the_recommendations_with_the_best_already_selected() -> N
 def test_a_plain_user_sees_the_same_rows_read_only() -> None:
     fake = model_services()
     fake.models.recommended = list(PICKS)
-    rows, _ = FinderHandlers(fake).recommended_table("bob")
+    rows = FinderHandlers(fake).read_only_table("bob")
     assert [row[0] for row in rows] == ["★ Qwen3 4B", "Qwen3 1.7B"]
+    assert rows == FinderHandlers(fake).recommended_table("alice")[0]
 
 
 def test_clicking_a_row_selects_it_and_download_selected_starts_that_download() -> None:
@@ -115,3 +116,10 @@ def test_the_finder_is_wired_into_the_models_tab() -> None:
     assert [c.elem_id for c in events["search"].outputs] == ["models-search-results", "models-search-status"]
     assert [c.elem_id for c in events["recommended_view"].outputs][0] == "models-recommended"
     assert {"pick_recommendation", "pick_found", "recommended_table"} <= events.keys()
+
+
+def test_the_read_only_view_fills_its_recommendations_when_the_tab_is_opened() -> None:
+    with gr.Blocks() as blocks, gr.Tabs(), gr.Tab("Models") as tab:
+        build_models_tab(model_services("a.gguf"), tab)
+    [read_only] = [fn for fn in blocks.fns.values() if fn.name == "read_only_table"]
+    assert [c.elem_id for c in read_only.outputs] == ["models-shared-recommended"]
