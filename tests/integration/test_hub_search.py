@@ -12,7 +12,7 @@ from tests.support.fakehub import FakeHub, allow_hub, closed_port_endpoint
 from webui.config import Settings
 from webui.engine import Engine
 from webui.hardware import HardwareInfo
-from webui.models.download import HubUnreachable
+from webui.models.download import DownloadError, HubUnreachable
 from webui.models.manager import ModelManager
 
 # A CPU-only machine with 16 GiB of RAM, as in test_models_manager: the fit verdicts are the same everywhere.
@@ -50,10 +50,14 @@ def test_a_search_lists_the_gguf_files_of_matching_repos_with_sizes_and_fit(hub)
     assert any("/api/models?" in r.path and "search=TINY" in r.path for r in fake.requests)
 
 
-def test_a_search_that_matches_nothing_is_empty(hub) -> None:
-    manager, _ = hub
+def test_a_search_that_matches_nothing_is_empty_and_a_blank_one_asks_for_a_name(hub) -> None:
+    manager, fake = hub
     assert manager.search_hub("llama-70b") == []
     assert manager.search_hub("safetensors") == [], "a repository without GGUF files is not listed"
+    asked = len(fake.requests)
+    with pytest.raises(DownloadError, match=r"^Type part of a model's name to search for, e.g. qwen3.$"):
+        manager.search_hub("   ")
+    assert len(fake.requests) == asked, "a blank search asks the hub nothing"
 
 
 def test_recommendations_come_from_the_catalog_without_a_single_hub_request(hub) -> None:
