@@ -4,7 +4,10 @@ Served (read from huggingface_hub's source, not guessed):
 - ``HEAD``/``GET /{repo}/resolve/{rev}/{file}`` (``get_hf_file_metadata``, downloads): X-Repo-Commit,
   ETag and X-Linked-Etag (the LFS sha256), X-Linked-Size, Content-Length, Accept-Ranges, and ``Range``
   answered with 206 + Content-Range. No ``X-Xet-*`` headers, so the client takes the plain HTTP path.
-- ``GET /api/models/{repo}[/revision/{rev}]`` (``HfApi.model_info``; ``?blobs=true`` adds sizes and LFS).
+- ``GET /api/models?search=&filter=gguf&limit=`` (``HfApi.list_models``): the repos whose id contains the
+  search text (case-insensitive) and that hold a ``.gguf`` file for ``filter=gguf``, one page, no Link header.
+- ``GET /api/models/{repo}[/revision/{rev}]`` (``HfApi.model_info``; ``?blobs=true``, which
+  ``files_metadata=True`` sends, adds sizes and LFS).
 - ``GET /api/models/{repo}/tree/{rev}[/{path}]`` (``HfApi.list_repo_tree``; one page, no Link header).
 - ``POST /api/models/{repo}/paths-info/{rev}`` (``HfApi.get_paths_info``; form field ``paths``).
 - 404 with ``X-Error-Code: RepoNotFound`` / ``EntryNotFound``, which ``hf_raise_for_status`` maps to
@@ -18,6 +21,7 @@ offline switch is the library's constant, so :func:`allow_hub` patches it as wel
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -88,6 +92,7 @@ class FakeHub:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()  # open client connections, cut by close()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -109,10 +114,22 @@ class FakeHub:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._server is not None and self._thread is not None
+        self.close()
+
+    def close(self) -> None:
+        """Stop serving: the port is closed and kept-alive connections are cut, so clients are refused at once
+        (as on a machine gone offline)."""
+        if self._thread is None or self._server is None:
+            return
         self._server.shutdown()
         self._server.server_close()
+        with self._lock:
+            connections, self._connections = list(self._connections), set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         self._thread.join(timeout=5)
+        self._thread = None
 
     @property
     def endpoint(self) -> str:
@@ -173,6 +190,16 @@ class _HubHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - keep test output quiet
         pass
 
+    def setup(self) -> None:
+        super().setup()
+        with self.fake._lock:
+            self.fake._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.fake._lock:
+            self.fake._connections.discard(self.connection)
+        super().finish()
+
     # -- routing ---------------------------------------------------------------------------------
     def do_HEAD(self) -> None:
         self._dispatch(body=False)
@@ -189,7 +216,9 @@ class _HubHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path = unquote(url.path)
         try:
-            if path.startswith("/api/models/"):
+            if path.rstrip("/") == "/api/models":
+                self._search(parse_qs(url.query))
+            elif path.startswith("/api/models/"):
                 self._api(path[len("/api/models/"):], parse_qs(url.query))
             elif path.startswith("/blobs/"):
                 repo_id, _, filename = path[len("/blobs/"):].partition("/-/")
@@ -202,6 +231,22 @@ class _HubHandler(BaseHTTPRequestHandler):
                 self._error(404, "", "Not found")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away (cancel, drop): nothing to answer
+
+    def _search(self, query: dict[str, list[str]]) -> None:
+        text = query.get("search", [""])[0].lower()
+        gguf_only = "gguf" in query.get("filter", [])
+        found = [{"id": repo_id, "modelId": repo_id, "private": False, "downloads": 0,
+                  "tags": ["gguf"] if any(name.endswith(".gguf") for name in files) else []}
+                 for repo_id, files in sorted(self.fake.repos.items()) if text in repo_id.lower()]
+        found = [model for model in found if "gguf" in model["tags"] or not gguf_only]
+        limit = int(query.get("limit", [str(len(found))])[0])
+        data = json.dumps(found[:limit]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def _api(self, rest: str, query: dict[str, list[str]]) -> None:
         repo_id, kind, tail = self._split_api(rest)

@@ -19,11 +19,13 @@ and cancel then behave the same for every file (the hub serves Xet-backed files 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -44,6 +46,7 @@ from huggingface_hub import (  # noqa: E402
     hf_hub_url,
     hf_raise_for_status,
 )
+from huggingface_hub.hf_api import RepoSibling  # noqa: E402
 from huggingface_hub.errors import (  # noqa: E402
     GatedRepoError,
     HfHubHTTPError,
@@ -59,6 +62,8 @@ from webui.errors import UserError
 
 if TYPE_CHECKING:
     from hashlib import _Hash
+
+log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]  # (bytes_done, bytes_total)
 
@@ -239,6 +244,78 @@ def list_gguf_files(repo_id: str, *, endpoint: str | None = None) -> list[Remote
             if isinstance(entry, RepoFile)
         }
     return group_gguf_files(files)
+
+
+# Search waits at most this long for each answer: an offline machine is told so within seconds.
+SEARCH_TIMEOUT_S = 5.0
+SEARCH_REPOS = 8  # repositories listed per search, most downloaded first
+
+
+@dataclass(frozen=True)
+class HubRepoGgufs:
+    """A repository a hub search found, with its GGUF models."""
+
+    repo_id: str
+    files: tuple[RemoteGguf, ...]
+
+
+def gguf_files_of(siblings: list[RepoSibling] | None) -> list[RemoteGguf]:
+    """The GGUF models among ``model_info(files_metadata=True)``'s files (LFS size and sha256 preferred)."""
+    files = {
+        sibling.rfilename: (sibling.lfs.size, sibling.lfs.sha256) if sibling.lfs else (sibling.size or 0, None)
+        for sibling in siblings or []
+    }
+    return group_gguf_files(files)
+
+
+@contextmanager
+def _search_errors(endpoint: str) -> Iterator[None]:
+    """A lost connection during a search says that search needs the hub, not that a download failed."""
+    try:
+        yield
+    except HubUnreachable as exc:
+        if not isinstance(exc.__cause__, httpx2.TransportError):
+            raise
+        raise HubUnreachable(
+            f"The hub at {endpoint} cannot be reached (this machine looks offline), so search is not "
+            "available; the models already here work as before."
+        ) from exc
+
+
+def search_gguf_repos(
+    query: str, *, endpoint: str | None = None, limit: int = SEARCH_REPOS, timeout: float = SEARCH_TIMEOUT_S
+) -> list[HubRepoGgufs]:
+    """Hub repositories whose id contains ``query`` and that hold GGUF models, most downloaded first.
+
+    One plain request with a short timeout comes first: ``list_models`` retries a refused or silent
+    connection with back-off for about 20 s, and an offline machine should hear so at once.
+    """
+    endpoint = _endpoint(endpoint)
+    query = (query or "").strip()
+    if not query:
+        raise DownloadError("Type part of a model's name to search for, e.g. qwen3.")
+    if hub_offline():
+        raise HubUnreachable(f"Offline mode is on (HF_HUB_OFFLINE), so the hub at {endpoint} is not searched.")
+    api = HfApi(endpoint=endpoint)
+
+    def files_of(repo_id: str) -> HubRepoGgufs | None:
+        try:
+            with _hub_errors(repo_id, None, endpoint):
+                info = api.model_info(repo_id, files_metadata=True, timeout=timeout)
+        except HubUnreachable:
+            raise
+        except DownloadError as exc:  # gated or gone since the listing: leave it out, say why in the log
+            log.info("search: skipping %s: %s", repo_id, exc)
+            return None
+        return HubRepoGgufs(repo_id, tuple(gguf_files_of(info.siblings)))
+
+    with _search_errors(endpoint), _hub_errors(f"a search for '{query}'", None, endpoint):
+        probe = {"search": query, "filter": "gguf", "limit": 1}
+        hf_raise_for_status(get_session().get(f"{endpoint}/api/models", params=probe, timeout=timeout))
+        found = [model.id for model in api.list_models(search=query, filter="gguf", sort="downloads", limit=limit)]
+    with _search_errors(endpoint), ThreadPoolExecutor(max_workers=4, thread_name_prefix="hub-search") as pool:
+        repos = list(pool.map(files_of, found))
+    return [repo for repo in repos if repo is not None and repo.files]
 
 
 # ---------------------------------------------------------------------------------------------

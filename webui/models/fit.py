@@ -239,13 +239,31 @@ def memory_warning(file_name: str, size_bytes: int, kv_cache_mb: float, n_ctx: i
     )
 
 
-def fits_label(size_bytes: int, hw: HardwareInfo) -> str:
-    """Whether a download will fit: "yes" (in the memory free now, with room for a modest context),
-    "tight" (only in all of RAM + VRAM, so other programs must give way), or "no"."""
+@dataclass(frozen=True)
+class FitVerdict:
+    """Whether a download will fit this machine, and the few words that say why."""
+
+    label: str  # "yes" | "tight" | "no"
+    reason: str  # "needs about 2.9 GiB; 11.2 GiB of RAM is free"
+
+
+def fit_verdict(size_bytes: int, hw: HardwareInfo) -> FitVerdict:
+    """"yes" when it fits the memory free now with room for a modest context, "tight" when only all of
+    RAM + VRAM holds it (other programs must give way), "no" when the whole machine is too small."""
     needed = size_bytes / _MIB * 1.2 + RUNTIME_OVERHEAD_MB  # 20% for a modest KV cache
-    discrete = hw.gpu_vendor != "apple" and hw.gpu_offload_supported is not False
-    if needed <= hw.ram_available_mb + (hw.free_vram_mb if discrete else 0):
-        return "yes"
-    if needed <= memory_capacity_mb(hw):
-        return "tight"
-    return "no"
+    discrete = hw.gpu_vendor != "apple" and hw.gpu_offload_supported is not False and bool(hw.gpus)
+    free = hw.ram_available_mb + (hw.free_vram_mb if discrete else 0)
+    where = "RAM and VRAM" if discrete else "RAM"
+    capacity = memory_capacity_mb(hw)
+    needs = f"needs about {needed / 1024:.1f} GiB"
+    if needed <= free:
+        return FitVerdict("yes", f"{needs}; {free / 1024:.1f} GiB of {where} is free")
+    if needed <= capacity:
+        return FitVerdict("tight", f"{needs}, more than the {free / 1024:.1f} GiB of {where} free now but within "
+                                   f"the {capacity / 1024:.1f} GiB this machine has: close other programs first")
+    return FitVerdict("no", f"{needs}, more than this machine's {capacity / 1024:.1f} GiB of {where}")
+
+
+def fits_label(size_bytes: int, hw: HardwareInfo) -> str:
+    """:func:`fit_verdict`'s "yes", "tight" or "no" alone."""
+    return fit_verdict(size_bytes, hw).label

@@ -23,6 +23,7 @@ from webui.models.download import DownloadCancelled, DownloadError, HubUnreachab
 from webui.models.fit import (
     GgufFacts,
     ModelShape,
+    fit_verdict,
     fits_label,
     llama_file_type_names,
     load_settings_from_options,
@@ -33,6 +34,7 @@ from webui.models.fit import (
     resolve_n_ctx,
 )
 from webui.models.model_settings import ModelLoadOptions, ModelSettingsStore
+from webui.models.recommend import Recommendation, recommend
 from webui.models.registry import local_gguf_files
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,20 @@ class RemoteModelFile:
     size_bytes: int
     quant: str | None
     fits: str  # "yes" | "tight" | "no" (fit.fits_label)
+    downloaded: bool
+
+
+@dataclass(frozen=True)
+class HubModelFile:
+    """A GGUF model a hub search found: where it is, how big, and whether it fits this machine."""
+
+    repo_id: str
+    filename: str
+    parts: int
+    size_bytes: int
+    quant: str | None
+    fits: str  # "yes" | "tight" | "no" (fit.fit_verdict)
+    fit_reason: str
     downloaded: bool
 
 
@@ -342,15 +358,41 @@ class ModelManager:
                 f"'{repo_id}' is not a hub repository id; it looks like owner/name, "
                 "e.g. ggml-org/Qwen3-4B-GGUF."
             )
+        self._check_online()
+        return repo_id
+
+    def _check_online(self) -> None:
         if self.settings.offline:
             raise HubUnreachable("The app runs offline (--offline), so it does not contact the hub.")
-        return repo_id
+
+    def _local_names(self) -> set[str]:
+        return {path.name for path in local_gguf_files(self.models_dir)}
+
+    def recommendations(self) -> list[Recommendation]:
+        """The catalog's models suited to this machine, best first; the hub is not contacted."""
+        return recommend(self.hardware, self._local_names())
+
+    def search_hub(self, query: str) -> list[HubModelFile]:
+        """GGUF models in hub repositories whose name contains ``query``, each with whether it fits here."""
+        self._check_online()
+        repos = download.search_gguf_repos(query, endpoint=self._hub_endpoint)
+        local = self._local_names()
+        found = []
+        for repo in repos:
+            for item in repo.files:
+                verdict = fit_verdict(item.size_bytes, self.hardware)
+                found.append(HubModelFile(
+                    repo_id=repo.repo_id, filename=item.filename, parts=len(item.parts), size_bytes=item.size_bytes,
+                    quant=item.quant, fits=verdict.label, fit_reason=verdict.reason,
+                    downloaded=Path(item.filename).name in local,
+                ))
+        return found
 
     def remote_files(self, repo_id: str) -> list[RemoteModelFile]:
         """The GGUF models in a hub repo, smallest first, with whether each fits this machine."""
         repo_id = self._check_hub_allowed(repo_id)
         remote: list[RemoteGguf] = download.list_gguf_files(repo_id, endpoint=self._hub_endpoint)
-        local = {path.name for path in local_gguf_files(self.models_dir)}
+        local = self._local_names()
         return [
             RemoteModelFile(
                 filename=item.filename,

@@ -20,6 +20,7 @@ from webui.hardware import HardwareInfo
 from webui.models.download import DownloadError
 from webui.models.manager import (
     DownloadJob,
+    HubModelFile,
     LocalModel,
     ModelManager,
     ModelManagerError,
@@ -35,6 +36,7 @@ from webui.models.model_settings import (
     parse_flash_attn_choice,
     parse_gpu_layers_text,
 )
+from webui.models.recommend import Recommendation
 from webui.prompts.toolcalls import has_thinking_switch, reply_family, supports_tools, writes_reasoning
 from webui.services.access import NotAuthorized
 
@@ -43,7 +45,7 @@ __all__ = [
     "KV_CACHE_TYPES", "DownloadError", "DownloadJob", "EngineError", "InvalidLoadOptions", "LoadedModel", "LocalModel",
     "ModelEntry", "ModelLoadOptions", "ModelManagerError", "ModelService", "RemoteModelFile", "UnknownModel",
     "FLASH_ATTN_CHOICES", "flash_attn_choice", "parse_flash_attn_choice", "parse_gpu_layers_text",
-    "ModelCapabilities", "capabilities",
+    "ModelCapabilities", "capabilities", "HubModelFile", "Recommendation",
 ]
 
 GGUF_SUFFIX = ".gguf"
@@ -188,6 +190,10 @@ class ModelService:
                           architecture=model.architecture, parameters=model.parameters, quant=model.quant,
                           context_length=model.context_length)
 
+    def recommendations(self, user: User) -> list[Recommendation]:
+        """The catalog's models suited to this machine, for every signed-in user (no paths, no hub call)."""
+        return self._manager.recommendations()
+
     def status(self) -> dict[str, object] | None:
         """The loaded model for /status, without its path."""
         loaded = self.loaded()
@@ -263,6 +269,11 @@ class ModelService:
     def remote_files(self, user: User, repo_id: str) -> list[RemoteModelFile]:
         _require_admin(user)
         return self._manager.remote_files(repo_id)
+
+    def search_hub(self, user: User, query: str) -> list[HubModelFile]:
+        """GGUF models on the hub whose repository name contains ``query``: a network call, admins only."""
+        _require_admin(user)
+        return self._manager.search_hub(query)
 
     def start_download(self, user: User, repo_id: str, filename: str) -> DownloadJob:
         _require_admin(user)

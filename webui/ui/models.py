@@ -1,4 +1,4 @@
-"""The Models tab: list local GGUFs, load/unload them hot with per-model settings, download, delete.
+"""The Models tab: list local GGUFs, load/unload them hot with per-model settings, find, download, delete.
 
 Every decision is ModelService's (which checks that the caller is an admin); :class:`ModelHandlers`
 turns its answers and errors into the tab's outputs and one-sentence messages, and
@@ -35,18 +35,22 @@ from webui.services.models import (
 from webui.services.types import User
 from webui.ui.feedback import as_user, handled, warn
 from webui.ui.forms import with_form
+from webui.ui.model_finder import (
+    FOUND_HEADERS,
+    FOUND_WIDTHS,
+    RECOMMENDED_HEADERS,
+    RECOMMENDED_WIDTHS,
+    FinderHandlers,
+    human_size,
+    pick_found,
+    pick_recommendation,
+)
 
 SHARED_HEADERS = ["Model", "In use", "Runs on", "Size", "Quantization", "Context"]
 LOCAL_HEADERS = ["File", "Loaded", "Architecture", "Parameters", "Quantization", "Trained context", "Size",
                  "Chat template", "Capabilities", "Note"]
 REMOTE_HEADERS = ["File", "Parts", "Size", "Quantization", "Fits this machine", "Downloaded"]
 _POLL_S = 0.5
-
-
-def human_size(size_bytes: int) -> str:
-    if size_bytes >= 2**30:
-        return f"{size_bytes / 2**30:.1f} GB"
-    return f"{size_bytes / 2**20:.0f} MB"
 
 
 def local_rows(models: list[LocalModel]) -> list[list[Any]]:
@@ -353,12 +357,18 @@ def build_models_tab(services: Services, tab: gr.Tab | None = None) -> None:
         shared_note = gr.Markdown(elem_id="models-shared-note")
         shared_table = gr.Dataframe(headers=SHARED_HEADERS, type="array", interactive=False, label="Models",
                                     elem_id="models-shared-table")
+        shared_recommended = gr.Dataframe(headers=RECOMMENDED_HEADERS, type="array", interactive=False, wrap=True,
+                                          column_widths=RECOMMENDED_WIDTHS,
+                                          label="Recommended for this machine (an admin can download them)",
+                                          elem_id="models-shared-recommended")
     with gr.Column(elem_id="models-manage") as manage:
         _build_managing_controls(services)
     handlers = ModelHandlers(services)
+    finder = FinderHandlers(services)
     gr.on(triggers=None, fn=as_user(handlers.panels), inputs=None, outputs=[manage, shared], queue=False)
     if tab is not None:
-        tab.select(as_user(handlers.shared_listing), None, [shared_note, shared_table], queue=False)
+        opened = tab.select(as_user(handlers.shared_listing), None, [shared_note, shared_table], queue=False)
+        opened.then(as_user(finder.read_only_table), None, [shared_recommended], queue=False)
 
 
 def _build_managing_controls(services: Services) -> None:
@@ -396,17 +406,38 @@ def _build_managing_controls(services: Services) -> None:
         keep = gr.Button("Keep it")
     status = gr.Markdown(elem_id="models-status")
 
+    # Finding models: nothing reaches the hub until Search or a Download button is pressed.
+    with gr.Accordion("Recommended for this machine", open=True):
+        recommended = gr.Dataframe(headers=RECOMMENDED_HEADERS, type="array", interactive=False, wrap=True,
+                                   column_widths=RECOMMENDED_WIDTHS,
+                                   label="From the built-in catalog, best first (click a row to select it)",
+                                   elem_id="models-recommended")
+        with gr.Row():
+            recommended_picked = gr.Markdown(elem_id="models-recommended-picked")
+            download_recommended = gr.Button("Download selected", variant="primary", scale=0, min_width=230)
+    recommended_files = gr.State([])
+    picked_repo, picked_file = gr.State(None), gr.State(None)
+
     with gr.Accordion("Download from the hub", open=False):
+        with gr.Row():
+            query = gr.Textbox(label="Search the hub by name", placeholder="qwen3 gguf", scale=4)
+            search = gr.Button("Search", scale=1)
+        search_status = gr.Markdown(elem_id="models-search-status")
+        found_table = gr.Dataframe(headers=FOUND_HEADERS, type="array", interactive=False, wrap=True,
+                                   column_widths=FOUND_WIDTHS,
+                                   label="Found on the hub (click a row to fill the download below)",
+                                   elem_id="models-search-results")
         with gr.Row():
             repo = gr.Textbox(label="Repository id", placeholder="bartowski/Qwen2.5-1.5B-Instruct-GGUF", scale=4)
             list_files = gr.Button("List files", scale=1)
         remote_table = gr.Dataframe(headers=REMOTE_HEADERS, type="array", interactive=False, label="GGUF files")
         remote_pick = gr.Dropdown(label="File", choices=[])
-        with gr.Row():
-            download = gr.Button("Download", variant="primary")
-            cancel = gr.Button("Cancel download")
-        progress = gr.HTML(elem_id="download-progress-box")
+        download = gr.Button("Download", variant="primary")
+    # Outside the accordions: both Download buttons report here.
+    progress = gr.HTML(elem_id="download-progress-box")
+    with gr.Row():
         download_status = gr.Markdown()
+        cancel = gr.Button("Cancel download", scale=0, min_width=180)
     job_id = gr.State(None)
     timer = gr.Timer(_POLL_S, active=False)
 
@@ -430,4 +461,17 @@ def _build_managing_controls(services: Services) -> None:
     repo.submit(as_user(handlers.do_list), [repo], [remote_table, remote_pick, download_status])
     download.click(as_user(handlers.do_download), [repo, remote_pick], [job_id, progress, download_status, timer])
     timer.tick(as_user(handlers.poll), [job_id, pick], [progress, download_status, timer, *listing])
+
+    finder = FinderHandlers(services)
+    picked = [picked_repo, picked_file, recommended_picked]
+    gr.on(triggers=None, fn=as_user(finder.recommended_view), inputs=None,
+          outputs=[recommended, recommended_files, *picked], queue=False)
+    # A download, a delete or Refresh changes the local list: the Downloaded column follows it.
+    table.change(as_user(finder.recommended_table), None, [recommended, recommended_files], queue=False)
+    recommended.select(pick_recommendation, [recommended_files, recommended], picked, queue=False)
+    download_recommended.click(as_user(handlers.do_download), [picked_repo, picked_file],
+                               [job_id, progress, download_status, timer])
+    search.click(as_user(finder.search), [query], [found_table, search_status])
+    query.submit(as_user(finder.search), [query], [found_table, search_status])
+    found_table.select(pick_found, [found_table], [repo, remote_pick, download_status], queue=False)
     cancel.click(as_user(handlers.do_cancel), [job_id], [download_status], queue=False)

@@ -10,11 +10,13 @@ from pathlib import Path
 from webui.services import NotAuthorized
 from webui.services.models import (
     DownloadJob,
+    HubModelFile,
     LoadedModel,
     LocalModel,
     ModelEntry,
     ModelLoadOptions,
     ModelManagerError,
+    Recommendation,
     RemoteModelFile,
 )
 from webui.services.types import User
@@ -48,6 +50,9 @@ class FakeModelService:
     released: threading.Event | None = None  # when set, a load waits for it after reporting its positions
     delete_error: Exception | None = None
     repos: dict[str, list[RemoteModelFile]] = field(default_factory=dict)
+    recommended: list[Recommendation] = field(default_factory=list)
+    found: list[HubModelFile] = field(default_factory=list)  # what any hub search finds
+    search_error: Exception | None = None
     jobs: dict[str, DownloadJob] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
 
@@ -118,6 +123,16 @@ class FakeModelService:
         if repo_id not in self.repos:
             raise ModelManagerError(f"There is no repository {repo_id} on the hub.")
         return self.repos[repo_id]
+
+    def recommendations(self, user: User) -> list[Recommendation]:
+        return list(self.recommended)
+
+    def search_hub(self, user: User, query: str) -> list[HubModelFile]:
+        self._admin(user)
+        self.calls.append(f"search {query}")
+        if self.search_error is not None:
+            raise self.search_error
+        return list(self.found)
 
     def start_download(self, user: User, repo_id: str, filename: str) -> DownloadJob:
         self._admin(user)
