@@ -37,7 +37,7 @@ def replace_question_file(page, path: Path) -> None:
 
 
 def test_the_panel_shows_hit_rates_and_misses_and_a_bad_csv_its_sentence(
-    tmp_path: Path, smollm_path: Path, page
+    tmp_path: Path, smollm_path: Path, page, page_screenshots: Path
 ) -> None:
     documents = write_documents(tmp_path / "files")
     questions = write_questions(tmp_path / "upload")
@@ -55,7 +55,10 @@ def test_the_panel_shows_hit_rates_and_misses_and_a_bad_csv_its_sentence(
         page.locator("#ingest-result", has_text="3 of 3 files added").wait_for(timeout=180_000)
 
         page.locator("#retrieval-eval").get_by_text("Measure retrieval").click()
-        page.locator("#eval-example").wait_for()
+        with page.expect_download() as download:
+            page.locator("#eval-example").click()
+        example = Path(download.value.path()).read_text(encoding="utf-8")
+        assert example.startswith("question,expected_text,expected_file\n") and example.count("\n") == 5
         replace_question_file(page, bad)
         page.locator("#eval-run").click()
         page.locator("#eval-status", has_text=(
@@ -69,6 +72,7 @@ def test_the_panel_shows_hit_rates_and_misses_and_a_bad_csv_its_sentence(
         page.locator("#eval-status", has_text="Measured Home on 5 questions").wait_for(timeout=180_000)
         scores = shown_rows(page, "eval-scores", 2)
         missed = shown_rows(page, "eval-missed", 2)  # at least the bakery question, once per choice
+        page.locator("#retrieval-eval").screenshot(path=str(page_screenshots / "measure-retrieval-1280.png"))
 
     # The same questions on the same collection, through the service the page calls.
     service = DocumentService(Settings(data_dir=tmp_path / "data"))

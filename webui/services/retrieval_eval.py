@@ -135,7 +135,7 @@ def evaluate_collection(
     return RetrievalEvaluation(collection, questions, *results)
 
 
-SCORE_HEADERS = ["Choice", "hit@1", f"hit@{HIT_AT}", "MRR", "Answer among the k passages given"]
+SCORE_HEADERS = ["Choice", "hit@1", f"hit@{HIT_AT}", "MRR", "Given to the model (k)"]
 MISSED_HEADERS = ["Choice", "Question", "Expected", "Rank", "First passage"]
 
 

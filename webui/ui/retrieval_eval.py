@@ -20,7 +20,7 @@ from webui.ui.feedback import handled
 from webui.ui.uploads import uploaded_paths
 
 HELP = (
-    "Upload a CSV (UTF-8, at most 200 lines) with a `question` column and an `expected_text` and/or "
+    "Upload a CSV (UTF-8, at most 200 questions) with a `question` column and an `expected_text` and/or "
     "`expected_file` column: a question counts as answered by a passage of its expected file that "
     "contains its expected text (spacing and case do not matter). The collection's current settings "
     "are measured beside the choice you pick. Chunk size cannot be compared here: it only applies "
