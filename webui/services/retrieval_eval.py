@@ -13,10 +13,11 @@ from pathlib import Path
 
 from webui.auth import User
 from webui.errors import UserError
-from webui.rag import DocumentLibrary
+from webui.rag import DocumentLibrary, Passage
 from webui.rag.errors import CollectionNotFoundError
 from webui.rag.evaluation import (
     HIT_AT,
+    MAX_QUESTIONS,
     RANKS_LOOKED_AT,
     ChoiceResult,
     LabelledQuestion,
@@ -33,6 +34,11 @@ log = logging.getLogger(__name__)
 
 EvaluationProgress = Callable[[float, str], None]  # a fraction done and a caption, e.g. a gr.Progress
 OTHER_K = (3, 8, 10)  # the k offered beside the collection's own
+__all__ = [  # MAX_QUESTIONS is re-exported for the page, which may not import webui.rag
+    "MAX_QUESTIONS", "MISSED_HEADERS", "SCORE_HEADERS", "EvaluationProgress", "RetrievalChoice", "RetrievalEvaluation",
+    "UnknownRetrievalChoice", "choice_named", "comparison_choices", "current_choice", "evaluate_collection",
+    "missed_rows", "read_question_file", "score_rows", "summary_line",
+]
 
 
 class UnknownRetrievalChoice(UserError, ValueError):
@@ -121,7 +127,7 @@ def evaluate_collection(
     for step, choice in enumerate((current, other)):
         k = choice.k or info.settings.k
 
-        def retrieve(question: str, choice: RetrievalChoice = choice, k: int = k) -> list:
+        def retrieve(question: str, choice: RetrievalChoice = choice, k: int = k) -> list[Passage]:
             return library.retrieve(user.id, question, [collection], k=max(k, RANKS_LOOKED_AT),
                                     mode=choice.mode, rerank=choice.rerank)
 

@@ -10,6 +10,7 @@ import gradio as gr
 from webui.errors import UserError
 from webui.services import Services
 from webui.services.retrieval_eval import (
+    MAX_QUESTIONS,
     MISSED_HEADERS,
     SCORE_HEADERS,
     missed_rows,
@@ -20,7 +21,7 @@ from webui.ui.feedback import handled
 from webui.ui.uploads import uploaded_paths
 
 HELP = (
-    "Upload a CSV (UTF-8, at most 200 questions) with a `question` column and an `expected_text` and/or "
+    f"Upload a CSV (UTF-8, at most {MAX_QUESTIONS} questions) with a `question` column and an `expected_text` and/or "
     "`expected_file` column: a question counts as answered by a passage of its expected file that "
     "contains its expected text (spacing and case do not matter). The collection's current settings "
     "are measured beside the choice you pick. Chunk size cannot be compared here: it only applies "
