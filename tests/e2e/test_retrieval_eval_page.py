@@ -1,4 +1,4 @@
-"""Measure retrieval in a real Chromium: a 5-question CSV on three documents, the scores shown as the service computes them."""
+"""Measure retrieval in a real Chromium: a 5-question CSV on three documents, scored as the service scores it."""
 
 from __future__ import annotations
 

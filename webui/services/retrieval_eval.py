@@ -73,7 +73,8 @@ def choice_named(label: str, *, reranker: bool) -> RetrievalChoice:
 
 def current_choice(settings: RetrievalSettings, *, reranker: bool) -> RetrievalChoice:
     """What the chat does with this collection now: hybrid, its own k and cut-off, the reranker if any."""
-    label = f"Current settings (hybrid, k {settings.k}, cut-off {settings.min_score:.2f}{', reranker' if reranker else ''})"
+    reranking = ", reranker" if reranker else ""
+    label = f"Current settings (hybrid, k {settings.k}, cut-off {settings.min_score:.2f}{reranking})"
     return RetrievalChoice(label, k=settings.k, rerank=reranker)
 
 
