@@ -12,6 +12,7 @@ from pathlib import Path
 
 from webui.auth import User
 from webui.config import Settings
+from webui.private_files import TEMP_DIR_NAME
 from webui.rag import (
     ChromaServer,
     CollectionInfo,
@@ -24,10 +25,9 @@ from webui.rag import (
     Passage,
 )
 from webui.rag.embeddings import Embedder
+from webui.rag.evaluation import EXAMPLE_QUESTIONS_CSV
 from webui.rag.rerank import CrossEncoderReranker, Reranker
 from webui.rag.settings import RetrievalSettings
-from webui.private_files import TEMP_DIR_NAME
-from webui.rag.evaluation import EXAMPLE_QUESTIONS_CSV
 from webui.services.access import NotAuthorized
 from webui.services.retrieval_eval import (
     EvaluationProgress,
