@@ -1,5 +1,8 @@
 """Retrieval quality on labelled questions: vector, keyword, hybrid and hybrid+rerank side by side.
 
+The scoring (answer rank, hit@1, hit@k, MRR) is webui/rag/evaluation.py, the engine behind the
+Documents tab's "Measure retrieval" panel too.
+
 Two corpora no one here wrote, each ingested into its own collection and asked its own questions:
 - the license texts in /usr/share/common-licenses (Debian's base-files package);
 - a subset of the Python 3.11 documentation (HTML) from Debian's python3.11-doc package
@@ -42,16 +45,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import webui.rag.keyword as keyword_module  # noqa: E402
 from webui.rag import DocumentLibrary, Passage  # noqa: E402
+from webui.rag.evaluation import LabelledQuestion, answer_rank, contains_answer, first_hit, score  # noqa: E402
 from webui.rag.retrieval import FILE_NAME_WEIGHT, KEYWORD_WEIGHT, RRF_K, search  # noqa: E402
 from webui.rag.settings import DEFAULT_MIN_SCORE  # noqa: E402
 
 EVAL_FILE = Path(__file__).resolve().parent / "data" / "retrieval_eval.json"
 K_STEPS = (3, 4, 5, 6, 8)
 CUT_OFF_STEPS = [round(0.10 + 0.01 * i, 2) for i in range(41)]  # 0.10 .. 0.50
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split())
 
 
 def split_of(question: str, split: str = "hash") -> str:
@@ -74,12 +74,9 @@ def render_man_page(page: str) -> str:
     return done.stdout
 
 
-def first_hit(passages: Sequence[Passage], file_name: str, answer: str) -> int | None:
-    """1-based rank of the first passage from file_name that contains the answer phrase."""
-    for rank, passage in enumerate(passages, start=1):
-        if passage.file_name == file_name and _norm(answer) in _norm(passage.text):
-            return rank
-    return None
+def labelled(item: dict) -> LabelledQuestion:
+    """An eval-file question as the evaluation engine (webui/rag/evaluation.py) scores it."""
+    return LabelledQuestion(item["question"], expected_text=item["answer"], expected_file=item["file"])
 
 
 @dataclass
@@ -91,11 +88,9 @@ class Row:
 
 
 def metrics(ranks: Sequence[int | None], k: int) -> tuple[float, float, float]:
-    n = max(1, len(ranks))
-    hit1 = sum(1 for r in ranks if r == 1) / n
-    hitk = sum(1 for r in ranks if r is not None and r <= k) / n
-    mrr = sum(1 / r for r in ranks if r is not None) / n
-    return hit1, hitk, mrr
+    """hit@1, hit@k and MRR, as the tables below print them."""
+    scores = score(ranks, k)
+    return scores.hit_at_1, scores.hit_at_k, scores.mrr
 
 
 def stage_corpora(spec: dict, folder: Path) -> dict[str, list[Path]]:
@@ -199,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         unanswerable = [q for q in spec["unanswerable"] if q["corpus"] in staged]
         unfindable = [
             q["question"] for q in questions
-            if not any(_norm(q["answer"]) in _norm(p.text)
+            if not any(contains_answer(p.text, q["answer"])
                        for p in library.passages("eval", q["corpus"], q["file"]))
         ]
         if unfindable:
@@ -224,15 +219,14 @@ def main(argv: list[str] | None = None) -> int:
 
         # What the app gives the model with its defaults: each collection's own k and cut-off.
         reaching = [
-            first_hit(library.retrieve("eval", item["question"], [item["corpus"]]), item["file"],
-                      item["answer"]) is not None
+            first_hit(library.retrieve("eval", item["question"], [item["corpus"]]), labelled(item)) is not None
             for item in questions
         ]
         default_k = max(c.settings.k for c in library.collections("eval"))
         # The same at other k (the cut-off stays the collection's): how many passages it takes.
         reaching_at = {
             k: [first_hit(library.retrieve("eval", item["question"], [item["corpus"]], k=k),
-                          item["file"], item["answer"]) is not None for item in questions]
+                          labelled(item)) is not None for item in questions]
             for k in K_STEPS if not args.cut_off_only
         }
 
@@ -243,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                 began = time.perf_counter()
                 passages = run(item["question"], item["corpus"], args.k)
                 row.millis.append((time.perf_counter() - began) * 1000)
-                row.ranks.append(first_hit(passages, item["file"], item["answer"]))
+                row.ranks.append(first_hit(passages, labelled(item)))
             rows[mode] = row
 
         # Best cosine among the hybrid candidates (what the cut-off compares) and whether the
@@ -285,10 +279,8 @@ def main(argv: list[str] | None = None) -> int:
                         min_scores={}, vector_weight=vector_weight, keyword_weight=keyword_weight,
                         rrf_k=rrf_k, file_name_weight=file_name_weight,
                     )
-                    ranks.append(next(
-                        (r for r, c in enumerate(found, start=1)
-                         if c.metadata.get("file_name") == item["file"]
-                         and _norm(item["answer"]) in _norm(c.text)), None))
+                    ranks.append(answer_rank(
+                        ((str(c.metadata.get("file_name", "")), c.text) for c in found), labelled(item)))
                 hit1, hitk, mrr = metrics(ranks, args.k)
                 sweep_lines.append(
                     f"  RRF k {rrf_k:>2}, vector {vector_weight} : keyword {keyword_weight:<4}"
@@ -301,8 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                 for weight in (1.0, 2.0, 4.0, 8.0):
                     keyword_module.HEADING_WEIGHT = weight
                     ranks = [
-                        first_hit(modes["keyword"](item["question"], item["corpus"], args.k),
-                                  item["file"], item["answer"])
+                        first_hit(modes["keyword"](item["question"], item["corpus"], args.k), labelled(item))
                         for item in tune
                     ]
                     hit1, hitk, mrr = metrics(ranks, args.k)

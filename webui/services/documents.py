@@ -12,6 +12,7 @@ from pathlib import Path
 
 from webui.auth import User
 from webui.config import Settings
+from webui.private_files import TEMP_DIR_NAME
 from webui.rag import (
     ChromaServer,
     CollectionInfo,
@@ -24,9 +25,16 @@ from webui.rag import (
     Passage,
 )
 from webui.rag.embeddings import Embedder
+from webui.rag.evaluation import EXAMPLE_QUESTIONS_CSV
 from webui.rag.rerank import CrossEncoderReranker, Reranker
 from webui.rag.settings import RetrievalSettings
 from webui.services.access import NotAuthorized
+from webui.services.retrieval_eval import (
+    EvaluationProgress,
+    RetrievalEvaluation,
+    comparison_choices,
+    evaluate_collection,
+)
 
 log = logging.getLogger(__name__)
 
@@ -283,3 +291,25 @@ class DocumentService:
     def cancel_ingest(self, owner: str) -> int:
         """Cancel the owner's running ingests (never anyone else's); how many were running."""
         return self._turns.cancel(owner)
+
+    def retrieval_choices(self) -> list[str]:
+        """What "Measure retrieval" can compare a collection's current settings with."""
+        return [c.label for c in comparison_choices(reranker=bool(self._settings.reranker_model))]
+
+    def evaluate_retrieval(
+        self, user: User, collection: str, questions_file: Path, alternative: str,
+        *, progress: EvaluationProgress | None = None,
+    ) -> RetrievalEvaluation:
+        """hit@1, hit@5 and MRR of the collection on a question CSV, now and with ``alternative``.
+
+        For an admin or the collection's owner; runs in the caller's thread (see retrieval_eval.py).
+        """
+        return evaluate_collection(self.library, user, collection, Path(questions_file), alternative,
+                                   progress=progress)
+
+    def example_questions_file(self) -> Path:
+        """A small question CSV to download as a model, in the app's private temporary folder."""
+        path = self._settings.data_dir / TEMP_DIR_NAME / "retrieval-questions-example.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(EXAMPLE_QUESTIONS_CSV, encoding="utf-8")
+        return path

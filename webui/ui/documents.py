@@ -13,6 +13,7 @@ from webui.services.documents import document_rows, outcome_report, progress_lin
 from webui.services.types import SUPPORTED_EXTENSIONS
 from webui.ui.chat import ChatControls
 from webui.ui.feedback import as_user, handled, user_message
+from webui.ui.retrieval_eval import build_retrieval_eval
 from webui.ui.retrieval_settings import build_retrieval_settings
 from webui.ui.summaries import build_summary_panel
 from webui.ui.uploads import discard_uploads, uploaded_paths
@@ -214,6 +215,7 @@ def build_documents_tab(services: Services, blocks: gr.Blocks, chat: ChatControl
                 delete_doc = gr.Button("Delete document", size="sm", variant="stop", scale=1)
                 confirm_delete_doc = gr.Button("Yes, delete it", size="sm", variant="stop", visible=False, scale=1)
             build_summary_panel(services, collection=collection, document=document, chat=chat)
+            build_retrieval_eval(services, collection)
 
     handlers = DocumentHandlers(services)
 
