@@ -45,9 +45,33 @@ PAGE_CSS = """
    which would empty the view and leave the saved chat: the one Clear is the tab's own, which asks first. */
 #chatbot .icon-button-wrapper.top-panel { display: none !important; }
 
-/* The line above the conversation (model, preset, documents): small, one line when it fits. */
+/* The line above the conversation (model, preset, documents): small, one line when it fits; the
+   drawer's "Chats" before it shows on a phone only. */
+#chat-header-row { align-items: center; gap: var(--spacing-md); }
 #chat-header { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
 #chat-header p { margin: 0; }
+#chat-drawer-toggle { display: none !important; }
+
+/* Each row of the chat list ends with its "⋯", which opens the row's menu (placed by chat_script.py). */
+#conversations label { align-items: center; }
+#conversations button.chat-row-actions {
+    margin-left: var(--spacing-sm); padding: 0 0.45em; border-radius: var(--radius-sm); line-height: 1.3;
+    background: none; border: 1px solid transparent; color: var(--body-text-color-subdued); cursor: pointer;
+}
+#conversations button.chat-row-actions:hover, #conversations button.chat-row-actions:focus-visible {
+    border-color: var(--border-color-primary); color: var(--body-text-color);
+}
+#chat-row-menu {
+    position: fixed; z-index: 1100; top: var(--chat-row-menu-top, 25%); left: var(--chat-row-menu-left, 8px);
+    width: min(288px, calc(100vw - 16px)); padding: var(--spacing-md);
+    background: var(--background-fill-primary); border: 1px solid var(--border-color-primary);
+    border-radius: var(--radius-lg); box-shadow: var(--shadow-drop-lg);
+}
+
+/* The chip beside the message box: "+ Documents", then a chip with its x for each collection attached. */
+#composer-documents .container { display: flex; flex-direction: row; align-items: center; gap: var(--spacing-sm); }
+#composer-documents .container > span { margin: 0; white-space: nowrap; }
+#composer-documents .container > .wrap { flex: 1; min-width: 0; }
 
 /* A document answer's sources and a reply's thinking: folded, in the theme's colours. */
 #chatbot details.sources, #chatbot details.thinking {
@@ -96,10 +120,18 @@ PAGE_CSS = """
     #model-picker .container > .wrap { flex: 1; }
 }
 
-/* A phone: one column (chats folded, conversation, settings); the message box spans the width. */
+/* A phone: one column (conversation, settings); the chats are a drawer over the conversation that the
+   header's "Chats" opens (chat_script.py keeps data-drawer); the message box spans the width. */
 @media (max-width: PHONEpx) {
     #chatbot { height: calc(100dvh - 450px) !important; }
-    #conversations { max-height: 40dvh; }
+    #chat-drawer-toggle { display: inline-flex !important; }
+    #chat-sidebar {
+        position: fixed; top: 0; bottom: 0; left: 0; z-index: 1000; width: min(85vw, 340px) !important;
+        margin: 0; padding: var(--spacing-lg); overflow-y: auto; background: var(--body-background-fill);
+        box-shadow: var(--shadow-drop-lg); transition: transform 0.2s ease, visibility 0.2s;
+    }
+    #chat-sidebar:not([data-drawer="open"]) { transform: translateX(-105%); visibility: hidden; }
+    #conversations { max-height: none; }
     #composer { flex-wrap: wrap; }
     #composer > * { flex: 1 1 100% !important; }
     #composer-buttons { flex-direction: row; }
