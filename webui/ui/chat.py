@@ -69,7 +69,7 @@ class ChatControls:
 class RowMenu:
     """The menu a row's "⋯" opens (placed beside that row by chat_script.py): Rename and Delete for its chat."""
 
-    panel: gr.Group
+    panel: gr.Column
     pick: gr.Button  # pressed by the page's script with the row's chat id (ROW_PICK_JS)
     picked: gr.Textbox
     chat_id: gr.State  # the chat whose row opened the menu (not necessarily the open one)
@@ -146,7 +146,7 @@ def build_row_menu() -> RowMenu:
     pick = gr.Button("Chat actions", visible="hidden", elem_id=ROW_PICK_ID)
     picked = gr.Textbox(visible="hidden", elem_id="chat-row-picked")
     chat_id = gr.State(None)
-    with gr.Group(visible=False, elem_id=ROW_MENU_ID) as panel:
+    with gr.Column(visible=False, elem_id=ROW_MENU_ID) as panel:
         title = gr.Textbox(label="Title", max_lines=1, elem_id="chat-row-title")
         with gr.Row(equal_height=True):
             rename = gr.Button("Rename", size="sm", variant="primary", elem_id="chat-row-rename")

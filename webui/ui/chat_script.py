@@ -48,7 +48,7 @@ CHAT_PAGE_SCRIPT = r"""<script>(() => {
   document.addEventListener("keydown", (event) => {
     if (event.key !== "Escape") { return; }
     const menu = document.querySelector("#ROW_MENU_ID");
-    if (menu && menu.offsetParent !== null) {
+    if (menu && menu.getClientRects().length) {
       const close = document.querySelector("#chat-row-close");
       if (close) { close.click(); }
     } else if (drawerOpen()) {

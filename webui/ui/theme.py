@@ -19,7 +19,7 @@ PHONE_WIDTH_PX = 720  # at most this wide, the page is laid out for a phone (one
 # The Chat tab is a full-height chat: the conversation takes the height the window leaves and scrolls
 # in its own area, with the message box pinned under it. The height left is the window's less what
 # sits above and below the conversation (header, tabs, model picker; message box, buttons), 320 px
-# wide, 450 px on a phone. The message box is also sticky, so it stays in view when more than that
+# wide, 500 px on a phone (where the chip has a line of its own). The message box is also sticky, so it stays in view when more than that
 # is shown (a notice, a long draft, a header that wraps).
 # Gradio keeps top-level rules as written but scopes those inside @media to its own container, so
 # a rule for the page as a whole (the .gradio-container overflow) must stay outside the media queries.
@@ -63,7 +63,7 @@ PAGE_CSS = """
 }
 #chat-row-menu {
     position: fixed; z-index: 1100; top: var(--chat-row-menu-top, 25%); left: var(--chat-row-menu-left, 8px);
-    width: min(288px, calc(100vw - 16px)); padding: var(--spacing-md);
+    width: min(288px, calc(100vw - 16px)); min-width: 0 !important; padding: var(--spacing-md);
     background: var(--background-fill-primary); border: 1px solid var(--border-color-primary);
     border-radius: var(--radius-lg); box-shadow: var(--shadow-drop-lg);
 }
@@ -123,7 +123,7 @@ PAGE_CSS = """
 /* A phone: one column (conversation, settings); the chats are a drawer over the conversation that the
    header's "Chats" opens (chat_script.py keeps data-drawer); the message box spans the width. */
 @media (max-width: PHONEpx) {
-    #chatbot { height: calc(100dvh - 450px) !important; }
+    #chatbot { height: calc(100dvh - 500px) !important; }
     #chat-drawer-toggle { display: inline-flex !important; }
     #chat-sidebar {
         position: fixed; top: 0; bottom: 0; left: 0; z-index: 1000; width: min(85vw, 340px) !important;
