@@ -68,10 +68,17 @@ PAGE_CSS = """
     border-radius: var(--radius-lg); box-shadow: var(--shadow-drop-lg);
 }
 
-/* The chip beside the message box: "+ Documents", then a chip with its x for each collection attached. */
+/* The chip beside the message box: "+ Documents", then a chip with its x for each collection attached,
+   as wide as these need (up to half the row). Gradio puts the two in one form, drawn as one box. */
+#composer .form { gap: var(--spacing-sm); background: none; border: none; box-shadow: none; }
+#composer-documents { flex: 0 1 auto !important; width: auto; max-width: 55%; }
 #composer-documents .container { display: flex; flex-direction: row; align-items: center; gap: var(--spacing-sm); }
 #composer-documents .container > span { margin: 0; white-space: nowrap; }
-#composer-documents .container > .wrap { flex: 1; min-width: 0; }
+#composer-documents .container > .wrap { flex: 1; min-width: 4em; }
+#composer-documents .token { white-space: nowrap; }
+/* Each chip has its own x, and the label opens the list: no clear-all x, no arrow. */
+#composer-documents .remove-all, #composer-documents .icon-wrap { display: none; }
+#composer-documents input { width: 1.5em; min-width: 1.5em; }
 
 /* A document answer's sources and a reply's thinking: folded, in the theme's colours. */
 #chatbot details.sources, #chatbot details.thinking {
@@ -133,7 +140,7 @@ PAGE_CSS = """
     #chat-sidebar:not([data-drawer="open"]) { transform: translateX(-105%); visibility: hidden; }
     #conversations { max-height: none; }
     #composer { flex-wrap: wrap; }
-    #composer > * { flex: 1 1 100% !important; }
+    #composer > *, #composer .form > * { flex: 1 1 100% !important; max-width: none; }
     #composer-buttons { flex-direction: row; }
     #model-picker-row { flex-wrap: wrap; }
     #model-picker-row > * { flex: 1 1 100% !important; }
