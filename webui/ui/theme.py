@@ -19,8 +19,8 @@ PHONE_WIDTH_PX = 720  # at most this wide, the page is laid out for a phone (one
 # The Chat tab is a full-height chat: the conversation takes the height the window leaves and scrolls
 # in its own area, with the message box pinned under it. The height left is the window's less what
 # sits above and below the conversation (header, tabs, model picker; message box, buttons), 320 px
-# wide, 500 px on a phone (where the chip has a line of its own). The message box is also sticky, so it stays in view when more than that
-# is shown (a notice, a long draft, a header that wraps).
+# wide, 500 px on a phone (where the documents chip has a line of its own). The message box is also
+# sticky, so it stays in view when more than that is shown (a notice, a long draft, a header that wraps).
 # Gradio keeps top-level rules as written but scopes those inside @media to its own container, so
 # a rule for the page as a whole (the .gradio-container overflow) must stay outside the media queries.
 PAGE_CSS = """
