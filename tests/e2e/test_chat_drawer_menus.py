@@ -45,7 +45,7 @@ def row(page, title: str):
 
 
 def listed_titles(page) -> list[str]:
-    return [text.replace("⋯", "").strip() for text in page.locator("#conversations label").all_inner_texts()]
+    return [text.strip() for text in page.locator("#conversations label").all_inner_texts()]
 
 
 def drawer_open(page) -> bool:

@@ -40,7 +40,6 @@ CHAT_PAGE_SCRIPT = r"""<script>(() => {
       more.title = "Chat actions";
       more.setAttribute("aria-label", "Chat actions");
       more.setAttribute("aria-haspopup", "menu");
-      more.textContent = "⋯";
       row.appendChild(more);
     }
   };

@@ -52,8 +52,10 @@ PAGE_CSS = """
 #chat-header p { margin: 0; }
 #chat-drawer-toggle { display: none !important; }
 
-/* Each row of the chat list ends with its "⋯", which opens the row's menu (placed by chat_script.py). */
+/* Each row of the chat list ends with its "⋯", which opens the row's menu (placed by chat_script.py);
+   drawn by CSS, so the row's text stays the chat's title. */
 #conversations label { align-items: center; }
+#conversations button.chat-row-actions::before { content: "⋯"; }
 #conversations button.chat-row-actions {
     margin-left: var(--spacing-sm); padding: 0 0.45em; border-radius: var(--radius-sm); line-height: 1.3;
     background: none; border: 1px solid transparent; color: var(--body-text-color-subdued); cursor: pointer;
