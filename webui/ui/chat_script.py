@@ -44,15 +44,14 @@ CHAT_PAGE_SCRIPT = r"""<script>(() => {
     }
   };
   new MutationObserver(decorate).observe(document.documentElement, {childList: true, subtree: true});
-  document.addEventListener("keydown", (event) => {
-    if (event.key !== "Escape") { return; }
+  const closeRowMenu = () => {
     const menu = document.querySelector("#ROW_MENU_ID");
-    if (menu && menu.getClientRects().length) {
-      const close = document.querySelector("#chat-row-close");
-      if (close) { close.click(); }
-    } else if (drawerOpen()) {
-      setDrawer(false);
-    }
+    const close = document.querySelector("#chat-row-close");
+    if (menu && menu.getClientRects().length && close) { close.click(); return true; }
+    return false;
+  };
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !closeRowMenu() && drawerOpen()) { setDrawer(false); }
   });
   document.addEventListener("click", (event) => {
     const target = event.target.closest ? event.target : event.target.parentElement;
@@ -73,6 +72,9 @@ CHAT_PAGE_SCRIPT = r"""<script>(() => {
       const pick = document.querySelector("#ROW_PICK_ID");
       if (pick) { pick.click(); }
       return;
+    }
+    if (!target.closest("#ROW_MENU_ID") && !target.closest("#ROW_PICK_ID")) {
+      closeRowMenu();  // a click elsewhere closes a row's menu
     }
     if (target.closest("#DRAWER_TOGGLE_ID")) {
       setDrawer(!drawerOpen());

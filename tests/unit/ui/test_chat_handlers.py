@@ -279,7 +279,8 @@ def test_the_tab_wires_its_events_by_their_handlers_names_and_sizes_the_queue_fr
         build_chat_tab(fake, blocks)
     names = {fn.name for fn in blocks.fns.values()}
     assert {"on_load", "open_conversation", "add_user_message", "generate", "edit_message", "drop_last_reply",
-            "clear_chat", "start_new_chat", "rename_chat", "delete_chat", "stop_reply", "show_exact_prompt",
+            "clear_chat", "start_new_chat", "open_row_menu", "rename_chat", "delete_chat", "refresh_list",
+            "stop_reply", "show_exact_prompt",
             "document_choices", "save_collections", "reply_finished", "show_saved", "chat"} <= names
     generate = next(fn for fn in blocks.fns.values() if fn.name == "generate")
     assert len(generate.inputs) == 2 + len(ReplyForm.__dataclass_fields__) and generate.concurrency_limit == 2
