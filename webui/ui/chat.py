@@ -86,7 +86,6 @@ class ChatSidebar:
     """The chats column: New chat, search, the list with a menu on each row, export and import; a drawer
     that the header's "Chats" opens on a phone."""
 
-    panel: gr.Column
     new_chat: gr.Button
     conversations: gr.Radio
     row_menu: RowMenu
@@ -143,7 +142,7 @@ def new_page_key() -> str:
 
 def build_row_menu() -> RowMenu:
     """The one menu for every row of the list, hidden until a row's "⋯" is pressed."""
-    pick = gr.Button("Chat actions", visible="hidden", elem_id=ROW_PICK_ID)
+    pick = gr.Button("Open the row's menu", visible="hidden", elem_id=ROW_PICK_ID)
     picked = gr.Textbox(visible="hidden", elem_id="chat-row-picked")
     chat_id = gr.State(None)
     with gr.Column(visible=False, elem_id=ROW_MENU_ID) as panel:
@@ -161,13 +160,13 @@ def build_row_menu() -> RowMenu:
 
 def build_chat_sidebar() -> ChatSidebar:
     """The chats column (events are wired by ``build_chat_tab``)."""
-    with gr.Column(scale=1, min_width=200, elem_id="chat-sidebar") as panel:
+    with gr.Column(scale=1, min_width=200, elem_id="chat-sidebar"):
         new_chat = gr.Button("New chat", variant="secondary", elem_id="chat-new")
         search = search_box()
         conversations = gr.Radio(label="Conversations", choices=[], elem_id="conversations")
         row_menu = build_row_menu()
         transfer = transfer_controls()
-    return ChatSidebar(panel, new_chat, conversations, row_menu, search, transfer)
+    return ChatSidebar(new_chat, conversations, row_menu, search, transfer)
 
 
 def build_reply_settings() -> ReplySettings:
