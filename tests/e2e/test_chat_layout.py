@@ -32,7 +32,7 @@ def open_page(browser, url: str, viewport: dict[str, int], color_scheme: str = "
     page.set_default_timeout(60_000)
     page.goto(url)
     page.get_by_role("button", name="Send").wait_for()
-    page.wait_for_timeout(500)  # the load events (list, picker, folding on a phone) have run
+    page.wait_for_timeout(500)  # the load events (list, picker) have run
     return context, page
 
 
@@ -76,7 +76,7 @@ def test_the_message_box_stays_in_view_on_an_empty_chat_after_12_messages_and_on
     phone = viewport is PHONE
     context, page = open_page(browser, smollm_app.url, viewport)
     try:
-        assert chats_folded(page) is phone, "a phone shows the conversation first, the chats folded above it"
+        assert chats_folded(page) is phone, "a phone shows the conversation first, the chats in a closed drawer"
         assert_message_box_in_view(page, "an empty chat")
         if phone:
             width, column = page.locator("#message textarea").bounding_box()["width"], conversation_width(page)
@@ -97,11 +97,11 @@ def test_the_message_box_stays_in_view_on_an_empty_chat_after_12_messages_and_on
         page.get_by_role("button", name="Send").wait_for()
         page.wait_for_timeout(500)
         if phone:
-            page.locator("#chat-list").get_by_text("Chats", exact=True).click()
+            page.get_by_role("button", name="Chats", exact=True).click()
         page.locator("#conversations").get_by_text("Say hello, number 1.").first.click()
         page.wait_for_function(f"(n) => document.querySelectorAll(\"{BOT_MESSAGES}\").length === n", arg=TURNS)
         page.wait_for_timeout(500)
-        assert chats_folded(page) is phone, "on a phone the list folds away once a chat is picked"
+        assert chats_folded(page) is phone, "on a phone the drawer closes once a chat is picked"
         assert_message_box_in_view(page, "after opening the chat from the list")
         page.screenshot(path=str(screenshots / f"{size}-reopened.png"))
     finally:

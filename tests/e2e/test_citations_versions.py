@@ -56,8 +56,8 @@ def open_chat(page, url: str, title: str) -> None:
     choice = page.locator("#conversations").get_by_text(title, exact=True)
     try:
         choice.wait_for(state="visible", timeout=8_000)
-    except Exception:  # noqa: BLE001 - a phone folds the list of chats at load
-        page.locator("#chat-list").get_by_text("Chats", exact=True).first.click()
+    except Exception:  # noqa: BLE001 - on a phone the list is in the drawer that "Chats" opens
+        page.get_by_role("button", name="Chats", exact=True).click()
     choice.click()
     page.locator(BOT_MESSAGES).first.wait_for()
 

@@ -1,8 +1,9 @@
 """The Chat tab's layout: the chats sidebar, the conversation with its message box, the reply settings.
 
 What each event does lives in ``ChatHandlers`` (chat_handlers.py); how messages look in chat_view.py;
-how the page fits the window (the message box pinned under the conversation) in theme.py's CSS,
-which finds these components by their ``elem_id``.
+how the page fits the window (the message box pinned under the conversation, the sidebar a drawer on
+a phone) in theme.py's CSS, which finds these components by their ``elem_id``; the rows' "⋯" menus and
+the drawer's opening and closing in chat_script.py.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from webui.services import Services
 from webui.services.chat import DEFAULT_PASSAGES
 from webui.services.types import DEFAULT_MIN_SCORE, SamplingParams, SamplingRequest, sampling_from
 from webui.ui.chat_handlers import ChatHandlers, ReplyForm
-from webui.ui.chat_script import VERSION_PICK_ID, VERSION_PICK_JS
+from webui.ui.chat_script import (DRAWER_TOGGLE_ID, ROW_MENU_ID, ROW_PICK_ID, ROW_PICK_JS, VERSION_PICK_ID,
+                                   VERSION_PICK_JS)
 from webui.ui.chat_tools import ToolChatHandlers
 from webui.ui.chat_view import sources_view, stored_view
 from webui.ui.conversations import ChatLinks, search_box, transfer_controls, wire_conversation_tools
 from webui.ui.feedback import as_user
 from webui.ui.forms import form_components, with_form
-from webui.ui.theme import PHONE_WIDTH_PX
 
 # sources_view and stored_view live in chat_view.py; named here too for the summaries tab, which shows
 # saved chats as this tab does and imports them from this module.
@@ -65,19 +66,29 @@ class ChatControls:
 
 
 @dataclass
-class ChatSidebar:
-    """The chats column: New chat, the list, rename and delete, folded into "Chats" on a phone.
+class RowMenu:
+    """The menu a row's "⋯" opens (placed beside that row by chat_script.py): Rename and Delete for its chat."""
 
-    More tools for the list (search, export) go in with ``with sidebar.panel:``, below these.
-    """
-
-    panel: gr.Accordion
-    new_chat: gr.Button
-    conversations: gr.Radio
+    panel: gr.Column
+    pick: gr.Button  # pressed by the page's script with the row's chat id (ROW_PICK_JS)
+    picked: gr.Textbox
+    chat_id: gr.State  # the chat whose row opened the menu (not necessarily the open one)
     title: gr.Textbox
     rename: gr.Button
     delete: gr.Button
+    confirm_row: gr.Row
     confirm_delete: gr.Button
+    close: gr.Button
+
+
+@dataclass
+class ChatSidebar:
+    """The chats column: New chat, search, the list with a menu on each row, export and import; a drawer
+    that the header's "Chats" opens on a phone."""
+
+    new_chat: gr.Button
+    conversations: gr.Radio
+    row_menu: RowMenu
     search: gr.Textbox  # search and transfer: webui/ui/conversations.py
     transfer: Any
 
@@ -129,20 +140,33 @@ def new_page_key() -> str:
     return uuid.uuid4().hex
 
 
+def build_row_menu() -> RowMenu:
+    """The one menu for every row of the list, hidden until a row's "⋯" is pressed."""
+    pick = gr.Button("Open the row's menu", visible="hidden", elem_id=ROW_PICK_ID)
+    picked = gr.Textbox(visible="hidden", elem_id="chat-row-picked")
+    chat_id = gr.State(None)
+    with gr.Column(visible=False, elem_id=ROW_MENU_ID) as panel:
+        title = gr.Textbox(label="Title", max_lines=1, elem_id="chat-row-title")
+        with gr.Row(equal_height=True):
+            rename = gr.Button("Rename", size="sm", variant="primary", elem_id="chat-row-rename")
+            delete = gr.Button("Delete", size="sm", variant="stop", elem_id="chat-row-delete")
+            close = gr.Button("Cancel", size="sm", elem_id="chat-row-close")
+        with gr.Row(visible=False, equal_height=True, elem_id="chat-row-confirm") as confirm_row:
+            gr.Markdown("Delete this chat and all its messages? This cannot be undone.")
+            confirm_delete = gr.Button("Yes, delete this chat", size="sm", variant="stop",
+                                       elem_id="chat-row-confirm-delete")
+    return RowMenu(panel, pick, picked, chat_id, title, rename, delete, confirm_row, confirm_delete, close)
+
+
 def build_chat_sidebar() -> ChatSidebar:
     """The chats column (events are wired by ``build_chat_tab``)."""
     with gr.Column(scale=1, min_width=200, elem_id="chat-sidebar"):
-        with gr.Accordion("Chats", open=True, elem_id="chat-list") as panel:
-            new_chat = gr.Button("New chat", variant="secondary", elem_id="chat-new")
-            search = search_box()
-            conversations = gr.Radio(label="Conversations", choices=[], elem_id="conversations")
-            with gr.Accordion("Rename or delete this chat", open=False):
-                title = gr.Textbox(label="Title", max_lines=1)
-                rename = gr.Button("Rename", size="sm")
-                delete = gr.Button("Delete chat", size="sm", variant="stop")
-                confirm_delete = gr.Button("Yes, delete this chat", size="sm", variant="stop", visible=False)
-            transfer = transfer_controls()
-    return ChatSidebar(panel, new_chat, conversations, title, rename, delete, confirm_delete, search, transfer)
+        new_chat = gr.Button("New chat", variant="secondary", elem_id="chat-new")
+        search = search_box()
+        conversations = gr.Radio(label="Conversations", choices=[], elem_id="conversations")
+        row_menu = build_row_menu()
+        transfer = transfer_controls()
+    return ChatSidebar(new_chat, conversations, row_menu, search, transfer)
 
 
 def build_reply_settings() -> ReplySettings:
@@ -197,15 +221,6 @@ def build_reply_settings() -> ReplySettings:
                          min_score, think, show_prompt, exact_prompt, model_line)
 
 
-# A phone shows the conversation first: the list of chats starts folded, and folds again once a chat
-# is picked. The page's width is known only in the browser, so the check runs there, before the event.
-IS_PHONE_JS = f"() => window.matchMedia('(max-width: {PHONE_WIDTH_PX}px)').matches"
-
-
-def fold_chats_on_phone(is_phone: bool) -> Any:
-    return gr.update(open=False) if is_phone else gr.update()
-
-
 def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     """Chats | the conversation with its message box | the reply settings; returns what other tabs use."""
     handlers = ChatHandlers(services)
@@ -215,7 +230,10 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     with gr.Row(equal_height=False, elem_id="chat-page"):
         sidebar = build_chat_sidebar()
         with gr.Column(scale=4, min_width=320, elem_id="chat-main"):
-            header = gr.Markdown(elem_id="chat-header")
+            with gr.Row(equal_height=True, elem_id="chat-header-row"):
+                # Shown on a phone only (theme.py), where it opens the sidebar as a drawer (chat_script.py).
+                gr.Button("☰ Chats", size="sm", scale=0, min_width=90, elem_id=DRAWER_TOGGLE_ID)
+                header = gr.Markdown(elem_id="chat-header")
             # Gradio's own trash icon on the chatbot would empty the view and leave the saved chat as it
             # was; it has no setting to hide it, so theme.py's CSS hides it and its event shows the saved
             # chat again. The one Clear is ours, below, with its confirmation.
@@ -234,6 +252,12 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
                 skip_call = gr.Button("Skip", size="sm", elem_id="tool-skip")
             waiting_call = gr.Textbox(visible=False, elem_id="tool-waiting-call")
             with gr.Row(equal_height=False, elem_id="composer"):
+                # The open chat's collections, as the settings column's Documents picker holds them
+                # (kept alike by the events below): each a chip with its x; the list opens on "+ Documents".
+                attached = gr.Dropdown(
+                    label="+ Documents", choices=[], value=[], multiselect=True, scale=0, min_width=200,
+                    elem_id="composer-documents",
+                )
                 # lines=1 with room to grow: Gradio then sends on Enter, and Shift+Enter is a new line
                 # (a multi-line box does the opposite).
                 message = gr.Textbox(
@@ -266,34 +290,32 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     restore_tools = dict(fn=as_user(tool_handlers.restore_tools), inputs=[conversation_id],
                          outputs=[tools, tools_note], queue=False)
     blocks.load(**restore_tools)
-    is_phone = gr.Checkbox(visible=False)  # set in the browser by IS_PHONE_JS before each fold
-    chat_outputs = [conversation_id, chatbot, sidebar.title, sidebar.conversations, notice, documents, header]
-    fold_on_phone = dict(fn=fold_chats_on_phone, inputs=[is_phone], outputs=[sidebar.panel], js=IS_PHONE_JS,
-                         queue=False)
-    blocks.load(**fold_on_phone)
-    # On a phone the list folds away once a chat is picked, so the conversation has the screen.
-    sidebar.new_chat.click(handlers.start_new_chat, [preset], chat_outputs, queue=False).then(
-        **fold_on_phone).then(**restore_tools)
-    opened = [conversation_id, chatbot, sidebar.title, notice, documents, header]  # what open_conversation shows
+    chat_outputs = [conversation_id, chatbot, sidebar.conversations, notice, documents, header]
+    # On a phone, New chat and picking a chat also close the drawer (in the browser: chat_script.py).
+    sidebar.new_chat.click(handlers.start_new_chat, [preset], chat_outputs, queue=False).then(**restore_tools)
+    opened = [conversation_id, chatbot, notice, documents, header]  # what open_conversation shows
     open_chat = dict(fn=as_user(handlers.open_conversation), inputs=[conversation_id, preset], outputs=opened,
                      queue=False)
     sidebar.conversations.input(as_user(handlers.open_conversation), [sidebar.conversations, preset], opened,
-                                queue=False).then(**fold_on_phone).then(**restore_tools)
+                                queue=False).then(**restore_tools)
     wire_conversation_tools(services, sidebar.search, sidebar.transfer,
                             ChatLinks(conversation_id, sidebar.conversations, settings.system_prompt, preset,
                                       as_user(handlers.open_conversation), opened))
-    sidebar.rename.click(as_user(handlers.rename_chat), [conversation_id, sidebar.title], [sidebar.conversations],
-                         queue=False)
-    sidebar.delete.click(lambda: gr.update(visible=True), None, [sidebar.confirm_delete], queue=False)
-    sidebar.confirm_delete.click(as_user(handlers.delete_chat), [conversation_id, preset],
-                                 [*chat_outputs[:4], documents, header, sidebar.confirm_delete], queue=False,
-                                 ).then(**restore_tools)
+    wire_row_menu(handlers, sidebar, conversation_id, preset, opened_outputs=[chatbot, documents, header],
+                  restore_tools=restore_tools)
 
     for slider in (settings.passages, settings.min_score):
         slider.input(override_collection_settings, None, [settings.collection_settings], queue=False)
     settings.refresh_documents.click(as_user(handlers.document_choices), [documents], [documents], queue=False)
     # .input: only the user's own picks are saved with the chat (opening a chat sets the value too).
     documents.input(as_user(handlers.save_collections), [conversation_id, documents, preset], [header], queue=False)
+    # The chip beside the message box holds the same picks: whatever sets the picker (a chat opened, New
+    # chat, the Documents tab) sets the chip too, and the chip's own picks set the picker and are saved.
+    # Opening the chip lists the collections anew (one made in the Documents tab since).
+    documents.change(as_user(handlers.document_choices), [documents], [attached], queue=False)
+    attached.focus(as_user(handlers.document_choices), [attached], [attached], queue=False)
+    attached.input(as_user(handlers.document_choices), [attached], [documents], queue=False)
+    attached.input(as_user(handlers.save_collections), [conversation_id, attached, preset], [header], queue=False)
     tools.input(as_user(tool_handlers.save_tools), [conversation_id, tools], None, queue=False)
 
     composer_outputs = [message, send, stop, regenerate]
@@ -306,13 +328,13 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
     # .then, which runs however the reply ended (done, stopped, failed): the composer is idle again.
     finished = dict(fn=handlers.reply_finished, inputs=[preset, documents],
                     outputs=[*composer_outputs, settings.model_line, header], queue=False)
-    list_and_title = dict(fn=as_user(handlers.list_and_title), inputs=[conversation_id],
-                          outputs=[sidebar.conversations, sidebar.title], queue=False)
+    refresh_list = dict(fn=as_user(handlers.refresh_list), inputs=[conversation_id],
+                        outputs=[sidebar.conversations], queue=False)
     for trigger in (send.click, message.submit):
         # .success: a refused message (too long, or sent while a reply is written) starts no reply.
         trigger(as_user(handlers.add_user_message), [page_key, message, conversation_id, documents],
                 [message, conversation_id, chatbot, sidebar.conversations, send, stop, regenerate], queue=False,
-                ).success(**list_and_title).success(**generate).then(**finished).then(**think_switch)
+                ).success(**refresh_list).success(**generate).then(**finished).then(**think_switch)
     regenerate.click(as_user(handlers.drop_last_reply), [conversation_id], [chatbot, *composer_outputs],
                      queue=False).then(**generate).then(**finished)
 
@@ -321,7 +343,7 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
         return handlers.edit_message(request.username, current, edit.index, edit.value)
 
     chatbot.edit(edit_message, [conversation_id], [chatbot, notice, *composer_outputs], queue=False,
-                 ).then(**list_and_title).then(**generate).then(**finished)
+                 ).then(**refresh_list).then(**generate).then(**finished)
     # The pick comes from the page's script (a global it sets), not from a component.
     version_pick.click(as_user(handlers.switch_version), [conversation_id, picked_version], [chatbot],
                        js=VERSION_PICK_JS, queue=False)
@@ -342,6 +364,26 @@ def build_chat_tab(services: Services, blocks: gr.Blocks) -> ChatControls:
                         settings.repeat_penalty, settings.max_tokens, settings.seed, settings.documents,
                         conversation_id, sidebar.conversations, chatbot, preset, header, open_chat, restore_tools,
                         dict(fn=handlers.header, inputs=[preset, documents], outputs=[header], queue=False))
+
+
+def wire_row_menu(handlers: ChatHandlers, sidebar: ChatSidebar, conversation_id: gr.State, preset: gr.State, *,
+                  opened_outputs: list[Any], restore_tools: dict[str, Any]) -> None:
+    """A row's "⋯" opens its menu; Rename renames that row's chat; Delete asks, then deletes it (closing it
+    if it was the open chat: ``opened_outputs`` are the conversation, the picker and the header)."""
+    menu = sidebar.row_menu
+    chatbot, documents, header = opened_outputs
+    menu.pick.click(as_user(handlers.open_row_menu), [menu.picked], [menu.chat_id, menu.title, menu.panel,
+                                                                     menu.confirm_row], js=ROW_PICK_JS, queue=False)
+    for trigger in (menu.rename.click, menu.title.submit):
+        trigger(as_user(handlers.rename_chat), [menu.chat_id, menu.title], [sidebar.conversations, menu.panel],
+                queue=False)
+    menu.delete.click(lambda: gr.update(visible=True), None, [menu.confirm_row], queue=False)
+    menu.confirm_delete.click(
+        as_user(handlers.delete_chat), [menu.chat_id, conversation_id, preset],
+        [conversation_id, chatbot, sidebar.conversations, documents, header, menu.confirm_row, menu.panel],
+        queue=False,
+    ).then(**restore_tools)
+    menu.close.click(lambda: (gr.update(visible=False),) * 2, None, [menu.panel, menu.confirm_row], queue=False)
 
 
 def override_collection_settings() -> bool:

@@ -19,7 +19,8 @@ from webui.ui.chat_view import chat_header, edited_text, message_view, stored_vi
 from webui.ui.feedback import handled, user_message
 
 NO_MODEL_LINE = "**No model loaded.** Load one in the Models tab."
-CLOSED_CHAT = (None, [], "", "")  # conversation id, messages, title, notice: no chat open
+CLOSED_CHAT = (None, [], "")  # conversation id, messages, notice: no chat open
+MENU_CLOSED = gr.update(visible=False)  # a row's menu (Rename, Delete) once its action is done
 
 
 def composer(busy: bool) -> tuple[Any, Any, Any, Any]:
@@ -160,7 +161,7 @@ class ChatHandlers:
 
     @handled("Opening a conversation", lambda message: (*CLOSED_CHAT, gr.update(), gr.update()))
     def open_conversation(self, username: str | None, selected: str | None, preset: str | None) -> tuple[Any, ...]:
-        """The chat's messages, title, and its own collections picked again (those that still exist)."""
+        """The chat's messages and its own collections picked again (those that still exist)."""
         owner = self.owner(username)
         if not selected:
             return (*CLOSED_CHAT, gr.update(value=[]), self.header(preset, []))
@@ -168,29 +169,45 @@ class ChatHandlers:
         conversation = self.services.chat.messages(owner, selected)
         names = self.collection_names(owner)
         picked = [name for name in found.collections if name in names]
-        return (selected, stored_view(conversation), found.title, "", gr.update(choices=names, value=picked),
+        return (selected, stored_view(conversation), "", gr.update(choices=names, value=picked),
                 self.header(preset, picked))
 
     def start_new_chat(self, preset: str | None) -> tuple[Any, ...]:
         """An empty chat, plain: no collections picked until the user picks some for it."""
-        return None, [], "", gr.update(value=None), "", gr.update(value=[]), self.header(preset, [])
+        return None, [], gr.update(value=None), "", gr.update(value=[]), self.header(preset, [])
 
-    @handled("Renaming a chat", lambda message: gr.update())
-    def rename_chat(self, username: str | None, current: str | None, new_title: str | None) -> Any:
-        owner = self.owner(username)
-        if current is None or not (new_title or "").strip():
-            gr.Warning("Open a conversation and type a title first.")
-            return gr.update()
-        self.services.chat.rename(owner, current, (new_title or "").strip())
-        return gr.update(choices=self.conversation_choices(owner), value=current)
+    @handled("Opening the chat's menu", lambda message: (gr.update(),) * 4)
+    def open_row_menu(self, username: str | None, chat_id: str | None) -> tuple[Any, ...]:
+        """The menu of one row of the list: Rename, its box holding the chat's title now, and Delete
+        (its confirmation hidden until asked)."""
+        if not chat_id:
+            return gr.update(), gr.update(), gr.update(), gr.update()
+        title = self.services.chat.conversation(self.owner(username), chat_id).title
+        return chat_id, gr.update(value=title), gr.update(visible=True), gr.update(visible=False)
 
-    @handled("Deleting a chat", lambda message: (gr.update(),) * 6 + (gr.update(visible=False),))
-    def delete_chat(self, username: str | None, current: str | None, preset: str | None) -> tuple[Any, ...]:
+    @handled("Renaming a chat", lambda message: (gr.update(), gr.update()))
+    def rename_chat(self, username: str | None, chat_id: str | None, new_title: str | None) -> tuple[Any, Any]:
+        """Rename the row's chat; the list shows the new title (the open chat stays picked) and the menu closes."""
         owner = self.owner(username)
-        if current is not None:
-            self.services.chat.delete(owner, current)
-        return (None, [], "", gr.update(choices=self.conversation_choices(owner), value=None),
-                gr.update(value=[]), self.header(preset, []), gr.update(visible=False))
+        if chat_id is None or not (new_title or "").strip():
+            gr.Warning("Type a title for the chat first.")
+            return gr.update(), gr.update()
+        self.services.chat.rename(owner, chat_id, (new_title or "").strip())
+        return gr.update(choices=self.conversation_choices(owner)), MENU_CLOSED
+
+    @handled("Deleting a chat", lambda message: (gr.update(),) * 5 + (MENU_CLOSED, MENU_CLOSED))
+    def delete_chat(self, username: str | None, chat_id: str | None, current: str | None,
+                    preset: str | None) -> tuple[Any, ...]:
+        """Delete the row's chat (its menu asked first). The open chat closes only if it is the one deleted."""
+        owner = self.owner(username)
+        if chat_id is not None:
+            self.services.chat.delete(owner, chat_id)
+        listing = self.conversation_choices(owner)
+        if chat_id != current:
+            return (gr.update(), gr.update(), gr.update(choices=listing), gr.update(), gr.update(),
+                    MENU_CLOSED, MENU_CLOSED)
+        return (None, [], gr.update(choices=listing, value=None), gr.update(value=[]), self.header(preset, []),
+                MENU_CLOSED, MENU_CLOSED)
 
     # -- messages and replies ------------------------------------------------------------------
 
@@ -296,18 +313,14 @@ class ChatHandlers:
             gr.Warning("That version could not be read: pick it again.")
         return self.shown(owner, current)
 
-    @handled("Showing the chat's title", lambda message: (gr.update(), gr.update()))
-    def list_and_title(self, username: str | None, current: str | None) -> tuple[Any, Any]:
-        """The chat list and the rename box's title after a message: a new chat's title, or one that
-        follows its edited first message."""
+    @handled("Showing the chat's title", lambda message: gr.update())
+    def refresh_list(self, username: str | None, current: str | None) -> Any:
+        """The chat list after a message, with the chat's title: a new chat's, or one that follows its
+        edited first message."""
         if current is None:
-            return gr.update(), gr.update()
+            return gr.update()
         owner = self.owner(username)
-        try:
-            title = self.services.chat.conversation(owner, current).title
-        except HistoryError:
-            return gr.update(), gr.update()
-        return gr.update(choices=self.conversation_choices(owner), value=current), title
+        return gr.update(choices=self.conversation_choices(owner), value=current)
 
     @handled("Showing the chat", lambda message: gr.update())
     def show_saved(self, username: str | None, current: str | None) -> Any:

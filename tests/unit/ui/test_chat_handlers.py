@@ -161,11 +161,11 @@ def test_a_signed_out_page_gets_the_login_sentence_instead_of_a_reply() -> None:
             (gr.update(), "**Error:** Please log in again.")]
 
 
-def test_opening_a_chat_shows_its_messages_and_title() -> None:
+def test_opening_a_chat_shows_its_messages() -> None:
     fake = FakeChatServices()
     current = chat_with(fake, "alice", "Tell me a joke")
-    opened, shown, title, notice, documents, header = ChatHandlers(fake).open_conversation("alice", current, None)
-    assert opened == current and title == "Tell me a joke" and notice == ""
+    opened, shown, notice, documents, header = ChatHandlers(fake).open_conversation("alice", current, None)
+    assert opened == current and notice == ""
     assert documents["value"] == [] and header.endswith("Plain chat: no documents")
     assert [m["role"] for m in shown] == ["user", "assistant"]
 
@@ -174,9 +174,13 @@ def test_another_users_chat_does_not_open_and_shows_nothing_of_it() -> None:
     fake = FakeChatServices()
     secret = chat_with(fake, "alice", "My lighthouse is at 12 Harbour Road")
     with pytest.warns(UserWarning, match="That conversation no longer exists."):
-        assert ChatHandlers(fake).open_conversation("bob", secret, None)[:4] == (None, [], "", "")
+        assert ChatHandlers(fake).open_conversation("bob", secret, None)[:3] == (None, [], "")
     with pytest.warns(UserWarning, match="That conversation no longer exists."):
-        assert ChatHandlers(fake).rename_chat("bob", secret, "taken over") == gr.update()
+        assert ChatHandlers(fake).open_row_menu("bob", secret) == (gr.update(),) * 4, "not even its title"
+    with pytest.warns(UserWarning, match="That conversation no longer exists."):
+        assert ChatHandlers(fake).rename_chat("bob", secret, "taken over") == (gr.update(), gr.update())
+    with pytest.warns(UserWarning, match="That conversation no longer exists."):
+        ChatHandlers(fake).delete_chat("bob", secret, None, None)
     assert fake.chat.chats[secret].title.startswith("My lighthouse")
 
 
@@ -208,23 +212,36 @@ def test_clear_empties_the_chat_even_when_it_was_deleted_meanwhile() -> None:
     assert handlers.clear_chat("alice", current)[0] == []
 
 
-def test_rename_needs_an_open_chat_and_a_title_then_the_list_shows_it() -> None:
+def test_a_rows_menu_starts_rename_from_its_title_which_needs_words_then_the_list_shows_it() -> None:
     fake = FakeChatServices()
     current = chat_with(fake, "alice", "Say hello.")
     handlers = ChatHandlers(fake)
-    with pytest.warns(UserWarning, match="Open a conversation and type a title first."):
-        assert handlers.rename_chat("alice", current, "   ") == gr.update()
-    listing = handlers.rename_chat("alice", current, " Greetings ")
-    assert listing["choices"] == [("Greetings", current)] and listing["value"] == current
+    chat_id, title, menu, confirm = handlers.open_row_menu("alice", current)
+    assert (chat_id, title["value"], menu["visible"], confirm["visible"]) == (current, "Say hello.", True, False)
+    with pytest.warns(UserWarning, match="Type a title for the chat first."):
+        assert handlers.rename_chat("alice", current, "   ") == (gr.update(), gr.update())
+    listing, menu = handlers.rename_chat("alice", current, " Greetings ")
+    assert listing["choices"] == [("Greetings", current)] and menu["visible"] is False
+    assert "value" not in listing, "renaming a row leaves the open chat picked, whichever it is"
 
 
-def test_delete_closes_the_chat_and_removes_it_from_the_list() -> None:
+def test_deleting_the_open_chat_closes_it_and_removes_it_from_the_list() -> None:
     fake = FakeChatServices()
     kept = chat_with(fake, "alice", "Keep me")
     gone = chat_with(fake, "alice", "Delete me")
-    current, shown, title, listing, documents, header, confirm = ChatHandlers(fake).delete_chat("alice", gone, None)
-    assert (current, shown, title, documents["value"]) == (None, [], "", []) and confirm["visible"] is False
-    assert listing["choices"] == [("Keep me", kept)]
+    current, shown, listing, documents, header, confirm, menu = ChatHandlers(fake).delete_chat(
+        "alice", gone, gone, None)
+    assert (current, shown, documents["value"]) == (None, [], []) and confirm["visible"] is menu["visible"] is False
+    assert listing["choices"] == [("Keep me", kept)] and listing["value"] is None
+
+
+def test_deleting_another_rows_chat_keeps_the_open_chat_open() -> None:
+    fake = FakeChatServices()
+    gone = chat_with(fake, "alice", "Delete me")
+    kept = chat_with(fake, "alice", "Keep me open")
+    current, shown, listing, documents, header, *_ = ChatHandlers(fake).delete_chat("alice", gone, kept, None)
+    assert (current, shown, documents, header) == (gr.update(),) * 4, "the open chat is left as it is"
+    assert listing["choices"] == [("Keep me open", kept)] and "value" not in listing
 
 
 def test_stop_stops_the_reply_of_this_page() -> None:
@@ -262,7 +279,8 @@ def test_the_tab_wires_its_events_by_their_handlers_names_and_sizes_the_queue_fr
         build_chat_tab(fake, blocks)
     names = {fn.name for fn in blocks.fns.values()}
     assert {"on_load", "open_conversation", "add_user_message", "generate", "edit_message", "drop_last_reply",
-            "clear_chat", "start_new_chat", "rename_chat", "delete_chat", "stop_reply", "show_exact_prompt",
+            "clear_chat", "start_new_chat", "open_row_menu", "rename_chat", "delete_chat", "refresh_list",
+            "stop_reply", "show_exact_prompt",
             "document_choices", "save_collections", "reply_finished", "show_saved", "chat"} <= names
     generate = next(fn for fn in blocks.fns.values() if fn.name == "generate")
     assert len(generate.inputs) == 2 + len(ReplyForm.__dataclass_fields__) and generate.concurrency_limit == 2

@@ -102,14 +102,14 @@ def test_an_edited_first_message_renames_the_chat_unless_the_user_named_it(histo
     history.append_reply(owner, chat, question.id, "Paris.")
 
     handlers.edit_message("alice", chat, 0, "Capital of Peru?")
-    listing, title = handlers.list_and_title("alice", chat)
-    assert title == "Capital of Peru?" and listing["choices"] == [("Capital of Peru?", chat)]
+    listing = handlers.refresh_list("alice", chat)
+    assert listing["choices"] == [("Capital of Peru?", chat)]
     view = stored_view(history.messages(owner, chat))
     assert view == [{"role": "user", "content": "Capital of Peru?"}], "the reply is written again from there"
 
     handlers.rename_chat("alice", chat, "Geography")
     handlers.edit_message("alice", chat, 0, "Capital of Chile?")
-    assert handlers.list_and_title("alice", chat)[1] == "Geography"
+    assert handlers.refresh_list("alice", chat)["choices"] == [("Geography", chat)]
 
 
 def test_a_version_pick_that_cannot_be_read_leaves_the_chat_as_it_is(history: HistoryStore) -> None:
