@@ -285,7 +285,7 @@ def run_level(guidellm: Path, label: str, reports: Path, **command: object) -> L
     result = read_report(report)[0]
     print(f"  {label:6} concurrency {level}: {result.output_tokens_per_s:7.1f} output tokens/s, TTFT p50 "
           f"{result.ttft_p50_ms:6.0f} ms, p95 {result.ttft_p95_ms:6.0f} ms ({result.completed} requests, "
-          f"{result.errored} errors)", flush=True)
+          f"{result.errored} errors; load average {os.getloadavg()[0]:.1f})", flush=True)
     return result
 
 
@@ -368,7 +368,8 @@ def main() -> int:
                     server_result = run_level(guidellm, "server", reports, target=server_url,
                                               model_name=model.name, level=level, **common)
                     rows.append(Comparison(app_result, server_result))
-        print("(the machine may be shared with other work: compare the ratios of this one run, not absolutes)")
+        print(f"(the machine may be shared with other work: compare the ratios of this one run, not absolutes; "
+              f"load average now {os.getloadavg()[0]:.1f}, each level's beside it above)")
         print(comparison_table(rows))
         if args.reports is None:
             shutil.rmtree(reports, ignore_errors=True)
