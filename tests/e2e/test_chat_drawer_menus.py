@@ -17,6 +17,7 @@ import pytest
 from tests.e2e.test_chat_layout import LAPTOP, PHONE, assert_message_box_in_view, open_page
 from tests.e2e.test_new_user_page import header, open_tab, wait_header
 from tests.support.app_server import RunningApp, running_app
+from tests.support.ui import create_collection
 from webui.history import HistoryStore
 from webui.services.access import LOCAL_USER
 
@@ -192,9 +193,7 @@ def test_the_chip_attaches_a_collection_the_header_names_a_new_chat_leaves_out_a
     context, page = open_page(browser, chats_app.url, LAPTOP)
     try:
         open_tab(page, "Documents")
-        page.get_by_label("New collection name").fill("gardening")
-        page.get_by_role("button", name="Create collection").click()
-        page.locator("#doc-summary", has_text="gardening").wait_for()
+        create_collection(page, "gardening")
         open_tab(page, "Chat")
         row(page, "Bike gears").get_by_text("Bike gears").click()
         page.locator("[data-testid='user']", has_text="bike gears").wait_for()

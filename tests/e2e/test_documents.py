@@ -10,7 +10,7 @@ import pytest
 from tests.e2e.test_privacy import PRIVACY_VARIABLES, outside_connections
 from tests.support.app_server import running_app
 from tests.support.rag_files import PDF_PAGES, pdf_bytes
-from tests.support.ui import log_in, upload_files
+from tests.support.ui import create_collection, log_in, upload_files
 
 pytestmark = pytest.mark.e2e
 
@@ -33,9 +33,7 @@ def test_upload_ask_and_see_the_source_with_nothing_leaving_the_machine(
         page.goto(app.url)
         page.get_by_role("tab", name="Documents").click()
         page.get_by_text("up to 20 MB per file").first.wait_for()
-        page.get_by_label("New collection name").fill("Greenhouse")
-        page.get_by_role("button", name="Create collection").click()
-        page.locator("#doc-summary", has_text="Greenhouse").wait_for()
+        create_collection(page, "Greenhouse")
 
         upload_files(page, "doc-files", manual)
         page.get_by_role("button", name="Add to collection").click()

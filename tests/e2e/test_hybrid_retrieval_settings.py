@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.app_server import running_app
-from tests.support.ui import set_number
+from tests.support.ui import create_collection, set_number
 
 pytestmark = pytest.mark.e2e
 
@@ -20,9 +20,7 @@ def test_a_collection_keeps_its_retrieval_settings_across_a_reload(
     with running_app(tmp_path, args) as app:
         page.goto(app.url)
         page.get_by_role("tab", name="Documents").click()
-        page.get_by_label("New collection name").fill("Manuals")
-        page.get_by_role("button", name="Create collection").click()
-        page.locator("#doc-summary", has_text="Manuals").wait_for()
+        create_collection(page, "Manuals")
 
         page.locator("#retrieval-settings").get_by_text("Retrieval settings").click()
         set_number(page, "rs-overlap", "150")

@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.test_chat_layout import LAPTOP, PHONE, open_page
 from tests.support.app_server import running_app
-from tests.support.ui import set_slider, upload_files
+from tests.support.ui import create_collection, set_slider, upload_files
 
 pytestmark = pytest.mark.e2e
 
@@ -207,9 +207,7 @@ def test_a_refused_add_leaves_nothing_to_add_twice_one_progress_bar_and_summariz
             assert "pick the files again (alpha.txt)" in refused.inner_text()
             page.wait_for_function("() => !document.querySelector('#doc-files td.filename')", timeout=10_000)
 
-            page.get_by_label("New collection name").fill("handbook")
-            page.get_by_role("button", name="Create collection").click()
-            page.locator("#doc-summary", has_text="handbook").wait_for()
+            create_collection(page, "handbook")
             upload_files(page, "doc-files", files[1], files[2])
             page.evaluate(count_progress_script())
             page.get_by_role("button", name="Add to collection").click()

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.app_server import running_app
 from tests.support.retrieval_questions import write_documents, write_questions
-from tests.support.ui import upload_files
+from tests.support.ui import create_collection, upload_files
 from webui.config import Settings
 from webui.services import LOCAL_USER
 from webui.services.documents import DocumentService
@@ -47,9 +47,7 @@ def test_the_panel_shows_hit_rates_and_misses_and_a_bad_csv_its_sentence(
     with running_app(tmp_path, args) as app:
         page.goto(app.url)
         page.get_by_role("tab", name="Documents").click()
-        page.get_by_label("New collection name").fill("Home")
-        page.get_by_role("button", name="Create collection").click()
-        page.locator("#doc-summary", has_text="Home").wait_for()
+        create_collection(page, "Home")
         upload_files(page, "doc-files", *documents)
         page.get_by_role("button", name="Add to collection").click()
         page.locator("#ingest-result", has_text="3 of 3 files added").wait_for(timeout=180_000)

@@ -19,7 +19,7 @@ from tests.support.app_server import RunningApp
 from tests.support.mcp_servers import REPO_ROOT, stdio_command
 from tests.support.rag_files import PDF_PAGES, pdf_bytes
 from tests.support.team import PASSWORDS, team_app
-from tests.support.ui import log_in, set_number, set_slider, upload_files
+from tests.support.ui import create_collection, log_in, set_number, set_slider, upload_files
 
 pytestmark = pytest.mark.e2e
 
@@ -113,9 +113,7 @@ def test_search_documents_answers_from_a_collection_with_its_source(page, tools_
     manual.write_bytes(pdf_bytes(PDF_PAGES))
     log_in(page, tools_app.url, "alice", PASSWORDS["alice"])
     page.get_by_role("tab", name="Documents").click()
-    page.get_by_label("New collection name").fill("Greenhouse")
-    page.get_by_role("button", name="Create collection").click()
-    page.locator("#doc-summary", has_text="Greenhouse").wait_for()
+    create_collection(page, "Greenhouse")
     # No cut-off for this collection: whatever SmolLM2 searches for, the closest passages come back.
     page.locator("#retrieval-settings").get_by_text("Retrieval settings").click()
     set_number(page, "rs-cut-off", "0")

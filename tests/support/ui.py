@@ -110,3 +110,10 @@ def upload_files(page, elem_id: str, *paths) -> None:
                                   ".map(e => e.innerText).join(' | ')")
             print(f"the upload of {path.name} was not listed in #{elem_id}; the page had: {shown!r}")
             raise
+
+
+def create_collection(page, name: str) -> None:
+    """Make a document collection from the Documents tab (already open) and wait until it is the one shown."""
+    page.get_by_label("New collection name").fill(name)
+    page.get_by_role("button", name="Create collection").click()
+    page.locator("#doc-summary", has_text=name).wait_for()
