@@ -241,6 +241,8 @@ def answer_questions(
             verdict = judge_answer(last.text, prepared.sources, prepared.sources[rank - 1].number)
             answered.append(AnsweredQuestion(item, last.text, verdict,
                                              last.stats.tokens_per_s if last.stats else 0.0))
+            if verbose and not answered[:-1]:  # the first answer: show the prompt it was written from
+                print(f"\nsystem prompt of the first answer:\n{prepared.system_prompt}")
             if verbose:
                 cited = ", ".join(f"[{n}]" for n in verdict.cited) or "nothing"
                 print(f"\n[{item['corpus']}] {item['question']}\n  answer passage "
