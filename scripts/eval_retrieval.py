@@ -465,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
             answer_lines = [
                 f"\nanswers by {model_file} (greedy, at most {ANSWER_MAX_TOKENS} tokens) to the reported "
                 f"questions whose answering passage reaches it: {len(answered)} answered of {len(asked)} asked"
-                + (f" (--answers-limit {args.answers_limit} of {len(to_answer)})" if len(asked) < len(to_answer) else ""),
+                + (f" (--answers-limit {args.answers_limit} of {len(to_answer)})"
+                   if len(asked) < len(to_answer) else ""),
                 *(answer_table(answered) if answered else ["  none answered"]),
             ]
 
