@@ -19,10 +19,19 @@ of its text; the relevance cut-off (and, with --sweep, the fusion, file-name and
 chosen on the tuning half only, and the figures printed are for the reported half unless marked "all".
 
     python scripts/eval_retrieval.py [--eval-file FILE] [--k 5] [--sweep] [--reranker-model PATH] [--verbose]
+                                     [--answers [--answer-model PATH] [--answers-limit N]]
 
 "reaches the model" counts the questions whose answering passage is among those the app gives the
 model with its defaults: the collection's own k and cut-off, hybrid search (the context window
 trims nothing at these sizes: 4 passages of at most 200 tokens).
+
+--answers goes one step further, for the reported questions whose answering passage reaches the
+model: the chat service prepares the document answer as the page does (the same retrieval, the
+"Document answers (RAG)" preset after the chat's default system prompt, passages fitted and
+numbered), a real model writes it (greedy; --answer-model, by default the app's offline fallback,
+SmolLM2 135M), and the app's citation check reads its [n] markers. Counted: answers citing
+anything, answers citing the passage that holds the answer, answers the page flags "not supported
+by the cited passages", and the mean decode speed. --answers-limit caps the questions for a quick run.
 """
 
 from __future__ import annotations
@@ -44,10 +53,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import webui.rag.keyword as keyword_module  # noqa: E402
-from webui.rag import DocumentLibrary, Passage  # noqa: E402
+from webui.engine import Engine, LoadSettings, SamplingParams  # noqa: E402
+from webui.errors import UserError  # noqa: E402
+from webui.history import HistoryStore  # noqa: E402
+from webui.models.embedded import embedded_model_path  # noqa: E402
+from webui.prompts.presets import PresetStore  # noqa: E402
+from webui.rag import DocumentLibrary, Passage, check_citations  # noqa: E402
 from webui.rag.evaluation import LabelledQuestion, answer_rank, contains_answer, first_hit, score  # noqa: E402
 from webui.rag.retrieval import FILE_NAME_WEIGHT, KEYWORD_WEIGHT, RRF_K, search  # noqa: E402
 from webui.rag.settings import DEFAULT_MIN_SCORE  # noqa: E402
+from webui.services.chat import ChatService, DocumentQuery  # noqa: E402
 
 EVAL_FILE = Path(__file__).resolve().parent / "data" / "retrieval_eval.json"
 K_STEPS = (3, 4, 5, 6, 8)
@@ -142,6 +157,127 @@ def choose_cut_off(
     return best[len(best) // 2]  # the middle of the best range keeps a margin on both sides
 
 
+# What the chat tab's "System prompt" box holds until the user changes it (webui/ui/chat.py); the
+# document preset's prompt follows it, as in the app (services.chat.rag_system_template).
+CHAT_DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+ANSWER_MAX_TOKENS = 160
+ANSWER_SAMPLING = SamplingParams(temperature=0.0, max_tokens=ANSWER_MAX_TOKENS, seed=0)  # greedy
+
+
+@dataclass(frozen=True)
+class AnswerVerdict:
+    """What one answer cites, read by the app's own citation check (webui/rag/citations.py)."""
+
+    cited: tuple[int, ...]  # distinct passage numbers, in the order first cited
+    cites_answer: bool  # it cites the passage that holds the answer
+    unsupported: bool  # the page flags it "not supported by the cited passages"
+    problems: tuple[str, ...]  # the page's sentences saying why
+
+    @property
+    def cites_anything(self) -> bool:
+        return bool(self.cited)
+
+
+def judge_answer(answer: str, passages: Sequence[Passage], answer_number: int) -> AnswerVerdict:
+    """The verdict on one answer given ``passages``; ``answer_number`` is the [n] of the passage
+    holding the answer (its ``Passage.number``, as the prompt numbered it)."""
+    check = check_citations(answer, passages)
+    return AnswerVerdict(check.cited, answer_number in check.cited, not check.supported, check.problems)
+
+
+@dataclass(frozen=True)
+class AnsweredQuestion:
+    """One reported question the model answered from passages that hold the answer."""
+
+    item: dict
+    answer: str
+    verdict: AnswerVerdict
+    tokens_per_s: float
+
+
+class _OpenLibrary:
+    """The one thing ChatService asks of a DocumentService: its library (here, the collections
+    this script ingested, rather than the app's data folder)."""
+
+    def __init__(self, library: DocumentLibrary) -> None:
+        self.library = library
+
+
+def answer_questions(
+    library: DocumentLibrary, items: Sequence[dict], model_path: Path, data_dir: Path, *, verbose: bool
+) -> tuple[str, list[AnsweredQuestion]]:
+    """Ask the model each question as the chat page would with the collection picked, and judge
+    the citations of those whose answering passage reached it; returns the model's file name too.
+
+    The prompt is ChatService.prepare_conversation's and the generation its stream(), so what is
+    measured is what a user of the page sees, with greedy decoding so runs repeat.
+    """
+    engine = Engine()
+    info = engine.load(model_path, LoadSettings())
+    chat = ChatService(engine, HistoryStore(data_dir / "history.db"),
+                       documents=_OpenLibrary(library),  # type: ignore[arg-type]
+                       presets=PresetStore(data_dir / "presets"))
+    answered: list[AnsweredQuestion] = []
+    try:
+        for item in items:
+            prepared = chat.prepare_conversation(
+                "eval", [{"role": "user", "content": item["question"]}],
+                system_prompt=CHAT_DEFAULT_SYSTEM_PROMPT, sampling=ANSWER_SAMPLING,
+                documents=DocumentQuery((item["corpus"],)),
+            )
+            if prepared.error:
+                print(f"  not answered ({prepared.error}): {item['question']}")
+                continue
+            rank = first_hit(prepared.sources, labelled(item))
+            if prepared.answer is not None or rank is None:
+                continue  # the answering passage did not reach the model
+            last = None
+            for last in chat.stream("eval-answers", prepared.conversation,
+                                    system_prompt=prepared.system_prompt, sampling=ANSWER_SAMPLING):
+                pass
+            if last is None or last.error:
+                print(f"  generation failed ({last.error if last else 'no reply'}): {item['question']}")
+                continue
+            verdict = judge_answer(last.text, prepared.sources, prepared.sources[rank - 1].number)
+            answered.append(AnsweredQuestion(item, last.text, verdict,
+                                             last.stats.tokens_per_s if last.stats else 0.0))
+            if verbose and not answered[:-1]:  # the first answer: show the prompt it was written from
+                print(f"\nsystem prompt of the first answer:\n{prepared.system_prompt}")
+            if verbose:
+                cited = ", ".join(f"[{n}]" for n in verdict.cited) or "nothing"
+                print(f"\n[{item['corpus']}] {item['question']}\n  answer passage "
+                      f"[{prepared.sources[rank - 1].number}] of {len(prepared.sources)}; cites {cited}"
+                      f"{'; UNSUPPORTED' if verdict.unsupported else ''}\n  "
+                      + "\n  ".join(last.text.strip().splitlines() or ["(empty)"]))
+                for problem in verdict.problems:
+                    print(f"  ! {problem}")
+    finally:
+        engine.unload()
+    return info.file, answered
+
+
+def answer_table(answered: Sequence[AnsweredQuestion]) -> list[str]:
+    """Per corpus and in all: answers citing anything, citing the answer's passage, flagged, tokens/s."""
+    groups: dict[str, list[AnsweredQuestion]] = {}
+    for one in answered:
+        groups.setdefault(one.item["corpus"], []).append(one)
+    if len(groups) > 1:
+        groups["all"] = list(answered)
+    lines = [f"{'corpus':<14}{'answers':>8}{'cite any':>12}{'cite answer':>14}{'flagged':>12}{'tokens/s':>10}"]
+    for name, group in groups.items():
+        n = len(group)
+
+        def share(count: int, n: int = n) -> str:
+            return f"{count:>3} {count / n:4.0%}"
+
+        lines.append(
+            f"{name:<14}{n:>8}{share(sum(a.verdict.cites_anything for a in group)):>12}"
+            f"{share(sum(a.verdict.cites_answer for a in group)):>14}"
+            f"{share(sum(a.verdict.unsupported for a in group)):>12}"
+            f"{statistics.fmean(a.tokens_per_s for a in group):>10.1f}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, default=5)
@@ -156,7 +292,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the side-by-side modes; only choose and check the cut-off")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep the ingested collections in this folder and reuse them next time")
+    parser.add_argument("--answers", action="store_true",
+                        help="also have a model answer the reported questions whose passage reaches it, "
+                             "and count how its answers cite")
+    parser.add_argument("--answer-model", type=Path, default=None,
+                        help="the GGUF that answers (default: the app's offline fallback, SmolLM2 135M)")
+    parser.add_argument("--answers-limit", type=int, default=None,
+                        help="answer at most this many reported questions (default: all)")
     args = parser.parse_args(argv)
+    if args.answers_limit is not None and args.answers_limit < 1:
+        parser.error("--answers-limit must be at least 1")
+    answer_model = args.answer_model
+    if args.answers and answer_model is None:
+        try:
+            answer_model = embedded_model_path()
+        except UserError as exc:
+            parser.error(f"{exc}; pass --answer-model PATH")
+    if answer_model is not None and not answer_model.is_file():
+        parser.error(f"--answer-model: no file at {answer_model}")
 
     spec = json.loads(args.eval_file.read_text())
     split = spec.get("split", "hash")
@@ -302,6 +455,21 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 keyword_module.HEADING_WEIGHT = chosen_weight
 
+        answer_lines = []
+        if args.answers:
+            to_answer = [q for q, reached in zip(questions, reaching, strict=True)
+                         if reached and split_of(q["question"], split) == "report"]
+            asked = to_answer[:args.answers_limit]
+            model_file, answered = answer_questions(library, asked, answer_model, Path(tmp),
+                                                    verbose=args.verbose)
+            answer_lines = [
+                f"\nanswers by {model_file} (greedy, at most {ANSWER_MAX_TOKENS} tokens) to the reported "
+                f"questions whose answering passage reaches it: {len(answered)} answered of {len(asked)} asked"
+                + (f" (--answers-limit {args.answers_limit} of {len(to_answer)})"
+                   if len(asked) < len(to_answer) else ""),
+                *(answer_table(answered) if answered else ["  none answered"]),
+            ]
+
     report = [i for i, q in enumerate(questions) if split_of(q["question"], split) == "report"]
     tune_idx = [i for i, q in enumerate(questions) if split_of(q["question"], split) == "tune"]
     identifiers = [i for i in report if questions[i].get("identifier")]
@@ -358,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  answerable median {statistics.median(ans):.3f} (min {min(ans):.3f}); "
               f"unanswerable median {statistics.median(un):.3f} (max {max(un):.3f}); "
               "-1 where a name asked about is in no chunk")
+    if answer_lines:
+        print("\n".join(answer_lines))
     if sweep_lines:
         print("\nfusion weights and heading weight on the tuning half:")
         print("\n".join(sweep_lines))
