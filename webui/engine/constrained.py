@@ -28,7 +28,14 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
-from webui.engine.sampling import build_sampler, grammar_sampler, lazy_triggers, token_piece
+from webui.engine.sampling import (
+    PENALTY_LAST_N,
+    build_sampler,
+    grammar_sampler,
+    has_penalties,
+    lazy_triggers,
+    token_piece,
+)
 from webui.engine.types import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -36,6 +43,29 @@ log = logging.getLogger(__name__)
 # llama_token_data as numpy sees it: the candidates array is filled from the logits row without a Python loop.
 TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
 assert TOKEN_DATA.itemsize == ctypes.sizeof(llama_cpp.llama_token_data)
+SHORTLIST = 256  # the most likely tokens the grammar is asked about first when it refuses the pick
+
+
+def allowed_needed(sampling: SamplingParams, banned: int) -> int | None:
+    """How many grammar-allowed tokens among the most likely ones make the chain's pick the same as over the whole
+    vocabulary; None when only the whole vocabulary will do.
+
+    The chain keeps the ``top_k`` best (1 when greedy) of what it is given; penalties that only lower scores
+    change at most ``PENALTY_LAST_N`` of them and bans (negative biases, ignore_eos's) at most ``banned``: so
+    that many allowed tokens at the top of the row hold everything the chain can pick. A bias that raises a
+    token could lift one from anywhere, and without top-k every allowed token counts.
+    """
+    if any(bias > 0 for _, bias in sampling.logit_bias):
+        return None
+    if sampling.repeat_penalty < 1.0 or sampling.frequency_penalty < 0 or sampling.presence_penalty < 0:
+        return None
+    if sampling.temperature <= 0:
+        need = 1
+    elif sampling.top_k > 0:
+        need = sampling.top_k
+    else:
+        return None
+    return need + (PENALTY_LAST_N if has_penalties(sampling) else 0) + banned
 
 
 class TriggerWatch:
@@ -98,6 +128,12 @@ class ReplySampler:
                 llama_cpp.llama_sampler_free(grammar)
             raise
         self._grammar = grammar
+        # Without penalties nothing in the chain remembers what it accepted, so the first pick may come from
+        # llama_sampler_sample (its candidates array built in C, and its accept a no-op); with them, the chain
+        # must only ever accept the token finally kept.
+        self._chain_keeps_no_state = not has_penalties(sampling)
+        banned = len(sampling.logit_bias) + (len(end_of_generation or ()) if sampling.ignore_eos else 0)
+        self._allowed_needed = allowed_needed(sampling, banned) if grammar is not None else None
 
     @property
     def _constraining(self) -> bool:
@@ -111,9 +147,14 @@ class ReplySampler:
                 self._watch_for_trigger(token)
             return token
         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, index), shape=(self._n_vocab,))
-        token = self._sample(logits, with_grammar=False)
+        if self._chain_keeps_no_state:
+            token = llama_cpp.llama_sampler_sample(self._chain, ctx, index)
+        else:
+            token = self._sample(logits, with_grammar=False)
         if not self._allows(token):
-            token = self._sample(logits, with_grammar=True)
+            token = self._sample_shortlist(logits)
+            if token is None:
+                token = self._sample(logits, with_grammar=True)
             if not self._allows(token):
                 # The grammar allows nothing here: end the reply rather than feed it a token it refuses
                 # (llama.cpp aborts the process on that).
@@ -143,6 +184,26 @@ class ReplySampler:
             candidates.ctypes.data_as(llama_cpp.llama_token_data_p), self._n_vocab, -1, False)
         if with_grammar:
             llama_cpp.llama_sampler_apply(self._grammar, ctypes.byref(array))
+        llama_cpp.llama_sampler_apply(self._chain, ctypes.byref(array))
+        return int(array.data[array.selected].id)
+
+    def _sample_shortlist(self, logits: np.ndarray) -> int | None:
+        """The chain's pick from the grammar-allowed tokens among the most likely ones, when enough of them are
+        allowed for that to be the pick over the whole vocabulary (``allowed_needed``); else None."""
+        need = self._allowed_needed
+        if need is None or 2 * need > self._n_vocab:
+            return None
+        size = max(SHORTLIST, 2 * need)
+        best = np.argpartition(logits, -size)[-size:]
+        candidates = np.empty(size, dtype=TOKEN_DATA)
+        candidates["id"] = best
+        candidates["logit"] = logits[best]
+        candidates["p"] = 0.0
+        array = llama_cpp.llama_token_data_array(
+            candidates.ctypes.data_as(llama_cpp.llama_token_data_p), size, -1, False)
+        llama_cpp.llama_sampler_apply(self._grammar, ctypes.byref(array))
+        if int(np.count_nonzero(candidates["logit"][:array.size] != -np.inf)) < need:
+            return None
         llama_cpp.llama_sampler_apply(self._chain, ctypes.byref(array))
         return int(array.data[array.selected].id)
 

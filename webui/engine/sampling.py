@@ -43,7 +43,7 @@ def build_sampler(vocab: Any, sampling: SamplingParams, *, end_of_generation: Se
         entries = (llama_cpp.llama_logit_bias * len(biases))(*(llama_cpp.llama_logit_bias(t, b) for t, b in biases))
         add(chain, llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(biases), entries))
     # Then the order of llama-cpp-python's high-level API, so replies match what the app gave before.
-    if sampling.repeat_penalty != 1.0 or sampling.frequency_penalty or sampling.presence_penalty:
+    if has_penalties(sampling):
         keep = shortlist_before_penalties(sampling)
         if keep:
             add(chain, llama_cpp.llama_sampler_init_top_k(keep))
@@ -65,6 +65,11 @@ def build_sampler(vocab: Any, sampling: SamplingParams, *, end_of_generation: Se
     seed = llama_cpp.LLAMA_DEFAULT_SEED if sampling.seed < 0 else sampling.seed
     add(chain, llama_cpp.llama_sampler_init_dist(seed))
     return chain
+
+
+def has_penalties(sampling: SamplingParams) -> bool:
+    """Whether the chain gets a penalties sampler: the only one in it that remembers the tokens it accepts."""
+    return sampling.repeat_penalty != 1.0 or bool(sampling.frequency_penalty) or bool(sampling.presence_penalty)
 
 
 def logit_biases(sampling: SamplingParams, n_vocab: int) -> list[tuple[int, float]]:

@@ -1,4 +1,5 @@
-"""Where a lazy grammar starts, watched in Python by llama.cpp's rules (whole-match ``^...$`` or search)."""
+"""Where a lazy grammar starts, watched in Python by llama.cpp's rules (whole-match ``^...$`` or search), and when
+the grammar may be asked about the most likely tokens only."""
 
 from __future__ import annotations
 
@@ -45,3 +46,15 @@ def test_a_multibyte_opener_split_between_tokens_matches_once_whole() -> None:
 def test_trigger_tokens_are_recognised_by_id() -> None:
     watch = TriggerWatch([], [42])
     assert watch.is_trigger_token(42) and not watch.is_trigger_token(41)
+
+
+def test_the_grammar_shortlist_is_used_only_where_it_picks_what_the_whole_vocabulary_would() -> None:
+    from webui.engine.constrained import allowed_needed
+    from webui.engine.sampling import PENALTY_LAST_N
+    from webui.engine.types import SamplingParams
+
+    assert allowed_needed(SamplingParams(temperature=0.0, repeat_penalty=1.0), banned=0) == 1
+    assert allowed_needed(SamplingParams(temperature=0.8, top_k=40, repeat_penalty=1.1), banned=2) == 40 + PENALTY_LAST_N + 2
+    assert allowed_needed(SamplingParams(temperature=0.8, top_k=0), banned=0) is None, "every allowed token counts"
+    assert allowed_needed(SamplingParams(temperature=0.0, logit_bias=((5, 3.0),)), banned=1) is None, "a raised token"
+    assert allowed_needed(SamplingParams(temperature=0.0, repeat_penalty=0.9), banned=0) is None, "a penalty that raises"
