@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.test_citations import passage
 from webui.rag.citations import NOT_SUPPORTED_MESSAGE
-from webui.rag.passages import Passage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,11 +24,6 @@ def evaluation():
         yield module
     finally:
         sys.modules.pop("eval_retrieval", None)
-
-
-def passage(number: int, text: str) -> Passage:
-    return Passage(number=number, text=text, file_name=f"doc{number}.txt", page=None, heading=None,
-                   score=0.5, collection="docs")
 
 
 GIVEN = [
