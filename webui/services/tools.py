@@ -88,31 +88,29 @@ class ReasoningDelta:
 
 
 @dataclass(frozen=True)
-class ConfirmationNeeded:
+class ToolCallAsked:
+    """A call the model asked for: its id, the tool, its arguments and where the tool comes from."""
+
+    call_id: str
+    name: str
+    arguments: Mapping[str, Any]
+    source: str
+
+
+@dataclass(frozen=True)
+class ConfirmationNeeded(ToolCallAsked):
     """The model wants to call a tool that is not trusted: answer with ``ToolsService.answer`` (Run or Skip)."""
 
-    call_id: str
-    name: str
-    arguments: Mapping[str, Any]
-    source: str
+
+@dataclass(frozen=True)
+class CallStarted(ToolCallAsked):
+    """A call now running."""
 
 
 @dataclass(frozen=True)
-class CallStarted:
-    call_id: str
-    name: str
-    arguments: Mapping[str, Any]
-    source: str
-
-
-@dataclass(frozen=True)
-class ToolCallRecord:
+class ToolCallRecord(ToolCallAsked):
     """One call as it went: what was asked, what came back (cut to RESULT_LIMIT_CHARS), how long, what failed."""
 
-    call_id: str
-    name: str
-    arguments: Mapping[str, Any]
-    source: str
     result: str
     duration_s: float
     error: str | None = None
