@@ -87,13 +87,12 @@ class TriggerWatch:
     def start(self, piece: bytes) -> bytes | None:
         """Add one token's text; the constrained text (from the trigger to the end) once a pattern matches."""
         self._reply += piece
-        reply = bytes(self._reply)
         for whole, pattern in self._patterns:
-            found = pattern.fullmatch(reply) if whole else pattern.search(reply)
+            found = pattern.fullmatch(self._reply) if whole else pattern.search(self._reply)
             if found:
                 groups = [i for i in range(1, (pattern.groups or 0) + 1) if found.start(i) != found.end(i)]
                 begin = found.start(groups[0]) if groups else found.start()
-                return reply[begin:]
+                return bytes(self._reply[begin:])
         return None
 
 
