@@ -20,6 +20,7 @@ from webui.engine.types import (
     ModelInfo,
     ModelLoadError,
     NoModelLoaded,
+    PromptLookupStats,
     PromptTooLong,
     SamplingParams,
     StopScanner,
@@ -36,7 +37,7 @@ from webui.engine.types import (
 
 __all__ = [
     "GGUF_MAGIC", "MIN_REPLY_TOKENS", "Engine", "EngineError", "FittedPrompt", "GenerationStats", "InvalidGrammar", "LLAMA_LOAD_LOCK",
-    "LoadSettings", "Message", "ModelInfo", "ModelLoadError", "NoModelLoaded", "PromptTooLong", "ReadWriteLock",
+    "LoadSettings", "Message", "ModelInfo", "ModelLoadError", "NoModelLoaded", "PromptLookupStats", "PromptTooLong", "ReadWriteLock",
     "SamplingParams", "StopScanner", "StreamChunk", "TokenLogprob", "check_gguf_file", "choose_messages_to_keep", "compile_grammar",
     "choose_parallel", "common_prefix", "kv_bytes_per_token", "pick_next", "pump_in_background",
 ]

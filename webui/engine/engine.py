@@ -32,6 +32,7 @@ from webui.engine.types import (
     ModelLoadError,
     NoModelLoaded,
     STREAM_END,
+    PromptLookupStats,
     PromptTooLong,
     SamplingParams,
     StreamChunk,
@@ -191,6 +192,14 @@ class Engine:
         """Prompt tokens evaluated since the model was loaded (reused cache tokens not counted)."""
         batcher = self._batcher
         return batcher.evaluated_tokens if batcher else 0
+
+    @property
+    def prompt_lookup(self) -> PromptLookupStats | None:
+        """Whether the loaded model drafts from the prompt, and how many drafted tokens it accepted; None with no model."""
+        batcher = self._batcher
+        if batcher is None:
+            return None
+        return PromptLookupStats(batcher.prompt_lookup, batcher.drafted_tokens, batcher.accepted_tokens)
 
     # -- loading -----------------------------------------------------------------------------
 

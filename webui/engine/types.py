@@ -50,6 +50,7 @@ class LoadSettings:
     use_mmap: bool = True
     use_mlock: bool = False
     chat_format: str | None = None  # a family name or Jinja template that overrides the file's own
+    prompt_lookup: bool = True  # draft tokens from the prompt and reply, verified by the model (same text, sooner)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ class GenerationStats:
     dropped_messages: int
     finish_reason: str
     cached_tokens: int = 0  # prompt tokens reused from this conversation's cache, not evaluated again
+    drafted_tokens: int = 0  # tokens prompt lookup proposed for this reply
+    accepted_tokens: int = 0  # ... of which the model confirmed (each saved a pass)
 
     @property
     def tokens_per_s(self) -> float:
@@ -147,7 +150,27 @@ class GenerationStats:
             "dropped_messages": self.dropped_messages,
             "finish_reason": self.finish_reason,
             "cached_tokens": self.cached_tokens,
+            "drafted_tokens": self.drafted_tokens,
+            "accepted_tokens": self.accepted_tokens,
         }
+
+
+@dataclass(frozen=True)
+class PromptLookupStats:
+    """Prompt lookup since the model was loaded: whether it runs, tokens drafted and accepted (for /status)."""
+
+    enabled: bool
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted_tokens / self.drafted_tokens if self.drafted_tokens else None
+
+    def as_dict(self) -> dict[str, Any]:
+        rate = self.acceptance_rate
+        return {"enabled": self.enabled, "drafted_tokens": self.drafted_tokens,
+                "accepted_tokens": self.accepted_tokens, "acceptance_rate": None if rate is None else round(rate, 3)}
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ def progress_html(job: DownloadJob | None) -> str:
 
 def options_from_form(n_ctx: float | None, gpu_layers: str, threads: float | None, n_batch: float | None,
                       flash_attn: str, kv_cache_type: str, use_mmap: bool, use_mlock: bool,
-                      chat_format: str) -> ModelLoadOptions:
+                      chat_format: str, prompt_lookup: bool = True) -> ModelLoadOptions:
     """The form's values as options; empty boxes mean "default". Raises InvalidLoadOptions."""
     return ModelLoadOptions(
         n_ctx=int(n_ctx) if n_ctx else None,
@@ -104,13 +104,14 @@ def options_from_form(n_ctx: float | None, gpu_layers: str, threads: float | Non
         use_mmap=bool(use_mmap),
         use_mlock=bool(use_mlock),
         chat_format=(chat_format or "").strip() or None,
+        prompt_lookup=bool(prompt_lookup),
     )
 
 
 def form_from_options(options: ModelLoadOptions) -> tuple[Any, ...]:
     return (options.n_ctx, "auto" if options.n_gpu_layers is None else str(options.n_gpu_layers), options.n_threads,
             options.n_batch, flash_attn_choice(options.flash_attn), options.kv_cache_type, options.use_mmap, options.use_mlock,
-            options.chat_format or "")
+            options.chat_format or "", options.prompt_lookup)
 
 
 def build_models_tab(services: Services) -> None:
@@ -135,6 +136,8 @@ def build_models_tab(services: Services) -> None:
                                 label="Flash attention (auto: on where layers run on a GPU)")
             mmap = gr.Checkbox(label="mmap", value=True)
             mlock = gr.Checkbox(label="mlock")
+            lookup = gr.Checkbox(label="Prompt lookup (drafts replies from the prompt: same text, faster when it quotes)",
+                                 value=True, elem_id="models-prompt-lookup")
         chat_format = gr.Textbox(label="Chat format override (empty: the model's own template)")
         save = gr.Button("Save settings", size="sm")
     memory_md = gr.Markdown(elem_id="models-memory")
@@ -163,7 +166,7 @@ def build_models_tab(services: Services) -> None:
     job_id = gr.State(None)
     timer = gr.Timer(_POLL_S, active=False)
 
-    form = [n_ctx, gpu_layers, threads, n_batch, flash, kv_type, mmap, mlock, chat_format]
+    form = [n_ctx, gpu_layers, threads, n_batch, flash, kv_type, mmap, mlock, chat_format, lookup]
 
     def listing(user: User, selected: str | None = None) -> tuple[Any, Any, str]:
         local = models.list_models(user)
