@@ -87,14 +87,28 @@ def lookup_tool() -> tuple[Path | None, str]:
     return tool, "built"
 
 
+# The sampling of a document answer in the app (the "Document answers (RAG)" preset), and greedy decoding.
+SAMPLINGS = {
+    "document": {"temperature": 0.1, "top_p": 0.9, "min_p": 0.05, "repeat_penalty": 1.1, "seed": 1},
+    "greedy": {"temperature": 0.0, "seed": 1},
+}
+
+
+def lookup_flags(sampling: dict) -> list[str]:
+    """llama-lookup's command-line flags for one of SAMPLINGS."""
+    flags = {"temperature": "--temp", "top_p": "--top-p", "min_p": "--min-p", "repeat_penalty": "--repeat-penalty",
+             "seed": "--seed"}
+    return [part for key, value in sampling.items() for part in (flags[key], str(value))]
+
+
 def llama_lookup(tool: Path, model: Path, prompt: str, *, tokens: int, threads: int, draft_max: int,
-                 flash_attn: str) -> tuple[float, str, int, int]:
-    """llama-lookup's greedy decode tokens/s, its text, and its drafted and accepted tokens (``draft_max`` 0: none)."""
+                 flash_attn: str, sampling: dict) -> tuple[float, str, int, int]:
+    """llama-lookup's decode tokens/s, its text, and its drafted and accepted tokens (``draft_max`` 0: none)."""
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
         handle.write(prompt)
     try:
         result = subprocess.run(
-            [str(tool), "-m", str(model), "-f", handle.name, "-n", str(tokens), "--temp", "0", "-t", str(threads),
+            [str(tool), "-m", str(model), "-f", handle.name, "-n", str(tokens), *lookup_flags(sampling), "-t", str(threads),
              "-c", "4096", "-fa", flash_attn, "--spec-draft-n-max", str(draft_max)],
             capture_output=True, text=True, timeout=1800)
     finally:
@@ -108,13 +122,13 @@ def llama_lookup(tool: Path, model: Path, prompt: str, *, tokens: int, threads: 
             int(number(r"n_drafted\s+=\s+(\d+)")), int(number(r"n_accept\s+=\s+(\d+)")))
 
 
-def engine_reply(engine, prompt: str, tokens: int) -> tuple[float, str, object]:
-    """One greedy reply: decode tokens/s (first to last text), its text, its stats."""
+def engine_reply(engine, prompt: str, tokens: int, sampling: dict) -> tuple[float, str, object]:
+    """One reply: decode tokens/s (first to last text), its text, its stats."""
     from webui.engine import SamplingParams
 
     first = last = None
     text, stats = "", None
-    for chunk in engine.stream_chat([{"role": "user", "content": prompt}], SamplingParams(temperature=0, max_tokens=tokens)):
+    for chunk in engine.stream_chat([{"role": "user", "content": prompt}], SamplingParams(**sampling, max_tokens=tokens)):
         if chunk.text:
             first = first or time.perf_counter()
             last = time.perf_counter()
@@ -137,7 +151,7 @@ def main() -> int:
     from webui.engine.lookup import MAX_DRAFT
     from webui.models.embedded import embedded_model_path
     from webui.models.fit import resolve_flash_attn
-    from webui.models.model_settings import flash_attn_choice
+    from webui.models.model_settings import flash_attn_choice, parse_flash_attn_choice
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="GGUF file (default: the embedded SmolLM2)")
@@ -145,9 +159,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per prompt (medians are printed)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--draft-max", type=int, default=MAX_DRAFT, help="llama-lookup's --spec-draft-n-max")
+    parser.add_argument("--sampling", choices=sorted(SAMPLINGS), default="document",
+                        help="document: the app's document-answer preset (temperature 0.1, seed 1); greedy: temperature 0")
+    parser.add_argument("--flash-attn", choices=["auto", "on", "off"], default="auto",
+                        help="auto: the app's default for this machine")
     args = parser.parse_args()
+    sampling = SAMPLINGS[args.sampling]
     model = (args.model or embedded_model_path()).resolve()
-    flash_attn = resolve_flash_attn(None, 0, "f16", hardware.detect())
+    flash_attn = resolve_flash_attn(parse_flash_attn_choice(args.flash_attn), 0, "f16", hardware.detect())
     tool, why = lookup_tool()
 
     engines = {}
@@ -161,10 +180,10 @@ def main() -> int:
         texts: dict[bool, str] = {}
         drafted = accepted = 0
         for lookup in (False, True):
-            engine_reply(engines[lookup], prompt + " (warm-up)", 16)
+            engine_reply(engines[lookup], prompt + " (warm-up)", 16, sampling)
         for _ in range(args.rounds):  # interleaved, so drift in machine load hits both alike
             for lookup in (False, True):
-                rate, texts[lookup], stats = engine_reply(engines[lookup], prompt, args.tokens)
+                rate, texts[lookup], stats = engine_reply(engines[lookup], prompt, args.tokens, sampling)
                 rates[lookup].append(rate)
                 if lookup:
                     drafted, accepted = stats.drafted_tokens, stats.accepted_tokens
@@ -173,16 +192,17 @@ def main() -> int:
         if tool is not None:
             text = rendered.removeprefix("<bos>").removeprefix("<s>")  # llama-lookup adds the BOS itself
             plain = llama_lookup(tool, model, text, tokens=args.tokens, threads=args.threads, draft_max=0,
-                                 flash_attn=flash_attn_choice(flash_attn))
+                                 flash_attn=flash_attn_choice(flash_attn), sampling=sampling)
             drafting = llama_lookup(tool, model, text, tokens=args.tokens, threads=args.threads,
-                                    draft_max=args.draft_max, flash_attn=flash_attn_choice(flash_attn))
+                                    draft_max=args.draft_max, flash_attn=flash_attn_choice(flash_attn),
+                                    sampling=sampling)
             reference = (plain, drafting)
         results.append((name, statistics.median(rates[False]), statistics.median(rates[True]),
                         texts[False] == texts[True], drafted, accepted, reference))
     for engine in engines.values():
         engine.unload()
 
-    print(f"model: {model.name}; {args.tokens} new tokens, greedy; {args.threads} threads; flash attention "
+    print(f"model: {model.name}; {args.tokens} new tokens, {args.sampling} sampling {sampling}; {args.threads} threads; flash attention "
           f"{flash_attn_choice(flash_attn)}; llama.cpp build: {bench.build_line(llama_cpp.llama_print_system_info().decode())}")
     print("(ratios from this one run; the machine may be shared, so compare ratios, not absolutes)")
     targets = {"document answer": 1.5, "free story": 0.97}

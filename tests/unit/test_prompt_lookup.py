@@ -72,7 +72,7 @@ def test_no_draft_before_a_step_was_timed_or_when_a_sequence_has_none() -> None:
 
 def test_rows_that_cost_little_are_worth_a_long_draft() -> None:
     planner = DraftPlanner()
-    for rows in (1, 2, 9, 17):
+    for rows in range(1, 18):
         planner.observe(rows, 0.010 + 0.0002 * (rows - 1))  # a GPU: rows nearly free
     assert planner.choose([(0.9, 32)]) == MAX_DRAFT
     assert 0 < planner.choose([(0.6, 32)]) < MAX_DRAFT, "tokens past the likely first miss are not worth even a little"
@@ -80,19 +80,31 @@ def test_rows_that_cost_little_are_worth_a_long_draft() -> None:
 
 def test_rows_that_cost_as_much_as_a_step_are_worth_a_draft_only_when_it_is_nearly_sure() -> None:
     planner = DraftPlanner()
-    for rows in (1, 2, 5, 9, 17):
+    for rows in range(1, 18):
         planner.observe(rows, 0.020 + 0.012 * (rows - 1))  # a CPU with a large vocabulary
     assert planner.choose([(0.6, 16)]) == 0, "a draft right 60% of the time does not pay"
     assert planner.choose([(0.98, 16)]) > 4, "a passage being copied does"
     assert planner.choose([(1.0, 16)]) == 16
 
 
-def test_step_costs_between_and_beyond_timed_ones_are_estimated_from_them() -> None:
+def test_a_step_size_not_timed_yet_counts_as_the_largest_timed_one_below_it_until_it_is_tried() -> None:
     planner = DraftPlanner()
     assert planner.cost(3) is None
     planner.observe(1, 0.010)
     planner.observe(5, 0.030)
-    assert planner.cost(3) == pytest.approx(0.020), "between two timed steps: on the line between them"
-    assert planner.cost(9) == pytest.approx(0.050), "beyond: the slope of the two largest"
+    assert planner.cost(3) == pytest.approx(0.010), "untimed: what the largest smaller timed step took"
+    assert planner.cost(9) == pytest.approx(0.030)
     planner.observe(5, 0.040)
     assert planner.cost(5) == pytest.approx(0.032), "a new time moves the estimate a fifth of the way"
+
+
+def test_a_larger_pass_that_proves_cheaper_per_row_is_kept_and_one_that_proves_dear_is_left() -> None:
+    planner = DraftPlanner()
+    planner.observe(1, 0.014)
+    assert planner.choose([(0.95, 16)]) == 16, "untimed sizes look as cheap as one row: the longest is tried"
+    for rows, seconds in ((17, 0.087), (16, 0.070), (9, 0.064), (8, 0.046), (5, 0.049), (4, 0.032), (2, 0.024)):
+        planner.observe(rows, seconds)  # Gemma 3 270M on 2 cores
+    for rows in range(3, 17):
+        planner.step_seconds.setdefault(rows, 0.090)  # every other size proved dear
+    assert planner.choose([(0.95, 16)]) == 15, "16 rows: ~11 tokens in 70 ms"
+    assert planner.choose([(0.3, 16)]) == 0, "a draft right 30% of the time pays for no row"

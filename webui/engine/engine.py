@@ -186,7 +186,8 @@ class Engine:
         batcher = self._batcher
         if batcher is None:
             return None
-        return PromptLookupStats(batcher.prompt_lookup, batcher.drafted_tokens, batcher.accepted_tokens)
+        return PromptLookupStats(batcher.prompt_lookup, batcher.drafted_tokens, batcher.accepted_tokens,
+                                 greedy_drafts=batcher.exact_passes)
 
     # -- loading -----------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
+import numpy as np
 from llama_cpp import _internals
 from llama_cpp._logger import set_verbose
 
@@ -36,6 +37,10 @@ from webui.prompts.templates import ChatFormat, resolve_chat_format
 from webui.prompts.toolcalls import writes_reasoning
 
 log = logging.getLogger(__name__)
+
+# A text whose tokens the exactness probe decodes one and several per pass (any text does; this one is plain).
+EXACTNESS_PROBE_TEXT = ("The reading room opens at nine in the morning and closes at six in the evening. Visitors "
+                        "sign the register at the front desk and leave their coats in the lockers by the stairs.")
 
 KV_TYPES = {"f16": (llama_cpp.GGML_TYPE_F16, 2.0), "q8_0": (llama_cpp.GGML_TYPE_Q8_0, 34 / 32),
             "q4_0": (llama_cpp.GGML_TYPE_Q4_0, 18 / 32)}
@@ -269,6 +274,60 @@ class Batcher:
             llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model))
         self.planner = DraftPlanner()
         self.drafted_tokens = self.accepted_tokens = 0  # since load, for /status
+        # Greedy replies draft only where a pass of several tokens computes each one's logits bit for bit as
+        # a pass of one does: elsewhere llama.cpp's CPU kernels for several rows (llamafile's tinyBLAS, the
+        # repacked and tiled K-quant gemms) round differently, and a near tie could flip a greedy pick, so
+        # those replies decode one token per pass and stay exactly the text they were. Sampled replies
+        # draft everywhere: each token is still drawn from the model's own distribution.
+        self.exact_passes = self.prompt_lookup and self._passes_agree()
+        # With flash attention, a one-token pass behind 512+ cached cells takes llama.cpp's split-KV path, so
+        # there greedy drafting stops once a sequence holds more than 256 cells (llama.cpp pads to 256).
+        self.exact_cells = self.n_ctx_seq if settings.flash_attn is False else min(self.n_ctx_seq, 256)
+
+    def _passes_agree(self) -> bool:
+        """Whether this context gives a text's tokens identical logits decoded one per pass and several per
+        pass (``1 + max_draft`` and 3 tokens per pass), on a scratch sequence that is cleared after."""
+        tokens = self.loaded.tokenize(EXACTNESS_PROBE_TEXT, add_bos=True, special=False)
+        rows = min(self.planner.max_draft + 1, self.n_batch)
+        prefix, text = tokens[:2], tokens[2:2 + rows]
+        batch, seq = self.batch, self.slots[0].seq_id
+
+        def decode(chunk: list[int], first: int, logits: bool) -> bool:
+            for i, token in enumerate(chunk):
+                batch.token[i], batch.pos[i] = token, first + i
+                batch.n_seq_id[i], batch.seq_id[i][0] = 1, seq
+                batch.logits[i] = logits
+            batch.n_tokens = len(chunk)
+            return llama_cpp.llama_decode(self.ctx, batch) == 0
+
+        def logits_in_passes(per_pass: int) -> list[bytes] | None:
+            llama_cpp.llama_memory_seq_rm(self.memory, seq, -1, -1)
+            if not decode(prefix, 0, False):
+                return None
+            rows_logits: list[bytes] = []
+            for start in range(0, len(text), per_pass):
+                chunk = text[start:start + per_pass]
+                if not decode(chunk, len(prefix) + start, True):
+                    return None
+                rows_logits += [np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.ctx, i),
+                                                      shape=(self.n_vocab,)).tobytes() for i in range(len(chunk))]
+            return rows_logits
+
+        try:
+            single = logits_in_passes(1)
+            agree = single is not None and all(logits_in_passes(n) == single for n in {rows, 3})
+        finally:
+            llama_cpp.llama_memory_seq_rm(self.memory, seq, -1, -1)
+        log.info("prompt lookup: passes of several tokens %s one-token passes bit for bit; greedy replies %s",
+                 "match" if agree else "do not match", "draft too" if agree else "decode one token per pass")
+        return agree
+
+    def _may_draft(self, slot: Slot, run: _Running, rows: int) -> bool:
+        """Whether ``run`` may verify drafted tokens this step (``rows``: its token and the most it drafts)."""
+        sampling = run.job.sampling
+        if sampling.temperature > 0 and sampling.top_k != 1:
+            return True
+        return self.exact_passes and len(slot.tokens) + rows <= self.exact_cells
 
     # -- admission -------------------------------------------------------------------------
 
@@ -516,7 +575,7 @@ class Batcher:
             # A step with d drafted tokens writes up to d + 1 tokens and puts d + 1 in the cache.
             limit = min(room, self.planner.max_draft, run.job.sampling.max_tokens - run.generated - 1,
                         self.n_ctx_seq - len(slot.tokens) - 2)
-            draft = run.lookup.draft(limit)
+            draft = run.lookup.draft(limit) if self._may_draft(slot, run, limit + 1) else None
             if draft is None:
                 return chunks
             found.append(draft)

@@ -175,11 +175,13 @@ class GenerationStats:
 
 @dataclass(frozen=True)
 class PromptLookupStats:
-    """Prompt lookup since the model was loaded: whether it runs, tokens drafted and accepted (for /status)."""
+    """Prompt lookup since the model was loaded: whether it runs, whether greedy replies draft too (only where
+    llama.cpp computes passes of several tokens bit for bit as passes of one), tokens drafted and accepted."""
 
     enabled: bool
     drafted_tokens: int = 0
     accepted_tokens: int = 0
+    greedy_drafts: bool = False
 
     @property
     def acceptance_rate(self) -> float | None:
@@ -187,7 +189,7 @@ class PromptLookupStats:
 
     def as_dict(self) -> dict[str, Any]:
         rate = self.acceptance_rate
-        return {"enabled": self.enabled, "drafted_tokens": self.drafted_tokens,
+        return {"enabled": self.enabled, "greedy_drafts": self.greedy_drafts, "drafted_tokens": self.drafted_tokens,
                 "accepted_tokens": self.accepted_tokens, "acceptance_rate": None if rate is None else round(rate, 3)}
 
 
