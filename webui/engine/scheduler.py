@@ -73,6 +73,14 @@ class LoadedModel:
         self.model.close()
 
 
+def load_mode(use_mmap: bool, use_mlock: bool) -> int:
+    """llama.cpp's ``load_mode`` for the mmap and mlock boxes (llama.cpp replaced its two flags with it: setting
+    ``use_mmap`` on the parameters now sets nothing, and both boxes went unheard)."""
+    if use_mlock:
+        return llama_cpp.LLAMA_LOAD_MODE_MMAP_MLOCK if use_mmap else llama_cpp.LLAMA_LOAD_MODE_MLOCK
+    return llama_cpp.LLAMA_LOAD_MODE_MMAP if use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
+
+
 def open_model(path: Path, settings: LoadSettings, *, parallel: int | None, free_bytes: int) -> LoadedModel:
     """Load a GGUF file (weights and vocabulary); the context with its sequences comes separately."""
     if settings.kv_cache_type not in KV_TYPES:
@@ -80,8 +88,7 @@ def open_model(path: Path, settings: LoadSettings, *, parallel: int | None, free
     set_verbose(False)  # what Llama(verbose=False) does: llama.cpp's own log lines stay quiet
     params = llama_cpp.llama_model_default_params()
     params.n_gpu_layers = settings.n_gpu_layers
-    params.use_mmap = settings.use_mmap
-    params.use_mlock = settings.use_mlock
+    params.load_mode = load_mode(settings.use_mmap, settings.use_mlock)
     try:
         with LLAMA_LOAD_LOCK:
             model = _internals.LlamaModel(path_model=str(path), params=params, verbose=False)

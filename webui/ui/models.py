@@ -394,7 +394,8 @@ def _build_managing_controls(services: Services) -> None:
                                 label="Flash attention (auto: on where layers run on a GPU)")
             mmap = gr.Checkbox(label="mmap", value=True)
             mlock = gr.Checkbox(label="mlock")
-            lookup = gr.Checkbox(label="Prompt lookup (drafts replies from the prompt: same text, faster when it quotes)",
+            lookup = gr.Checkbox(label="Prompt lookup (drafts replies from the prompt and checks them in one pass: "
+                                       "faster when a reply quotes; greedy replies keep their exact text)",
                                  value=True, elem_id="models-prompt-lookup")
         chat_format = gr.Textbox(label="Chat format override (empty: the model's own template)")
         save = gr.Button("Save settings", size="sm")
