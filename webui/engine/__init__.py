@@ -29,6 +29,7 @@ from webui.engine.types import (
     Message,
     ModelInfo,
     PromptRequest,
+    PromptLookupStats,
     SamplingParams,
     StreamChunk,
     TokenLogprob,
@@ -37,7 +38,7 @@ from webui.engine.types import (
 __all__ = [
     "GGUF_MAGIC", "LLAMA_LOAD_LOCK", "MIN_REPLY_TOKENS", "ContextExceeded", "Engine", "EngineError", "FittedPrompt",
     "GenerationStats", "InvalidGrammar", "InvalidSampling", "LoadSettings", "Message", "ModelInfo", "ModelLoadError",
-    "NoModelLoaded", "PromptRequest", "ReadWriteLock", "SamplingParams", "StopScanner", "StreamChunk", "TokenLogprob",
+    "NoModelLoaded", "PromptLookupStats", "PromptRequest", "ReadWriteLock", "SamplingParams", "StopScanner", "StreamChunk", "TokenLogprob",
     "check_gguf_file", "choose_messages_to_keep", "choose_parallel", "common_prefix", "grammar_for",
     "kv_bytes_per_token", "pick_next", "pump_in_background", "reply_budget",
 ]

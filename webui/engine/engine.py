@@ -33,6 +33,7 @@ from webui.engine.types import (
     Message,
     ModelInfo,
     PromptRequest,
+    PromptLookupStats,
     SamplingParams,
     StreamChunk,
 )
@@ -178,6 +179,15 @@ class Engine:
         """Prompt tokens evaluated since the model was loaded (reused cache tokens not counted)."""
         batcher = self._batcher
         return batcher.evaluated_tokens if batcher else 0
+
+    @property
+    def prompt_lookup(self) -> PromptLookupStats | None:
+        """Whether the loaded model drafts from the prompt, and how many drafted tokens it accepted; None with no model."""
+        batcher = self._batcher
+        if batcher is None:
+            return None
+        return PromptLookupStats(batcher.prompt_lookup, batcher.drafted_tokens, batcher.accepted_tokens,
+                                 greedy_drafts=batcher.exact_passes)
 
     # -- loading -----------------------------------------------------------------------------
 

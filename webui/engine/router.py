@@ -30,6 +30,7 @@ from webui.engine.types import (
     Message,
     ModelInfo,
     PromptRequest,
+    PromptLookupStats,
     SamplingParams,
     StreamChunk,
 )
@@ -151,6 +152,11 @@ class EngineRouter:
     @property
     def evaluated_tokens(self) -> int:
         return self.local.evaluated_tokens if self.local is not None else 0
+
+    @property
+    def prompt_lookup(self) -> PromptLookupStats | None:
+        """The local model's prompt lookup; None while a remote model is in use (its server decides)."""
+        return self.local.prompt_lookup if self.local is not None and self._remote is None else None
 
     # -- loading (local files only) -------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
+import numpy as np
 from llama_cpp import _internals
 from llama_cpp._logger import set_verbose
 
@@ -28,6 +29,7 @@ from webui.engine.errors import ModelLoadError
 from webui.engine.loading import LLAMA_LOAD_LOCK
 from webui.engine.policy import choose_parallel, common_prefix, kv_bytes_per_token
 from webui.engine.constrained import ReplySampler
+from webui.engine.lookup import DraftPlanner, PromptLookup
 from webui.engine.sampling import end_of_generation_tokens, logprobs_for, token_piece
 from webui.engine.stops import StopScanner
 from webui.engine.types import GenerationStats, LoadSettings, ModelInfo, SamplingParams, StreamChunk, TokenLogprob
@@ -35,6 +37,10 @@ from webui.prompts.templates import ChatFormat, resolve_chat_format
 from webui.prompts.toolcalls import writes_reasoning
 
 log = logging.getLogger(__name__)
+
+# A text whose tokens the exactness probe decodes one and several per pass (any text does; this one is plain).
+EXACTNESS_PROBE_TEXT = ("The reading room opens at nine in the morning and closes at six in the evening. Visitors "
+                        "sign the register at the front desk and leave their coats in the lockers by the stairs.")
 
 KV_TYPES = {"f16": (llama_cpp.GGML_TYPE_F16, 2.0), "q8_0": (llama_cpp.GGML_TYPE_Q8_0, 34 / 32),
             "q4_0": (llama_cpp.GGML_TYPE_Q4_0, 18 / 32)}
@@ -67,6 +73,14 @@ class LoadedModel:
         self.model.close()
 
 
+def load_mode(use_mmap: bool, use_mlock: bool) -> int:
+    """llama.cpp's ``load_mode`` for the mmap and mlock boxes (llama.cpp replaced its two flags with it: setting
+    ``use_mmap`` on the parameters now sets nothing, and both boxes went unheard)."""
+    if use_mlock:
+        return llama_cpp.LLAMA_LOAD_MODE_MMAP_MLOCK if use_mmap else llama_cpp.LLAMA_LOAD_MODE_MLOCK
+    return llama_cpp.LLAMA_LOAD_MODE_MMAP if use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
+
+
 def open_model(path: Path, settings: LoadSettings, *, parallel: int | None, free_bytes: int) -> LoadedModel:
     """Load a GGUF file (weights and vocabulary); the context with its sequences comes separately."""
     if settings.kv_cache_type not in KV_TYPES:
@@ -74,8 +88,7 @@ def open_model(path: Path, settings: LoadSettings, *, parallel: int | None, free
     set_verbose(False)  # what Llama(verbose=False) does: llama.cpp's own log lines stay quiet
     params = llama_cpp.llama_model_default_params()
     params.n_gpu_layers = settings.n_gpu_layers
-    params.use_mmap = settings.use_mmap
-    params.use_mlock = settings.use_mlock
+    params.load_mode = load_mode(settings.use_mmap, settings.use_mlock)
     try:
         with LLAMA_LOAD_LOCK:
             model = _internals.LlamaModel(path_model=str(path), params=params, verbose=False)
@@ -151,6 +164,10 @@ class _Running:
     next_token: int | None = None
     output_index: int | None = None
     first_token_at: float | None = None
+    lookup: PromptLookup | None = None  # None: prompt lookup is off for this model
+    draft_match: int = 0  # how many tokens matched where this step's draft was found
+    drafted: int = 0
+    accepted: int = 0
 
 
 @dataclass(eq=False)
@@ -210,7 +227,7 @@ class Batcher:
         params.n_ctx = settings.n_ctx * loaded.n_seq  # each sequence gets the context size the user set
         self.n_batch = max(1, min(settings.n_batch, params.n_ctx))
         params.n_batch = self.n_batch
-        params.n_ubatch = min(self.n_batch, 512)
+        params.n_ubatch = self.n_ubatch = min(self.n_batch, 512)
         params.n_threads = settings.n_threads or max(multiprocessing.cpu_count() // 2, 1)
         params.n_threads_batch = settings.n_threads or multiprocessing.cpu_count()
         params.type_k = params.type_v = kv_type
@@ -257,6 +274,67 @@ class Batcher:
         # prefix is always copied as a stream, unless flash attention is surely on (auto may turn it off).
         if settings.n_gpu_layers != 0 and settings.flash_attn is not True and llama_cpp.llama_supports_gpu_offload():
             self.max_state_copy = 0
+        # Rejected drafts are cut from a sequence's cache; a recurrent (or hybrid) model's state cannot be cut
+        # back to a position, so there prompt lookup stays off.
+        model = loaded.model.model
+        self.prompt_lookup = settings.prompt_lookup and not (
+            llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model))
+        self.planner = DraftPlanner()
+        self.drafted_tokens = self.accepted_tokens = 0  # since load, for /status
+        # Greedy replies draft only where a pass of several tokens computes each one's logits bit for bit as
+        # a pass of one does: elsewhere llama.cpp's CPU kernels for several rows (llamafile's tinyBLAS, the
+        # repacked and tiled K-quant gemms) round differently, and a near tie could flip a greedy pick, so
+        # those replies decode one token per pass and stay exactly the text they were. Sampled replies
+        # draft everywhere: each token is still drawn from the model's own distribution.
+        self.exact_passes = self.prompt_lookup and self._passes_agree()
+        # With flash attention, a one-token pass behind 512+ cached cells takes llama.cpp's split-KV path, so
+        # there greedy drafting stops once a sequence holds more than 256 cells (llama.cpp pads to 256).
+        self.exact_cells = self.n_ctx_seq if settings.flash_attn is False else min(self.n_ctx_seq, 256)
+
+    def _passes_agree(self) -> bool:
+        """Whether this context gives a text's tokens identical logits decoded one per pass and several per
+        pass (``1 + max_draft`` and 3 tokens per pass), on a scratch sequence that is cleared after."""
+        tokens = self.loaded.tokenize(EXACTNESS_PROBE_TEXT, add_bos=True, special=False)
+        rows = min(self.planner.max_draft + 1, self.n_batch)
+        prefix, text = tokens[:2], tokens[2:2 + rows]
+        batch, seq = self.batch, self.slots[0].seq_id
+
+        def decode(chunk: list[int], first: int, logits: bool) -> bool:
+            for i, token in enumerate(chunk):
+                batch.token[i], batch.pos[i] = token, first + i
+                batch.n_seq_id[i], batch.seq_id[i][0] = 1, seq
+                batch.logits[i] = logits
+            batch.n_tokens = len(chunk)
+            return llama_cpp.llama_decode(self.ctx, batch) == 0
+
+        def logits_in_passes(per_pass: int) -> list[bytes] | None:
+            llama_cpp.llama_memory_seq_rm(self.memory, seq, -1, -1)
+            if not decode(prefix, 0, False):
+                return None
+            rows_logits: list[bytes] = []
+            for start in range(0, len(text), per_pass):
+                chunk = text[start:start + per_pass]
+                if not decode(chunk, len(prefix) + start, True):
+                    return None
+                rows_logits += [np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.ctx, i),
+                                                      shape=(self.n_vocab,)).tobytes() for i in range(len(chunk))]
+            return rows_logits
+
+        try:
+            single = logits_in_passes(1)
+            agree = single is not None and all(logits_in_passes(n) == single for n in {rows, 3})
+        finally:
+            llama_cpp.llama_memory_seq_rm(self.memory, seq, -1, -1)
+        log.info("prompt lookup: passes of several tokens %s one-token passes bit for bit; greedy replies %s",
+                 "match" if agree else "do not match", "draft too" if agree else "decode one token per pass")
+        return agree
+
+    def _may_draft(self, slot: Slot, run: _Running, rows: int) -> bool:
+        """Whether ``run`` may verify drafted tokens this step (``rows``: its token and the most it drafts)."""
+        sampling = run.job.sampling
+        if sampling.temperature > 0 and sampling.top_k != 1:
+            return True
+        return self.exact_passes and len(slot.tokens) + rows <= self.exact_cells
 
     # -- admission -------------------------------------------------------------------------
 
@@ -289,7 +367,8 @@ class Batcher:
         del slot.tokens[n:]
         n = self._share_prefix(slot, job.tokens, n)
         slot.running = _Running(job=job, sampler=sampler, pending=job.tokens[n:], cached=n,
-                                scanner=StopScanner(job.stop))
+                                scanner=StopScanner(job.stop),
+                                lookup=PromptLookup(job.tokens) if self.prompt_lookup else None)
 
     def _window_kept(self, slot: Slot, n: int) -> bool:
         """Whether the token after the first ``n`` of ``slot`` still finds its sliding window in the cache.
@@ -431,7 +510,7 @@ class Batcher:
                 room -= len(chunk)
                 self._prompt_tokens_since_decode += len(chunk)
         else:
-            chunks = [(slot, [slot.running.next_token]) for slot in decoding]  # type: ignore[union-attr,list-item]
+            chunks = self._decode_chunks(decoding)
             self._prompt_tokens_since_decode = 0
         if not chunks:
             return
@@ -439,20 +518,22 @@ class Batcher:
         # (each giving as many tokens as the shortest): the batch lists them in id order, and
         # ``_choose_slot`` keeps the running ones next to each other.
         chunks.sort(key=lambda c: c[0].seq_id)
+        started = time.perf_counter()
         batch, n = self.batch, 0
         for slot, chunk in chunks:
             run = slot.running
             assert run is not None
-            wants_logits = run.next_token is not None or len(chunk) == len(run.pending)
+            replying = run.next_token is not None  # every row of a reply's chunk (its token, its draft) is sampled
+            wants_logits = replying or len(chunk) == len(run.pending)
             for i, token in enumerate(chunk):
                 batch.token[n] = token
                 batch.pos[n] = len(slot.tokens) + i
                 batch.n_seq_id[n] = 1
                 batch.seq_id[n][0] = slot.seq_id
-                batch.logits[n] = wants_logits and i == len(chunk) - 1
+                batch.logits[n] = replying or (wants_logits and i == len(chunk) - 1)
                 n += 1
             if wants_logits:
-                run.output_index = n - 1
+                run.output_index = n - len(chunk) if replying else n - 1
         batch.n_tokens = n
         code = llama_cpp.llama_decode(self.ctx, batch)
         if code != 0:
@@ -466,18 +547,95 @@ class Batcher:
             return
         for slot in self.slots:
             slot.copy_pending = slot.copy_source = False  # llama.cpp applied queued copies before this batch
+        decoded = False  # a step of reply tokens (and drafts), not of prompts
         for slot, chunk in chunks:
             run = slot.running
             assert run is not None
             slot.tokens.extend(chunk)
+            drafted = 0
             if run.next_token is None:
                 del run.pending[: len(chunk)]
                 self.evaluated_tokens += len(chunk)
+            else:
+                decoded, drafted = True, len(chunk) - 1
             if run.output_index is not None and not run.pending:
-                self._sample(slot, run)
+                self._sample(slot, run, drafted)
+        if decoded and self.prompt_lookup:
+            self.planner.observe(n, time.perf_counter() - started)
 
-    def _sample(self, slot: Slot, run: _Running) -> None:
-        index, run.output_index = run.output_index, None
+    def _decode_chunks(self, decoding: list[Slot]) -> list[tuple[Slot, list[int]]]:
+        """Each replying sequence's next token, then the tokens drafted after it when verifying them pays.
+
+        All sequences verify as many drafted tokens, and all of them fit one ubatch, so llama.cpp runs
+        the step as one pass (over separate KV streams it splits sequences of unequal lengths into
+        passes). One pass also keeps a rollback safe with sliding-window layers: the pass reuses only
+        cells its first token no longer sees, which no later token sees either.
+        """
+        chunks = [(slot, [slot.running.next_token]) for slot in decoding]  # type: ignore[union-attr,list-item]
+        if not self.prompt_lookup:
+            return chunks
+        room = min(self.n_batch, self.n_ubatch) // len(decoding) - 1
+        found = []
+        for slot in decoding:
+            run = slot.running
+            assert run is not None and run.lookup is not None
+            # A step with d drafted tokens writes up to d + 1 tokens and puts d + 1 in the cache.
+            limit = min(room, self.planner.max_draft, run.job.sampling.max_tokens - run.generated - 1,
+                        self.n_ctx_seq - len(slot.tokens) - 2)
+            draft = run.lookup.draft(limit) if self._may_draft(slot, run, limit + 1) else None
+            if draft is None:
+                return chunks
+            found.append(draft)
+        drafted = self.planner.choose([(self.planner.acceptance(d.match), len(d.tokens)) for d in found])
+        if drafted:
+            for (slot, chunk), draft in zip(chunks, found):
+                chunk.extend(draft.tokens[:drafted])
+                slot.running.draft_match = draft.match  # type: ignore[union-attr]
+        return chunks
+
+    def _sample(self, slot: Slot, run: _Running, drafted: int = 0) -> None:
+        """The reply's next tokens from this step's rows: the model's pick at each row, going on to the next
+        row while the pick is the token drafted there (that row then saw the history the reply has).
+
+        Each pick is the sampler chain's, in order, exactly as without drafts, so greedy replies are the
+        same and sampled ones keep their distribution. The cache cells of rejected drafts are removed.
+        """
+        first, run.output_index = run.output_index, None
+        confirmed = len(slot.tokens) - drafted  # cells holding the reply's real history
+        accepted = 0
+        run.drafted += drafted
+        while True:
+            token = self._next_token(slot, run, first + accepted, confirmed + accepted)
+            if token is not None and accepted < drafted and token == slot.tokens[confirmed + accepted]:
+                accepted += 1
+                run.accepted += 1
+                continue
+            if token is not None:
+                run.next_token = token
+            break
+        if not drafted:
+            return
+        self.planner.record(run.draft_match, accepted, missed=token is not None and accepted < drafted)
+        self.drafted_tokens += drafted
+        self.accepted_tokens += accepted
+        keep = confirmed + accepted
+        if keep < len(slot.tokens):
+            if not llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, keep, -1):
+                # Models whose cache cannot be cut never draft (see __init__); this is the guard if one does.
+                log.error("llama.cpp refused to remove rejected drafts from sequence %d", slot.seq_id)
+                llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
+                slot.tokens = []
+                if slot.running is not None:
+                    run.job.emit(RuntimeError("llama.cpp could not undo rejected draft tokens of this reply."))
+                    self._finish(slot, "error", emit_stats=False)
+                return
+            del slot.tokens[keep:]
+
+    def _next_token(self, slot: Slot, run: _Running, index: int, cached: int) -> int | None:
+        """Sample the token at batch row ``index`` and hand it to the reader; None once the reply has ended.
+
+        ``cached``: the cells of the sequence that hold its history up to that row.
+        """
         token = run.sampler.pick(self.ctx, index)
         if run.first_token_at is None:
             run.first_token_at = time.perf_counter()
@@ -485,7 +643,7 @@ class Batcher:
         if piece is None:
             if not run.job.sampling.ignore_eos:
                 self._finish(slot, "stop")
-                return
+                return None
             # Banned, yet taken when nothing else was left (a grammar that is complete): the reply still
             # runs to max_tokens, as llama.cpp's server does with ignore_eos.
             piece = b""
@@ -498,10 +656,13 @@ class Batcher:
             run.job.emit(StreamChunk(text=text, logprobs=logprobs))
         if stopped:
             self._finish(slot, "stop", flush=False)
-        elif run.generated >= run.job.sampling.max_tokens or len(slot.tokens) + 1 >= self.n_ctx_seq:
+            return None
+        if run.generated >= run.job.sampling.max_tokens or cached + 1 >= self.n_ctx_seq:
             self._finish(slot, "length")
-        else:
-            run.next_token = token
+            return None
+        if run.lookup is not None:
+            run.lookup.extend((token,))
+        return token
 
     def _piece(self, token: int, *, special: bool = False) -> bytes | None:
         """The bytes ``token`` stands for, or None if it ends the reply (asked of llama.cpp once per token)."""
@@ -541,6 +702,8 @@ class Batcher:
                 finish_reason=reason,
                 cached_tokens=run.cached,
                 stop_sequence=run.scanner.matched if run.scanner.matched in job.sampling.stop else None,
+                drafted_tokens=run.drafted,
+                accepted_tokens=run.accepted,
             )))
         job.finished()
 

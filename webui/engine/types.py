@@ -26,6 +26,7 @@ class LoadSettings:
     use_mmap: bool = True
     use_mlock: bool = False
     chat_format: str | None = None  # a family name or Jinja template that overrides the file's own
+    prompt_lookup: bool = True  # draft tokens from the prompt and reply, verified by the model (same text, sooner)
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,8 @@ class GenerationStats:
     # The request's own stop string that ended the reply (never the chat format's end markers), for faces
     # that name it (Anthropic's stop_sequence); None when the reply ended otherwise.
     stop_sequence: str | None = None
+    drafted_tokens: int = 0  # tokens prompt lookup proposed for this reply
+    accepted_tokens: int = 0  # ... of which the model confirmed (each saved a pass)
 
     @property
     def tokens_per_s(self) -> float:
@@ -165,7 +168,29 @@ class GenerationStats:
             "dropped_messages": self.dropped_messages,
             "finish_reason": self.finish_reason,
             "cached_tokens": self.cached_tokens,
+            "drafted_tokens": self.drafted_tokens,
+            "accepted_tokens": self.accepted_tokens,
         }
+
+
+@dataclass(frozen=True)
+class PromptLookupStats:
+    """Prompt lookup since the model was loaded: whether it runs, whether greedy replies draft too (only where
+    llama.cpp computes passes of several tokens bit for bit as passes of one), tokens drafted and accepted."""
+
+    enabled: bool
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+    greedy_drafts: bool = False
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted_tokens / self.drafted_tokens if self.drafted_tokens else None
+
+    def as_dict(self) -> dict[str, Any]:
+        rate = self.acceptance_rate
+        return {"enabled": self.enabled, "greedy_drafts": self.greedy_drafts, "drafted_tokens": self.drafted_tokens,
+                "accepted_tokens": self.accepted_tokens, "acceptance_rate": None if rate is None else round(rate, 3)}
 
 
 @dataclass(frozen=True)

@@ -206,6 +206,7 @@ def load_settings_from_options(
         use_mmap=options.use_mmap,
         use_mlock=options.use_mlock,
         chat_format=options.chat_format or None,
+        prompt_lookup=options.prompt_lookup,
     )
 
 

@@ -37,6 +37,7 @@ class ModelLoadOptions:
     use_mmap: bool = True
     use_mlock: bool = False
     chat_format: str | None = None  # a family name or a Jinja template overriding the file's own
+    prompt_lookup: bool = True  # speculative decoding from the prompt: same replies, faster where they quote it
 
     def __post_init__(self) -> None:
         validate_options(self)
@@ -59,6 +60,8 @@ def validate_options(options: ModelLoadOptions) -> None:
         raise InvalidLoadOptions(
             f"KV cache type must be one of {', '.join(KV_CACHE_TYPES)}, not {options.kv_cache_type!r}."
         )
+    if not isinstance(options.prompt_lookup, bool):
+        raise InvalidLoadOptions(f"Prompt lookup must be on or off (true or false), not {options.prompt_lookup!r}.")
     if options.kv_cache_type != "f16" and options.flash_attn is False:
         # llama.cpp refuses a quantized V cache without flash attention ("Failed to create llama_context").
         raise InvalidLoadOptions(

@@ -101,11 +101,14 @@ class Services:
     def status(self) -> dict[str, Any]:
         """The JSON served at GET /status."""
         info = self._engine.info
+        lookup = self._engine.prompt_lookup
         return {
             "version": __version__,
             # Without the path: /status is open to every signed-in user, not only admins.
             "model": {**{k: v for k, v in info.as_dict().items() if k != "path"},
-                      "flash_attn": flash_attn_choice(info.flash_attn)} if info else None,  # auto | on | off
+                      "flash_attn": flash_attn_choice(info.flash_attn),  # auto | on | off
+                      # drafted and accepted tokens since load, and their ratio (None before any draft)
+                      "prompt_lookup": lookup.as_dict() if lookup else None} if info else None,
             "hardware": self.hardware.as_dict(),
             "queue": {"waiting": self._engine.queue_length, "parallel": self._engine.parallel},
         }

@@ -15,11 +15,14 @@ INCOMPLETE_NOTE = "unfinished reply: it was cut off before its end"
 
 
 def stats_line(stats: dict[str, Any]) -> str:
-    """The small line under each reply: tokens, speed, time to first token."""
+    """The small line under each reply: tokens, speed, time to first token, and drafted tokens the model
+    accepted when prompt lookup drafted any."""
     line = (
         f"{stats['completion_tokens']} tokens · {stats['tokens_per_s']:.1f} tokens/s · "
         f"first token {stats['ttft_ms']:.0f} ms"
     )
+    if stats.get("drafted_tokens"):
+        line += f" · drafts {stats.get('accepted_tokens', 0)}/{stats['drafted_tokens']} accepted"
     if stats.get("stopped_by_user"):
         line += " · stopped"
     return line

@@ -122,6 +122,7 @@ class LoadSettingsForm:
     use_mmap: bool = True
     use_mlock: bool = False
     chat_format: str = ""
+    prompt_lookup: bool = True
 
     def options(self) -> ModelLoadOptions:
         """The form's values as options. Raises InvalidLoadOptions, whose sentence names the box."""
@@ -135,13 +136,14 @@ class LoadSettingsForm:
             use_mmap=bool(self.use_mmap),
             use_mlock=bool(self.use_mlock),
             chat_format=(self.chat_format or "").strip() or None,
+            prompt_lookup=bool(self.prompt_lookup),
         )
 
     @classmethod
     def from_options(cls, options: ModelLoadOptions) -> LoadSettingsForm:
         return cls(options.n_ctx, "auto" if options.n_gpu_layers is None else str(options.n_gpu_layers),
                    options.n_threads, options.n_batch, flash_attn_choice(options.flash_attn), options.kv_cache_type,
-                   options.use_mmap, options.use_mlock, options.chat_format or "")
+                   options.use_mmap, options.use_mlock, options.chat_format or "", options.prompt_lookup)
 
     def values(self) -> tuple[Any, ...]:
         """One value per box, as the form's outputs."""
@@ -392,6 +394,9 @@ def _build_managing_controls(services: Services) -> None:
                                 label="Flash attention (auto: on where layers run on a GPU)")
             mmap = gr.Checkbox(label="mmap", value=True)
             mlock = gr.Checkbox(label="mlock")
+            lookup = gr.Checkbox(label="Prompt lookup (drafts replies from the prompt and checks them in one pass: "
+                                       "faster when a reply quotes; greedy replies keep their exact text)",
+                                 value=True, elem_id="models-prompt-lookup")
         chat_format = gr.Textbox(label="Chat format override (empty: the model's own template)")
         save = gr.Button("Save settings", size="sm")
     memory_md = gr.Markdown(elem_id="models-memory")
@@ -442,7 +447,7 @@ def _build_managing_controls(services: Services) -> None:
     timer = gr.Timer(_POLL_S, active=False)
 
     # In LoadSettingsForm's order.
-    form = [n_ctx, gpu_layers, threads, n_batch, flash, kv_type, mmap, mlock, chat_format]
+    form = [n_ctx, gpu_layers, threads, n_batch, flash, kv_type, mmap, mlock, chat_format, lookup]
     listing = [table, pick, loaded_md]
     handlers = ModelHandlers(services)
 
