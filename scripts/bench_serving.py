@@ -19,7 +19,7 @@ Printed per level: aggregate output tokens/s, time to first token p50/p95 for ea
 app/server, and the targets (issue 26: app >= 1.0x the tokens/s at every level, TTFT p50 <= 1.0x).
 
     .venv/bin/python scripts/bench_serving.py [--model PATH] [--levels 1,2,4,8] [--requests 16]
-        [--prompt-tokens 200] [--output-tokens 128] [--guidellm-venv DIR] [--reports DIR]
+        [--prompt-tokens 200] [--output-tokens 128] [--workload synthetic|document] [--guidellm-venv DIR] [--reports DIR]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -176,8 +177,9 @@ def parse_levels(text: str) -> list[int]:
 
 
 def guidellm_command(guidellm: Path, *, target: str, model_name: str, model: Path, level: int, requests: int,
-                     prompt_tokens: int, output_tokens: int, report: Path) -> list[str]:
-    """One GuideLLM run: ``level`` concurrent streams, ``requests`` requests, the model's GGUF tokenizer.
+                     prompt_tokens: int, output_tokens: int, report: Path, data_file: Path | None = None) -> list[str]:
+    """One GuideLLM run: ``level`` concurrent streams, ``requests`` requests, the model's GGUF tokenizer; its
+    synthetic prompts, or the prompts of ``data_file`` (a JSON-lines file, see ``document_workload``).
 
     Every option is given as a JSON object (GuideLLM's CLI takes those as well as ``k=v,...``), so a
     path with a comma in it stays one value.
@@ -186,7 +188,8 @@ def guidellm_command(guidellm: Path, *, target: str, model_name: str, model: Pat
         "--backend": {"kind": "openai_http", "target": target, "model": model_name},
         "--profile": {"kind": "concurrent", "streams": [level]},
         "--constraint": {"kind": "max_requests", "count": requests},
-        "--data": {"kind": "synthetic_text", "prompt_tokens": prompt_tokens, "output_tokens": output_tokens},
+        "--data": ({"kind": "synthetic_text", "prompt_tokens": prompt_tokens, "output_tokens": output_tokens}
+                   if data_file is None else {"kind": "json_file", "path": str(data_file)}),
         "--seed": {"kind": "static", "value": DATA_SEED + level},
         "--tokenizer": {"kind": "huggingface_auto", "model": str(model.parent),
                         "load_kwargs": {"gguf_file": model.name}},
@@ -196,6 +199,36 @@ def guidellm_command(guidellm: Path, *, target: str, model_name: str, model: Pat
     for flag, value in options.items():
         command += [flag, json.dumps(value)]
     return command + ["--disable-console-interactive"]
+
+
+# Sentences the document workload's passages are drawn from: plain prose no model was tuned on here.
+DOCUMENT_SENTENCES = (
+    "The reading room of the Hallam Library opens at nine in the morning and closes at six in the evening.",
+    "Visitors must sign the register at the front desk and leave coats and bags in the lockers by the stairs.",
+    "Rare books may be read only at the long oak table under the north windows, with pencils, never pens.",
+    "Photographs are allowed without flash, and the catalogue may be searched from any of the four terminals.",
+    "The library is closed on public holidays and during the first week of August, when the shelves are cleaned.",
+    "Members may borrow up to six books at a time for three weeks, and renew them twice unless someone waits.",
+    "Late returns cost ten pence a day per book, capped at the price of the book itself.",
+    "The map collection on the second floor holds surveys of the county drawn between 1790 and 1910.",
+    "Children under twelve must be accompanied by an adult in every room except the children's corner.",
+    "Quiet study carrels can be booked for half a day at the front desk, at most twice a week per member.",
+    "Wireless access is free; the network name and the password are printed on the back of each library card.",
+    "Donations of books are welcome on Tuesdays, provided they are clean, complete and not textbooks.",
+)
+
+
+def document_workload(level: int, requests: int, output_tokens: int) -> list[dict[str, object]]:
+    """GuideLLM rows for a document-answer workload: each prompt a passage of eight of DOCUMENT_SENTENCES, drawn
+    in an order of its own (seeded by level and request, the same for the app and llama-server), and a request
+    to quote it, as a document answer quotes its passages; ``output_tokens`` forced out of each (GuideLLM
+    sends ``ignore_eos`` with them)."""
+    rows = []
+    for index in range(requests):
+        sentences = random.Random(DATA_SEED * 1000 + level * 100 + index).sample(DOCUMENT_SENTENCES, 8)
+        rows.append({"prompt": " ".join(sentences) + "\n\nQuote the passage above exactly, word for word.",
+                     "output_tokens_count": output_tokens})
+    return rows
 
 
 def guidellm_venv(venv: Path) -> tuple[Path | None, str]:
@@ -308,6 +341,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=16, help="requests per level and side")
     parser.add_argument("--prompt-tokens", type=int, default=200)
     parser.add_argument("--output-tokens", type=int, default=128)
+    parser.add_argument("--workload", choices=["synthetic", "document"], default="synthetic",
+                        help="synthetic: GuideLLM's random prompts of --prompt-tokens; document: prompts that ask to "
+                             "quote a passage of ~150 tokens (where prompt lookup helps)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--ctx-size", type=int, default=4096, help="context per slot, the app's and llama-server's")
     parser.add_argument("--guidellm-venv", type=Path, default=CACHE / "guidellm-venv",
@@ -351,7 +387,9 @@ def main() -> int:
             with running_llama_server(bin_dir / "llama-server", model, ctx_size=args.ctx_size,
                                       threads=args.threads, tool_args=offload.tool_args(),
                                       log=reports / "llama-server.log") as server_url:
-                print(f"model: {model.name}; {args.prompt_tokens} prompt tokens, {args.output_tokens} output tokens "
+                workload = (f"{args.prompt_tokens} synthetic prompt tokens" if args.workload == "synthetic"
+                            else "document prompts (quote a passage of ~150 tokens)")
+                print(f"model: {model.name}; {workload}, {args.output_tokens} output tokens "
                       f"(ignore_eos), {args.requests} requests per level and side, {args.threads} threads, "
                       f"{SERVER_SLOTS} slots of {args.ctx_size} tokens each; GPU layers {offload.gpu_layers}, "
                       f"flash attention {offload.flash_attn} (the app's, from /status); tokenizer: the GGUF's own; "
@@ -363,6 +401,11 @@ def main() -> int:
                 common = {"model": model, "requests": args.requests, "prompt_tokens": args.prompt_tokens,
                           "output_tokens": args.output_tokens}
                 for level in levels:  # interleaved, so drift in the machine's load hits both alike
+                    if args.workload == "document":
+                        data_file = reports / f"document-prompts-{level}.jsonl"
+                        data_file.write_text("".join(json.dumps(row) + "\n" for row in
+                                                     document_workload(level, args.requests, args.output_tokens)))
+                        common["data_file"] = data_file
                     app_result = run_level(guidellm, "app", reports, target=app.url, model_name=model.name,
                                            level=level, **common)
                     server_result = run_level(guidellm, "server", reports, target=server_url,

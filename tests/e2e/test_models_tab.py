@@ -106,6 +106,33 @@ def test_flash_attention_is_auto_until_the_user_saves_on_or_off(page, two_model_
     page.wait_for_function("() => document.querySelector('#models-flash-attn input').value === 'on'")
 
 
+def test_a_draft_model_picked_in_the_models_tab_drafts_and_the_footer_counts_its_guesses(
+        page, two_model_app, smollm_path) -> None:
+    """SmolLM2 drafts for itself (a real pair would be a smaller model of the same family)."""
+    page.goto(two_model_app.url)
+    page.get_by_role("tab", name="Models").click()
+    page.locator("#models-loaded").get_by_text(".gguf").first.wait_for()
+    page.get_by_label("Model", exact=True).click()
+    page.get_by_role("option", name=smollm_path.name).click()
+    page.get_by_text("Load settings (remembered for each model)").click()
+    page.locator("#models-draft input").click()
+    page.locator("#models-draft").get_by_role("option", name=smollm_path.name).click()
+    page.get_by_role("button", name="Load", exact=True).click()
+    page.locator("#models-status").get_by_text(f"Loaded {smollm_path.name}").wait_for(timeout=60_000)
+    assert two_model_app.status()["model"]["prompt_lookup"]["draft_model"] == smollm_path.name
+
+    page.get_by_role("tab", name="Chat").click()
+    page.get_by_label("Message", exact=True).fill("Write two sentences about the sea.")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_function(
+        f"() => {{ const r = document.querySelectorAll(\"{BOT_MESSAGES}\"); "
+        "return r.length && r[r.length-1].innerText.includes('tokens/s'); }", timeout=90_000)
+    footer = page.locator(BOT_MESSAGES).last.inner_text().rpartition("tokens ·")[2]
+    assert "accepted" in footer, f"a sampled reply drafted with the draft model: {footer}"
+    lookup = two_model_app.status()["model"]["prompt_lookup"]
+    assert lookup["drafted_tokens"] > 0 and lookup["accepted_tokens"] > 0
+
+
 TEAM = {"alice": "alice-secret-1", "bob": "bob-secret-22"}
 
 

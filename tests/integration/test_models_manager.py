@@ -171,6 +171,17 @@ def test_a_quantized_kv_cache_loads_with_flash_attention_left_on_auto(workspace,
     assert ask(manager.engine).strip()
 
 
+def test_a_draft_model_picked_by_name_drafts_and_a_missing_one_is_refused_clearly(workspace, smollm_path) -> None:
+    manager, _ = workspace
+    manager.load(smollm_path.name, ModelLoadOptions(n_ctx=512, n_threads=2, draft_model=smollm_path.name))
+    assert manager.engine.load_settings.draft_model.name == smollm_path.name
+    assert manager.engine.prompt_lookup.draft_model == smollm_path.name and ask(manager.engine).strip()
+    with pytest.raises(ModelLoadError, match="The draft model cannot be used: There is no model named gone.gguf"):
+        manager.load(smollm_path.name, ModelLoadOptions(n_ctx=512, n_threads=2, draft_model="gone.gguf"))
+    assert manager.engine.info.file == smollm_path.name and ask(manager.engine).strip()
+    manager.load(smollm_path.name, SMALL)
+
+
 def test_delete_refuses_the_loaded_model_and_removes_another(workspace, smollm_path) -> None:
     manager, settings = workspace
     with pytest.raises(ModelInUse, match="unload it"):

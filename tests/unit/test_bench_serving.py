@@ -120,6 +120,21 @@ def test_guidellm_is_asked_for_one_concurrency_level_with_the_ggufs_own_tokenize
     assert options["--output"] == {"kind": "json", "path": "/tmp/app-4.json"}
 
 
+def test_the_document_workload_quotes_a_passage_of_its_own_per_request_the_same_for_both_sides(serving) -> None:
+    rows = serving.document_workload(level=2, requests=6, output_tokens=128)
+    assert rows == serving.document_workload(level=2, requests=6, output_tokens=128), "the same prompts for both"
+    assert len({row["prompt"] for row in rows}) == 6 and all(row["output_tokens_count"] == 128 for row in rows)
+    assert all(row["prompt"].endswith("Quote the passage above exactly, word for word.") for row in rows)
+    assert rows[0]["prompt"] != serving.document_workload(level=4, requests=1, output_tokens=128)[0]["prompt"]
+    model = Path("/models/gemma-3-270m-q4_k_m.gguf")
+    command = serving.guidellm_command(Path("/venv/bin/guidellm"), target="http://127.0.0.1:7860",
+                                       model_name=model.name, model=model, level=2, requests=6, prompt_tokens=200,
+                                       output_tokens=128, report=Path("/tmp/app-2.json"),
+                                       data_file=Path("/tmp/document-prompts-2.jsonl"))
+    data = json.loads(command[command.index("--data") + 1])
+    assert data == {"kind": "json_file", "path": "/tmp/document-prompts-2.jsonl"}
+
+
 def test_help_names_every_option() -> None:
     result = subprocess.run([sys.executable, "scripts/bench_serving.py", "--help"], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=120, check=True)

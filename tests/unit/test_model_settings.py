@@ -76,6 +76,8 @@ def test_an_invalid_saved_entry_is_ignored_and_unknown_keys_are_tolerated(tmp_pa
         ({"n_batch": 0}, "Batch size"),
         ({"kv_cache_type": "f32"}, "KV cache type"),
         ({"kv_cache_type": "q4_0", "flash_attn": False}, "needs flash attention"),
+        ({"draft_model": "../elsewhere/model.gguf"}, "draft model must be one of the listed model files"),
+        ({"draft_model": ""}, "draft model must be one of the listed model files"),
     ],
 )
 def test_out_of_range_options_are_refused_with_the_setting_named(fields: dict, named: str) -> None:

@@ -186,8 +186,9 @@ class Engine:
         batcher = self._batcher
         if batcher is None:
             return None
-        return PromptLookupStats(batcher.prompt_lookup, batcher.drafted_tokens, batcher.accepted_tokens,
-                                 greedy_drafts=batcher.exact_passes)
+        return PromptLookupStats(batcher.drafting, batcher.drafted_tokens, batcher.accepted_tokens,
+                                 greedy_drafts=batcher.exact_passes,
+                                 draft_model=batcher.draft.name if batcher.draft is not None else None)
 
     # -- loading -----------------------------------------------------------------------------
 

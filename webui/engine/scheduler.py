@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from webui.engine.errors import ModelLoadError
 from webui.engine.loading import LLAMA_LOAD_LOCK
 from webui.engine.policy import choose_parallel, common_prefix, kv_bytes_per_token
 from webui.engine.constrained import ReplySampler
+from webui.engine.draft import DraftModel
 from webui.engine.lookup import DraftPlanner, PromptLookup
 from webui.engine.sampling import end_of_generation_tokens, logprobs_for, token_piece
 from webui.engine.stops import StopScanner
@@ -216,34 +217,68 @@ class SequenceStore:
         return item
 
 
+def context_params(settings: LoadSettings, n_seq: int) -> Any:
+    """llama.cpp context parameters for ``n_seq`` sequences of ``settings.n_ctx`` tokens each (the chat model's
+    context, and a draft model's beside it)."""
+    params = llama_cpp.llama_context_default_params()
+    params.n_seq_max = n_seq
+    params.n_ctx = settings.n_ctx * n_seq  # each sequence gets the context size the user set
+    params.n_batch = max(1, min(settings.n_batch, params.n_ctx))
+    params.n_ubatch = min(params.n_batch, 512)
+    params.n_threads = settings.n_threads or max(multiprocessing.cpu_count() // 2, 1)
+    params.n_threads_batch = settings.n_threads or multiprocessing.cpu_count()
+    params.type_k = params.type_v = KV_TYPES[settings.kv_cache_type][0]
+    params.flash_attn_type = {True: llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+                              False: llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+                              None: llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO}[settings.flash_attn]
+    params.kv_unified = False  # one KV stream per sequence: a long chat never crowds out another
+    # Sliding-window layers (Gemma 3) keep only their window and one ubatch of cells, as llama.cpp's server
+    # does: less memory, and on the 10th turn of a long chat their attention reads ~1,000 cells, not all
+    # of them (its time to first token fell from ~1.6x the 1st turn's to ~1.3x for Gemma 3 270M). The cost:
+    # a cut far back (a regenerated reply) may find its window overwritten; ``Batcher._window_kept`` checks that.
+    params.swa_full = False
+    params.no_perf = True
+    return params
+
+
+def open_draft_model(settings: LoadSettings, target: LoadedModel) -> DraftModel:
+    """The draft model ``settings.draft_model`` for ``target``, loaded with the same settings and sequences.
+    Raises ModelLoadError for a file that cannot draft for it."""
+    assert settings.draft_model is not None
+    draft_settings = replace(settings, draft_model=None, prompt_lookup=False, chat_format=None)
+    opened = open_model(settings.draft_model, draft_settings, parallel=target.n_seq, free_bytes=0)
+    try:
+        model = opened.model.model
+        if llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model):
+            raise ModelLoadError(f"{opened.info.file} cannot draft: a recurrent model's cache cannot be cut back "
+                                 "to a position when the chat model rejects a guess.")
+        return DraftModel(opened, context_params(draft_settings, target.n_seq), target_vocab=target.vocab)
+    except BaseException:
+        opened.close()
+        raise
+
+
+# A draft model's guesses start this long and grow by 2 while all are accepted; after a miss, they are one
+# longer than what was accepted (the same for every sequence: they are checked together, in one pass).
+DRAFT_MODEL_START = 4
+DRAFT_MODEL_MATCH = 32  # the acceptance bucket of the planner's statistics that draft-model guesses count in
+
+
 class Batcher:
     """The scheduler's core: N sequence slots in one context, stepped one batch at a time."""
 
     def __init__(self, loaded: LoadedModel, *, cache_bytes: int) -> None:
         settings = loaded.settings
-        kv_type = KV_TYPES[settings.kv_cache_type][0]
-        params = llama_cpp.llama_context_default_params()
-        params.n_seq_max = loaded.n_seq
-        params.n_ctx = settings.n_ctx * loaded.n_seq  # each sequence gets the context size the user set
-        self.n_batch = max(1, min(settings.n_batch, params.n_ctx))
-        params.n_batch = self.n_batch
-        params.n_ubatch = self.n_ubatch = min(self.n_batch, 512)
-        params.n_threads = settings.n_threads or max(multiprocessing.cpu_count() // 2, 1)
-        params.n_threads_batch = settings.n_threads or multiprocessing.cpu_count()
-        params.type_k = params.type_v = kv_type
-        params.flash_attn_type = {True: llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
-                                  False: llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED,
-                                  None: llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO}[settings.flash_attn]
-        params.kv_unified = False  # one KV stream per sequence: a long chat never crowds out another
-        # Sliding-window layers (Gemma 3) keep only their window and one ubatch of cells, as llama.cpp's server
-        # does: less memory, and on the 10th turn of a long chat their attention reads ~1,000 cells, not all
-        # of them (its time to first token fell from ~1.6x the 1st turn's to ~1.3x for Gemma 3 270M). The cost:
-        # a cut far back (a regenerated reply) may find its window overwritten; ``_window_kept`` checks that.
-        params.swa_full = False
-        params.no_perf = True
+        params = context_params(settings, loaded.n_seq)
+        self.n_batch, self.n_ubatch = params.n_batch, params.n_ubatch
         self.loaded = loaded
+        # Opened first: a draft model that cannot draft for this one refuses the load before anything else.
+        self.draft = open_draft_model(settings, loaded) if settings.draft_model is not None else None
+        self.draft_length = DRAFT_MODEL_START
         self.ctx = llama_cpp.llama_init_from_model(loaded.model.model, params)
         if not self.ctx:
+            if self.draft is not None:
+                self.draft.close()
             raise ModelLoadError(
                 f"llama.cpp could not make a context of {settings.n_ctx} tokens x {loaded.n_seq} sequences for "
                 f"{loaded.info.file}: not enough memory. Lower the context size or --parallel."
@@ -275,10 +310,15 @@ class Batcher:
         if settings.n_gpu_layers != 0 and settings.flash_attn is not True and llama_cpp.llama_supports_gpu_offload():
             self.max_state_copy = 0
         # Rejected drafts are cut from a sequence's cache; a recurrent (or hybrid) model's state cannot be cut
-        # back to a position, so there prompt lookup stays off.
+        # back to a position, so there nothing drafts (neither the prompt nor a draft model).
         model = loaded.model.model
-        self.prompt_lookup = settings.prompt_lookup and not (
-            llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model))
+        cuttable = not (llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model))
+        if self.draft is not None and not cuttable:
+            log.warning("%s cannot take drafts (its cache cannot be cut back); the draft model %s is not used",
+                        loaded.info.file, self.draft.name)
+            self.draft.close()
+            self.draft = None
+        self.prompt_lookup = settings.prompt_lookup and cuttable
         self.planner = DraftPlanner()
         self.drafted_tokens = self.accepted_tokens = 0  # since load, for /status
         # Greedy replies draft only where a pass of several tokens computes each one's logits bit for bit as
@@ -286,7 +326,8 @@ class Batcher:
         # repacked and tiled K-quant gemms) round differently, and a near tie could flip a greedy pick, so
         # those replies decode one token per pass and stay exactly the text they were. Sampled replies
         # draft everywhere: each token is still drawn from the model's own distribution.
-        self.exact_passes = self.prompt_lookup and self._passes_agree()
+        self.drafting = self.prompt_lookup or self.draft is not None
+        self.exact_passes = self.drafting and self._passes_agree()
         # With flash attention, a one-token pass behind 512+ cached cells takes llama.cpp's split-KV path, so
         # there greedy drafting stops once a sequence holds more than 256 cells (llama.cpp pads to 256).
         self.exact_cells = self.n_ctx_seq if settings.flash_attn is False else min(self.n_ctx_seq, 256)
@@ -560,7 +601,7 @@ class Batcher:
                 decoded, drafted = True, len(chunk) - 1
             if run.output_index is not None and not run.pending:
                 self._sample(slot, run, drafted)
-        if decoded and self.prompt_lookup:
+        if decoded and self.drafting:
             self.planner.observe(n, time.perf_counter() - started)
 
     def _decode_chunks(self, decoding: list[Slot]) -> list[tuple[Slot, list[int]]]:
@@ -572,17 +613,30 @@ class Batcher:
         cells its first token no longer sees, which no later token sees either.
         """
         chunks = [(slot, [slot.running.next_token]) for slot in decoding]  # type: ignore[union-attr,list-item]
-        if not self.prompt_lookup:
+        if not self.drafting:
             return chunks
         room = min(self.n_batch, self.n_ubatch) // len(decoding) - 1
-        found = []
+        limits = []
         for slot in decoding:
             run = slot.running
-            assert run is not None and run.lookup is not None
+            assert run is not None
             # A step with d drafted tokens writes up to d + 1 tokens and puts d + 1 in the cache.
             limit = min(room, self.planner.max_draft, run.job.sampling.max_tokens - run.generated - 1,
                         self.n_ctx_seq - len(slot.tokens) - 2)
-            draft = run.lookup.draft(limit) if self._may_draft(slot, run, limit + 1) else None
+            if limit <= 0 or not self._may_draft(slot, run, limit + 1):
+                return chunks
+            limits.append(limit)
+        if self.draft is not None:
+            length = min(*limits, self.draft_length)
+            guesses = self.draft.propose([(slot.seq_id, [*slot.tokens, chunk[0]]) for slot, chunk in chunks], length)
+            for (slot, chunk), guess in zip(chunks, guesses):
+                chunk.extend(guess)
+                slot.running.draft_match = DRAFT_MODEL_MATCH  # type: ignore[union-attr]
+            return chunks
+        found = []
+        for slot, limit in zip(decoding, limits):
+            assert slot.running is not None and slot.running.lookup is not None
+            draft = slot.running.lookup.draft(limit)
             if draft is None:
                 return chunks
             found.append(draft)
@@ -616,6 +670,9 @@ class Batcher:
         if not drafted:
             return
         self.planner.record(run.draft_match, accepted, missed=token is not None and accepted < drafted)
+        if self.draft is not None:
+            self.draft_length = (min(self.draft_length + 2, self.planner.max_draft) if accepted == drafted
+                                 else max(1, accepted + 1))
         self.drafted_tokens += drafted
         self.accepted_tokens += accepted
         keep = confirmed + accepted
@@ -722,3 +779,6 @@ class Batcher:
         llama_cpp.llama_batch_free(self.batch)
         llama_cpp.llama_free(self.ctx)
         self.ctx = None
+        if self.draft is not None:
+            self.draft.close()
+            self.draft = None

@@ -27,6 +27,7 @@ class LoadSettings:
     use_mlock: bool = False
     chat_format: str | None = None  # a family name or Jinja template that overrides the file's own
     prompt_lookup: bool = True  # draft tokens from the prompt and reply, verified by the model (same text, sooner)
+    draft_model: Path | None = None  # a small GGUF with the same vocabulary that drafts instead (speculative decoding)
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,7 @@ class PromptLookupStats:
     drafted_tokens: int = 0
     accepted_tokens: int = 0
     greedy_drafts: bool = False
+    draft_model: str | None = None  # the draft model's file when one drafts instead of the prompt
 
     @property
     def acceptance_rate(self) -> float | None:
@@ -189,7 +191,8 @@ class PromptLookupStats:
 
     def as_dict(self) -> dict[str, Any]:
         rate = self.acceptance_rate
-        return {"enabled": self.enabled, "greedy_drafts": self.greedy_drafts, "drafted_tokens": self.drafted_tokens,
+        return {"enabled": self.enabled, "draft_model": self.draft_model, "greedy_drafts": self.greedy_drafts,
+                "drafted_tokens": self.drafted_tokens,
                 "accepted_tokens": self.accepted_tokens, "acceptance_rate": None if rate is None else round(rate, 3)}
 
 

@@ -11,7 +11,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from webui.config import Settings
@@ -281,9 +281,16 @@ class ModelManager:
     def load_settings_for_path(self, path: Path, options: ModelLoadOptions | None = None) -> LoadSettings:
         """Engine settings for ``path``: the options given, else those saved for its file name."""
         options = options or self.settings_for(path.name)
-        return load_settings_from_options(
+        settings = load_settings_from_options(
             path, self._shape_of(path), options, self.hardware, self.settings, size_bytes=self._size_of(path)
         )
+        if options.draft_model:
+            try:
+                draft = self._path_for(options.draft_model)
+            except UnknownModel as exc:
+                raise ModelLoadError(f"The draft model cannot be used: {exc}") from exc
+            settings = replace(settings, draft_model=draft)
+        return settings
 
     def memory_check(self, file_name: str, options: ModelLoadOptions | None = None) -> str | None:
         """A warning when file + KV cache clearly exceed RAM + VRAM; None when it may fit."""

@@ -38,6 +38,7 @@ class ModelLoadOptions:
     use_mlock: bool = False
     chat_format: str | None = None  # a family name or a Jinja template overriding the file's own
     prompt_lookup: bool = True  # speculative decoding from the prompt: same replies, faster where they quote it
+    draft_model: str | None = None  # a listed model file with the same vocabulary that drafts instead
 
     def __post_init__(self) -> None:
         validate_options(self)
@@ -62,6 +63,9 @@ def validate_options(options: ModelLoadOptions) -> None:
         )
     if not isinstance(options.prompt_lookup, bool):
         raise InvalidLoadOptions(f"Prompt lookup must be on or off (true or false), not {options.prompt_lookup!r}.")
+    if options.draft_model is not None and (not isinstance(options.draft_model, str) or not options.draft_model
+                                            or Path(options.draft_model).name != options.draft_model):
+        raise InvalidLoadOptions(f"The draft model must be one of the listed model files, not {options.draft_model!r}.")
     if options.kv_cache_type != "f16" and options.flash_attn is False:
         # llama.cpp refuses a quantized V cache without flash attention ("Failed to create llama_context").
         raise InvalidLoadOptions(

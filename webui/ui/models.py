@@ -123,6 +123,7 @@ class LoadSettingsForm:
     use_mlock: bool = False
     chat_format: str = ""
     prompt_lookup: bool = True
+    draft_model: str = ""
 
     def options(self) -> ModelLoadOptions:
         """The form's values as options. Raises InvalidLoadOptions, whose sentence names the box."""
@@ -137,13 +138,15 @@ class LoadSettingsForm:
             use_mlock=bool(self.use_mlock),
             chat_format=(self.chat_format or "").strip() or None,
             prompt_lookup=bool(self.prompt_lookup),
+            draft_model=(self.draft_model or "").strip() or None,
         )
 
     @classmethod
     def from_options(cls, options: ModelLoadOptions) -> LoadSettingsForm:
         return cls(options.n_ctx, "auto" if options.n_gpu_layers is None else str(options.n_gpu_layers),
                    options.n_threads, options.n_batch, flash_attn_choice(options.flash_attn), options.kv_cache_type,
-                   options.use_mmap, options.use_mlock, options.chat_format or "", options.prompt_lookup)
+                   options.use_mmap, options.use_mlock, options.chat_format or "", options.prompt_lookup,
+                   options.draft_model or "")
 
     def values(self) -> tuple[Any, ...]:
         """One value per box, as the form's outputs."""
@@ -223,7 +226,10 @@ class ModelHandlers:
             return (*DEFAULT_FORM, "Runs on a model server: its load settings are the server's.")
         options = self.models.settings_for(user, name)
         warning = self.models.memory_check(user, name, options)
-        return (*LoadSettingsForm.from_options(options).values(), f"⚠️ {warning}" if warning else "")
+        *values, draft = LoadSettingsForm.from_options(options).values()
+        # The draft model is picked among the files on disk, which the box lists afresh for each model.
+        local = [e.name for e in self.models.entries() if e.where == "local"]
+        return (*values, gr.update(choices=["", *local], value=draft), f"⚠️ {warning}" if warning else "")
 
     @handled("Checking a model's memory", lambda message: f"⚠️ {message}")
     def check_memory(self, username: str | None, name: str | None, settings: LoadSettingsForm) -> str:
@@ -397,7 +403,11 @@ def _build_managing_controls(services: Services) -> None:
             lookup = gr.Checkbox(label="Prompt lookup (drafts replies from the prompt and checks them in one pass: "
                                        "faster when a reply quotes; greedy replies keep their exact text)",
                                  value=True, elem_id="models-prompt-lookup")
-        chat_format = gr.Textbox(label="Chat format override (empty: the model's own template)")
+        with gr.Row():
+            chat_format = gr.Textbox(label="Chat format override (empty: the model's own template)")
+            draft = gr.Dropdown(["", ], value="", allow_custom_value=True, elem_id="models-draft",
+                                label="Draft model (a smaller model with the same vocabulary guesses, this one "
+                                      "checks; empty: none)")
         save = gr.Button("Save settings", size="sm")
     memory_md = gr.Markdown(elem_id="models-memory")
     with gr.Row():
@@ -447,7 +457,7 @@ def _build_managing_controls(services: Services) -> None:
     timer = gr.Timer(_POLL_S, active=False)
 
     # In LoadSettingsForm's order.
-    form = [n_ctx, gpu_layers, threads, n_batch, flash, kv_type, mmap, mlock, chat_format, lookup]
+    form = [n_ctx, gpu_layers, threads, n_batch, flash, kv_type, mmap, mlock, chat_format, lookup, draft]
     listing = [table, pick, loaded_md]
     handlers = ModelHandlers(services)
 

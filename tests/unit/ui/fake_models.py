@@ -65,7 +65,11 @@ class FakeModelService:
         return next((loaded_model(m.file_name) for m in self.local if m.loaded), None)
 
     def entries(self) -> list[ModelEntry]:
-        return list(self.remote_entries)
+        given = {entry.name for entry in self.remote_entries}  # a test may give a local entry's facts itself
+        local = [ModelEntry(name=m.file_name, loaded=m.loaded, size_bytes=m.size_bytes, modified=0.0,
+                            architecture=m.architecture, parameters=m.parameters, quant=m.quant,
+                            context_length=m.context_length) for m in self.local if m.file_name not in given]
+        return [*local, *self.remote_entries]
 
     def models_dir(self, user: User) -> Path:
         self._admin(user)

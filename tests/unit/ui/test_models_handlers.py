@@ -60,8 +60,9 @@ def test_picking_a_model_fills_its_saved_settings_and_the_memory_warning() -> No
     fake = model_services(A, B)
     fake.models.settings[B] = ModelLoadOptions(n_ctx=2048, n_gpu_layers=-1, flash_attn=True, chat_format="chatml")
     fake.models.memory_warning = f"{B} needs about 9 GB, more than this machine has."
-    *form, memory = ModelHandlers(fake).fill_form("alice", B)
+    *form, draft, memory = ModelHandlers(fake).fill_form("alice", B)
     assert form == [2048, "-1", None, 512, "on", "f16", True, False, "chatml", True]
+    assert draft["value"] == "" and draft["choices"][0] == "" and B in draft["choices"], "any file on disk can draft"
     assert memory == f"⚠️ {B} needs about 9 GB, more than this machine has."
     assert ModelHandlers(fake).fill_form("alice", None) == (*DEFAULT_FORM, "")
 
@@ -223,8 +224,8 @@ def test_the_load_event_takes_each_box_as_the_page_sends_it() -> None:
     assert event.__name__ == "do_load" and inspect.isgeneratorfunction(event)
     assert list(inspect.signature(event).parameters) == ["name", "ignore_memory", "n_ctx", "gpu_layers", "threads",
                                                          "n_batch", "flash_attn", "kv_cache_type", "use_mmap",
-                                                         "use_mlock", "chat_format", "prompt_lookup", "request"]
-    boxes = [1024, "auto", None, 512, "auto", "f16", True, False, "", True]
+                                                         "use_mlock", "chat_format", "prompt_lookup", "draft_model", "request"]
+    boxes = [1024, "auto", None, 512, "auto", "f16", True, False, "", True, ""]
     steps = list(event(B, False, *boxes, SimpleNamespace(username="alice")))
     assert steps[-1][0].startswith(f"Loaded {B}") and fake.models.calls == [f"load {B} n_ctx=1024 ignore=False"]
 

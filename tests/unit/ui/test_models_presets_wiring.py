@@ -35,8 +35,8 @@ def test_the_models_tab_wires_each_handler_with_its_inputs() -> None:
     with gr.Blocks() as blocks:
         build_models_tab(model_services("a.gguf"))
     events = event_inputs(blocks)
-    assert {"on_load": 0, "refresh_all": 1, "fill_form": 1, "check_memory": 11, "do_load": 12, "do_unload": 0,
-            "do_save": 11, "ask_delete": 1, "do_delete": 1, "do_list": 1, "do_download": 2, "poll": 2,
+    assert {"on_load": 0, "refresh_all": 1, "fill_form": 1, "check_memory": 12, "do_load": 13, "do_unload": 0,
+            "do_save": 12, "ask_delete": 1, "do_delete": 1, "do_list": 1, "do_download": 2, "poll": 2,
             "do_cancel": 1}.items() <= events.items()
 
 
