@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_prompt_lookup import QUOTES, ask
+from tests.support.streams import all_at_once
 from webui.engine import Engine, LoadSettings, ModelLoadError, SamplingParams
 
 SETTINGS = LoadSettings(n_ctx=1024, n_threads=1, flash_attn=True, prompt_lookup=False)
@@ -53,18 +54,7 @@ def test_greedy_replies_drafted_by_a_draft_model_are_the_replies_without_it(alon
 def test_four_users_at_once_with_a_draft_model_each_get_their_solo_greedy_text(alone: Engine,
                                                                                 with_draft: Engine) -> None:
     solo = {question: ask(alone, question)[0] for question in QUESTIONS}
-    results: dict[str, tuple[str, object]] = {}
-    start = threading.Barrier(len(QUESTIONS))
-
-    def run(question: str) -> None:
-        start.wait()
-        results[question] = ask(with_draft, question)
-
-    threads = [threading.Thread(target=run, args=(question,)) for question in QUESTIONS]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(600)
+    results = all_at_once(lambda question: ask(with_draft, question), QUESTIONS)
     assert {question: text for question, (text, _) in results.items()} == solo
     assert all(stats.accepted_tokens > 0 for _, stats in results.values())
 

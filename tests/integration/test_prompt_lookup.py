@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.streams import collect
+from tests.support.streams import all_at_once, collect
 from webui.engine import Engine, LoadSettings, SamplingParams
 
 PASSAGE = ("The reading room of the Hallam Library opens at nine in the morning and closes at six in the evening. "
@@ -72,18 +72,7 @@ def test_greedy_replies_with_prompt_lookup_are_the_replies_without_it(plain: Eng
 def test_four_users_at_once_with_prompt_lookup_each_get_their_solo_greedy_text(plain: Engine,
                                                                                 drafting: Engine) -> None:
     solo = {prompt: ask(plain, prompt)[0] for prompt in QUOTES}
-    results: dict[str, tuple[str, object]] = {}
-    start = threading.Barrier(len(QUOTES))
-
-    def run(prompt: str) -> None:
-        start.wait()
-        results[prompt] = ask(drafting, prompt)
-
-    threads = [threading.Thread(target=run, args=(prompt,)) for prompt in QUOTES]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(600)
+    results = all_at_once(lambda prompt: ask(drafting, prompt), QUOTES)
     assert {prompt: text for prompt, (text, _) in results.items()} == solo
     assert sum(stats.drafted_tokens for _, stats in results.values()) > 0
 
