@@ -258,6 +258,14 @@ def open_draft_model(settings: LoadSettings, target: LoadedModel) -> DraftModel:
         raise
 
 
+def passes_may_agree(settings: LoadSettings) -> bool:
+    """False where passes of several tokens surely round differently from passes of one, which spares the
+    exactness probe (seconds at load for a large model on the CPU): with every layer on the CPU and flash
+    attention off, attention over 2+ rows goes through llamafile's tinyBLAS when the build has it."""
+    on_cpu = settings.n_gpu_layers == 0 or not llama_cpp.llama_supports_gpu_offload()
+    return not (on_cpu and settings.flash_attn is False and b"LLAMAFILE = 1" in llama_cpp.llama_print_system_info())
+
+
 # A draft model's guesses start this long and grow by 2 while all are accepted; after a miss, they are one
 # longer than what was accepted (the same for every sequence: they are checked together, in one pass).
 DRAFT_MODEL_START = 4
@@ -327,7 +335,7 @@ class Batcher:
         # those replies decode one token per pass and stay exactly the text they were. Sampled replies
         # draft everywhere: each token is still drawn from the model's own distribution.
         self.drafting = self.prompt_lookup or self.draft is not None
-        self.exact_passes = self.drafting and self._passes_agree()
+        self.exact_passes = self.drafting and passes_may_agree(settings) and self._passes_agree()
         # With flash attention, a one-token pass behind 512+ cached cells takes llama.cpp's split-KV path, so
         # there greedy drafting stops once a sequence holds more than 256 cells (llama.cpp pads to 256).
         self.exact_cells = self.n_ctx_seq if settings.flash_attn is False else min(self.n_ctx_seq, 256)
