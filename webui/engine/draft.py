@@ -127,11 +127,6 @@ class DraftModel:
             raise RuntimeError(f"the draft model's llama_decode failed ({code})")
         return wanted
 
-    def forget(self, seq: int) -> None:
-        """Drop a sequence's cache (its slot was cleared in the chat model)."""
-        llama_cpp.llama_memory_seq_rm(self.memory, seq, -1, -1)
-        self.cached.pop(seq, None)
-
     def close(self) -> None:
         llama_cpp.llama_batch_free(self.batch)
         llama_cpp.llama_free(self.ctx)
