@@ -222,13 +222,14 @@ class ModelHandlers:
         if not name:  # also the empty first view of a non-admin, whose tab is hidden
             return (*DEFAULT_FORM, "")
         user = self.admin(username)
-        if any(e.name == name and e.where != "local" for e in self.models.entries()):
+        entries = self.models.entries()
+        if any(e.name == name and e.where != "local" for e in entries):
             return (*DEFAULT_FORM, "Runs on a model server: its load settings are the server's.")
         options = self.models.settings_for(user, name)
         warning = self.models.memory_check(user, name, options)
         *values, draft = LoadSettingsForm.from_options(options).values()
         # The draft model is picked among the files on disk, which the box lists afresh for each model.
-        local = [e.name for e in self.models.entries() if e.where == "local"]
+        local = [e.name for e in entries if e.where == "local"]
         return (*values, gr.update(choices=["", *local], value=draft), f"⚠️ {warning}" if warning else "")
 
     @handled("Checking a model's memory", lambda message: f"⚠️ {message}")
