@@ -53,31 +53,16 @@ def main() -> int:
     batcher = Batcher(loaded, cache_bytes=0)
     try:
         tokens = loaded.tokenize(TEXT, add_bos=True, special=False)
-        prefix, text = tokens[:8], tokens[8:]
-
-        def decode(chunk: list[int], first: int, logits: bool) -> None:
-            for i, token in enumerate(chunk):
-                batcher.batch.token[i], batcher.batch.pos[i] = token, first + i
-                batcher.batch.n_seq_id[i], batcher.batch.seq_id[i][0] = 1, 0
-                batcher.batch.logits[i] = logits
-            batcher.batch.n_tokens = len(chunk)
-            if llama_cpp.llama_decode(batcher.ctx, batcher.batch) != 0:
-                raise RuntimeError("llama_decode failed")
 
         def logits_in_passes(per_pass: int) -> list[np.ndarray]:
             """Every position's logits, the text decoded ``per_pass`` tokens at a time after the same prefix."""
-            llama_cpp.llama_memory_seq_rm(batcher.memory, 0, -1, -1)
-            decode(prefix, 0, False)
-            out: list[np.ndarray] = []
-            for start in range(0, len(text), per_pass):
-                chunk = text[start:start + per_pass]
-                decode(chunk, len(prefix) + start, True)
-                out += [np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(batcher.ctx, i),
-                                              shape=(batcher.n_vocab,)).copy() for i in range(len(chunk))]
-            return out
+            rows = batcher.logits_in_passes(tokens, 8, per_pass)
+            if rows is None:
+                raise RuntimeError("llama_decode failed")
+            return rows
 
         single = logits_in_passes(1)
-        print(f"model: {model.name}; {args.threads} threads; flash attention {args.flash_attn}; {len(text)} positions; "
+        print(f"model: {model.name}; {args.threads} threads; flash attention {args.flash_attn}; {len(single)} positions; "
               f"llama.cpp build: {llama_cpp.llama_print_system_info().decode().strip()}")
         for per_pass in rows:
             batched = logits_in_passes(per_pass)

@@ -266,10 +266,14 @@ def passes_may_agree(settings: LoadSettings) -> bool:
     return not (on_cpu and settings.flash_attn is False and b"LLAMAFILE = 1" in llama_cpp.llama_print_system_info())
 
 
+def is_greedy(sampling: SamplingParams) -> bool:
+    """Whether a reply takes the most likely token at every step (its text must not change with drafts)."""
+    return sampling.temperature <= 0 or sampling.top_k == 1
+
+
 # A draft model's guesses start this long and grow by 2 while all are accepted; after a miss, they are one
 # longer than what was accepted (the same for every sequence: they are checked together, in one pass).
 DRAFT_MODEL_START = 4
-DRAFT_MODEL_MATCH = 32  # the acceptance bucket of the planner's statistics that draft-model guesses count in
 
 
 class Batcher:
@@ -340,12 +344,10 @@ class Batcher:
         # there greedy drafting stops once a sequence holds more than 256 cells (llama.cpp pads to 256).
         self.exact_cells = self.n_ctx_seq if settings.flash_attn is False else min(self.n_ctx_seq, 256)
 
-    def _passes_agree(self) -> bool:
-        """Whether this context gives a text's tokens identical logits decoded one per pass and several per
-        pass (``1 + max_draft`` and 3 tokens per pass), on a scratch sequence that is cleared after."""
-        tokens = self.loaded.tokenize(EXACTNESS_PROBE_TEXT, add_bos=True, special=False)
-        rows = min(self.planner.max_draft + 1, self.n_batch)
-        prefix, text = tokens[:2], tokens[2:2 + rows]
+    def logits_in_passes(self, tokens: list[int], prefix: int, per_pass: int) -> list[np.ndarray] | None:
+        """The logits of every token after the first ``prefix`` of ``tokens``, decoded ``per_pass`` tokens at a
+        time on a scratch sequence (the first slot's, cleared before and after; only before any request);
+        None if llama.cpp refused a pass. The exactness probe and ``scripts/batch_invariance.py`` compare them."""
         batch, seq = self.batch, self.slots[0].seq_id
 
         def decode(chunk: list[int], first: int, logits: bool) -> bool:
@@ -356,34 +358,42 @@ class Batcher:
             batch.n_tokens = len(chunk)
             return llama_cpp.llama_decode(self.ctx, batch) == 0
 
-        def logits_in_passes(per_pass: int) -> list[bytes] | None:
-            llama_cpp.llama_memory_seq_rm(self.memory, seq, -1, -1)
-            if not decode(prefix, 0, False):
-                return None
-            rows_logits: list[bytes] = []
-            for start in range(0, len(text), per_pass):
-                chunk = text[start:start + per_pass]
-                if not decode(chunk, len(prefix) + start, True):
-                    return None
-                rows_logits += [np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.ctx, i),
-                                                      shape=(self.n_vocab,)).tobytes() for i in range(len(chunk))]
-            return rows_logits
-
+        rows: list[np.ndarray] = []
         try:
-            single = logits_in_passes(1)
-            agree = single is not None and all(logits_in_passes(n) == single for n in {rows, 3})
+            llama_cpp.llama_memory_seq_rm(self.memory, seq, -1, -1)
+            if not decode(tokens[:prefix], 0, False):
+                return None
+            for start in range(prefix, len(tokens), per_pass):
+                chunk = tokens[start:start + per_pass]
+                if not decode(chunk, start, True):
+                    return None
+                rows += [np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.ctx, i),
+                                               shape=(self.n_vocab,)).copy() for i in range(len(chunk))]
+            return rows
         finally:
             llama_cpp.llama_memory_seq_rm(self.memory, seq, -1, -1)
+
+    def _passes_agree(self) -> bool:
+        """Whether this context gives a text's tokens identical logits decoded one per pass and several per
+        pass (``1 + max_draft`` and 3 tokens per pass)."""
+        rows = min(self.planner.max_draft + 1, self.n_batch)
+        tokens = self.loaded.tokenize(EXACTNESS_PROBE_TEXT, add_bos=True, special=False)[:2 + rows]
+        single = self.logits_in_passes(tokens, 2, 1)
+        agree = single is not None
+        for per_pass in (rows, 3):
+            batched = self.logits_in_passes(tokens, 2, per_pass) if agree else None
+            agree = batched is not None and all(np.array_equal(a, b) for a, b in zip(single, batched, strict=True))
         log.info("prompt lookup: passes of several tokens %s one-token passes bit for bit; greedy replies %s",
                  "match" if agree else "do not match", "draft too" if agree else "decode one token per pass")
         return agree
 
+    def _can_draft(self, sampling: SamplingParams) -> bool:
+        """Whether a reply sampled so may ever verify drafts: a sampled one always, a greedy one where passes agree."""
+        return not is_greedy(sampling) or self.exact_passes
+
     def _may_draft(self, slot: Slot, run: _Running, rows: int) -> bool:
         """Whether ``run`` may verify drafted tokens this step (``rows``: its token and the most it drafts)."""
-        sampling = run.job.sampling
-        if sampling.temperature > 0 and sampling.top_k != 1:
-            return True
-        return self.exact_passes and len(slot.tokens) + rows <= self.exact_cells
+        return not is_greedy(run.job.sampling) or (self.exact_passes and len(slot.tokens) + rows <= self.exact_cells)
 
     # -- admission -------------------------------------------------------------------------
 
@@ -417,7 +427,8 @@ class Batcher:
         n = self._share_prefix(slot, job.tokens, n)
         slot.running = _Running(job=job, sampler=sampler, pending=job.tokens[n:], cached=n,
                                 scanner=StopScanner(job.stop),
-                                lookup=PromptLookup(job.tokens) if self.prompt_lookup else None)
+                                lookup=(PromptLookup(job.tokens) if self.prompt_lookup and self._can_draft(job.sampling)
+                                        else None))
 
     def _window_kept(self, slot: Slot, n: int) -> bool:
         """Whether the token after the first ``n`` of ``slot`` still finds its sliding window in the cache.
@@ -609,7 +620,7 @@ class Batcher:
                 decoded, drafted = True, len(chunk) - 1
             if run.output_index is not None and not run.pending:
                 self._sample(slot, run, drafted)
-        if decoded and self.drafting:
+        if decoded and self.prompt_lookup and self.draft is None:  # the planner sizes prompt lookup's drafts
             self.planner.observe(n, time.perf_counter() - started)
 
     def _decode_chunks(self, decoding: list[Slot]) -> list[tuple[Slot, list[int]]]:
@@ -637,9 +648,8 @@ class Batcher:
         if self.draft is not None:
             length = min(*limits, self.draft_length)
             guesses = self.draft.propose([(slot.seq_id, [*slot.tokens, chunk[0]]) for slot, chunk in chunks], length)
-            for (slot, chunk), guess in zip(chunks, guesses):
+            for (_, chunk), guess in zip(chunks, guesses):
                 chunk.extend(guess)
-                slot.running.draft_match = DRAFT_MODEL_MATCH  # type: ignore[union-attr]
             return chunks
         found = []
         for slot, limit in zip(decoding, limits):
@@ -677,10 +687,11 @@ class Batcher:
             break
         if not drafted:
             return
-        self.planner.record(run.draft_match, accepted, missed=token is not None and accepted < drafted)
         if self.draft is not None:
             self.draft_length = (min(self.draft_length + 2, self.planner.max_draft) if accepted == drafted
                                  else max(1, accepted + 1))
+        else:
+            self.planner.record(run.draft_match, accepted, missed=token is not None and accepted < drafted)
         self.drafted_tokens += drafted
         self.accepted_tokens += accepted
         keep = confirmed + accepted
