@@ -366,12 +366,13 @@ def simultaneous_new_tokens(llm, model: Path) -> int:
 # The app wheel's portable CPU flags, and nothing that reaches the network: no curl or OpenSSL, and the
 # server's web page neither built with npm nor downloaded (LLAMA_USE_PREBUILT_UI fetches it from a bucket).
 LLAMA_CMAKE_FLAGS = ("-DGGML_NATIVE=off", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
-                     "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_BUILD_UI=OFF",
+                     "-DLLAMA_BUILD_EXAMPLES=ON", "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_BUILD_UI=OFF",
                      "-DLLAMA_USE_PREBUILT_UI=OFF", "-DCMAKE_BUILD_TYPE=Release")
 
 
 def build_llama_targets(targets: tuple[str, ...]) -> tuple[Path | None, str]:
-    """llama.cpp programs (``llama-bench``, ``llama-server``...) from the pinned sdist: (bin dir, or None and why).
+    """llama.cpp programs (``llama-bench``, ``llama-server``, ``llama-lookup``...) from the pinned sdist: (bin dir,
+    or None and why).
 
     Built once into the bench cache with the app's CPU flags; never ``GGML_NATIVE=on``, which dies with
     SIGILL on VMs whose cpuinfo lists instructions they do not run. A target missing from an earlier

@@ -8,8 +8,8 @@ with ``--spec-draft-n-max`` N and 0 on the same prompt (and whether its own two 
 Targets (issue 26): document answer >= 1.5x with lookup, story >= 0.97x, and the engine's gain
 >= 0.9x of llama-lookup's.
 
-``llama-lookup`` is built once into ~/.cache/webui-bench/build-lookup from the pinned sdist with the
-CMake flags the installed llama-cpp-python was built with (the venv's install record), so both sides
+``llama-lookup`` is built once by ``scripts/bench.py``'s build helper into ~/.cache/webui-bench/build, from the
+pinned sdist with the app's portable CPU flags, beside the other baselines, so both sides
 run the same kernels. Compare ratios from one run: the machine may be shared.
 
     .venv/bin/python scripts/bench_lookup.py [--model PATH] [--tokens 200] [--rounds 3] [--threads 2] [--draft-max 16]
@@ -18,10 +18,8 @@ run the same kernels. Compare ratios from one run: the machine may be shared.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -30,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench  # noqa: E402 - the cache folder and the pinned llama-cpp-python version are shared
+import bench  # noqa: E402 - its build helper makes llama-lookup beside the other baselines
 
 PASSAGE = ("The reading room of the Hallam Library opens at nine in the morning and closes at six in the evening. "
            "Visitors must sign the register at the front desk and leave coats and bags in the lockers by the stairs. "
@@ -42,49 +40,6 @@ PROMPTS = {
                        "word for word, then say which of them is about rare books.",
     "free story": "Write a long story about a dragon who learns to bake bread.",
 }
-
-
-def installed_cmake_args() -> str:
-    """The CMake flags of the installed llama-cpp-python, from the launcher's install record in the venv."""
-    from webui import hardware
-
-    try:
-        record = json.loads((Path(sys.prefix) / ".webui-install.json").read_text())
-        return str(record["llama_build"]["cmake_args"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return hardware.CPU_PORTABLE_CMAKE_ARGS
-
-
-def lookup_tool() -> tuple[Path | None, str]:
-    """``llama-lookup`` built from the pinned sdist with the app's CMake flags: (path, or None and why)."""
-    cmake_args = installed_cmake_args()
-    build = bench.CACHE / "build-lookup"
-    tool = build / "bin" / "llama-lookup"
-    stamp = build / "webui-cmake-args"
-    if tool.exists() and stamp.exists() and stamp.read_text() == cmake_args:
-        return tool, "cached"
-    if not shutil.which("cmake"):
-        return None, "cmake is not installed"
-    bench.CACHE.mkdir(parents=True, exist_ok=True)
-    sdist = bench.CACHE / f"llama_cpp_python-{bench.LLAMA_CPP_VERSION}.tar.gz"
-    source = bench.CACHE / f"llama_cpp_python-{bench.LLAMA_CPP_VERSION}" / "vendor" / "llama.cpp"
-    steps = []
-    if not sdist.exists():
-        steps.append([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
-                      f"llama-cpp-python=={bench.LLAMA_CPP_VERSION}", "-d", str(bench.CACHE)])
-    if not source.exists():
-        steps.append(["tar", "xzf", str(sdist), "-C", str(bench.CACHE)])
-    steps.append(["cmake", "-S", str(source), "-B", str(build), *cmake_args.split(), "-DLLAMA_CURL=OFF",
-                  "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=ON", "-DLLAMA_BUILD_SERVER=OFF",
-                  "-DLLAMA_BUILD_TOOLS=OFF", "-DCMAKE_BUILD_TYPE=Release"])
-    steps.append(["cmake", "--build", str(build), "-j", str(os.cpu_count() or 2), "--target", "llama-lookup"])
-    print(f"building llama-lookup into {build} with {cmake_args} (once; several minutes)...", flush=True)
-    with (bench.CACHE / "build-lookup.log").open("a") as log:
-        for step in steps:
-            if subprocess.run(step, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
-                return None, f"'{' '.join(step[:3])} ...' failed; see {bench.CACHE / 'build-lookup.log'}"
-    stamp.write_text(cmake_args)
-    return tool, "built"
 
 
 # The sampling of a document answer in the app (the "Document answers (RAG)" preset), and greedy decoding.
@@ -167,7 +122,8 @@ def main() -> int:
     sampling = SAMPLINGS[args.sampling]
     model = (args.model or embedded_model_path()).resolve()
     flash_attn = resolve_flash_attn(parse_flash_attn_choice(args.flash_attn), 0, "f16", hardware.detect())
-    tool, why = lookup_tool()
+    bin_dir, why = bench.build_llama_targets(("llama-lookup",))
+    tool = bin_dir / "llama-lookup" if bin_dir is not None else None
 
     engines = {}
     for lookup in (False, True):
