@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -10,20 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.scripts import loaded_script
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATUS = Path(__file__).parent / "data" / "bench" / "status-cpu.json"  # GET /status of the app on this CPU box
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench", REPO_ROOT / "scripts" / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench"] = module  # its dataclasses look their module up while being made
-    try:
-        spec.loader.exec_module(module)
+    with loaded_script("bench") as module:
         yield module
-    finally:
-        sys.modules.pop("bench", None)
 
 
 def test_offload_comes_from_the_recorded_status_of_a_cpu_app(bench) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.scripts import loaded_script
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # GuideLLM 0.8.1's JSON report of concurrency 2 against the app (Gemma 3 270M, 4 requests of 200 prompt and
@@ -18,16 +19,8 @@ REPORT = Path(__file__).parent / "data" / "bench" / "guidellm-0.8.1-concurrent-2
 
 @pytest.fixture(scope="module")
 def serving():
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))  # as the script itself does, to import bench's build helper
-    spec = importlib.util.spec_from_file_location("bench_serving", REPO_ROOT / "scripts" / "bench_serving.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_serving"] = module  # its dataclasses look their module up while being made
-    try:
-        spec.loader.exec_module(module)
+    with loaded_script("bench_serving") as module:
         yield module
-    finally:
-        sys.modules.pop("bench_serving", None)
-        sys.path.remove(str(REPO_ROOT / "scripts"))
 
 
 def level(serving, concurrency: int, tokens_per_s: float, p50: float, p95: float):

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
+from tests.support.scripts import loaded_script
 from tests.unit.test_citations import passage
 from webui.rag.citations import NOT_SUPPORTED_MESSAGE
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def evaluation():
-    spec = importlib.util.spec_from_file_location("eval_retrieval", REPO_ROOT / "scripts" / "eval_retrieval.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["eval_retrieval"] = module  # its dataclasses look their module up while being made
-    try:
-        spec.loader.exec_module(module)
+    with loaded_script("eval_retrieval") as module:
         yield module
-    finally:
-        sys.modules.pop("eval_retrieval", None)
 
 
 GIVEN = [
