@@ -45,6 +45,14 @@ def minilm_path() -> Path:
     return Path(get_model_path())
 
 
+@pytest.fixture(scope="session")
+def cross_encoder_path(tmp_path_factory: pytest.TempPathFactory, minilm_path: Path) -> Path:
+    """A small seeded cross-encoder folder (tests/support/cross_encoders.py): what a reranker download brings."""
+    from tests.support.cross_encoders import make_cross_encoder
+
+    return make_cross_encoder(tmp_path_factory.mktemp("cross-encoder"), minilm_path)
+
+
 @pytest.fixture()
 def models_dir(tmp_path: Path) -> Path:
     path = tmp_path / "models"

@@ -186,7 +186,7 @@ def hub_offline() -> bool:
     return _env_true("HF_HUB_OFFLINE") or constants.is_offline_mode()
 
 
-def _endpoint(endpoint: str | None) -> str:
+def resolve_endpoint(endpoint: str | None) -> str:
     return (endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
@@ -195,7 +195,7 @@ def _endpoint(endpoint: str | None) -> str:
 
 
 @contextmanager
-def _hub_errors(repo_id: str, filename: str | None, endpoint: str) -> Iterator[None]:
+def hub_errors(repo_id: str, filename: str | None, endpoint: str) -> Iterator[None]:
     """Translate the hub client's exceptions into one-sentence DownloadErrors."""
     what = f"'{filename}' from {repo_id}" if filename else repo_id
     try:
@@ -217,7 +217,7 @@ def _hub_errors(repo_id: str, filename: str | None, endpoint: str) -> Iterator[N
         raise DownloadError(f"The hub refused {what} (HTTP {status}).") from exc
 
 
-def _check_online(repo_id: str, endpoint: str) -> None:
+def check_online(repo_id: str, endpoint: str) -> None:
     if hub_offline():
         raise HubUnreachable(
             f"Offline mode is on (HF_HUB_OFFLINE), so {repo_id} cannot be reached at {endpoint}."
@@ -230,9 +230,9 @@ def _check_online(repo_id: str, endpoint: str) -> None:
 
 def list_gguf_files(repo_id: str, *, endpoint: str | None = None) -> list[RemoteGguf]:
     """The GGUF models in a hub repository with sizes, sha256s and quant labels, smallest first."""
-    endpoint = _endpoint(endpoint)
-    _check_online(repo_id, endpoint)
-    with _hub_errors(repo_id, None, endpoint):
+    endpoint = resolve_endpoint(endpoint)
+    check_online(repo_id, endpoint)
+    with hub_errors(repo_id, None, endpoint):
         api = HfApi(endpoint=endpoint)
         # One plain request first: the tree listing retries a refused connection with back-off
         # (about 20 s), which a user pressing "List files" with the cable out should not sit through.
@@ -290,7 +290,7 @@ def search_gguf_repos(
     One plain request with a short timeout comes first: ``list_models`` retries a refused or silent
     connection with back-off for about 20 s, and an offline machine should hear so at once.
     """
-    endpoint = _endpoint(endpoint)
+    endpoint = resolve_endpoint(endpoint)
     query = (query or "").strip()
     if not query:
         raise DownloadError("Type part of a model's name to search for, e.g. qwen3.")
@@ -300,7 +300,7 @@ def search_gguf_repos(
 
     def files_of(repo_id: str) -> HubRepoGgufs | None:
         try:
-            with _hub_errors(repo_id, None, endpoint):
+            with hub_errors(repo_id, None, endpoint):
                 info = api.model_info(repo_id, files_metadata=True, timeout=timeout)
         except HubUnreachable:
             raise
@@ -309,7 +309,7 @@ def search_gguf_repos(
             return None
         return HubRepoGgufs(repo_id, tuple(gguf_files_of(info.siblings)))
 
-    with _search_errors(endpoint), _hub_errors(f"a search for '{query}'", None, endpoint):
+    with _search_errors(endpoint), hub_errors(f"a search for '{query}'", None, endpoint):
         probe = {"search": query, "filter": "gguf", "limit": 1}
         hf_raise_for_status(get_session().get(f"{endpoint}/api/models", params=probe, timeout=timeout))
         found = [model.id for model in api.list_models(search=query, filter="gguf", sort="downloads", limit=limit)]
@@ -325,7 +325,7 @@ def search_gguf_repos(
 def _remote_part(repo_id: str, filename: str, endpoint: str, headers: dict[str, str]) -> _RemotePart:
     """HEAD one file: where its bytes are, its size and LFS sha256 (from paths-info if the ETag is not one)."""
     url = hf_hub_url(repo_id, filename, endpoint=endpoint)
-    with _hub_errors(repo_id, filename, endpoint):
+    with hub_errors(repo_id, filename, endpoint):
         meta = get_hf_file_metadata(
             url, headers=headers, endpoint=endpoint, timeout=constants.HF_HUB_ETAG_TIMEOUT
         )
@@ -468,8 +468,8 @@ def download_gguf(
     sha256; partial data is kept in a hidden folder so a later call resumes with a Range request.
     A terminal progress bar is shown when ``progress`` is None.
     """
-    endpoint = _endpoint(endpoint)
-    _check_online(repo_id, endpoint)
+    endpoint = resolve_endpoint(endpoint)
+    check_online(repo_id, endpoint)
     models_dir.mkdir(parents=True, exist_ok=True)
     names = split_parts(filename)
     finals = [models_dir / PurePosixPath(name).name for name in names]
@@ -493,7 +493,7 @@ def download_gguf(
             target = partial_path(models_dir, part.filename, part.sha256)
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                with WeakFileLock(f"{target}.lock", timeout=0.5), _hub_errors(repo_id, part.filename, endpoint):
+                with WeakFileLock(f"{target}.lock", timeout=0.5), hub_errors(repo_id, part.filename, endpoint):
                     _drop_stale_partials(target)
                     _fetch_part_with_restart(part, target, headers, bar, cancel)
             except TimeoutError as exc:  # filelock.Timeout subclasses TimeoutError

@@ -1,8 +1,9 @@
 """Reranking: rescore the best retrieved candidates with a cross-encoder, when one is on disk.
 
 No cross-encoder is packaged for offline use on PyPI (the rerank packages there fetch their models
-from the Hugging Face hub at run time), so this is off unless the user points --reranker-model at
-a local sentence-transformers CrossEncoder folder. scripts/eval_retrieval.py measures it.
+from the Hugging Face hub at run time), so this is off until an admin downloads one in the Models
+tab (webui/models/rerankers.py) or points --reranker-model at a local sentence-transformers
+CrossEncoder folder. scripts/eval_retrieval.py measures it.
 Checked and not used: flashrank and rerankers download from the hub; small-hybrid-reranker 0.2.1
 ships a LightGBM ranker as a joblib pickle (code run on load) but fetches its embedding model
 (cnmoro/static-nomic-384-pten-v2, through model2vec) from the hub too, and declares no licence.
@@ -49,10 +50,11 @@ class CrossEncoderReranker:
             try:
                 self._model = in_own_thread(
                     lambda: CrossEncoder(self.name, device=self._device, local_files_only=True))
-            except (OSError, ValueError) as exc:
+            except Exception as exc:  # a missing folder, a damaged file: any reason reads the same to the user
                 raise RerankerError(
-                    f"The reranking model '{self.name}' is not available offline; point "
-                    "--reranker-model at a local cross-encoder folder or leave it unset."
+                    f"The reranking model '{self.name}' could not be loaded ({type(exc).__name__}); "
+                    "download it again in the Models tab, or point --reranker-model at a local "
+                    "cross-encoder folder."
                 ) from exc
         return self._model
 

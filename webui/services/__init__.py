@@ -24,6 +24,7 @@ from webui.services.documents import DocumentService
 from webui.services.models import ModelService, flash_attn_choice
 from webui.services.notebook import CompletionUpdate, NotebookService
 from webui.services.presets import AppliedPreset, PresetService
+from webui.services.rerankers import RerankerService
 from webui.services.streaming import UpdatePacer
 from webui.services.summaries import SummaryService
 from webui.services.tools import ToolsService, TurnRequest
@@ -31,7 +32,7 @@ from webui.services.users import UserService
 
 __all__ = [
     "LOCAL_USER", "AppliedPreset", "ChatService", "CompletionUpdate", "DocumentQuery", "DocumentService",
-    "NotAuthorized", "NotebookService", "PresetService", "ReplyUpdate", "Services", "ToolsService", "TurnRequest",
+    "NotAuthorized", "NotebookService", "PresetService", "RerankerService", "ReplyUpdate", "Services", "ToolsService", "TurnRequest",
     "UserService",
 ]
 
@@ -47,7 +48,9 @@ class Services:
         self._users = UserStore(settings.users_file)
         self.models = ModelService(settings, hardware, engine)  # the Models tab, the picker and the API
         self._presets = PresetStore(settings.presets_dir)
-        self.document_actions = DocumentService(settings)  # the Documents tab's actions
+        # The reranker for document answers (the Models tab picks it; every document search asks it).
+        self.rerankers = RerankerService(settings)
+        self.document_actions = DocumentService(settings, rerankers=self.rerankers)  # the Documents tab's actions
         pacer = UpdatePacer()  # chat and notebook replies streaming at once share the page's redraws
         self.chat = ChatService(engine, self._history, documents=self.document_actions, presets=self._presets,
                                 pacer=pacer)

@@ -26,7 +26,7 @@ from webui.rag import (
 )
 from webui.rag.embeddings import Embedder
 from webui.rag.evaluation import EXAMPLE_QUESTIONS_CSV
-from webui.rag.rerank import CrossEncoderReranker, Reranker
+from webui.services.rerankers import RerankerService
 from webui.rag.settings import RetrievalSettings
 from webui.services.access import NotAuthorized
 from webui.services.retrieval_eval import (
@@ -184,20 +184,18 @@ class IngestTurns:
         return len(mine)
 
 
-def _reranker(settings: Settings) -> Reranker | None:
-    """The cross-encoder named by --reranker-model; none by default (none is packaged offline)."""
-    return CrossEncoderReranker(settings.reranker_model) if settings.reranker_model else None
-
-
 class DocumentService:
     """The document library, opened on first use: Chroma and the embedding model are slow to load."""
 
     def __init__(
-        self, settings: Settings, *, embedder: Embedder | None = None, embed_batch: int | None = None
+        self, settings: Settings, *, embedder: Embedder | None = None, embed_batch: int | None = None,
+        rerankers: RerankerService | None = None,
     ) -> None:
         """``embedder`` lets several libraries (tests, tools) share one loaded model; ``embed_batch``
-        sets the chunks per turn (tests use a few, to see turns taken within a small file)."""
+        sets the chunks per turn (tests use a few, to see turns taken within a small file);
+        ``rerankers`` says which cross-encoder rescores passages (the Models tab's pick)."""
         self._settings = settings
+        self._rerankers = rerankers if rerankers is not None else RerankerService(settings)
         self._embedder = embedder
         self._embed_batch = embed_batch
         self._library: DocumentLibrary | None = None
@@ -221,11 +219,12 @@ class DocumentService:
                     embedding_model=self._settings.embedding_model,
                     max_file_mb=self._settings.max_upload_mb,
                     embedder=self._embedder,
-                    reranker=_reranker(self._settings),
                     chroma_server=(ChromaServer(self._settings.chroma_url, self._settings.chroma_token)
                                    if self._settings.chroma_url else None),
                     **({"embed_batch": self._embed_batch} if self._embed_batch else {}),
                 )
+            # Picked or removed in the Models tab at any time; the next search uses what is current.
+            self._library.reranker = self._rerankers.current()
             return self._library
 
     def _never_used(self) -> bool:
@@ -294,7 +293,7 @@ class DocumentService:
 
     def retrieval_choices(self) -> list[str]:
         """What "Measure retrieval" can compare a collection's current settings with."""
-        return [c.label for c in comparison_choices(reranker=bool(self._settings.reranker_model))]
+        return [c.label for c in comparison_choices(reranker=self._rerankers.current() is not None)]
 
     def evaluate_retrieval(
         self, user: User, collection: str, questions_file: Path, alternative: str,

@@ -45,6 +45,7 @@ from webui.ui.model_finder import (
     pick_found,
     pick_recommendation,
 )
+from webui.ui.rerankers import build_reranker_panel
 
 SHARED_HEADERS = ["Model", "In use", "Runs on", "Size", "Quantization", "Context"]
 LOCAL_HEADERS = ["File", "Loaded", "Architecture", "Parameters", "Quantization", "Trained context", "Size",
@@ -491,3 +492,5 @@ def _build_managing_controls(services: Services) -> None:
     query.submit(as_user(finder.search), [query], [found_table, search_status])
     found_table.select(pick_found, [found_table], [repo, remote_pick, download_status], queue=False)
     cancel.click(as_user(handlers.do_cancel), [job_id], [download_status], queue=False)
+
+    build_reranker_panel(services)

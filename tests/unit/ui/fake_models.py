@@ -19,6 +19,7 @@ from webui.services.models import (
     Recommendation,
     RemoteModelFile,
 )
+from webui.services.rerankers import RerankerState
 from webui.services.types import User
 
 from tests.unit.ui.fakes import FakeServices
@@ -158,10 +159,57 @@ class FakeModelService:
 
 
 @dataclass
+class FakeRerankerService:
+    """The reranker choice in memory; a download reports two progress steps, or raises ``download_error``."""
+
+    installed: list[str] = field(default_factory=list)
+    in_use: str | None = None
+    flag: str | None = None
+    download_error: Exception | None = None
+
+    def _admin(self, user: User) -> None:
+        if not user.is_admin:
+            raise NotAuthorized("Only an admin can change the reranker.")
+
+    def state(self, user: User) -> RerankerState:
+        self._admin(user)
+        return RerankerState(in_use=self.flag or self.in_use, set_by_flag=self.flag is not None,
+                             installed=tuple(self.installed))
+
+    def use(self, user: User, name: str | None) -> RerankerState:
+        self._admin(user)
+        self.in_use = name
+        return self.state(user)
+
+    def download(self, user: User, repo_id: str, *, progress: Callable[[int, int], None] | None = None
+                 ) -> RerankerState:
+        self._admin(user)
+        if self.download_error is not None:
+            raise self.download_error
+        if progress is not None:
+            progress(0, 2_000_000)
+            progress(2_000_000, 2_000_000)
+        name = repo_id.replace("/", "--")
+        self.installed.append(name)
+        return self.use(user, name)
+
+    def cancel_download(self, user: User) -> bool:
+        self._admin(user)
+        return False
+
+    def delete(self, user: User, name: str) -> RerankerState:
+        self._admin(user)
+        self.installed.remove(name)
+        self.in_use = None if self.in_use == name else self.in_use
+        return self.state(user)
+
+
+@dataclass
 class ModelServices(FakeServices):
     """FakeServices with the model service the Models tab calls."""
 
     models: FakeModelService = field(default_factory=FakeModelService)
+    rerankers: FakeRerankerService = field(default_factory=FakeRerankerService)
 
 
 def model_services(*file_names: str, loaded: str | None = None) -> ModelServices:
