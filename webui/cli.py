@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "[WEBUI_EMBEDDING_MODEL]")
     parser.add_argument("--reranker-model", default=_env("RERANKER_MODEL"),
                         help="local sentence-transformers cross-encoder folder that rescores document "
-                        "passages (off by default) [WEBUI_RERANKER_MODEL]")
+                        "passages, over the Models tab's pick (off by default) [WEBUI_RERANKER_MODEL]")
     parser.add_argument("--chroma-url", default=_env("CHROMA_URL"),
                         help="a Chroma server (chroma run ...) for the document library instead of the local "
                         "database under the data dir [WEBUI_CHROMA_URL]")

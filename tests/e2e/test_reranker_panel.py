@@ -31,6 +31,7 @@ def test_download_a_reranker_pick_it_and_turn_it_off(page, tmp_path: Path, smoll
             page.get_by_text("Reranker for documents").click()
             status = page.locator("#rerankers-status")
             status.get_by_text("no reranker is downloaded").wait_for()
+            assert app.status()["documents"] == {"reranker": None}
 
             repo = page.locator("#rerankers-repo textarea, #rerankers-repo input").first
             fill_settled(page, repo, "local-test/missing")
@@ -55,5 +56,6 @@ def test_download_a_reranker_pick_it_and_turn_it_off(page, tmp_path: Path, smoll
             page.get_by_role("option", name=NAME, exact=True).click()
             status.get_by_text(f"In use: {NAME}").wait_for()
             assert json.loads(choice.read_text())["reranker"] == NAME
+            assert app.status()["documents"] == {"reranker": NAME}
             assert app.status()["model"]["file"] == smollm_path.name, "the chat model is untouched"
     assert any(r.path.endswith("model.safetensors") for r in hub.requests), "the weights came from the hub"

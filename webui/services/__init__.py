@@ -114,6 +114,8 @@ class Services:
                       "prompt_lookup": lookup.as_dict() if lookup else None} if info else None,
             "hardware": self.hardware.as_dict(),
             "queue": {"waiting": self._engine.queue_length, "parallel": self._engine.parallel},
+            # The cross-encoder document searches are reranked with (None: off, the default).
+            "documents": {"reranker": self.rerankers.in_use_name()},
         }
 
 

@@ -68,6 +68,11 @@ class RerankerService:
                 self._loaded = CrossEncoderReranker(path)
             return self._loaded
 
+    def in_use_name(self) -> str | None:
+        """The reranker in use by name only (a folder's last part, never a path): for /status."""
+        path = self._path()
+        return Path(path).name if path else None
+
     def state(self, user: User) -> RerankerState:
         _require_admin(user)
         with self._lock:
