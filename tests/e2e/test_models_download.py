@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.app_server import running_app
+from tests.support.app_server import app_with_hub
 from tests.support.fakehub import FakeHub
 from tests.support.ui import fill_settled
 
@@ -21,9 +21,7 @@ def test_list_download_and_verify_from_the_models_tab(page, tmp_path: Path, smol
     with FakeHub({REPO: {GOOD: smollm_path, BAD: smollm_path}}) as hub:
         hub.sha256_override[(REPO, BAD)] = "0" * 64
         hub.bytes_per_second = 40_000_000  # slow enough to watch the bar move
-        args = ["--model", str(smollm_path), "--models-dir", str(tmp_path / "models"),
-                "--data-dir", str(tmp_path / "data"), "--ctx-size", "1024"]
-        with running_app(tmp_path, args, env={"HF_ENDPOINT": hub.endpoint}, drop_env=("HF_HUB_OFFLINE",)) as app:
+        with app_with_hub(tmp_path, smollm_path, hub.endpoint) as app:
             page.goto(app.url)
             page.get_by_role("tab", name="Models").click()
             page.get_by_text("Download from the hub").click()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.app_server import running_app
+from tests.support.app_server import app_with_hub
 from tests.support.fakehub import FakeHub
 from tests.support.team import PASSWORDS, team_app
 from tests.support.ui import fill_settled, log_in
@@ -45,9 +45,7 @@ def test_recommended_download_search_and_an_offline_hub(browser, tmp_path: Path,
     repos = {SMALLEST_REPO: {SMALLEST: smollm_path}, SEARCH_REPO: {Q4: smollm_path, Q8: smollm_path}}
     size_mb = f"{smollm_path.stat().st_size / 2**20:.0f} MB"
     with FakeHub(repos) as hub:
-        args = ["--model", str(smollm_path), "--models-dir", str(tmp_path / "models"),
-                "--data-dir", str(tmp_path / "data"), "--ctx-size", "1024"]
-        with running_app(tmp_path, args, env={"HF_ENDPOINT": hub.endpoint}, drop_env=("HF_HUB_OFFLINE",)) as app:
+        with app_with_hub(tmp_path, smollm_path, hub.endpoint) as app:
             context = browser.new_context(viewport=LAPTOP)
             page = context.new_page()
             page.set_default_timeout(30_000)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.app_server import running_app
+from tests.support.app_server import app_with_hub
 from tests.support.cross_encoders import repo_files
 from tests.support.fakehub import FakeHub
 from tests.support.ui import fill_settled
@@ -23,9 +23,7 @@ def test_download_a_reranker_pick_it_and_turn_it_off(page, tmp_path: Path, smoll
                                                      cross_encoder_path: Path) -> None:
     with FakeHub({REPO: repo_files(cross_encoder_path)}) as hub:
         hub.bytes_per_second = 2_000_000  # slow enough to see the progress line
-        args = ["--model", str(smollm_path), "--models-dir", str(tmp_path / "models"),
-                "--data-dir", str(tmp_path / "data"), "--ctx-size", "1024"]
-        with running_app(tmp_path, args, env={"HF_ENDPOINT": hub.endpoint}, drop_env=("HF_HUB_OFFLINE",)) as app:
+        with app_with_hub(tmp_path, smollm_path, hub.endpoint) as app:
             page.goto(app.url)
             page.get_by_role("tab", name="Models").click()
             page.get_by_text("Reranker for documents").click()

@@ -116,3 +116,13 @@ def running_app(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def app_with_hub(workdir: Path, model: Path, hub_endpoint: str) -> Iterator[RunningApp]:
+    """The app on ``model`` (context 1024) with models and data under ``workdir``, its hub at
+    ``hub_endpoint`` (a FakeHub) and the tests' offline switch lifted, so downloads reach that hub."""
+    args = ["--model", str(model), "--models-dir", str(workdir / "models"),
+            "--data-dir", str(workdir / "data"), "--ctx-size", "1024"]
+    with running_app(workdir, args, env={"HF_ENDPOINT": hub_endpoint}, drop_env=("HF_HUB_OFFLINE",)) as app:
+        yield app
