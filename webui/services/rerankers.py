@@ -17,6 +17,7 @@ from webui.config import Settings
 from webui.models.download import DownloadError, ProgressCallback
 from webui.models.rerankers import (
     SUGGESTED_RERANKERS,
+    cross_encoder_problem,
     delete_reranker,
     download_reranker,
     installed_rerankers,
@@ -54,8 +55,10 @@ class RerankerService:
     def _path(self) -> str | None:
         if self._settings.reranker_model:
             return self._settings.reranker_model
-        if self._choice and self._choice in installed_rerankers(self._settings.models_dir):
-            return str(rerankers_dir(self._settings.models_dir) / self._choice)
+        if self._choice:  # checked on every search, so only the picked folder is read
+            folder = rerankers_dir(self._settings.models_dir) / self._choice
+            if cross_encoder_problem(folder) is None:
+                return str(folder)
         return None
 
     def current(self) -> Reranker | None:
