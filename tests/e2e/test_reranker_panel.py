@@ -55,5 +55,13 @@ def test_download_a_reranker_pick_it_and_turn_it_off(page, tmp_path: Path, smoll
             status.get_by_text(f"In use: {NAME}").wait_for()
             assert json.loads(choice.read_text())["reranker"] == NAME
             assert app.status()["documents"] == {"reranker": NAME}
+
+            # The page was built before the download: Measure retrieval now offers the comparison too.
+            page.get_by_role("tab", name="Documents").click()
+            page.get_by_text("Measure retrieval").click()
+            page.get_by_label("Compare with").click()
+            page.get_by_role("option", name="Hybrid without the reranker").wait_for()
+            page.keyboard.press("Escape")
+            page.get_by_role("tab", name="Models").click()
             assert app.status()["model"]["file"] == smollm_path.name, "the chat model is untouched"
     assert any(r.path.endswith("model.safetensors") for r in hub.requests), "the weights came from the hub"

@@ -56,12 +56,18 @@ class RetrievalEvalHandlers:
             user, collection, paths[0], alternative, progress=progress)
         return summary_line(evaluation), score_rows(evaluation), missed_rows(evaluation)
 
+    def compare_choices(self, current: str | None) -> Any:
+        """The Compare list as it is now: a reranker picked or removed in the Models tab adds or
+        drops "Hybrid without the reranker" (the current pick kept while it is still offered)."""
+        choices = self.services.document_actions.retrieval_choices()
+        return gr.update(choices=choices, value=current if current in choices else choices[0])
+
 
 def build_retrieval_eval(services: Services, collection: gr.Dropdown) -> None:
     """A closed accordion measuring the chosen collection; placed under the document list."""
     documents = services.document_actions
     choices = documents.retrieval_choices()
-    with gr.Accordion("Measure retrieval", open=False, elem_id="retrieval-eval"):
+    with gr.Accordion("Measure retrieval", open=False, elem_id="retrieval-eval") as panel:
         gr.Markdown(HELP)
         with gr.Row():
             questions = gr.File(label="Question CSV", file_types=[".csv"], type="filepath",
@@ -86,3 +92,4 @@ def build_retrieval_eval(services: Services, collection: gr.Dropdown) -> None:
                             lambda fraction, caption: progress(fraction, desc=caption))
 
     run.click(measure, [collection, questions, alternative], [status, scores, missed], show_progress_on=[status])
+    panel.expand(handlers.compare_choices, [alternative], [alternative], queue=False)

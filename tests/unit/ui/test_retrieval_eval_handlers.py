@@ -68,3 +68,14 @@ def test_a_refused_run_says_why_and_keeps_the_last_tables(
     assert RetrievalEvalHandlers(fake).run("bob", collection, upload, alternative) == (
         f"**Not measured:** {sentence}", UNCHANGED, UNCHANGED)
     assert toasts == [("warning", sentence)]
+
+
+def test_the_compare_list_follows_a_reranker_picked_or_removed_since_the_page_loaded() -> None:
+    fake = team()
+    offered = ["Vector only", "Hybrid without the reranker", "Hybrid, k 8"]
+    fake.document_actions.retrieval_choices = lambda: offered  # type: ignore[attr-defined]
+    handlers = RetrievalEvalHandlers(fake)
+    assert handlers.compare_choices("Hybrid, k 8") == {"__type__": "update", "choices": offered,
+                                                       "value": "Hybrid, k 8"}
+    offered.remove("Hybrid without the reranker")  # the reranker was turned off
+    assert handlers.compare_choices("Hybrid without the reranker")["value"] == "Vector only"
