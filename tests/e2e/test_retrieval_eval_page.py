@@ -36,6 +36,9 @@ def replace_question_file(page, path: Path) -> None:
     upload_files(page, "eval-questions", path)
 
 
+CHUNKS = "Chunks of 100 tokens (the files chunked again: slower)"
+
+
 def test_the_panel_shows_hit_rates_and_misses_and_a_bad_csv_its_sentence(
     tmp_path: Path, smollm_path: Path, page, page_screenshots: Path
 ) -> None:
@@ -72,11 +75,20 @@ def test_the_panel_shows_hit_rates_and_misses_and_a_bad_csv_its_sentence(
         missed = shown_rows(page, "eval-missed", 2)  # at least the bakery question, once per choice
         page.locator("#retrieval-eval").screenshot(path=str(page_screenshots / "measure-retrieval-1280.png"))
 
+        # A chunk size: the files are chunked again in a hidden copy; the collection list stays as it was.
+        page.locator("#eval-alternative input").click()
+        page.get_by_role("option", name=CHUNKS).click()
+        page.locator("#eval-run").click()
+        page.locator("#eval-scores", has_text=CHUNKS).wait_for(timeout=180_000)
+        chunk_scores = shown_rows(page, "eval-scores", 2)
+
     # The same questions on the same collection, through the service the page calls.
     service = DocumentService(Settings(data_dir=tmp_path / "data"))
     evaluation = service.evaluate_retrieval(LOCAL_USER, "Home", questions, "Keyword only")
     assert scores == score_rows(evaluation)
     assert scores[0][0] == "Current settings (hybrid, k 5, cut-off 0.21)" and scores[1][0] == "Keyword only"
     assert missed == missed_rows(evaluation)
+    assert chunk_scores == score_rows(service.evaluate_retrieval(LOCAL_USER, "Home", questions, CHUNKS))
+    assert [c.name for c in service.collections(LOCAL_USER.id)] == ["Home"]
     assert ["Current settings (hybrid, k 5, cut-off 0.21)", "When does the bakery open on weekdays?",
             '"seven in the morning" in bakery.html', "not in top 10"] in [row[:4] for row in missed]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from webui.config import Settings
 from webui.rag.embeddings import Embedder
 from webui.rag.errors import CollectionNotFoundError
 from webui.rag.evaluation import QuestionFileError, first_hit, parse_questions
+from webui.rag.library import MEASURING_OWNER_PREFIX
 from webui.services import NotAuthorized
 from webui.services.documents import DocumentService
 from webui.services.retrieval_eval import missed_rows, score_rows
@@ -85,3 +87,32 @@ def test_a_bad_question_file_is_refused_and_the_collection_is_left_as_it_was(
     with pytest.raises(QuestionFileError, match="needs a 'question' column and an 'expected_text' or 'expected_file'"):
         documents.evaluate_retrieval(ALICE, "home", bad, "Vector only")
     assert documents.documents(ALICE.id, "home") == before
+
+
+def test_a_chunk_size_is_measured_on_a_hidden_copy_that_is_removed_and_the_collection_is_unchanged(
+    documents: DocumentService, tmp_path: Path
+) -> None:
+    csv = write_questions(tmp_path / "upload")
+    before = (documents.documents(ALICE.id, "home"), documents.retrieval_settings(ALICE.id, "home"),
+              [c.chunks for c in documents.collections(ALICE.id)])
+    label = "Chunks of 100 tokens (the files chunked again: slower)"
+    captions: list[str] = []
+    evaluation = documents.evaluate_retrieval(ALICE, "home", csv, label,
+                                              progress=lambda fraction, caption: captions.append(caption))
+
+    # The same files added by hand to a collection of 100-token chunks rank each answer the same.
+    settings = documents.retrieval_settings(ALICE.id, "home")
+    documents.create(ALICE, "small chunks")
+    documents.update_retrieval_settings(ALICE.id, "small chunks", replace(
+        settings, chunk_tokens=100, overlap_tokens=settings.overlap_tokens * 100 // settings.chunk_tokens))
+    assert all(o.ok for o in documents.ingest(ALICE.id, "small chunks", write_documents(tmp_path / "again")))
+    for outcome in evaluation.alternative.outcomes:
+        found = documents.library.retrieve(ALICE.id, outcome.question.question, ["small chunks"], k=10)
+        assert outcome.rank == first_hit(found, outcome.question)
+    assert evaluation.alternative.label == label and "chunking file 1 of 3 again" in " ".join(captions)
+
+    documents.delete(ALICE.id, "small chunks")
+    assert (documents.documents(ALICE.id, "home"), documents.retrieval_settings(ALICE.id, "home"),
+            [c.chunks for c in documents.collections(ALICE.id)]) == before
+    assert not [c for c in documents.library.store.list() if c.owner.startswith(MEASURING_OWNER_PREFIX)]
+    assert not any(p.name.startswith(MEASURING_OWNER_PREFIX) for p in (tmp_path / "data" / "uploads").iterdir())

@@ -142,7 +142,10 @@ def test_measure_ranks_every_question_reports_progress_and_lists_the_misses() ->
 
 def test_the_reranker_is_offered_only_when_one_is_configured() -> None:
     plain = [c.label for c in comparison_choices(reranker=False)]
-    assert plain == ["Vector only", "Keyword only", "Hybrid, k 3", "Hybrid, k 8", "Hybrid, k 10"]
+    assert plain == ["Vector only", "Keyword only", "Hybrid, k 3", "Hybrid, k 8", "Hybrid, k 10",
+                     "Chunks of 100 tokens (the files chunked again: slower)",
+                     "Chunks of 150 tokens (the files chunked again: slower)"]
+    assert choice_named("Chunks of 100 tokens (the files chunked again: slower)", reranker=False).chunk_tokens == 100
     assert "Hybrid without the reranker" in [c.label for c in comparison_choices(reranker=True)]
     assert choice_named("Hybrid, k 8", reranker=False).k == 8
     with pytest.raises(UnknownRetrievalChoice, match="is not a retrieval choice"):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +20,7 @@ from webui.rag.errors import (
     DocumentNotFoundError,
     EmbeddingModelMismatchError,
     InvalidCollectionNameError,
+    RagError,
 )
 from webui.rag.ingest import (
     EMBED_BATCH,
@@ -81,6 +84,10 @@ def validate_collection_name(name: str) -> str:
     if any(ord(ch) < 32 for ch in cleaned):
         raise InvalidCollectionNameError("Collection names cannot contain control characters.")
     return cleaned
+
+
+# The owner of a collection made only to be measured (see rechunked_copy): never a user's id.
+MEASURING_OWNER_PREFIX = "measuring-"
 
 
 class DocumentLibrary:
@@ -343,6 +350,38 @@ class DocumentLibrary:
 
     def retrieval_settings(self, owner: str, collection: str) -> RetrievalSettings:
         return self._resolve(owner, collection).settings
+
+    @contextmanager
+    def rechunked_copy(
+        self, owner: str, collection: str, chunk_tokens: int, *,
+        progress: Callable[[IngestProgress], None] | None = None,
+    ) -> Iterator[tuple[str, str]]:
+        """A hidden copy of ``collection`` whose kept original files are chunked again at
+        ``chunk_tokens`` (the overlap keeping its share), removed on leaving; yields the owner and
+        name to search it by. Why: chunk size can only be compared by adding the files again, and
+        the collection itself must stay as it is while it is measured."""
+        stored = self._resolve(owner, collection)
+        names = [d.file_name for d in self.documents(owner, collection) if d.state == "complete"]
+        files = [self._originals.path(stored, name) for name in names]
+        lost = [name for name, path in zip(names, files, strict=True) if not path.is_file()]
+        if lost:
+            raise DocumentNotFoundError(
+                f"{len(lost)} of the files in '{collection}' have no kept original (added before originals "
+                "were kept), so its chunk size cannot be compared; add them again first."
+            )
+        copy_owner, copy_name = f"{MEASURING_OWNER_PREFIX}{uuid.uuid4().hex}", "measuring"
+        self.create_collection(copy_owner, copy_name)
+        try:
+            own = stored.settings
+            overlap = own.overlap_tokens * chunk_tokens // own.chunk_tokens
+            self.update_retrieval_settings(copy_owner, copy_name, replace(
+                own, chunk_tokens=chunk_tokens, overlap_tokens=min(overlap, chunk_tokens // 2)))
+            failed = [o for o in self.ingest(copy_owner, copy_name, files, progress=progress) if not o.ok]
+            if failed:
+                raise RagError(f"Chunking the files again failed: {failed[0].message}")
+            yield copy_owner, copy_name
+        finally:
+            self.delete_collection(copy_owner, copy_name)
 
     def update_retrieval_settings(
         self, owner: str, collection: str, settings: RetrievalSettings

@@ -6,6 +6,7 @@ atomically, so a crash never leaves half of it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -62,5 +63,7 @@ class OriginalFiles:
         """Delete one file's copy, or the whole collection's folder when ``file_name`` is None."""
         if file_name is None:
             shutil.rmtree(self.folder(stored), ignore_errors=True)
+            with contextlib.suppress(OSError):  # the owner's folder too, once nothing is left in it
+                self.folder(stored).parent.rmdir()
         else:
             self.path(stored, file_name).unlink(missing_ok=True)

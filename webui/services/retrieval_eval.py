@@ -7,7 +7,8 @@ itself is webui.rag.evaluation, shared with scripts/eval_retrieval.py.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from webui.rag.evaluation import (
     measure,
     parse_questions,
 )
+from webui.rag.ingest import IngestProgress
 from webui.rag.retrieval import RetrievalMode
 from webui.rag.settings import RetrievalSettings
 from webui.services.access import NotAuthorized
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 EvaluationProgress = Callable[[float, str], None]  # a fraction done and a caption, e.g. a gr.Progress
 OTHER_K = (3, 8, 10)  # the k offered beside the collection's own
+# Chunk sizes offered (tokens); the default is 200, about the most all-MiniLM-L6-v2 reads whole.
+OTHER_CHUNK_TOKENS = (100, 150)
 __all__ = [  # MAX_QUESTIONS is re-exported for the page, which may not import webui.rag
     "MAX_QUESTIONS", "MISSED_HEADERS", "SCORE_HEADERS", "EvaluationProgress", "RetrievalChoice", "RetrievalEvaluation",
     "UnknownRetrievalChoice", "choice_named", "comparison_choices", "current_choice", "evaluate_collection",
@@ -53,14 +57,17 @@ class RetrievalChoice:
     mode: RetrievalMode = "hybrid"
     k: int | None = None  # None: the collection's own
     rerank: bool = False
+    chunk_tokens: int | None = None  # None: the collection as it is; else its files chunked again
 
 
 def comparison_choices(*, reranker: bool) -> list[RetrievalChoice]:
-    """What the current settings can be compared with; chunk size is not here (it needs the files added again)."""
+    """What the current settings can be compared with."""
     choices = [RetrievalChoice("Vector only", "vector"), RetrievalChoice("Keyword only", "keyword")]
     if reranker:
         choices += [RetrievalChoice("Hybrid without the reranker", rerank=False)]
     choices += [RetrievalChoice(f"Hybrid, k {k}", k=k, rerank=reranker) for k in OTHER_K]
+    choices += [RetrievalChoice(f"Chunks of {size} tokens (the files chunked again: slower)", rerank=reranker,
+                                chunk_tokens=size) for size in OTHER_CHUNK_TOKENS]
     return choices
 
 
@@ -126,20 +133,41 @@ def evaluate_collection(
     current = current_choice(info.settings, reranker=reranker)
     results = []
     for step, choice in enumerate((current, other)):
-        k = choice.k or info.settings.k
+        with _searched_as(library, user, collection, choice, progress) as (owner, name):
+            k = choice.k or info.settings.k
 
-        def retrieve(question: str, choice: RetrievalChoice = choice, k: int = k) -> list[Passage]:
-            return library.retrieve(user.id, question, [collection], k=max(k, RANKS_LOOKED_AT),
-                                    mode=choice.mode, rerank=choice.rerank)
+            def retrieve(question: str, choice: RetrievalChoice = choice, k: int = k,
+                         owner: str = owner, name: str = name) -> list[Passage]:
+                return library.retrieve(owner, question, [name], k=max(k, RANKS_LOOKED_AT),
+                                        mode=choice.mode, rerank=choice.rerank)
 
-        def report(done: int, total: int, step: int = step, label: str = choice.label) -> None:
-            if progress:
-                progress((step * total + done) / (2 * total), f"{label}: question {min(done + 1, total)} of {total}")
+            def report(done: int, total: int, step: int = step, label: str = choice.label) -> None:
+                if progress:
+                    progress((step * total + done) / (2 * total),
+                             f"{label}: question {min(done + 1, total)} of {total}")
 
-        results.append(measure(choice.label, retrieve, questions, k=k, progress=report))
+            results.append(measure(choice.label, retrieve, questions, k=k, progress=report))
     log.info("measured retrieval of '%s' on %d questions: %s", collection, len(questions),
              "; ".join(f"{r.label} hit@1 {r.scores.hit_at_1:.3f} MRR {r.scores.mrr:.3f}" for r in results))
     return RetrievalEvaluation(collection, questions, *results)
+
+
+@contextmanager
+def _searched_as(library: DocumentLibrary, user: User, collection: str, choice: RetrievalChoice,
+                 progress: EvaluationProgress | None) -> Iterator[tuple[str, str]]:
+    """The owner and collection name a choice searches: the collection itself, or a hidden copy of
+    it chunked again (removed afterwards) for a chunk-size choice."""
+    if choice.chunk_tokens is None:
+        yield user.id, collection
+        return
+
+    def report(step: IngestProgress) -> None:
+        if progress:
+            progress(0.5, f"{choice.label}: chunking file {min(step.files_done + 1, step.files_total)} "
+                          f"of {step.files_total} again")
+
+    with library.rechunked_copy(user.id, collection, choice.chunk_tokens, progress=report) as searched:
+        yield searched
 
 
 SCORE_HEADERS = ["Choice", "hit@1", f"hit@{HIT_AT}", "MRR", "Given to the model (k)"]
