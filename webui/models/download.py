@@ -72,6 +72,7 @@ _HASH_READ = 8 << 20  # bytes per read when hashing a partial file before resumi
 _MAX_STALLED_RETRIES = 5  # retries in a row without new data before giving up (as http_get does)
 _PROGRESS_EVERY_S = 0.1
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")  # a hub repository id: "owner/name"
 _SPLIT = re.compile(r"^(?P<prefix>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 _QUANT = re.compile(
     r"(?<![A-Za-z0-9])("

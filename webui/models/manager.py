@@ -19,7 +19,14 @@ from webui.engine import Engine, LoadSettings, ModelInfo, ModelLoadError, check_
 from webui.errors import UserError
 from webui.hardware import HardwareInfo
 from webui.models import download
-from webui.models.download import DownloadCancelled, DownloadError, HubUnreachable, RemoteGguf, split_parts
+from webui.models.download import (
+    REPO_ID,
+    DownloadCancelled,
+    DownloadError,
+    HubUnreachable,
+    RemoteGguf,
+    split_parts,
+)
 from webui.models.fit import (
     GgufFacts,
     ModelShape,
@@ -39,7 +46,6 @@ from webui.models.registry import local_gguf_files
 
 log = logging.getLogger(__name__)
 
-_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 class ModelManagerError(UserError):
@@ -360,7 +366,7 @@ class ModelManager:
 
     def _check_hub_allowed(self, repo_id: str) -> str:
         repo_id = (repo_id or "").strip()
-        if not _REPO_ID.match(repo_id):
+        if not REPO_ID.match(repo_id):
             raise InvalidRepoId(
                 f"'{repo_id}' is not a hub repository id; it looks like owner/name, "
                 "e.g. ggml-org/Qwen3-4B-GGUF."

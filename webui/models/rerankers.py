@@ -29,6 +29,7 @@ from huggingface_hub import HfApi, snapshot_download
 from huggingface_hub.utils import tqdm as hf_tqdm
 
 from webui.models.download import (
+    REPO_ID,
     DownloadCancelled,
     DownloadError,
     check_online,
@@ -47,7 +48,6 @@ SUGGESTED_RERANKERS: tuple[tuple[str, str], ...] = (
     ("mixedbread-ai/mxbai-rerank-xsmall-v1", "English, 71M parameters (about 280 MB)"),
     ("BAAI/bge-reranker-base", "Chinese and English, 278M parameters (about 1.1 GB)"),
 )
-DEFAULT_RERANKER_REPO = SUGGESTED_RERANKERS[0][0]
 _WEIGHTS = "model.safetensors"
 # What CrossEncoder reads from a folder: the model's config and weights and its tokenizer's files.
 _WANTED = re.compile(
@@ -55,7 +55,6 @@ _WANTED = re.compile(
     r"|added_tokens\.json|vocab\.txt|vocab\.json|merges\.txt|sentencepiece\.bpe\.model|spm\.model"
     r"|config_sentence_transformers\.json)$"
 )
-_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 ProgressCallback = Callable[[int, int], None]  # (bytes_done, bytes_total)
 
@@ -82,8 +81,9 @@ def installed_rerankers(models_dir: Path) -> list[str]:
                   if p.is_dir() and not p.name.startswith(".") and cross_encoder_problem(p) is None)
 
 
-def cross_encoder_problem(folder: Path) -> str | None:
-    """Why ``folder`` is not a cross-encoder this app loads; None when it is one."""
+def cross_encoder_problem(folder: Path, *, weights: bool = True) -> str | None:
+    """Why ``folder`` is not a cross-encoder this app loads; None when it is one (``weights`` False:
+    judged by its config alone, before the weights are fetched)."""
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -91,7 +91,7 @@ def cross_encoder_problem(folder: Path) -> str | None:
     architectures = config.get("architectures") or []
     if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
         return "it is not a cross-encoder (a model that scores a question and a passage together)"
-    if not (folder / _WEIGHTS).is_file():
+    if weights and not (folder / _WEIGHTS).is_file():
         return f"it has no {_WEIGHTS}"
     return None
 
@@ -138,20 +138,19 @@ def _progress_bar_class(progress: ProgressCallback | None, cancel: threading.Eve
     return Bar
 
 
-def remote_files(repo_id: str, *, endpoint: str | None = None) -> tuple[list[str], int]:
-    """The files of ``repo_id`` a cross-encoder needs, and their total size in bytes."""
+def remote_files(repo_id: str, *, endpoint: str | None = None) -> list[str]:
+    """The files of ``repo_id`` a cross-encoder needs."""
     endpoint = resolve_endpoint(endpoint)
     check_online(repo_id, endpoint)
     with hub_errors(repo_id, None, endpoint):
-        info = HfApi(endpoint=endpoint).model_info(repo_id, files_metadata=True)
-    siblings = [s for s in info.siblings or [] if _WANTED.match(s.rfilename)]
-    names = {s.rfilename for s in siblings}
+        info = HfApi(endpoint=endpoint).model_info(repo_id)
+    names = {s.rfilename for s in info.siblings or [] if _WANTED.match(s.rfilename)}
     if "config.json" not in names or _WEIGHTS not in names:
         raise NotACrossEncoder(
             f"{repo_id} holds no config.json and {_WEIGHTS} at its top level, so it is not a "
             "cross-encoder this app can load."
         )
-    return sorted(names), sum(s.size or 0 for s in siblings)
+    return sorted(names)
 
 
 def download_reranker(
@@ -167,28 +166,26 @@ def download_reranker(
     A folder already there is kept as it is (delete it first to fetch it again).
     """
     repo_id = repo_id.strip()
-    if not _REPO_ID.match(repo_id):
+    if not REPO_ID.match(repo_id):
         raise DownloadError(f"'{repo_id}' is not a hub repository id (it looks like 'org/name').")
     name = folder_name(repo_id)
     final = rerankers_dir(models_dir) / name
     if final.is_dir() and cross_encoder_problem(final) is None:
         return name
     endpoint = resolve_endpoint(endpoint)
-    files, _ = remote_files(repo_id, endpoint=endpoint)
+    files = remote_files(repo_id, endpoint=endpoint)
     staging = rerankers_dir(models_dir) / STAGING_DIR_NAME / name
     staging.mkdir(parents=True, exist_ok=True)
     bars = _progress_bar_class(progress, cancel)
     try:
         with hub_errors(repo_id, None, endpoint):
             # The config first: a repository that is no cross-encoder is refused before its weights come.
-            for wanted in (["config.json"], files):
+            for wanted, weights in ((["config.json"], False), (files, True)):
                 snapshot_download(repo_id, local_dir=staging, allow_patterns=wanted, endpoint=endpoint,
                                   max_workers=2, tqdm_class=bars)
-                problem = cross_encoder_problem(staging)
-                if problem is not None and not problem.startswith("it has no "):
+                problem = cross_encoder_problem(staging, weights=weights)
+                if problem is not None:
                     raise NotACrossEncoder(f"{repo_id} cannot be used as a reranker: {problem}.")
-        if problem is not None:
-            raise NotACrossEncoder(f"{repo_id} cannot be used as a reranker: {problem}.")
         shutil.rmtree(staging / ".cache", ignore_errors=True)  # the library's resume bookkeeping
         if final.exists():
             shutil.rmtree(final)

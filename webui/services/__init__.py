@@ -32,8 +32,8 @@ from webui.services.users import UserService
 
 __all__ = [
     "LOCAL_USER", "AppliedPreset", "ChatService", "CompletionUpdate", "DocumentQuery", "DocumentService",
-    "NotAuthorized", "NotebookService", "PresetService", "RerankerService", "ReplyUpdate", "Services", "ToolsService", "TurnRequest",
-    "UserService",
+    "NotAuthorized", "NotebookService", "PresetService", "RerankerService", "ReplyUpdate", "Services", "ToolsService",
+    "TurnRequest", "UserService",
 ]
 
 

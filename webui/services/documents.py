@@ -26,7 +26,6 @@ from webui.rag import (
 )
 from webui.rag.embeddings import Embedder
 from webui.rag.evaluation import EXAMPLE_QUESTIONS_CSV
-from webui.services.rerankers import RerankerService
 from webui.rag.settings import RetrievalSettings
 from webui.services.access import NotAuthorized
 from webui.services.retrieval_eval import (
@@ -35,6 +34,7 @@ from webui.services.retrieval_eval import (
     comparison_choices,
     evaluate_collection,
 )
+from webui.services.rerankers import RerankerService
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,10 @@ class RerankerService:
         self._settings = settings
         self._hub_endpoint = hub_endpoint  # None: HF_ENDPOINT or the public hub, read per call
         self._lock = threading.Lock()
-        self._choice = read_choice(settings.data_dir)
+        # Checked here and when picked, never per search: a pick whose folder is gone or damaged is off.
+        choice = read_choice(settings.data_dir)
+        valid = choice and cross_encoder_problem(rerankers_dir(settings.models_dir) / choice) is None
+        self._choice = choice if valid else None
         self._loaded: CrossEncoderReranker | None = None
         self._downloading = threading.Lock()
         self._cancel: threading.Event | None = None  # the running download's, while one runs
@@ -55,10 +58,8 @@ class RerankerService:
     def _path(self) -> str | None:
         if self._settings.reranker_model:
             return self._settings.reranker_model
-        if self._choice:  # checked on every search, so only the picked folder is read
-            folder = rerankers_dir(self._settings.models_dir) / self._choice
-            if cross_encoder_problem(folder) is None:
-                return str(folder)
+        if self._choice:
+            return str(rerankers_dir(self._settings.models_dir) / self._choice)
         return None
 
     def current(self) -> Reranker | None:
@@ -139,11 +140,6 @@ class RerankerService:
                 self._loaded = None
             delete_reranker(self._settings.models_dir, name)
         return self.state(user)
-
-    def folder(self, user: User) -> Path:
-        """Where rerankers are kept (shown to admins, who may copy one in by hand)."""
-        _require_admin(user)
-        return rerankers_dir(self._settings.models_dir)
 
 
 def _require_admin(user: User) -> None:
