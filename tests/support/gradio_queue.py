@@ -107,6 +107,14 @@ class GradioSession:
                 return dependency
         raise LookupError(f"no {trigger!r} event on a {component_type!r}")
 
+    def event_of(self, elem_id: str, trigger: str = "click") -> dict:
+        """The event a component (by its elem_id) fires on ``trigger``, as listed in /config."""
+        ids = {c["id"] for c in self.config()["components"] if c.get("props", {}).get("elem_id") == elem_id}
+        for dependency in self.config()["dependencies"]:
+            if any(target[0] in ids and target[1] == trigger for target in dependency.get("targets", [])):
+                return dependency
+        raise LookupError(f"no {trigger} event on #{elem_id}")
+
     def button_click(self, label: str) -> dict:
         """The click event of the button showing *label* (handlers wrapped by a helper share a name)."""
         ids = {c["id"] for c in self.config()["components"]

@@ -128,13 +128,13 @@ def build_reranker_panel(services: Services) -> None:
         with gr.Row():
             use = gr.Dropdown([OFF], value=OFF, label="Rerank document searches with", elem_id="rerankers-use",
                               scale=4)
-            delete = gr.Button("Delete", variant="stop", scale=1)
+            delete = gr.Button("Delete", variant="stop", scale=1, elem_id="rerankers-delete")
         suggestions = [f"{repo} ({about})" for repo, about in SUGGESTED_RERANKERS]
         with gr.Row():
             repo = gr.Textbox(label="Cross-encoder repository on the hub", value=SUGGESTED_RERANKERS[0][0],
                               info="Suggested: " + "; ".join(suggestions), elem_id="rerankers-repo", scale=4)
-            download = gr.Button("Download reranker", variant="primary", scale=1)
-            cancel = gr.Button("Cancel", scale=0, min_width=100)
+            download = gr.Button("Download reranker", variant="primary", scale=1, elem_id="rerankers-download")
+            cancel = gr.Button("Cancel", scale=0, min_width=100, elem_id="rerankers-cancel")
         progress = gr.Markdown(elem_id="rerankers-progress")
     gr.on(triggers=None, fn=as_user(handlers.on_load), inputs=None, outputs=[status, use], queue=False)
     use.input(as_user(handlers.do_use), [use], [status, use])
